@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Idempotent: installs with apt-get what the guest scripts (scripts/guest/*.sh) and the boot test
+# (test/guest/*.test.ts, test/support/{pv-image.sh,qemu.ts}) need. Run as root. Quiet when every
+# package is already there; runs 'apt-get update' once, only when something is missing.
+set -euo pipefail
+
+say() { printf 'install-guest-deps: %s\n' "$*" >&2; }
+die() { printf 'install-guest-deps: error: %s\n' "$*" >&2; exit 1; }
+
+# package            what uses it
+packages=(
+  qemu-system-x86    # test/support/qemu.ts: boots the converted image
+  seabios            # BIOS firmware for qemu (bios.bin / bios-256k.bin)
+  qemu-utils         # qemu-img (image files for tests)
+  debootstrap        # test/support/pv-image.sh: the minimal Debian root
+  grub-pc-bin        # i386-pc GRUB modules that pv2hvm.sh installs on the target
+  grub2-common       # grub-install, grub-probe
+  udev               # udevadm: grub-install asks it where a partition starts
+  e2fsprogs          # e2image, e2fsck, resize2fs, mke2fs -d, debugfs, dumpe2fs
+  parted             # the msdos label and the partition on the target
+  fdisk              # sfdisk: reading the source partition table
+  util-linux         # losetup, partx, blkid, lsblk, findmnt
+  dosfstools         # mkfs.vfat (non-ext filesystems in tests)
+  cpio               # listing an initramfs
+  initramfs-tools-core # lsinitramfs / unmkinitramfs
+  zstd               # compressed initramfs images
+  xz-utils           # compressed initramfs images / kernel modules
+  gzip
+  nvme-cli           # nvme id-ctrl (volume id of an NVMe EBS volume)
+  coreutils
+  kmod               # modinfo (driver report)
+)
+
+[ "$(id -u)" -eq 0 ] || die "must run as root (apt-get install)"
+command -v dpkg-query >/dev/null && command -v apt-get >/dev/null ||
+  die "apt-get/dpkg-query not found: this script supports Debian and Ubuntu only"
+
+missing=()
+for p in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${db:Status-Abbrev}' "$p" 2>/dev/null || true)
+  [[ $status == ii* ]] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+say "installing: ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2 || die "apt-get update failed"
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
+  die "apt-get install ${missing[*]} failed"
+
+# Check the tools themselves, not only the package database.
+for tool in qemu-system-x86_64 debootstrap grub-install udevadm e2image e2fsck resize2fs mke2fs \
+            parted partx sfdisk losetup blkid cpio; do
+  command -v "$tool" >/dev/null || die "$tool is still missing after the install"
+done
+ls /usr/lib/grub/i386-pc/boot.img >/dev/null 2>&1 || die "grub i386-pc modules missing (grub-pc-bin)"
+ls /usr/share/seabios/bios*.bin >/dev/null 2>&1 || die "SeaBIOS firmware missing (seabios)"
+say "done"
