@@ -133,18 +133,18 @@ if ! cmp -s "$plugin_src" "$plugin_dir/pulumi-resource-pulumi-nodejs"; then
   install -m 0755 "$plugin_src" "$plugin_dir/pulumi-resource-pulumi-nodejs"
 fi
 
-# --- moto ----------------------------------------------------------------------------------------
-moto=""
-if command -v moto_server >/dev/null && moto_server --help >/dev/null 2>&1; then
-  moto=$(command -v moto_server)
+# --- moto (the launcher scripts/emulator/moto_server.py runs it with this python) ----------------------------------------------------------------------------------------
+moto_python=""
+if command -v python3 >/dev/null && python3 -c 'import moto.server, werkzeug' 2>/dev/null; then
+  moto_python=$(command -v python3)
 else
   venv="$cache/moto-venv"
-  if [ ! -x "$venv/bin/moto_server" ]; then
+  if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
     say "installing moto[server] into $venv"
     python3 -m venv "$venv" >&2
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' >&2
   fi
-  moto="$venv/bin/moto_server"
+  moto_python="$venv/bin/python"
 fi
 
 cat >.local/toolchain.env <<EOF
@@ -152,5 +152,5 @@ PULUMI_VERSION=$pulumi_version
 PULUMI_CLI=$cli
 PULUMI_BIN_DIR=$(dirname "$cli")
 PULUMI_PLUGIN_DIR=$plugin_dir
-MOTO_SERVER=$moto
+MOTO_PYTHON=$moto_python
 EOF

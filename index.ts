@@ -1,0 +1,27 @@
+// ami-factory: reads the `ami-factory:` stack config, declares the image resources, exports
+//   images: name → region → AMI id      alarms: name → { alarmName, alarmArn, instanceId }
+// Other stacks read these through a StackReference (see examples/consumer).
+import * as pulumi from "@pulumi/pulumi";
+import { RecoveryAlarm, SharedAmi } from "./providers";
+import { defaultRegion } from "./providers/core/resource";
+import { parseStackConfig } from "./providers/stackConfig";
+
+function main() {
+  const config = parseStackConfig(pulumi.getStack(), pulumi.runtime.allConfig(), defaultRegion());
+
+  const images: Record<string, pulumi.Output<Record<string, string>>> = {};
+  for (const share of config.shares) {
+    const { name, imageName, ...args } = share;
+    images[name] = new SharedAmi(name, { ...args, name: imageName }).imageIds;
+  }
+
+  const alarms: Record<string, pulumi.Output<{ alarmName: string; alarmArn: string; instanceId: string }>> = {};
+  for (const { name, ...args } of config.recoveryAlarms) {
+    const alarm = new RecoveryAlarm(name, args);
+    alarms[name] = pulumi.all([alarm.alarmName, alarm.alarmArn, alarm.instanceId]).apply(([alarmName, alarmArn, instanceId]) => ({ alarmName, alarmArn, instanceId }));
+  }
+
+  return { images, alarms };
+}
+
+export = main;

@@ -1,0 +1,53 @@
+// One way to make AWS clients: region explicit, adaptive retries, endpoint from the standard
+// environment (AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE>, read by the SDK itself).
+// SDK packages are imported here, inside functions, so that dynamic providers (serialised by
+// closure) carry a require() and never a live client.
+import type { EC2Client } from "@aws-sdk/client-ec2";
+import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
+import type { IAMClient } from "@aws-sdk/client-iam";
+import type { SSMClient } from "@aws-sdk/client-ssm";
+import type { STSClient } from "@aws-sdk/client-sts";
+
+export function clientConfig(region: string) {
+  if (!region) throw new Error("no AWS region: set the resource's `region`, the stack config `aws:region`, or AWS_REGION");
+  return { region, retryMode: "adaptive" as const, maxAttempts: 10 };
+}
+
+export async function ec2Client(region: string): Promise<EC2Client> {
+  const { EC2Client } = await import("@aws-sdk/client-ec2");
+  return new EC2Client(clientConfig(region));
+}
+
+export async function cloudWatchClient(region: string): Promise<CloudWatchClient> {
+  const { CloudWatchClient } = await import("@aws-sdk/client-cloudwatch");
+  return new CloudWatchClient(clientConfig(region));
+}
+
+export async function iamClient(region: string): Promise<IAMClient> {
+  const { IAMClient } = await import("@aws-sdk/client-iam");
+  return new IAMClient(clientConfig(region));
+}
+
+export async function ssmClient(region: string): Promise<SSMClient> {
+  const { SSMClient } = await import("@aws-sdk/client-ssm");
+  return new SSMClient(clientConfig(region));
+}
+
+export async function stsClient(region: string): Promise<STSClient> {
+  const { STSClient } = await import("@aws-sdk/client-sts");
+  return new STSClient(clientConfig(region));
+}
+
+/** The region a resource works in: its own input, else `aws:region` config, else AWS_REGION. */
+export function resolveRegion(input: string | undefined, configRegion: string | undefined, env = process.env): string {
+  const region = input || configRegion || env.AWS_REGION || env.AWS_DEFAULT_REGION;
+  if (!region) throw new Error("no AWS region: set the resource's `region`, the stack config `aws:region` (pulumi config set aws:region us-east-1), or AWS_REGION");
+  return region;
+}
+
+/** The ARN partition of a region (aws, aws-cn, aws-us-gov). */
+export function partitionOf(region: string): string {
+  if (region.startsWith("cn-")) return "aws-cn";
+  if (region.startsWith("us-gov-")) return "aws-us-gov";
+  return "aws";
+}

@@ -1,0 +1,23 @@
+// What every ami-factory resource does the same way at declaration time.
+import * as pulumi from "@pulumi/pulumi";
+
+/** project/stack/name: the scope that makes a resource's build ids its own. */
+export function scopeOf(name: string): string {
+  return `${pulumi.getProject()}/${pulumi.getStack()}/${name}`;
+}
+
+/** The region a resource works in when its args name none: `aws:region`, else AWS_REGION. */
+export function defaultRegion(): string | undefined {
+  return new pulumi.Config("aws").get("region") ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
+}
+
+/** A logger for provider progress: the engine shows a dynamic provider's stdout as info lines. */
+export function progressLog(kind: string, scope: string): (line: string) => void {
+  const name = scope.split("/").pop() || scope;
+  return (line) => console.log(`[${kind} ${name}] ${line}`);
+}
+
+/** Output property names declared as undefined inputs, so the engine records them as outputs. */
+export function outputSlots(names: readonly string[]): Record<string, undefined> {
+  return Object.fromEntries(names.map((n) => [n, undefined]));
+}

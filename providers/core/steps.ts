@@ -1,0 +1,95 @@
+// A build is a flat list of steps (Packer's multistep, typed). Each step records the ids it creates
+// on the context before it waits, so its cleanup can find them. When a step throws, the cleanups of
+// the steps that ran are called last-in-first-out with failed=true; after success they run too
+// (failed=false), so temporary resources always go and outputs go only on failure.
+
+export interface Step<C> {
+  name: string;
+  run(ctx: C): Promise<void>;
+  cleanup?(ctx: C, failed: boolean): Promise<void>;
+}
+
+export interface StepLog {
+  (line: string): void;
+}
+
+export class BuildError extends Error {
+  constructor(
+    message: string,
+    readonly failedStep: string,
+    readonly cleaned: string[],
+    readonly cleanupErrors: string[],
+    readonly cause?: unknown,
+  ) {
+    super(message);
+    this.name = "BuildError";
+  }
+}
+
+export interface RunOptions {
+  log?: StepLog;
+  /** A cleanup that takes longer than this is abandoned and reported (the build id tag lets a sweep find it). */
+  cleanupTimeoutSeconds?: number;
+}
+
+export async function runSteps<C>(steps: Step<C>[], ctx: C, opts: RunOptions = {}): Promise<void> {
+  const log = opts.log ?? (() => undefined);
+  const ran: Step<C>[] = [];
+  const started = Date.now();
+  let failure: { step: string; error: unknown } | undefined;
+  for (const step of steps) {
+    const t0 = Date.now();
+    log(`step ${step.name}: started`);
+    ran.push(step);
+    try {
+      await step.run(ctx);
+      log(`step ${step.name}: done in ${seconds(t0)}s (total ${seconds(started)}s)`);
+    } catch (error) {
+      log(`step ${step.name}: failed after ${seconds(t0)}s: ${messageOf(error)}`);
+      failure = { step: step.name, error };
+      break;
+    }
+  }
+  const failed = failure !== undefined;
+  const cleaned: string[] = [];
+  const cleanupErrors: string[] = [];
+  for (const step of ran.reverse()) {
+    if (!step.cleanup) continue;
+    try {
+      await withDeadline(step.cleanup(ctx, failed), opts.cleanupTimeoutSeconds ?? 600, `cleanup of ${step.name}`);
+      cleaned.push(step.name);
+    } catch (error) {
+      cleanupErrors.push(`${step.name}: ${messageOf(error)}`);
+      log(`cleanup of ${step.name} failed: ${messageOf(error)}`);
+    }
+  }
+  if (failure) {
+    const parts = [`step "${failure.step}" failed: ${messageOf(failure.error)}`];
+    parts.push(cleaned.length ? `cleaned up: ${cleaned.join(", ")}` : "nothing to clean up");
+    if (cleanupErrors.length) parts.push(`cleanup failures (resources tagged with the build id are left for 'npm run sweep'): ${cleanupErrors.join("; ")}`);
+    throw new BuildError(parts.join("; "), failure.step, cleaned, cleanupErrors, failure.error);
+  }
+  if (cleanupErrors.length) {
+    throw new BuildError(`build succeeded but cleanup failed: ${cleanupErrors.join("; ")}`, "cleanup", cleaned, cleanupErrors);
+  }
+}
+
+export function messageOf(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+function seconds(since: number): string {
+  return ((Date.now() - since) / 1000).toFixed(1);
+}
+
+async function withDeadline<T>(p: Promise<T>, secondsLimit: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not finish within ${secondsLimit}s`)), secondsLimit * 1000);
+  });
+  try {
+    return await Promise.race([p, deadline]);
+  } finally {
+    clearTimeout(timer);
+  }
+}

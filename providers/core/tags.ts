@@ -1,0 +1,46 @@
+// Tags that mark what ami-factory made. Temporary resources carry the build id from their creation
+// (TagSpecifications), so a crashed build can be found and swept.
+
+export const TAG_PREFIX = "ami-factory:";
+export const BUILD_ID_TAG = "ami-factory:build-id";
+export const MANAGED_BY_TAG = "ami-factory:managed-by";
+export const TEMPORARY_TAG = "ami-factory:temporary";
+
+export type Tags = Record<string, string>;
+
+export function awsTags(tags: Tags): { Key: string; Value: string }[] {
+  return Object.entries(tags)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([Key, Value]) => ({ Key, Value }));
+}
+
+/** TagSpecifications for a create call: the same tags on each resource type it makes. */
+export function tagSpecifications<const T extends string>(types: T[], tags: Tags): { ResourceType: T; Tags: { Key: string; Value: string }[] }[] {
+  return types.map((ResourceType) => ({ ResourceType, Tags: awsTags(tags) }));
+}
+
+/** Tags for a build's outputs: the user's tags plus provenance. */
+export function provenanceTags(userTags: Tags | undefined, buildId: string, extra: Tags = {}): Tags {
+  return { ...(userTags ?? {}), [MANAGED_BY_TAG]: "ami-factory", [BUILD_ID_TAG]: buildId, ...extra };
+}
+
+/** Tags for a temporary resource of a build. */
+export function temporaryTags(buildId: string, expiresAt: Date, name?: string): Tags {
+  return {
+    [MANAGED_BY_TAG]: "ami-factory",
+    [BUILD_ID_TAG]: buildId,
+    [TEMPORARY_TAG]: "true",
+    "ami-factory:expires-at": expiresAt.toISOString(),
+    ...(name ? { Name: name } : {}),
+  };
+}
+
+/** The keys in `before` that `after` no longer has. */
+export function removedTagKeys(before: Tags | undefined, after: Tags | undefined): string[] {
+  return Object.keys(before ?? {}).filter((k) => !(k in (after ?? {})));
+}
+
+/** The entries of `after` that are new or changed against `before`. */
+export function changedTags(before: Tags | undefined, after: Tags | undefined): Tags {
+  return Object.fromEntries(Object.entries(after ?? {}).filter(([k, v]) => (before ?? {})[k] !== v));
+}

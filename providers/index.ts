@@ -1,0 +1,2 @@
+export { SharedAmi, SharedAmiArgs } from "./sharedAmi";
+export { RecoveryAlarm, RecoveryAlarmArgs } from "./recoveryAlarm";

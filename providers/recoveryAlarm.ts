@@ -1,0 +1,64 @@
+import * as pulumi from "@pulumi/pulumi";
+import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
+import { checkRecoveryAlarm, diffRecoveryAlarm, RecoveryAlarmInputs, RecoveryAlarmOutputs } from "./recoveryAlarm/inputs";
+import { createRecoveryAlarm, deleteRecoveryAlarm, readRecoveryAlarm, updateRecoveryAlarm } from "./recoveryAlarm/operations";
+
+export interface RecoveryAlarmArgs {
+  /** The EBS-backed instance to recover. */
+  instanceId: pulumi.Input<string>;
+  /** The instance's region. Default: `aws:region`, else AWS_REGION. */
+  region?: pulumi.Input<string>;
+  /** Consecutive failed periods before recovery. Default: 2. */
+  evaluationPeriods?: pulumi.Input<number>;
+  /** Seconds per period: 10, 30 or a multiple of 60. Default: 60. */
+  period?: pulumi.Input<number>;
+  /** Alarm name. Default: `ami-factory-recover-<instanceId>`. */
+  alarmName?: pulumi.Input<string>;
+  /** SNS topics also notified when the alarm fires. Default: none. */
+  notifyTopicArns?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Tags for the alarm. Default: none. */
+  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+}
+
+const OUTPUTS = ["alarmArn", "recoverActionArn", "schemaVersion"] as const;
+
+const recoveryAlarmProvider: pulumi.dynamic.ResourceProvider<RecoveryAlarmInputs, RecoveryAlarmOutputs> = {
+  async check(_olds, news) {
+    const raw = Object.fromEntries(Object.entries(news).filter(([k]) => !(OUTPUTS as readonly string[]).includes(k)));
+    const { inputs, failures } = checkRecoveryAlarm(raw);
+    return failures.length ? { inputs: news, failures } : { inputs };
+  },
+  async diff(_id, olds, news) {
+    return diffRecoveryAlarm(olds, news);
+  },
+  async create(inputs) {
+    return createRecoveryAlarm(inputs);
+  },
+  async update(_id, olds, news) {
+    return { outs: await updateRecoveryAlarm(olds, news) };
+  },
+  async delete(_id, olds) {
+    await deleteRecoveryAlarm(olds);
+  },
+  async read(id, props) {
+    return readRecoveryAlarm(id, props as RecoveryAlarmOutputs);
+  },
+};
+
+/** A CloudWatch alarm that auto-recovers an EC2 instance when its system status check fails. */
+export class RecoveryAlarm extends pulumi.dynamic.Resource {
+  declare readonly alarmArn: pulumi.Output<string>;
+  declare readonly alarmName: pulumi.Output<string>;
+  declare readonly instanceId: pulumi.Output<string>;
+
+  constructor(name: string, args: RecoveryAlarmArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      recoveryAlarmProvider,
+      name,
+      { ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), ...outputSlots(OUTPUTS) },
+      opts,
+      "ami-factory",
+      "RecoveryAlarm",
+    );
+  }
+}

@@ -1,0 +1,85 @@
+import * as pulumi from "@pulumi/pulumi";
+import { defaultRegion, outputSlots, progressLog, scopeOf } from "./core/resource";
+import { checkSharedAmi, SharedAmiInputs, SharedAmiOutputs } from "./sharedAmi/inputs";
+import { diffSharedAmi } from "./sharedAmi/diff";
+import { createSharedAmi, deleteSharedAmi, readSharedAmi, updateSharedAmi } from "./sharedAmi/operations";
+
+export interface SharedAmiArgs {
+  /** The image to copy and share. */
+  sourceAmiId: pulumi.Input<string>;
+  /** Where the source image lives. Default: `aws:region`, else AWS_REGION. */
+  sourceRegion?: pulumi.Input<string>;
+  /** Regions that get the image. The source region itself means "share the source in place" (unless `encrypted`). */
+  regions: pulumi.Input<pulumi.Input<string>[]>;
+  /** Accounts allowed to launch the image. `"all"` makes it public and needs `allowPublic`. Default: none. */
+  accountIds?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Organizations (ARNs) allowed to launch the image. Default: none. */
+  organizationArns?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Organizational units (ARNs) allowed to launch the image. Default: none. */
+  organizationalUnitArns?: pulumi.Input<pulumi.Input<string>[]>;
+  /** Must be true for `accountIds: ["all"]`. Default: false. */
+  allowPublic?: pulumi.Input<boolean>;
+  /** Also grant createVolumePermission on the snapshots to the same accounts. Default: true. */
+  shareSnapshots?: pulumi.Input<boolean>;
+  /** Encrypt the copies (also copies in the source region). Default: false (copies keep the source's encryption). */
+  encrypted?: pulumi.Input<boolean>;
+  /** region → KMS key for the copies there. Default: the account's default EBS key. */
+  kmsKeyIds?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Name of the copies. Default: the source image's name. */
+  name?: pulumi.Input<string>;
+  /** Description of the copies. Default: none. */
+  description?: pulumi.Input<string>;
+  /** Tags for the copies and their snapshots. Default: none (provenance tags are always added). */
+  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** When the copies are deprecated (ISO 8601). Default: never. */
+  deprecateAt?: pulumi.Input<string>;
+  /** How long copying may take before the create fails and cleans up. Default: 120. */
+  timeoutMinutes?: pulumi.Input<number>;
+}
+
+const OUTPUTS = ["imageIds", "snapshotIds", "copiedRegions", "imageName", "buildId", "schemaVersion"] as const;
+
+const sharedAmiProvider: pulumi.dynamic.ResourceProvider<SharedAmiInputs, SharedAmiOutputs> = {
+  async check(_olds, news) {
+    const raw = Object.fromEntries(Object.entries(news).filter(([k]) => !(OUTPUTS as readonly string[]).includes(k)));
+    const { inputs, failures } = checkSharedAmi(raw);
+    return failures.length ? { inputs: news, failures } : { inputs };
+  },
+  async diff(_id, olds, news) {
+    return diffSharedAmi(olds, news);
+  },
+  async create(inputs) {
+    return createSharedAmi(inputs, progressLog("SharedAmi", inputs.scope));
+  },
+  async update(_id, olds, news) {
+    return { outs: await updateSharedAmi(olds, news, progressLog("SharedAmi", news.scope)) };
+  },
+  async delete(_id, olds) {
+    await deleteSharedAmi(olds, progressLog("SharedAmi", olds.scope));
+  },
+  async read(id, props) {
+    return readSharedAmi(id, props as SharedAmiOutputs);
+  },
+};
+
+/** An image copied to regions and shared with accounts, organizations and OUs. */
+export class SharedAmi extends pulumi.dynamic.Resource {
+  /** region → image id (the source itself where shared in place). */
+  declare readonly imageIds: pulumi.Output<Record<string, string>>;
+  /** region → snapshot ids behind that image. */
+  declare readonly snapshotIds: pulumi.Output<Record<string, string[]>>;
+  /** Regions whose image is a copy made (and deleted) by this resource. */
+  declare readonly copiedRegions: pulumi.Output<string[]>;
+  declare readonly imageName: pulumi.Output<string>;
+
+  constructor(name: string, args: SharedAmiArgs, opts?: pulumi.CustomResourceOptions) {
+    super(
+      sharedAmiProvider,
+      name,
+      { ...args, sourceRegion: args.sourceRegion ?? defaultRegion(), scope: scopeOf(name), ...outputSlots(OUTPUTS) },
+      opts,
+      "ami-factory",
+      "SharedAmi",
+    );
+  }
+}

@@ -1,0 +1,123 @@
+// The `ami-factory:` stack config: parsed and checked before any resource is declared, so that a
+// typo stops `pulumi preview` with the stack, the key and the fix.
+import { Failure } from "./core/inputs";
+import { checkRecoveryAlarm } from "./recoveryAlarm/inputs";
+import { checkSharedAmi } from "./sharedAmi/inputs";
+
+export const CONFIG_NAMESPACE = "ami-factory";
+export const CONFIG_KEYS = ["shares", "recoveryAlarms"] as const;
+
+export interface ShareConfig {
+  /** Logical name: the key in the `images` output. */
+  name: string;
+  sourceAmiId: string;
+  sourceRegion?: string;
+  regions: string[];
+  accountIds?: string[];
+  organizationArns?: string[];
+  organizationalUnitArns?: string[];
+  allowPublic?: boolean;
+  shareSnapshots?: boolean;
+  encrypted?: boolean;
+  kmsKeyIds?: Record<string, string>;
+  /** The copies' image name (SharedAmi `name`). */
+  imageName?: string;
+  description?: string;
+  tags?: Record<string, string>;
+  deprecateAt?: string;
+  timeoutMinutes?: number;
+}
+
+export interface RecoveryAlarmConfig {
+  /** Logical name: the key in the `alarms` output. */
+  name: string;
+  instanceId: string;
+  region?: string;
+  evaluationPeriods?: number;
+  period?: number;
+  alarmName?: string;
+  notifyTopicArns?: string[];
+  tags?: Record<string, string>;
+}
+
+export interface StackConfig {
+  shares: ShareConfig[];
+  recoveryAlarms: RecoveryAlarmConfig[];
+}
+
+export class StackConfigError extends Error {
+  constructor(readonly stack: string, readonly problems: string[]) {
+    super(`stack ${stack}: the ami-factory config is invalid:\n  - ${problems.join("\n  - ")}\n(fix it with 'pulumi config set --path ...' or in Pulumi.${stack}.yaml)`);
+    this.name = "StackConfigError";
+  }
+}
+
+const LOGICAL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
+
+/**
+ * Parse the namespace's config. `all` maps full keys ("ami-factory:shares") to their raw values as
+ * the engine gives them (JSON strings for objects and lists).
+ */
+export function parseStackConfig(stack: string, all: Record<string, string>, defaultRegion: string | undefined): StackConfig {
+  const problems: string[] = [];
+  const read = (key: string): unknown => {
+    const raw = all[`${CONFIG_NAMESPACE}:${key}`];
+    if (raw === undefined) return undefined;
+    try {
+      return JSON.parse(raw);
+    } catch {
+      problems.push(`${CONFIG_NAMESPACE}:${key} must be a list (YAML sequence), got the string ${JSON.stringify(raw)}`);
+      return undefined;
+    }
+  };
+  for (const key of Object.keys(all)) {
+    const [ns, name] = key.split(":", 2);
+    if (ns === CONFIG_NAMESPACE && !(CONFIG_KEYS as readonly string[]).includes(name)) {
+      problems.push(`${key} is not a known key: the known keys are ${CONFIG_KEYS.map((k) => `${CONFIG_NAMESPACE}:${k}`).join(", ")}`);
+    }
+  }
+  const names = new Set<string>();
+  const list = (key: string): Record<string, unknown>[] => {
+    const value = read(key);
+    if (value === undefined) return [];
+    if (!Array.isArray(value)) {
+      problems.push(`${CONFIG_NAMESPACE}:${key} must be a list of objects`);
+      return [];
+    }
+    return value.filter((item, i) => {
+      const where = `${CONFIG_NAMESPACE}:${key}[${i}]`;
+      if (typeof item !== "object" || item === null || Array.isArray(item)) {
+        problems.push(`${where} must be an object with at least a name`);
+        return false;
+      }
+      const name = (item as Record<string, unknown>).name;
+      if (typeof name !== "string" || !LOGICAL_NAME.test(name)) {
+        problems.push(`${where}.name must be a short lower-case name (letters, digits, -), got ${JSON.stringify(name)}`);
+        return false;
+      }
+      if (names.has(`${key}/${name}`)) problems.push(`${where}.name ${JSON.stringify(name)} is used twice in ${CONFIG_NAMESPACE}:${key}: names must be unique`);
+      names.add(`${key}/${name}`);
+      return true;
+    }) as Record<string, unknown>[];
+  };
+  const report = (key: string, i: number, failures: Failure[]) => {
+    for (const f of failures) problems.push(`${CONFIG_NAMESPACE}:${key}[${i}].${f.property}: ${f.reason}`);
+  };
+
+  const shares = list("shares");
+  shares.forEach((item, i) => {
+    const { name, imageName, ...rest } = item;
+    const { failures } = checkSharedAmi({ ...rest, name: imageName, sourceRegion: rest.sourceRegion ?? defaultRegion ?? "", scope: String(name) });
+    report("shares", i, failures.map((f) => (f.property.startsWith("name") ? { ...f, property: f.property.replace(/^name/, "imageName"), reason: f.reason.replace(/^name\b/, "imageName") } : f)));
+    if (!rest.sourceRegion && !defaultRegion) problems.push(`${CONFIG_NAMESPACE}:shares[${i}].sourceRegion: not set and the stack has no aws:region: set one of them`);
+  });
+  const alarms = list("recoveryAlarms");
+  alarms.forEach((item, i) => {
+    const { name, ...rest } = item;
+    const { failures } = checkRecoveryAlarm({ ...rest, region: rest.region ?? defaultRegion ?? "", scope: String(name) });
+    report("recoveryAlarms", i, failures);
+  });
+
+  if (problems.length) throw new StackConfigError(stack, problems);
+  return { shares: shares as unknown as ShareConfig[], recoveryAlarms: alarms as unknown as RecoveryAlarmConfig[] };
+}

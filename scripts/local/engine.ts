@@ -1,0 +1,52 @@
+// Drives the real Pulumi engine (the CLI of the pinned version) on a local file backend. The
+// program is served by the Node SDK's own language runtime (automation API, inline program), so
+// no pulumi-language-nodejs binary is needed; dynamic providers run in the real
+// pulumi-resource-pulumi-nodejs plugin, a child of the CLI.
+import * as fs from "fs";
+import * as path from "path";
+import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { readToolchain, REPO_ROOT } from "./toolchain";
+
+export interface LocalStackOptions {
+  stackName: string;
+  /** Folder for Pulumi.yaml, Pulumi.<stack>.yaml and the file backend's state. */
+  workDir: string;
+  /** Extra environment for the engine and its plugins (AWS endpoint, credentials, region). */
+  env: Record<string, string>;
+  /** Stack config file to start from (copied into workDir). */
+  configFile?: string;
+  /** The program; default: this repository's index.ts. */
+  program?: () => Promise<Record<string, unknown>>;
+}
+
+/** Environment for local runs only: offline engine, file backend, passphrase secrets. */
+export function localEngineEnv(workDir: string, extra: Record<string, string>): Record<string, string> {
+  const tc = readToolchain();
+  return {
+    PULUMI_BACKEND_URL: `file://${path.join(workDir, "state")}`,
+    PULUMI_CONFIG_PASSPHRASE: process.env.PULUMI_CONFIG_PASSPHRASE ?? "ami-factory-local",
+    PULUMI_SKIP_UPDATE_CHECK: "true",
+    PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
+    PULUMI_HOME: path.join(workDir, "pulumi-home"),
+    PATH: `${tc.pulumiBinDir}:${tc.pulumiPluginDir}:${process.env.PATH}`,
+    // The dynamic provider resolves the SDK packages its serialised code requires from here.
+    NODE_PATH: path.join(REPO_ROOT, "node_modules"),
+    ...extra,
+  };
+}
+
+export async function localStack(opts: LocalStackOptions): Promise<Stack> {
+  const tc = readToolchain();
+  fs.mkdirSync(path.join(opts.workDir, "state"), { recursive: true });
+  fs.copyFileSync(path.join(REPO_ROOT, "Pulumi.yaml"), path.join(opts.workDir, "Pulumi.yaml"));
+  if (opts.configFile) fs.copyFileSync(opts.configFile, path.join(opts.workDir, `Pulumi.${opts.stackName}.yaml`));
+  const env = localEngineEnv(opts.workDir, opts.env);
+  // The inline program runs in this process: it must see the same AWS settings as the plugins.
+  for (const [k, v] of Object.entries(opts.env)) process.env[k] = v;
+  const pulumiCommand = await PulumiCommand.get({ root: path.dirname(tc.pulumiBinDir), version: undefined });
+  const program = opts.program ?? (async () => (require(path.join(REPO_ROOT, "index")) as () => Record<string, unknown>)());
+  return LocalWorkspace.createOrSelectStack(
+    { stackName: opts.stackName, projectName: "ami-factory", program },
+    { workDir: opts.workDir, envVars: env, pulumiCommand, secretsProvider: "passphrase" },
+  );
+}
