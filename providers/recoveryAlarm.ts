@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
+import { compact, defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { checkRecoveryAlarm, diffRecoveryAlarm, RecoveryAlarmInputs, RecoveryAlarmOutputs } from "./recoveryAlarm/inputs";
 import { createRecoveryAlarm, deleteRecoveryAlarm, readRecoveryAlarm, updateRecoveryAlarm } from "./recoveryAlarm/operations";
 
@@ -26,22 +26,24 @@ const recoveryAlarmProvider: pulumi.dynamic.ResourceProvider<RecoveryAlarmInputs
   async check(_olds, news) {
     const raw = Object.fromEntries(Object.entries(news).filter(([k]) => !(OUTPUTS as readonly string[]).includes(k)));
     const { inputs, failures } = checkRecoveryAlarm(raw);
-    return failures.length ? { inputs: news, failures } : { inputs };
+    return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
   },
   async diff(_id, olds, news) {
     return diffRecoveryAlarm(olds, news);
   },
   async create(inputs) {
-    return createRecoveryAlarm(inputs);
+    const { id, outs } = await createRecoveryAlarm(inputs);
+    return { id, outs: compact(outs) };
   },
   async update(_id, olds, news) {
-    return { outs: await updateRecoveryAlarm(olds, news) };
+    return { outs: compact(await updateRecoveryAlarm(olds, news)) };
   },
   async delete(_id, olds) {
     await deleteRecoveryAlarm(olds);
   },
   async read(id, props) {
-    return readRecoveryAlarm(id, props as RecoveryAlarmOutputs);
+    const found = await readRecoveryAlarm(id, props as RecoveryAlarmOutputs);
+    return found.props ? { id: found.id, props: compact(found.props) } : {};
   },
 };
 

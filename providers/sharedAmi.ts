@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { defaultRegion, outputSlots, progressLog, scopeOf } from "./core/resource";
+import { compact, defaultRegion, outputSlots, progressLog, scopeOf } from "./core/resource";
 import { checkSharedAmi, SharedAmiInputs, SharedAmiOutputs } from "./sharedAmi/inputs";
 import { diffSharedAmi } from "./sharedAmi/diff";
 import { createSharedAmi, deleteSharedAmi, readSharedAmi, updateSharedAmi } from "./sharedAmi/operations";
@@ -43,22 +43,24 @@ const sharedAmiProvider: pulumi.dynamic.ResourceProvider<SharedAmiInputs, Shared
   async check(_olds, news) {
     const raw = Object.fromEntries(Object.entries(news).filter(([k]) => !(OUTPUTS as readonly string[]).includes(k)));
     const { inputs, failures } = checkSharedAmi(raw);
-    return failures.length ? { inputs: news, failures } : { inputs };
+    return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
   },
   async diff(_id, olds, news) {
     return diffSharedAmi(olds, news);
   },
   async create(inputs) {
-    return createSharedAmi(inputs, progressLog("SharedAmi", inputs.scope));
+    const { id, outs } = await createSharedAmi(inputs, progressLog("SharedAmi", inputs.scope));
+    return { id, outs: compact(outs) };
   },
   async update(_id, olds, news) {
-    return { outs: await updateSharedAmi(olds, news, progressLog("SharedAmi", news.scope)) };
+    return { outs: compact(await updateSharedAmi(olds, news, progressLog("SharedAmi", news.scope))) };
   },
   async delete(_id, olds) {
     await deleteSharedAmi(olds, progressLog("SharedAmi", olds.scope));
   },
   async read(id, props) {
-    return readSharedAmi(id, props as SharedAmiOutputs);
+    const { props: outs } = await readSharedAmi(id, props as SharedAmiOutputs);
+    return { id, props: compact(outs) };
   },
 };
 

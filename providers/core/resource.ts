@@ -21,3 +21,8 @@ export function progressLog(kind: string, scope: string): (line: string) => void
 export function outputSlots(names: readonly string[]): Record<string, undefined> {
   return Object.fromEntries(names.map((n) => [n, undefined]));
 }
+
+/** A copy without undefined values: the engine's wire format (protobuf Struct) has no undefined. */
+export function compact<T extends object>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}

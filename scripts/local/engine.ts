@@ -31,6 +31,8 @@ export function localEngineEnv(workDir: string, extra: Record<string, string>): 
     PATH: `${tc.pulumiBinDir}:${tc.pulumiPluginDir}:${process.env.PATH}`,
     // The dynamic provider resolves the SDK packages its serialised code requires from here.
     NODE_PATH: path.join(REPO_ROOT, "node_modules"),
+    // The pinned SDK runs on Node 20 by design (see README); its upgrade notice is noise here.
+    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     ...extra,
   };
 }
