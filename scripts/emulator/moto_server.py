@@ -1,0 +1,1103 @@
+#!/usr/bin/env python3
+"""ami-factory's moto launcher: moto's server (all services, threaded werkzeug, like `moto_server`)
+with the patches that close the moto gaps which matter to ami-factory, plus a small control API.
+
+    python3 scripts/emulator/moto_server.py --port N [--host 127.0.0.1] [--exit-on-stdin-eof] [--verbose]
+
+Prints exactly one line `ready http://HOST:PORT` on stdout once the socket accepts connections
+(`--port 0` picks a free port and reports it there). Exits 0 on SIGTERM/SIGINT, and with
+`--exit-on-stdin-eof` also when its stdin closes (the parent died: a watchdog for test harnesses).
+MOTO_EC2_LOAD_DEFAULT_AMIS and MOTO_AMIS_PATH are read by moto itself, as moto_server does.
+
+Every patch is a monkeypatch applied at import time (nothing in site-packages is edited). Each one
+first checks the moto internals it relies on (`_need`); a moto whose internals changed makes the
+launcher exit non-zero at start-up naming the patch, never serve silently wrong answers.
+
+Control API (only under /_ami_factory/, JSON in and out):
+  GET    /_ami_factory/health                      {"moto": version, "patches": [...]}
+  GET    /_ami_factory/calls?action=A[&region=R]   recorded request parameters of action A (a list
+                                                   of flat dicts for query protocol, the JSON body
+                                                   for JSON protocol; A may be "SendCommand" or
+                                                   "AmazonSSM.SendCommand")
+  GET    /_ami_factory/calls                       every recorded call: [{action, service, region,
+                                                   target, params}]
+  DELETE /_ami_factory/calls                       forget recorded calls
+  POST   /_ami_factory/calls/actions               {"actions": [..] | "*" | null}: what to record
+                                                   (null: the default, every action whose name does
+                                                   not start with Describe/Get/List)
+  POST   /_ami_factory/ssm/fail                    add an SSM command outcome rule (see SsmRules)
+  GET    /_ami_factory/ssm/fail                    the rules
+  DELETE /_ami_factory/ssm/fail                    clear the rules
+  POST   /_ami_factory/ec2/root-device-type        {"region", "id": "i-..|ami-..", "type"}
+  POST   /_ami_factory/ec2/product-codes           {"region", "imageId", "productCodes": [...]}
+  POST   /_ami_factory/reset                       clear recorder, record config and SSM rules (not
+                                                   moto's state: that is POST /moto-api/reset)
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import datetime as dt
+import gzip
+import inspect
+import io
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import urllib.parse
+from typing import Any, Callable
+
+CONTROL_PREFIX = "/_ami_factory/"
+READ_PREFIXES = ("Describe", "Get", "List")
+
+# GetCommandInvocation returns the first 24,000 characters of stdout/stderr; ListCommandInvocations
+# (Details=true) the first 2,500 of a plugin's Output (AWS API reference).
+SSM_STDOUT_LIMIT = 24000
+SSM_PLUGIN_OUTPUT_LIMIT = 2500
+
+APPLIED: list[str] = []
+
+
+class PatchError(RuntimeError):
+    pass
+
+
+def _need(ok: bool, patch: str, what: str) -> None:
+    """Guard: a moto internal a patch relies on is not what the patch was written against."""
+    if not ok:
+        import moto
+
+        raise PatchError(
+            f"moto {getattr(moto, '__version__', '?')}: cannot apply patch '{patch}': {what}. "
+            "The launcher was written against moto 5.2.x internals; update scripts/emulator/moto_server.py."
+        )
+
+
+def _has_params(func: Callable[..., Any], *names: str) -> bool:
+    try:
+        params = inspect.signature(func).parameters
+    except (TypeError, ValueError):
+        return False
+    return all(n in params for n in names)
+
+
+def _uses_action_result(func: Callable[..., Any]) -> bool:
+    try:
+        return "ActionResult" in inspect.getsource(func)
+    except (OSError, TypeError):
+        return False
+
+
+# --------------------------------------------------------------------------------------------------
+# State shared by the middleware and the patches
+# --------------------------------------------------------------------------------------------------
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.calls: list[dict[str, Any]] = []
+        self.actions: set[str] | str | None = None  # None: default (writes), "*": all, set: exactly
+
+    def wants(self, action: str, target: str | None) -> bool:
+        with self.lock:
+            actions = self.actions
+        if actions == "*":
+            return True
+        if actions is None:
+            return not action.startswith(READ_PREFIXES)
+        return action in actions or (target is not None and target in actions)
+
+    def add(self, entry: dict[str, Any]) -> None:
+        with self.lock:
+            self.calls.append(entry)
+
+    def query(self, action: str | None, region: str | None) -> list[dict[str, Any]]:
+        with self.lock:
+            calls = list(self.calls)
+        out = []
+        for c in calls:
+            if region and c["region"] != region:
+                continue
+            if action is None:
+                out.append(c)
+            elif action in (c["action"], c["target"]):
+                out.append(c["params"])
+        return out
+
+    def clear(self, config_too: bool = False) -> None:
+        with self.lock:
+            self.calls.clear()
+            if config_too:
+                self.actions = None
+
+
+class SsmRules:
+    """Outcome rules for SSM SendCommand. A rule matches a command when `match` is a substring of its
+    `commands` parameter (joined with newlines; all parameter values when it has no `commands`) and,
+    if given, the invocation's instance id is in `instanceIds`. The most recently added matching rule
+    wins; `times` (optional) limits how many commands a rule applies to.
+
+    Rule fields: match (str), status (Success|Failed|TimedOut|Cancelled|InProgress|Pending|Delayed),
+    output (stdout), stderr, responseCode (int), statusDetails, instanceIds, times."""
+
+    STATUSES = {"Success", "Failed", "TimedOut", "Cancelled", "InProgress", "Pending", "Delayed"}
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rules: list[dict[str, Any]] = []
+
+    def add(self, rule: dict[str, Any]) -> dict[str, Any]:
+        if not isinstance(rule, dict):
+            raise ValueError("a rule is a JSON object")
+        rule = dict(rule)
+        rule.setdefault("match", "")
+        rule.setdefault("status", "Failed")
+        if not isinstance(rule["match"], str):
+            raise ValueError("'match' must be a string")
+        if rule["status"] not in self.STATUSES:
+            raise ValueError(f"'status' must be one of {sorted(self.STATUSES)}")
+        for key in ("output", "stderr", "statusDetails"):
+            if key in rule and not isinstance(rule[key], str):
+                raise ValueError(f"'{key}' must be a string")
+        if "responseCode" in rule and not isinstance(rule["responseCode"], int):
+            raise ValueError("'responseCode' must be an integer")
+        if "instanceIds" in rule and not (
+            isinstance(rule["instanceIds"], list) and all(isinstance(i, str) for i in rule["instanceIds"])
+        ):
+            raise ValueError("'instanceIds' must be a list of strings")
+        if "times" in rule and not (isinstance(rule["times"], int) and rule["times"] > 0):
+            raise ValueError("'times' must be a positive integer")
+        with self.lock:
+            self.rules.append(rule)
+        return rule
+
+    def list(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [dict(r) for r in self.rules]
+
+    def clear(self) -> None:
+        with self.lock:
+            self.rules.clear()
+
+    def take(self, commands_text: str, instance_id: str, used: set[int]) -> dict[str, Any] | None:
+        """The rule for one invocation. `used` collects rules already counted for this command."""
+        with self.lock:
+            for rule in reversed(self.rules):
+                if rule["match"] not in commands_text:
+                    continue
+                if "instanceIds" in rule and instance_id not in rule["instanceIds"]:
+                    continue
+                if "times" in rule and id(rule) not in used:
+                    if rule.get("_used", 0) >= rule["times"]:
+                        continue
+                    rule["_used"] = rule.get("_used", 0) + 1
+                used.add(id(rule))
+                return {k: v for k, v in rule.items() if not k.startswith("_")}
+        return None
+
+
+RECORDER = Recorder()
+SSM_RULES = SsmRules()
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers over moto's EC2 models
+# --------------------------------------------------------------------------------------------------
+
+
+def _ec2_backend(region: str, account_id: str | None = None) -> Any:
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ec2.models import ec2_backends
+
+    return ec2_backends[account_id or DEFAULT_ACCOUNT_ID][region]
+
+
+def _tags_from_specs(specs: list[dict[str, Any]], allowed: set[str]) -> dict[str, dict[str, str]]:
+    """{resource type: {key: value}} from TagSpecifications; an unknown type fails like EC2 does."""
+    from moto.ec2.exceptions import InvalidTaggableResourceType
+
+    out: dict[str, dict[str, str]] = {}
+    for spec in specs or []:
+        rtype = spec.get("ResourceType")
+        if rtype not in allowed:
+            raise InvalidTaggableResourceType(rtype)
+        for tag in spec.get("Tags") or []:
+            out.setdefault(rtype, {})[tag["Key"]] = tag.get("Value", "")
+    return out
+
+
+def _snapshot_from(backend: Any, size: int, description: str, owner_id: str, ami_id: str,
+                   encrypted: bool = False, kms_key_id: str | None = None) -> Any:
+    """A completed snapshot of `size` GiB that belongs to image `ami_id` (moto's own way: a
+    throw-away volume, snapshot, delete the volume)."""
+    zone = backend.region_name + "a"
+    volume = backend.create_volume(size=size, zone_name=zone, encrypted=bool(encrypted),
+                                   kms_key_id=kms_key_id if encrypted else None)
+    snap = backend.create_snapshot(volume.id, description, owner_id, from_ami=ami_id)
+    backend.delete_volume(volume.id)
+    return snap
+
+
+def _drop_auto_snapshot(ami: Any) -> None:
+    """moto gives every new image a 15 GiB 'Auto-created snapshot'; drop it when the image gets
+    real block device mappings."""
+    snap = getattr(ami, "ebs_snapshot", None)
+    if snap is not None:
+        ami.ec2_backend.snapshots.pop(snap.id, None)
+
+
+def _set_bdms(ami: Any, bdms: list[dict[str, Any]]) -> None:
+    ami._amf_bdms = bdms
+    root = next((m for m in bdms if m.get("DeviceName") == ami.root_device_name and "Ebs" in m), None)
+    root = root or next((m for m in bdms if "Ebs" in m), None)
+    if root is not None and root["Ebs"].get("SnapshotId"):
+        snap = ami.ec2_backend.snapshots.get(root["Ebs"]["SnapshotId"])
+        if snap is not None:
+            ami.ebs_snapshot = snap
+
+
+def _set_attr(ami: Any, **attrs: Any) -> None:
+    """Set image attributes under the names moto's serializer picks (EnaSupport -> ena_support, ...)
+    and the names moto's DescribeImageAttribute reads (sriov, imds, tmp [sic], uefi)."""
+    aliases = {"sriov_net_support": "sriov", "imds_support": "imds", "tpm_support": "tmp", "uefi_data": "uefi"}
+    for name, value in attrs.items():
+        setattr(ami, name, value)
+        if name in aliases:
+            setattr(ami, aliases[name], value)
+
+
+IMAGE_ATTRS = ("ena_support", "sriov_net_support", "boot_mode", "imds_support", "tpm_support", "uefi_data")
+
+
+# --------------------------------------------------------------------------------------------------
+# Patches
+# --------------------------------------------------------------------------------------------------
+
+
+def patch_ami_model() -> None:
+    """Shared model support for the image patches below.
+    - moto's Ami.block_device_mappings is a fixed 15 GiB 'standard' volume: let an image carry its
+      own mappings (`_amf_bdms`), else keep moto's.
+    - moto gives RootDeviceType 'standard' (not a real value) to every image it makes: 'ebs'.
+    - DescribeImageAttribute(imdsSupport/tpmSupport/uefiData) read attributes moto never sets
+      (HTTP 500): default them to None.
+    - ProductCodes are ids only in moto (always 'marketplace' and serialized empty): serialize them
+      with their types."""
+    from moto.ec2.models.amis import Ami
+
+    name = "ami-model"
+    _need(isinstance(Ami.__dict__.get("block_device_mappings"), property), name, "Ami.block_device_mappings is not a property")
+    _need(_has_params(Ami.__init__, "root_device_type", "root_device_name", "product_codes"), name, "Ami.__init__ signature changed")
+    _need(not hasattr(Ami, "Meta") or hasattr(Ami.Meta, "__dict__"), name, "Ami.Meta is not a class")
+
+    original_bdms = Ami.__dict__["block_device_mappings"].fget
+
+    def block_device_mappings(self: Any) -> list[dict[str, Any]]:
+        bdms = getattr(self, "_amf_bdms", None)
+        return copy.deepcopy(bdms) if bdms is not None else original_bdms(self)
+
+    Ami.block_device_mappings = property(block_device_mappings)
+
+    original_init = Ami.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        if self.root_device_type == "standard":
+            self.root_device_type = "ebs"
+
+    Ami.__init__ = __init__  # type: ignore[method-assign]
+
+    for attr in ("imds", "tmp", "uefi", "lld", "ramdisk", "ramdisk_id", "deprecation_time",
+                 "ena_support", "sriov_net_support", "imds_support", "tpm_support", "uefi_data",
+                 "source_image_id", "source_image_region"):
+        if not hasattr(Ami, attr):
+            setattr(Ami, attr, None)
+
+    def _amf_product_codes(self: Any) -> list[dict[str, str]]:
+        types = getattr(self, "_amf_product_code_types", {})
+        return [{"ProductCodeId": c, "ProductCodeType": types.get(c, "marketplace")} for c in sorted(self.product_codes)]
+
+    Ami._amf_product_codes = property(_amf_product_codes)
+    meta = Ami.__dict__.get("Meta")
+    if meta is None:
+        meta = type("Meta", (), {})
+        Ami.Meta = meta
+    aliases = dict(getattr(meta, "serialization_aliases", {}) or {})
+    _need("ProductCodes" not in aliases, name, "Ami.Meta already aliases ProductCodes")
+    aliases["ProductCodes"] = "_amf_product_codes"
+    meta.serialization_aliases = aliases
+    APPLIED.append(name)
+
+
+def patch_snapshot_in_use() -> None:
+    """moto lets DeleteSnapshot remove a snapshot that a registered/copied image's block device
+    mappings still use (it only knows the image's own auto-created snapshot): InvalidSnapshot.InUse."""
+    from moto.ec2.exceptions import InvalidSnapshotInUse
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
+    name = "snapshot-in-use"
+    _need(hasattr(EBSBackend, "delete_snapshot"), name, "EBSBackend.delete_snapshot missing")
+    original = EBSBackend.delete_snapshot
+
+    def delete_snapshot(self: Any, snapshot_id: str) -> Any:
+        for ami in list(getattr(self, "amis", {}).values()):
+            for m in getattr(ami, "_amf_bdms", None) or []:
+                if (m.get("Ebs") or {}).get("SnapshotId") == snapshot_id:
+                    raise InvalidSnapshotInUse(snapshot_id, ami.id)
+        return original(self, snapshot_id)
+
+    EBSBackend.delete_snapshot = delete_snapshot  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
+def _ebs_from_param(backend: Any, m: dict[str, Any], default_delete: bool = True) -> dict[str, Any]:
+    ebs_in = m.get("Ebs") or {}
+    snap = backend.get_snapshot(ebs_in["SnapshotId"]) if ebs_in.get("SnapshotId") else None
+    ebs: dict[str, Any] = {
+        "DeleteOnTermination": ebs_in.get("DeleteOnTermination", default_delete),
+        "VolumeSize": ebs_in.get("VolumeSize") or (snap.volume.size if snap is not None else None),
+        "VolumeType": ebs_in.get("VolumeType") or "gp2",
+        "Encrypted": bool(ebs_in.get("Encrypted", snap.encrypted if snap is not None else False)),
+    }
+    if snap is not None:
+        ebs["SnapshotId"] = snap.id
+    for key in ("Iops", "Throughput", "KmsKeyId", "OutpostArn"):
+        if ebs_in.get(key) is not None:
+            ebs[key] = ebs_in[key]
+    if ebs["VolumeType"] == "gp3":
+        ebs.setdefault("Iops", 3000)
+        ebs.setdefault("Throughput", 125)
+    return {k: v for k, v in ebs.items() if v is not None}
+
+
+def patch_register_image() -> None:
+    """moto's RegisterImage keeps only Name and Description: keep Architecture, VirtualizationType,
+    RootDeviceName, BlockDeviceMappings (the given snapshots, which must exist), EnaSupport,
+    SriovNetSupport, BootMode, ImdsSupport, TpmSupport, UefiData, ImageLocation, KernelId,
+    RamdiskId, and apply TagSpecifications (image) — with EC2's defaults for what is not given."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.responses.amis import AmisResponse
+
+    name = "register-image"
+    _need(_uses_action_result(AmisResponse.register_image), name, "AmisResponse.register_image does not use ActionResult")
+    _need(_has_params(AmiBackend.register_image, "name", "description"), name, "AmiBackend.register_image signature changed")
+
+    def register_image(self: Any) -> ActionResult:
+        p = self._get_param
+        bdms_in = p("BlockDeviceMappings") or []
+        tags = _tags_from_specs(p("TagSpecifications") or [], {"image"})
+        self.error_on_dryrun()
+        backend = self.ec2_backend
+        bdms = []
+        for m in bdms_in:  # validates the snapshots first, like EC2
+            out: dict[str, Any] = {"DeviceName": m.get("DeviceName")}
+            if m.get("Ebs") is not None:
+                out["Ebs"] = _ebs_from_param(backend, m)
+            if m.get("VirtualName") is not None:
+                out["VirtualName"] = m["VirtualName"]
+            if m.get("NoDevice") is not None:
+                out["NoDevice"] = m["NoDevice"]
+            bdms.append(out)
+        image = backend.register_image(p("Name"), p("Description", ""))
+        root_name = p("RootDeviceName") or (bdms[0]["DeviceName"] if bdms else image.root_device_name)
+        image.root_device_name = root_name
+        root = next((m for m in bdms if m["DeviceName"] == root_name), None)
+        if root is not None and "Ebs" in root:
+            image.root_device_type = "ebs"
+        elif p("ImageLocation"):
+            image.root_device_type = "instance-store"
+        # EC2 defaults (RegisterImage API reference): architecture i386, virtualization paravirtual.
+        image.architecture = p("Architecture") or "i386"
+        image.virtualization_type = p("VirtualizationType") or "paravirtual"
+        image.image_location = p("ImageLocation") or image.image_location
+        image.kernel_id = p("KernelId") or image.kernel_id
+        image.ramdisk_id = p("RamdiskId")
+        _set_attr(
+            image,
+            ena_support=p("EnaSupport"),
+            sriov_net_support=p("SriovNetSupport"),
+            boot_mode=p("BootMode"),
+            imds_support=p("ImdsSupport"),
+            tpm_support=p("TpmSupport"),
+            uefi_data=p("UefiData"),
+        )
+        if bdms:
+            _drop_auto_snapshot(image)
+            _set_bdms(image, bdms)
+        for key, value in tags.get("image", {}).items():
+            image.add_tag(key, value)
+        return ActionResult({"ImageId": image.id})
+
+    AmisResponse.register_image = register_image  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
+def patch_copy_image() -> None:
+    """moto's CopyImage ignores TagSpecifications and CopyImageTags, copies only virtualization,
+    architecture, kernel and platform, and gives the copy one 15 GiB snapshot whatever the source
+    had. Here: the copy keeps the source's root device, block device mappings (one new snapshot in the
+    target region per source EBS snapshot, same size/type), ENA/SR-IOV/boot mode/IMDS/TPM
+    attributes, reports SourceImageId/SourceImageRegion, gets `image` tags on the image and `snapshot`
+    tags on its new snapshots, and the source's user tags with CopyImageTags."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.responses.amis import AmisResponse
+
+    name = "copy-image"
+    _need(_uses_action_result(AmisResponse.copy_image), name, "AmisResponse.copy_image does not use ActionResult")
+    _need(_has_params(AmiBackend.copy_image, "source_image_id", "source_region", "name", "description"), name,
+          "AmiBackend.copy_image signature changed")
+
+    def copy_image(self: Any) -> ActionResult:
+        p = self._get_param
+        source_image_id = p("SourceImageId")
+        source_region = p("SourceRegion")
+        tags = _tags_from_specs(p("TagSpecifications") or [], {"image", "snapshot"})
+        encrypted = bool(p("Encrypted"))
+        kms_key_id = p("KmsKeyId")
+        self.error_on_dryrun()
+        backend = self.ec2_backend
+        image = backend.copy_image(source_image_id, source_region, p("Name"), p("Description"))
+        source = _ec2_backend(source_region, backend.account_id).describe_images(ami_ids=[source_image_id])[0]
+
+        image.root_device_name = source.root_device_name
+        image.root_device_type = source.root_device_type
+        image.source_image_id = source.id
+        image.source_image_region = source_region
+        _set_attr(image, **{a: getattr(source, a, None) for a in IMAGE_ATTRS})
+
+        _drop_auto_snapshot(image)
+        created = time_str(dt.datetime.now(dt.timezone.utc))
+        bdms = []
+        new_snapshots = []
+        for m in source.block_device_mappings:
+            m = copy.deepcopy(m)
+            ebs = m.get("Ebs")
+            if ebs and ebs.get("SnapshotId"):
+                src_snap = _ec2_backend(source_region, backend.account_id).snapshots.get(ebs["SnapshotId"])
+                enc = encrypted or bool(ebs.get("Encrypted")) or bool(src_snap is not None and src_snap.encrypted)
+                snap = _snapshot_from(
+                    backend, int(ebs.get("VolumeSize") or 8),
+                    f"Copied for DestinationAmi {image.id} from SourceAmi {source.id} for SourceSnapshot "
+                    f"{ebs['SnapshotId']}. Task created on {created}.",
+                    image.owner_id, image.id, encrypted=enc,
+                    kms_key_id=kms_key_id or (src_snap.kms_key_id if src_snap is not None else None),
+                )
+                ebs["SnapshotId"] = snap.id
+                ebs["Encrypted"] = enc
+                if enc and (kms_key_id or snap.kms_key_id):
+                    ebs["KmsKeyId"] = kms_key_id or snap.kms_key_id
+                new_snapshots.append(snap)
+            bdms.append(m)
+        _set_bdms(image, bdms)
+
+        if p("CopyImageTags"):
+            for tag in source.get_tags():
+                if not tag["key"].startswith("aws:"):
+                    image.add_tag(tag["key"], tag["value"])
+        for key, value in tags.get("image", {}).items():
+            image.add_tag(key, value)
+        for snap in new_snapshots:
+            for key, value in tags.get("snapshot", {}).items():
+                snap.add_tag(key, value)
+        return ActionResult({"ImageId": image.id})
+
+    AmisResponse.copy_image = copy_image  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
+def patch_create_image() -> None:
+    """moto's CreateImage fails (HTTP 500, NotImplementedError) on `snapshot` TagSpecifications and
+    gives the image one 15 GiB snapshot and root /dev/sda1 whatever the instance has. Here: one
+    snapshot per EBS volume of the instance (honouring BlockDeviceMappings NoDevice and size/type
+    overrides), the instance's root device name and type, the source image's ENA/boot mode
+    attributes, and `snapshot` tags on those snapshots."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.models.amis import AmiBackend
+    from moto.ec2.responses.amis import AmisResponse
+
+    name = "create-image"
+    _need(_uses_action_result(AmisResponse.create_image), name, "AmisResponse.create_image does not use ActionResult")
+    _need(_has_params(AmiBackend.create_image, "instance_id", "name", "description", "tag_specifications"), name,
+          "AmiBackend.create_image signature changed")
+
+    def create_image(self: Any) -> ActionResult:
+        p = self._get_param
+        instance_id = p("InstanceId")
+        specs = p("TagSpecifications") or []
+        tags = _tags_from_specs(specs, {"image", "snapshot"})
+        overrides = {m.get("DeviceName"): m for m in (p("BlockDeviceMappings") or [])}
+        self.error_on_dryrun()
+        backend = self.ec2_backend
+        image_specs = [s for s in specs if s.get("ResourceType") == "image"]
+        image = backend.create_image(instance_id, p("Name"), p("Description", ""), tag_specifications=image_specs)
+        instance = backend.get_instance(instance_id)
+
+        image.root_device_name = instance.root_device_name
+        image.root_device_type = instance.root_device_type
+        source = backend.amis.get(instance.image_id)
+        if source is not None:
+            _set_attr(image, **{a: getattr(source, a, None) for a in ("ena_support", "boot_mode", "tpm_support", "uefi_data")})
+        _set_attr(image, sriov_net_support=getattr(instance, "sriov_net_support", None))
+
+        _drop_auto_snapshot(image)
+        bdms = []
+        snapshots = []
+        for device, bdt in sorted(instance.block_device_mapping.items()):
+            override = overrides.pop(device, {})
+            if override.get("NoDevice") is not None:
+                continue
+            volume = backend.get_volume(bdt.volume_id)
+            snap = backend.create_snapshot(
+                volume.id, f"Created by CreateImage({instance_id}) for {image.id} from {volume.id}",
+                image.owner_id, from_ami=image.id,
+            )
+            o_ebs = override.get("Ebs") or {}
+            ebs = {
+                "DeleteOnTermination": o_ebs.get("DeleteOnTermination", bool(bdt.delete_on_termination)),
+                "SnapshotId": snap.id,
+                "VolumeSize": o_ebs.get("VolumeSize") or volume.size,
+                "VolumeType": o_ebs.get("VolumeType") or volume.volume_type or "gp2",
+                "Encrypted": bool(volume.encrypted),
+            }
+            if ebs["VolumeType"] in ("gp3", "io1", "io2"):
+                iops = o_ebs.get("Iops") or getattr(volume, "iops", None)
+                if iops:
+                    ebs["Iops"] = iops
+            bdms.append({"DeviceName": device, "Ebs": ebs})
+            snapshots.append(snap)
+        for device, m in overrides.items():  # extra mappings named only in the request
+            if m.get("NoDevice") is not None:
+                continue
+            out: dict[str, Any] = {"DeviceName": device}
+            if m.get("Ebs") is not None:
+                out["Ebs"] = _ebs_from_param(backend, m)
+            if m.get("VirtualName") is not None:
+                out["VirtualName"] = m["VirtualName"]
+            bdms.append(out)
+        _set_bdms(image, bdms)
+        for snap in snapshots:
+            for key, value in tags.get("snapshot", {}).items():
+                snap.add_tag(key, value)
+        return ActionResult({"ImageId": image.id})
+
+    AmisResponse.create_image = create_image  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
+def time_str(t: dt.datetime) -> str:
+    return t.astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+
+
+def patch_image_deprecation() -> None:
+    """moto has no EnableImageDeprecation/DisableImageDeprecation (HTTP 500 'not implemented'):
+    keep DeprecationTime on the image (rounded to the nearest minute, as EC2 does) and remove it."""
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import InvalidAMIIdError
+    from moto.ec2.responses.amis import AmisResponse
+
+    name = "image-deprecation"
+    _need(not hasattr(AmisResponse, "enable_image_deprecation"), name,
+          "moto now implements EnableImageDeprecation: check it and drop this patch")
+
+    def _image(self: Any) -> Any:
+        image_id = self._get_param("ImageId")
+        image = self.ec2_backend.amis.get(image_id)
+        if image is None:
+            raise InvalidAMIIdError(image_id)
+        return image
+
+    def enable_image_deprecation(self: Any) -> ActionResult:
+        at = self._get_param("DeprecateAt")
+        self.error_on_dryrun()
+        image = _image(self)
+        if isinstance(at, str):
+            at = dt.datetime.fromisoformat(at.replace("Z", "+00:00"))
+        if at.tzinfo is None:
+            at = at.replace(tzinfo=dt.timezone.utc)
+        at = (at + dt.timedelta(seconds=30)).replace(second=0, microsecond=0)
+        image.deprecation_time = time_str(at)
+        return ActionResult({"Return": True})
+
+    def disable_image_deprecation(self: Any) -> ActionResult:
+        self.error_on_dryrun()
+        _image(self).deprecation_time = None
+        return ActionResult({"Return": True})
+
+    AmisResponse.enable_image_deprecation = enable_image_deprecation  # type: ignore[attr-defined]
+    AmisResponse.disable_image_deprecation = disable_image_deprecation  # type: ignore[attr-defined]
+    APPLIED.append(name)
+
+
+def patch_instances() -> None:
+    """moto launches every instance with an 8 GiB root at /dev/sda1, whatever the image's root device
+    name and mappings, uses only the request's BlockDeviceMappings when there are some (EC2 merges
+    them over the image's), and makes every instance EBS-backed. Here: an instance from a known image
+    gets the image's EBS mappings (device names, snapshots, sizes, types) overlaid by the request's
+    (NoDevice removes one), and RootDeviceType instance-store when the image is. StopInstances on an
+    instance-store instance fails with UnsupportedOperation, as in EC2."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.instances import Instance, InstanceBackend
+
+    name = "instances"
+    _need(hasattr(Instance, "setup_defaults") and hasattr(Instance, "add_block_device"), name,
+          "Instance.setup_defaults/add_block_device missing")
+    _need(_has_params(Instance.__init__, "ec2_backend", "image_id"), name, "Instance.__init__ signature changed")
+    _need(_has_params(InstanceBackend.run_instances, "image_id", "count", "kwargs"), name,
+          "InstanceBackend.run_instances signature changed")
+    _need(hasattr(InstanceBackend, "stop_instances"), name, "InstanceBackend.stop_instances missing")
+
+    original_init = Instance.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        image = self.ec2_backend.amis.get(self.image_id)
+        if image is not None and image.root_device_type == "instance-store":
+            self.root_device_type = "instance-store"
+
+    Instance.__init__ = __init__  # type: ignore[method-assign]
+
+    original_run = InstanceBackend.run_instances
+
+    def run_instances(self: Any, image_id: str, count: int, *args: Any, **kwargs: Any) -> Any:
+        image = self.amis.get(image_id)
+        image_bdms = getattr(image, "_amf_bdms", None) if image is not None else None
+        if image_bdms:
+            merged: dict[str, dict[str, Any]] = {}
+            for m in image_bdms:
+                if m.get("Ebs"):
+                    e = m["Ebs"]
+                    merged[m["DeviceName"]] = {
+                        "DeviceName": m["DeviceName"], "VirtualName": None, "NoDevice": None,
+                        "Ebs": {"SnapshotId": e.get("SnapshotId"), "VolumeSize": e.get("VolumeSize"),
+                                "DeleteOnTermination": e.get("DeleteOnTermination", True),
+                                "VolumeType": e.get("VolumeType"), "Iops": e.get("Iops"),
+                                "Encrypted": bool(e.get("Encrypted")), "KmsKeyId": e.get("KmsKeyId")},
+                    }
+            for m in kwargs.get("block_device_mappings") or []:
+                device = m.get("DeviceName")
+                if m.get("NoDevice") is not None:
+                    merged.pop(device, None)
+                elif device in merged:
+                    merged[device]["Ebs"].update({k: v for k, v in (m.get("Ebs") or {}).items() if v is not None})
+                else:
+                    merged[device] = m
+            kwargs["block_device_mappings"] = list(merged.values())
+        return original_run(self, image_id, count, *args, **kwargs)
+
+    InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+
+    original_stop = InstanceBackend.stop_instances
+
+    def stop_instances(self: Any, instance_ids: list[str]) -> Any:
+        for instance in self.get_multi_instances_by_id(instance_ids):
+            if instance.root_device_type != "ebs":
+                raise EC2ClientError(
+                    "UnsupportedOperation",
+                    f"The instance '{instance.id}' does not have an 'ebs' root device type and cannot be stopped.",
+                )
+        return original_stop(self, instance_ids)
+
+    InstanceBackend.stop_instances = stop_instances  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
+def _clip(text: str, limit: int) -> str:
+    return text[:limit]
+
+
+def patch_ssm_commands() -> None:
+    """moto reports every SendCommand invocation as Success with empty output and has no
+    ListCommandInvocations. Here: SsmRules decide an invocation's Status/StatusDetails/ResponseCode/
+    StandardOutputContent/StandardErrorContent at send time (GetCommandInvocation, ListCommands and
+    ListCommandInvocations report it, with AWS's output truncation), and ListCommandInvocations
+    exists (CommandId, InstanceId, Details)."""
+    from moto.core.responses import ActionResult
+    from moto.ssm.models import Command
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    name = "ssm-commands"
+    _need(_has_params(Command.__init__, "parameters", "instance_ids"), name, "ssm Command.__init__ signature changed")
+    _need(hasattr(Command, "invocation_response") and hasattr(Command, "response_object"), name,
+          "ssm Command.invocation_response/response_object missing")
+    _need(not hasattr(SimpleSystemManagerResponse, "list_command_invocations"), name,
+          "moto now implements ListCommandInvocations: check it and drop that part of this patch")
+
+    original_init = Command.__init__
+
+    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        params = self.parameters or {}
+        if "commands" in params:
+            text = "\n".join(str(c) for c in params["commands"])
+        else:
+            text = "\n".join(str(v) for vs in params.values() for v in (vs if isinstance(vs, list) else [vs]))
+        used: set[int] = set()
+        for inv in self.invocations:
+            _need(isinstance(inv, dict) and "Status" in inv, name, "ssm invocations are no longer dicts")
+            rule = SSM_RULES.take(text, inv["InstanceId"], used)
+            status = rule["status"] if rule else "Success"
+            stdout = rule.get("output", "") if rule else ""
+            default_err = "failed to run commands: exit status 1" if status == "Failed" else ""
+            stderr = rule.get("stderr", default_err) if rule else ""
+            code = rule.get("responseCode") if rule else None
+            if code is None:
+                code = {"Success": 0, "Failed": 1}.get(status, -1)
+            details = rule.get("statusDetails") if rule else None
+            details = details or {"TimedOut": "ExecutionTimedOut"}.get(status, status)
+            inv.update(Status=status, StatusDetails=details, ResponseCode=code,
+                       StandardOutputContent=_clip(stdout, SSM_STDOUT_LIMIT),
+                       StandardErrorContent=_clip(stderr, SSM_STDOUT_LIMIT))
+            inv["_amf_output"] = stdout
+            inv["_amf_stderr"] = stderr
+            if status in ("InProgress", "Pending", "Delayed"):
+                inv["ExecutionEndDateTime"] = ""
+        statuses = [inv["Status"] for inv in self.invocations]
+        terminal = [s for s in statuses if s not in ("InProgress", "Pending", "Delayed")]
+        self.error_count = sum(1 for s in statuses if s in ("Failed", "TimedOut"))
+        self.completed_count = len(terminal)
+        for s in ("InProgress", "Pending", "Delayed", "Failed", "TimedOut", "Cancelled"):
+            if s in statuses:
+                self.status = s
+                self.status_details = s
+                break
+        else:
+            self.status, self.status_details = "Success", "Success"
+
+    Command.__init__ = __init__  # type: ignore[method-assign]
+
+    original_get_invocation = Command.get_invocation
+
+    def get_invocation(self: Any, instance_id: str, plugin_name: str | None) -> dict[str, Any]:
+        inv = original_get_invocation(self, instance_id, plugin_name)
+        return {k: v for k, v in inv.items() if not k.startswith("_amf")}
+
+    Command.get_invocation = get_invocation  # type: ignore[method-assign]
+
+    def list_command_invocations(self: Any) -> ActionResult:
+        command_id = self._get_param("CommandId")
+        instance_id = self._get_param("InstanceId")
+        details = bool(self._get_param("Details", False))
+        backend = self.ssm_backend
+        commands = backend.list_commands(command_id, None) if command_id else backend.list_commands(None, None)
+        out = []
+        for command in commands:
+            for inv in command.invocations:
+                if instance_id and inv["InstanceId"] != instance_id:
+                    continue
+                item: dict[str, Any] = {
+                    "CommandId": command.command_id,
+                    "InstanceId": inv["InstanceId"],
+                    "InstanceName": "",
+                    "Comment": command.comment,
+                    "DocumentName": command.document_name,
+                    "DocumentVersion": "$DEFAULT",
+                    "RequestedDateTime": command.requested_date_time,
+                    "Status": inv["Status"],
+                    "StatusDetails": inv["StatusDetails"],
+                    "StandardOutputUrl": "",
+                    "StandardErrorUrl": "",
+                    "CommandPlugins": [],
+                    "ServiceRole": command.service_role_arn,
+                    "NotificationConfig": command.notification_config,
+                    "CloudWatchOutputConfig": {"CloudWatchLogGroupName": "", "CloudWatchOutputEnabled": False},
+                }
+                if details:
+                    output = inv.get("_amf_output", inv.get("StandardOutputContent", ""))
+                    stderr = inv.get("_amf_stderr", inv.get("StandardErrorContent", ""))
+                    if stderr:
+                        output = f"{output}\n----------ERROR-------\n{stderr}"
+                    plugin: dict[str, Any] = {
+                        "Name": inv.get("PluginName", "aws:runShellScript"),
+                        "Status": inv["Status"],
+                        "StatusDetails": inv["StatusDetails"],
+                        "ResponseCode": inv["ResponseCode"],
+                        "ResponseStartDateTime": command.requested_date_time,
+                        "Output": _clip(output, SSM_PLUGIN_OUTPUT_LIMIT),
+                        "StandardOutputUrl": "",
+                        "StandardErrorUrl": "",
+                        "OutputS3Region": command.output_s3_region or backend.region_name,
+                        "OutputS3BucketName": command.output_s3_bucket_name,
+                        "OutputS3KeyPrefix": command.output_s3_key_prefix,
+                    }
+                    if inv.get("ExecutionEndDateTime"):
+                        plugin["ResponseFinishDateTime"] = command.requested_date_time + dt.timedelta(minutes=5)
+                    item["CommandPlugins"] = [plugin]
+                out.append(item)
+        return ActionResult({"CommandInvocations": out})
+
+    SimpleSystemManagerResponse.list_command_invocations = list_command_invocations  # type: ignore[attr-defined]
+    APPLIED.append(name)
+
+
+def apply_patches() -> None:
+    patch_ami_model()
+    patch_snapshot_in_use()
+    patch_register_image()
+    patch_copy_image()
+    patch_create_image()
+    patch_image_deprecation()
+    patch_instances()
+    patch_ssm_commands()
+
+
+# --------------------------------------------------------------------------------------------------
+# Control API
+# --------------------------------------------------------------------------------------------------
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+    import moto
+
+    if path == "health" and method == "GET":
+        return 200, {"moto": moto.__version__, "patches": APPLIED}
+    if path == "calls":
+        if method == "GET":
+            return 200, RECORDER.query(query.get("action"), query.get("region"))
+        if method == "DELETE":
+            RECORDER.clear()
+            return 200, {"ok": True}
+    if path == "calls/actions" and method == "POST":
+        actions = (body or {}).get("actions")
+        if actions is None or actions == "*":
+            value: Any = actions
+        elif isinstance(actions, list) and all(isinstance(a, str) for a in actions):
+            value = set(actions)
+        else:
+            raise HttpError(400, "'actions' must be a list of action names, \"*\" or null")
+        with RECORDER.lock:
+            RECORDER.actions = value
+        return 200, {"ok": True}
+    if path == "ssm/fail":
+        if method == "POST":
+            try:
+                return 200, {"ok": True, "rule": SSM_RULES.add(body)}
+            except ValueError as e:
+                raise HttpError(400, str(e)) from e
+        if method == "GET":
+            return 200, SSM_RULES.list()
+        if method == "DELETE":
+            SSM_RULES.clear()
+            return 200, {"ok": True}
+    if path == "reset" and method == "POST":
+        RECORDER.clear(config_too=True)
+        SSM_RULES.clear()
+        return 200, {"ok": True}
+    if path == "ec2/root-device-type" and method == "POST":
+        body = body or {}
+        rtype, rid = body.get("type"), body.get("id", "")
+        if rtype not in ("ebs", "instance-store"):
+            raise HttpError(400, "'type' must be 'ebs' or 'instance-store'")
+        backend = _ec2_backend(body.get("region") or "us-east-1", body.get("accountId"))
+        if rid.startswith("i-"):
+            target = backend.get_instance(rid)
+        elif rid.startswith("ami-"):
+            target = backend.amis.get(rid)
+        else:
+            raise HttpError(400, "'id' must be an instance id (i-...) or image id (ami-...)")
+        if target is None:
+            raise HttpError(404, f"{rid} not found in {backend.region_name}")
+        target.root_device_type = rtype
+        return 200, {"ok": True}
+    if path == "ec2/product-codes" and method == "POST":
+        body = body or {}
+        backend = _ec2_backend(body.get("region") or "us-east-1", body.get("accountId"))
+        image = backend.amis.get(body.get("imageId"))
+        if image is None:
+            raise HttpError(404, f"{body.get('imageId')} not found in {backend.region_name}")
+        codes = body.get("productCodes") or []
+        if not all(isinstance(c, dict) and isinstance(c.get("ProductCodeId"), str) for c in codes):
+            raise HttpError(400, "'productCodes' must be a list of {ProductCodeId, ProductCodeType}")
+        image.product_codes = {c["ProductCodeId"] for c in codes}
+        image._amf_product_code_types = {c["ProductCodeId"]: c.get("ProductCodeType", "marketplace") for c in codes}
+        return 200, {"ok": True}
+    raise HttpError(404, f"no control endpoint {method} {CONTROL_PREFIX}{path}")
+
+
+# --------------------------------------------------------------------------------------------------
+# WSGI middleware: control API + call recorder
+# --------------------------------------------------------------------------------------------------
+
+
+def _region_from_auth(environ: dict[str, Any]) -> str | None:
+    auth = environ.get("HTTP_AUTHORIZATION") or ""
+    try:
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
+        return scope.split("/")[2]
+    except IndexError:
+        return None
+
+
+def _service_from_auth(environ: dict[str, Any]) -> str | None:
+    auth = environ.get("HTTP_AUTHORIZATION") or ""
+    try:
+        scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
+        return scope.split("/")[3]
+    except IndexError:
+        return None
+
+
+class AmiFactoryMiddleware:
+    """Any failure of the recorder is logged and never changes what moto answers."""
+
+    def __init__(self, app: Callable[..., Any]):
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        path = environ.get("PATH_INFO", "")
+        body = self._read_body(environ)
+        if path.startswith(CONTROL_PREFIX):
+            return self._control(environ, start_response, path[len(CONTROL_PREFIX):], body)
+        try:
+            self._record(environ, body)
+        except Exception as e:  # pragma: no cover - the recorder must never break a call
+            logging.getLogger("ami_factory").warning("recorder: %r", e)
+        return self.app(environ, start_response)
+
+    @staticmethod
+    def _read_body(environ: dict[str, Any]) -> bytes:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length <= 0:
+            return b""
+        body = environ["wsgi.input"].read(length)
+        environ["wsgi.input"] = io.BytesIO(body)
+        return body
+
+    def _record(self, environ: dict[str, Any], body: bytes) -> None:
+        if (environ.get("HTTP_CONTENT_ENCODING") or "").lower() == "gzip" and body:
+            body = gzip.decompress(body)
+        target = environ.get("HTTP_X_AMZ_TARGET")
+        params: Any
+        if target:
+            action = target.rsplit(".", 1)[-1]
+            try:
+                params = json.loads(body.decode("utf-8") or "{}")
+            except ValueError:
+                params = {"_raw": body.decode("utf-8", "replace")}
+        else:
+            ctype = environ.get("CONTENT_TYPE") or ""
+            text = body.decode("utf-8", "replace") if "x-www-form-urlencoded" in ctype else ""
+            if not text and environ.get("REQUEST_METHOD") == "GET":
+                text = environ.get("QUERY_STRING") or ""
+            params = dict(urllib.parse.parse_qsl(text, keep_blank_values=True))
+            action = params.get("Action")
+            if not action:
+                return
+        if not RECORDER.wants(action, target):
+            return
+        RECORDER.add({
+            "action": action,
+            "target": target,
+            "service": _service_from_auth(environ),
+            "region": _region_from_auth(environ),
+            "params": params,
+        })
+
+    @staticmethod
+    def _control(environ: dict[str, Any], start_response: Callable[..., Any], path: str, body: bytes) -> list[bytes]:
+        method = environ.get("REQUEST_METHOD", "GET")
+        query = dict(urllib.parse.parse_qsl(environ.get("QUERY_STRING") or ""))
+        try:
+            try:
+                payload = json.loads(body.decode("utf-8")) if body.strip() else None
+            except ValueError as e:
+                raise HttpError(400, f"body is not JSON: {e}") from e
+            status, result = _control(method, path.strip("/"), query, payload)
+        except HttpError as e:
+            status, result = e.status, {"error": str(e)}
+        except Exception as e:  # moto's own errors (unknown instance, ...) and bugs
+            code = getattr(e, "code", None)
+            status = code if isinstance(code, int) and 400 <= code < 600 else 500
+            result = {"error": f"{type(e).__name__}: {getattr(e, 'description', None) or e}"}
+        data = json.dumps(result, default=str).encode("utf-8")
+        reason = {200: "OK", 400: "Bad Request", 404: "Not Found"}.get(status, "Error")
+        start_response(f"{status} {reason}", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+
+# --------------------------------------------------------------------------------------------------
+# Main
+# --------------------------------------------------------------------------------------------------
+
+
+def build_app() -> Any:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    apply_patches()
+    app = DomainDispatcherApplication(create_backend_app)
+    app.debug = True  # type: ignore[attr-defined]  # as moto_server does
+    return AmiFactoryMiddleware(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True, help="0 picks a free port")
+    parser.add_argument("--exit-on-stdin-eof", action="store_true",
+                        help="exit when stdin closes (a watchdog for a parent process)")
+    parser.add_argument("--verbose", action="store_true", help="log every request on stderr")
+    args = parser.parse_args(argv)
+
+    from werkzeug.serving import make_server
+
+    try:
+        app = build_app()
+    except PatchError as e:
+        print(f"moto_server.py: {e}", file=sys.stderr)
+        return 3
+    logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
+    server = make_server(args.host, args.port, app, threaded=True)
+    port = server.server_port
+    os.environ.setdefault("MOTO_PORT", str(port))
+
+    stopping = threading.Event()
+
+    def stop(reason: str) -> None:
+        if stopping.is_set():
+            return
+        stopping.set()
+        if args.verbose:
+            print(f"moto_server.py: stopping ({reason})", file=sys.stderr)
+        threading.Thread(target=server.shutdown, daemon=True).start()
+        # A request stuck in moto must not keep the process alive.
+        threading.Timer(10, lambda: os._exit(0)).start()
+
+    signal.signal(signal.SIGTERM, lambda *_: stop("SIGTERM"))
+    signal.signal(signal.SIGINT, lambda *_: stop("SIGINT"))
+    if args.exit_on_stdin_eof:
+        def watch_stdin() -> None:
+            try:
+                while sys.stdin.buffer.read(4096):
+                    pass
+            except (OSError, ValueError):
+                pass
+            stop("stdin closed")
+
+        threading.Thread(target=watch_stdin, daemon=True).start()
+
+    host = args.host if ":" not in args.host else f"[{args.host}]"
+    print(f"ready http://{host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+    os._exit(0)  # daemon request threads and the kill timer must not delay the exit
+
+
+if __name__ == "__main__":
+    sys.exit(main())
