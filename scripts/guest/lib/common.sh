@@ -1,0 +1,59 @@
+# shellcheck shell=bash
+# Logging, progress and the cleanup stack shared by the guest scripts. Sourced, never run.
+#
+# A guest script prints progress to stderr and keeps stdout for its one machine-readable line.
+# Cleanup actions are pushed as they become needed (right after the thing they undo is done) and
+# run in reverse order, once, on every exit path: success, failure, or a signal.
+
+GUEST_LOG_PREFIX=${GUEST_LOG_PREFIX:-guest}
+GUEST_T0=${GUEST_T0:-$SECONDS}
+
+guest_elapsed() { printf '%d' $((SECONDS - GUEST_T0)); }
+
+# log MESSAGE...: one progress line on stderr with the elapsed seconds.
+log() { printf '%s: [%4ss] %s\n' "$GUEST_LOG_PREFIX" "$(guest_elapsed)" "$*" >&2; }
+
+# die MESSAGE...: an error on stderr, exit 1 (the EXIT trap still cleans up).
+die() { printf '%s: error: %s\n' "$GUEST_LOG_PREFIX" "$*" >&2; exit 1; }
+
+# usage_error MESSAGE...: exit 2, for bad arguments.
+usage_error() { printf '%s: usage error: %s\n' "$GUEST_LOG_PREFIX" "$*" >&2; exit 2; }
+
+GUEST_CLEANUPS=()
+
+# on_exit COMMAND: run COMMAND (a string, eval'ed) when the script ends, most recent first.
+on_exit() { GUEST_CLEANUPS+=("$1"); }
+
+guest_run_cleanups() {
+  local rc=$? i
+  set +e
+  for ((i = ${#GUEST_CLEANUPS[@]} - 1; i >= 0; i--)); do
+    eval "${GUEST_CLEANUPS[i]}" || printf '%s: warning: cleanup failed: %s\n' "$GUEST_LOG_PREFIX" "${GUEST_CLEANUPS[i]}" >&2
+  done
+  GUEST_CLEANUPS=()
+  return "$rc"
+}
+
+# install_cleanup_traps: cleanup on exit, and turn signals into an exit (which runs the cleanup).
+install_cleanup_traps() {
+  trap guest_run_cleanups EXIT
+  trap 'log "interrupted (SIGINT)"; exit 130' INT
+  trap 'log "terminated (SIGTERM)"; exit 143' TERM
+  trap 'log "hang-up (SIGHUP)"; exit 129' HUP
+}
+
+# human_bytes N: 1.5 GiB style.
+human_bytes() {
+  awk -v b="$1" 'BEGIN { split("B KiB MiB GiB TiB", u, " "); i = 1
+    while (b >= 1024 && i < 5) { b /= 1024; i++ } printf (i == 1 ? "%d %s" : "%.1f %s"), b, u[i] }'
+}
+
+# json_str S: S as a JSON string literal.
+json_str() {
+  local s=$1
+  s=${s//\\/\\\\}; s=${s//\"/\\\"}; s=${s//$'\n'/\\n}; s=${s//$'\t'/\\t}; s=${s//$'\r'/\\r}
+  printf '"%s"' "$s"
+}
+
+# json_bool VALUE: true for 1/true/yes, false otherwise.
+json_bool() { case $1 in 1 | true | yes) printf true ;; *) printf false ;; esac; }

@@ -1,0 +1,229 @@
+#!/usr/bin/env bash
+# Builds paravirtual-style (PV-GRUB) EC2 source disk images for the pv2hvm boot test, from a
+# minimal Debian root made by debootstrap and cached as a tarball outside the repository.
+#
+#   pv-image.sh rootfs
+#       Makes sure the cached root tarball exists; prints its path. The first run takes a few
+#       minutes (debootstrap + kernel + initramfs); later runs reuse
+#       ${AMI_FACTORY_CACHE:-$HOME/.cache/ami-factory}/debootstrap/<key>.tar
+#   pv-image.sh build --layout flat|msdos --out FILE --marker TOKEN [--size-mib N] [--label L]
+#       Writes a raw disk image FILE in the classic PV layout: no boot loader of its own, a
+#       PV-GRUB boot/grub/menu.lst (console=hvc0), an /etc/fstab naming a Xen device, and the
+#       leftovers that `pv2hvm.sh --sanitize` must remove. Prints one JSON line with the facts a
+#       test checks against (uuid, label, kernel version, ...).
+#       flat:  ext4 on the whole image (menu.lst: root (hd0), root=LABEL=...)
+#       msdos: an msdos label, ext4 in partition 1 (menu.lst: root (hd0,0), root=/dev/xvda1)
+#       Once up, the image prints "AMI-FACTORY-BOOTED <TOKEN>" on /dev/ttyS0 and powers off.
+#
+# Needs root (debootstrap, chroot, ownership in the tarball); builds images without loop devices
+# or mounts (mke2fs -d).
+set -euo pipefail
+
+suite=bookworm
+mirror=${AMI_FACTORY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
+# What goes into the root. Part of the cache key: change anything here and the cache is rebuilt.
+include_pkgs=systemd-sysv,udev,kmod,initramfs-tools,zstd
+kernel_pkg=linux-image-amd64
+recipe_version=3
+cache=${AMI_FACTORY_CACHE:-$HOME/.cache/ami-factory}/debootstrap
+
+say() { printf 'pv-image: %s\n' "$*" >&2; }
+die() { printf 'pv-image: error: %s\n' "$*" >&2; exit 1; }
+
+cleanups=()
+run_cleanups() {
+  local i
+  for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do eval "${cleanups[i]}" || true; done
+  cleanups=()
+}
+trap run_cleanups EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root ($1)"; }
+
+cache_key() {
+  printf '%s\n' "$suite" "$mirror" "$include_pkgs" "$kernel_pkg" "$recipe_version" |
+    sha256sum | cut -c1-12
+}
+
+tarball_path() { printf '%s/%s-amd64-%s.tar\n' "$cache" "$suite" "$(cache_key)"; }
+
+# The cached root: minbase + systemd + a stock Debian kernel with an initramfs that carries the
+# ext4, NVMe and ENA drivers. Nothing GRUB: a PV image is booted by PV-GRUB from outside.
+make_rootfs_tarball() {
+  local tarball dir
+  tarball=$(tarball_path)
+  [ -s "$tarball" ] && { printf '%s\n' "$tarball"; return 0; }
+  need_root "debootstrap"
+  command -v debootstrap >/dev/null || die "debootstrap missing: run scripts/install-guest-deps.sh"
+  mkdir -p "$cache"
+  dir=$(mktemp -d "$cache/.root.XXXXXX")
+  cleanups+=("rm -rf --one-file-system '$dir'")
+  say "debootstrap $suite into $dir (one time, a few minutes; cached as $tarball)"
+  debootstrap --variant=minbase --include="$include_pkgs" "$suite" "$dir" "$mirror" \
+    >"$dir.log" 2>&1 || { tail -30 "$dir.log" >&2; die "debootstrap failed (log: $dir.log)"; }
+  rm -f "$dir.log"
+
+  # The initramfs fsck hook cannot see the root fs from inside a chroot: name its type.
+  mkdir -p "$dir/etc/initramfs-tools/conf.d"
+  printf 'FSTYPE=ext4\nMODULES=most\n' >"$dir/etc/initramfs-tools/conf.d/ami-factory"
+  printf 'ena\nnvme\n' >>"$dir/etc/initramfs-tools/modules"
+  # No boot loader: the kernel package must not look for one.
+  printf 'do_symlinks = yes\nlink_in_boot = no\n' >"$dir/etc/kernel-img.conf"
+
+  say "installing $kernel_pkg in the chroot"
+  (
+    trap 'umount -l "$dir/dev" 2>/dev/null; umount -l "$dir/proc" 2>/dev/null' EXIT
+    mount -t proc proc "$dir/proc"
+    mount --bind /dev "$dir/dev"
+    chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      "$kernel_pkg" >"$dir.log" 2>&1 || { tail -30 "$dir.log" >&2; exit 1; }
+    chroot "$dir" apt-get clean
+  ) || die "installing $kernel_pkg in the chroot failed (log: $dir.log)"
+  rm -f "$dir.log"
+  rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin
+  ls "$dir"/boot/vmlinuz-* "$dir"/boot/initrd.img-* >/dev/null || die "no kernel/initrd in the root"
+
+  tar --numeric-owner --xattrs -C "$dir" -cpf "$tarball.tmp" .
+  mv "$tarball.tmp" "$tarball"
+  say "cached $(du -h "$tarball" | cut -f1) root tarball"
+  printf '%s\n' "$tarball"
+}
+
+# Writes the per-image parts into an unpacked root: PV-GRUB menu, Xen fstab, boot marker unit and
+# the files that --sanitize must remove.
+customise_root() {
+  local dir=$1 layout=$2 label=$3 marker=$4 kver=$5 grub_root kernel_root
+  if [ "$layout" = flat ]; then grub_root='(hd0)'; kernel_root="LABEL=$label"
+  else grub_root='(hd0,0)'; kernel_root=/dev/xvda1; fi
+
+  mkdir -p "$dir/boot/grub"
+  cat >"$dir/boot/grub/menu.lst" <<EOF
+# PV-GRUB menu, as EC2 PV images had it
+default=0
+timeout=1
+hiddenmenu
+
+title Debian GNU/Linux 12, kernel $kver
+root $grub_root
+kernel /boot/vmlinuz-$kver root=$kernel_root console=hvc0 ro
+initrd /boot/initrd.img-$kver
+
+title Debian GNU/Linux 12, kernel $kver (recovery mode)
+root $grub_root
+kernel /boot/vmlinuz-$kver root=$kernel_root console=hvc0 ro single
+initrd /boot/initrd.img-$kver
+EOF
+  cat >"$dir/etc/fstab" <<EOF
+# <file system> <mount point> <type> <options> <dump> <pass>
+/dev/xvda1 / ext4 defaults,noatime 0 1
+proc /proc proc defaults 0 0
+EOF
+  printf 'pv-source\n' >"$dir/etc/hostname"
+
+  # Boot marker: once multi-user is reached, say so on the serial port and power off.
+  mkdir -p "$dir/etc/ami-factory" "$dir/usr/local/sbin"
+  printf '%s\n' "$marker" >"$dir/etc/ami-factory/marker"
+  cat >"$dir/usr/local/sbin/ami-factory-marker" <<'EOF'
+#!/bin/sh
+root=$(findmnt -no SOURCE / 2>/dev/null || echo '?')
+{
+  printf '\r\nami-factory: root %s, cmdline: %s\r\n' "$root" "$(cat /proc/cmdline)"
+  printf 'AMI-FACTORY-BOOTED %s\r\n' "$(cat /etc/ami-factory/marker)"
+} >/dev/ttyS0
+systemctl --no-block poweroff
+EOF
+  chmod 0755 "$dir/usr/local/sbin/ami-factory-marker"
+  cat >"$dir/etc/systemd/system/ami-factory-marker.service" <<'EOF'
+[Unit]
+Description=ami-factory boot test hook
+
+[Service]
+Type=oneshot
+ExecStart=/usr/local/sbin/ami-factory-marker
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  mkdir -p "$dir/etc/systemd/system/multi-user.target.wants"
+  ln -sf /etc/systemd/system/ami-factory-marker.service \
+    "$dir/etc/systemd/system/multi-user.target.wants/ami-factory-marker.service"
+  # An emptied machine-id makes the next boot a first boot: nothing may wait for a console answer.
+  ln -sf /dev/null "$dir/etc/systemd/system/systemd-firstboot.service"
+
+  # Leftovers that --sanitize removes.
+  mkdir -p "$dir/etc/ssh" "$dir/home/admin" "$dir/var/lib/cloud/instances/i-123" "$dir/var/lib/cloud/sem" \
+    "$dir/opt/aws/opsworks/current" "$dir/var/lib/aws/opsworks" "$dir/etc/aws/opsworks" \
+    "$dir/var/log/aws/opsworks" "$dir/etc/init.d"
+  for t in rsa ecdsa ed25519; do
+    printf 'FAKE %s PRIVATE KEY\n' "$t" >"$dir/etc/ssh/ssh_host_${t}_key"
+    printf 'ssh-%s FAKE root@pv-source\n' "$t" >"$dir/etc/ssh/ssh_host_${t}_key.pub"
+  done
+  printf 'aws configure\nexport SECRET=1\n' >"$dir/root/.bash_history"
+  printf 'ls\n' >"$dir/home/admin/.bash_history"
+  printf 'i-123\n' >"$dir/var/lib/cloud/instances/i-123/instance-id"
+  ln -sfn /var/lib/cloud/instances/i-123 "$dir/var/lib/cloud/instance"
+  : >"$dir/var/lib/cloud/sem/config_scripts_per_once.once"
+  printf '0123456789abcdef0123456789abcdef\n' >"$dir/etc/machine-id"
+  printf 'agent\n' >"$dir/opt/aws/opsworks/current/VERSION"
+  printf 'x\n' >"$dir/var/lib/aws/opsworks/state"
+  printf 'x\n' >"$dir/etc/aws/opsworks/instance-agent.yml"
+  printf 'x\n' >"$dir/var/log/aws/opsworks/opsworks-agent.log"
+  printf '#!/bin/sh\nexit 0\n' >"$dir/etc/init.d/opsworks-agent"
+  chmod 0755 "$dir/etc/init.d/opsworks-agent"
+}
+
+build_image() {
+  local layout="" out="" marker="" size_mib=2048 label=ami-root
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --layout) layout=$2; shift 2 ;;
+      --out) out=$2; shift 2 ;;
+      --marker) marker=$2; shift 2 ;;
+      --size-mib) size_mib=$2; shift 2 ;;
+      --label) label=$2; shift 2 ;;
+      *) die "build: unknown argument '$1'" ;;
+    esac
+  done
+  [[ $layout == flat || $layout == msdos ]] || die "build: --layout flat|msdos"
+  [ -n "$out" ] || die "build: --out FILE"
+  [[ $marker =~ ^[A-Za-z0-9._-]+$ ]] || die "build: --marker TOKEN ([A-Za-z0-9._-]+)"
+  need_root "unpacking a root with its ownership"
+
+  local tarball dir kver fs_file fs_mib
+  tarball=$(make_rootfs_tarball)
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/pv-image.XXXXXX")
+  cleanups+=("rm -rf --one-file-system '$dir'")
+  tar --numeric-owner --xattrs -C "$dir" -xpf "$tarball"
+  kver=$(cd "$dir/boot" && ls vmlinuz-* | sed 's/^vmlinuz-//' | sort -V | tail -n1)
+  [ -n "$kver" ] || die "no kernel in $tarball"
+  customise_root "$dir" "$layout" "$label" "$marker" "$kver"
+
+  rm -f "$out"
+  if [ "$layout" = flat ]; then
+    fs_file=$out; fs_mib=$size_mib
+  else
+    fs_file="$out.fs"; fs_mib=$((size_mib - 1))
+    cleanups+=("rm -f '$fs_file'")
+  fi
+  mke2fs -q -F -t ext4 -L "$label" -d "$dir" "$fs_file" "${fs_mib}M" >&2 ||
+    die "mke2fs -d failed"
+  if [ "$layout" = msdos ]; then
+    truncate -s "${size_mib}M" "$out"
+    printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q "$out" >/dev/null
+    dd if="$fs_file" of="$out" bs=1M seek=1 conv=notrunc,sparse status=none
+  fi
+  local uuid
+  uuid=$(blkid -p -o value -s UUID "$fs_file" 2>/dev/null || true)
+  [ -n "$uuid" ] || uuid=$(dumpe2fs -h "$fs_file" 2>/dev/null | sed -n 's/^Filesystem UUID: *//p')
+  printf '{"layout":"%s","image":"%s","uuid":"%s","label":"%s","kernel":"%s","sizeMiB":%d}\n' \
+    "$layout" "$out" "$uuid" "$label" "$kver" "$size_mib"
+}
+
+case ${1:-} in
+  rootfs) make_rootfs_tarball ;;
+  build) shift; build_image "$@" ;;
+  tarball-path) tarball_path ;;
+  *) die "usage: $0 rootfs | tarball-path | build --layout flat|msdos --out FILE --marker TOKEN [--size-mib N] [--label L]" ;;
+esac
