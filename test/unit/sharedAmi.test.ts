@@ -1,0 +1,122 @@
+import * as assert from "assert";
+import { checkSharedAmi, SharedAmiOutputs } from "../../providers/sharedAmi/inputs";
+import { diffSharedAmi } from "../../providers/sharedAmi/diff";
+import { UNKNOWN } from "../../providers/core/inputs";
+
+const valid = {
+  sourceAmiId: "ami-0123456789abcdef0",
+  sourceRegion: "us-east-1",
+  regions: ["us-east-1", "eu-west-1"],
+  accountIds: ["111122223333"],
+  scope: "p/s/base",
+};
+
+function outputsFor(raw: Record<string, unknown>): SharedAmiOutputs {
+  const { inputs } = checkSharedAmi(raw);
+  assert.ok(inputs);
+  return {
+    ...inputs,
+    schemaVersion: 1,
+    imageIds: { "us-east-1": "ami-0123456789abcdef0", "eu-west-1": "ami-0fedcba9876543210" },
+    snapshotIds: { "us-east-1": ["snap-1"], "eu-west-1": ["snap-2"] },
+    copiedRegions: ["eu-west-1"],
+    imageName: "base",
+    buildId: "b-1",
+  };
+}
+
+describe("SharedAmi check", () => {
+  it("normalises valid inputs: sorted lists, defaults for shareSnapshots, encryption and timeout", () => {
+    const { inputs, failures } = checkSharedAmi({ ...valid, accountIds: ["444455556666", "111122223333", "111122223333".slice(0)] });
+    assert.deepStrictEqual(failures.map((f) => f.property), ["accountIds[2]"]); // listed twice
+    const ok = checkSharedAmi(valid);
+    assert.deepStrictEqual(ok.failures, []);
+    assert.deepStrictEqual(ok.inputs!.regions, ["eu-west-1", "us-east-1"]);
+    assert.strictEqual(ok.inputs!.shareSnapshots, true);
+    assert.strictEqual(ok.inputs!.encrypted, false);
+    assert.strictEqual(ok.inputs!.timeoutMinutes, 120);
+    assert.strictEqual(inputs, undefined);
+  });
+
+  const bad: [string, Record<string, unknown>, string, RegExp][] = [
+    ["a malformed source id", { sourceAmiId: "ami-xyz" }, "sourceAmiId", /not a valid amiId.*ami-0123456789abcdef0/],
+    ["a missing source id", { sourceAmiId: undefined }, "sourceAmiId", /required/],
+    ["no regions", { regions: [] }, "regions", /must not be empty/],
+    ["a malformed region", { regions: ["europe"] }, "regions[0]", /not a valid region/],
+    ["a malformed account id", { accountIds: ["12345"] }, "accountIds[0]", /not a valid accountId/],
+    ["'all' without allowPublic", { accountIds: ["all"] }, "accountIds", /allowPublic: true/],
+    ["a malformed organization ARN", { organizationArns: ["o-123"] }, "organizationArns[0]", /organizationArn/],
+    ["a malformed OU ARN", { organizationalUnitArns: ["ou-1"] }, "organizationalUnitArns[0]", /organizationalUnitArn/],
+    ["a KMS key for a region not copied to", { encrypted: true, kmsKeyIds: { "ap-south-1": "alias/x" } }, "kmsKeyIds.ap-south-1", /not in regions/],
+    ["a KMS key from another region", { encrypted: true, kmsKeyIds: { "eu-west-1": "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab" } }, "kmsKeyIds.eu-west-1", /key of its own region/],
+    ["KMS keys without encrypted", { kmsKeyIds: { "eu-west-1": "alias/x" } }, "kmsKeyIds", /set encrypted: true/],
+    ["an unknown field", { regionz: ["eu-west-1"] }, "regionz", /unknown field "regionz"/],
+    ["a reserved tag key", { tags: { "aws:owner": "x" } }, "tags.aws:owner", /reserved/],
+    ["a non-string tag value", { tags: { team: 7 } }, "tags.team", /string value/],
+    ["a bad deprecation time", { deprecateAt: "next year" }, "deprecateAt", /ISO 8601/],
+    ["an image name with bad characters", { name: "a*b" }, "name", /not valid/],
+    ["a negative timeout", { timeoutMinutes: -5 }, "timeoutMinutes", /whole number from 1/],
+  ];
+  for (const [what, change, property, reason] of bad) {
+    it(`refuses ${what}, naming ${property}`, () => {
+      const { inputs, failures } = checkSharedAmi({ ...valid, ...change });
+      assert.strictEqual(inputs, undefined);
+      const failure = failures.find((f) => f.property === property);
+      assert.ok(failure, `no failure for ${property}: ${JSON.stringify(failures)}`);
+      assert.match(failure.reason, reason);
+    });
+  }
+
+  it("accepts values that are unknown during preview", () => {
+    const { failures } = checkSharedAmi({ ...valid, sourceAmiId: UNKNOWN, accountIds: UNKNOWN });
+    assert.deepStrictEqual(failures, []);
+  });
+});
+
+describe("SharedAmi diff", () => {
+  const olds = outputsFor(valid);
+  const news = (change: Record<string, unknown>) => checkSharedAmi({ ...valid, ...change }).inputs!;
+
+  it("reports no change for the same inputs", () => {
+    assert.deepStrictEqual(diffSharedAmi(olds, news({})).changes, false);
+  });
+
+  for (const [field, value] of [
+    ["sourceAmiId", "ami-0aaaaaaaaaaaaaaaa"],
+    ["sourceRegion", "us-west-2"],
+    ["encrypted", true],
+    ["name", "renamed-image"],
+  ] as const) {
+    it(`replaces when ${field} changes`, () => {
+      const d = diffSharedAmi(olds, news({ [field]: value, ...(field === "sourceRegion" ? { regions: ["us-west-2", "eu-west-1", "us-east-1"] } : {}) }));
+      assert.ok(d.replaces.includes(field), JSON.stringify(d));
+    });
+  }
+
+  for (const [field, value] of [
+    ["accountIds", ["111122223333", "444455556666"]],
+    ["organizationArns", ["arn:aws:organizations::123456789012:organization/o-abcde12345"]],
+    ["tags", { team: "images" }],
+    ["deprecateAt", "2030-01-01T00:00:00Z"],
+    ["regions", ["us-east-1", "eu-west-1", "ap-northeast-1"]],
+    ["description", "new words"],
+  ] as const) {
+    it(`updates in place when ${field} changes`, () => {
+      const d = diffSharedAmi(olds, news({ [field]: value }));
+      assert.strictEqual(d.changes, true);
+      assert.deepStrictEqual(d.replaces, []);
+    });
+  }
+
+  it("sees a copy lost out of band (after refresh) as an update of regions", () => {
+    const drifted = { ...olds, imageIds: { "us-east-1": olds.imageIds["us-east-1"] }, copiedRegions: [] };
+    const d = diffSharedAmi(drifted, news({}));
+    assert.strictEqual(d.changes, true);
+    assert.deepStrictEqual(d.replaces, []);
+  });
+
+  it("deletes before replacing when the new copies would take the same name in the same region", () => {
+    assert.strictEqual(diffSharedAmi(olds, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "base" })).deleteBeforeReplace, true);
+    assert.strictEqual(diffSharedAmi(olds, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "other-name" })).deleteBeforeReplace, false);
+  });
+});
