@@ -152,7 +152,7 @@ mounts_of() {
 if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   set -euo pipefail
   case ${1:-} in
-    resolve) resolve_device "${2:?SPEC}" ;;
+    resolve) resolve_device "${2-}" ;;
     *) printf 'usage: %s resolve SPEC\n' "$0" >&2; exit 2 ;;
   esac
 fi
