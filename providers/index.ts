@@ -1,2 +1,3 @@
 export { SharedAmi, SharedAmiArgs } from "./sharedAmi";
 export { RecoveryAlarm, RecoveryAlarmArgs } from "./recoveryAlarm";
+export { ConvertedHvmAmi, ConvertedHvmAmiArgs } from "./convertedHvmAmi";

@@ -8,6 +8,22 @@ import type { IAMClient } from "@aws-sdk/client-iam";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { STSClient } from "@aws-sdk/client-sts";
 
+/** AWS API calls made by this provider process (each create logs how many it needed). */
+export const apiCalls = { count: 0 };
+
+type Countable = { middlewareStack: { add(mw: (next: (a: unknown) => Promise<unknown>) => (a: unknown) => Promise<unknown>, o: { step: "initialize"; name: string }): void } };
+
+function counted<T>(client: T): T {
+  (client as unknown as Countable).middlewareStack.add(
+    (next) => async (args) => {
+      apiCalls.count++;
+      return next(args);
+    },
+    { step: "initialize", name: "amiFactoryCallCounter" },
+  );
+  return client;
+}
+
 export function clientConfig(region: string) {
   if (!region) throw new Error("no AWS region: set the resource's `region`, the stack config `aws:region`, or AWS_REGION");
   return { region, retryMode: "adaptive" as const, maxAttempts: 10 };
@@ -15,27 +31,27 @@ export function clientConfig(region: string) {
 
 export async function ec2Client(region: string): Promise<EC2Client> {
   const { EC2Client } = await import("@aws-sdk/client-ec2");
-  return new EC2Client(clientConfig(region));
+  return counted(new EC2Client(clientConfig(region)));
 }
 
 export async function cloudWatchClient(region: string): Promise<CloudWatchClient> {
   const { CloudWatchClient } = await import("@aws-sdk/client-cloudwatch");
-  return new CloudWatchClient(clientConfig(region));
+  return counted(new CloudWatchClient(clientConfig(region)));
 }
 
 export async function iamClient(region: string): Promise<IAMClient> {
   const { IAMClient } = await import("@aws-sdk/client-iam");
-  return new IAMClient(clientConfig(region));
+  return counted(new IAMClient(clientConfig(region)));
 }
 
 export async function ssmClient(region: string): Promise<SSMClient> {
   const { SSMClient } = await import("@aws-sdk/client-ssm");
-  return new SSMClient(clientConfig(region));
+  return counted(new SSMClient(clientConfig(region)));
 }
 
 export async function stsClient(region: string): Promise<STSClient> {
   const { STSClient } = await import("@aws-sdk/client-sts");
-  return new STSClient(clientConfig(region));
+  return counted(new STSClient(clientConfig(region)));
 }
 
 /** The region a resource works in: its own input, else `aws:region` config, else AWS_REGION. */

@@ -1,0 +1,106 @@
+// Runs a guest script on the worker through SSM (AWS-RunShellScript) and reads the machine-
+// readable facts from the last line of its output.
+import { ssmClient } from "../core/clients";
+import type { Step } from "../core/steps";
+import { errorName, waitFor } from "../core/wait";
+import { secondsLeft, WorkerBuild } from "./context";
+
+export interface GuestCommand {
+  /** For messages: "pv2hvm". */
+  name: string;
+  /** The whole (bundled) script. */
+  script: string;
+  /** Its arguments; volume roles are written as {volume:role} and replaced by the volume id. */
+  args: string[];
+}
+
+/** The shell lines SSM runs: the script written to a file, then run with its arguments. */
+export function commandLines(cmd: GuestCommand, volumes: Record<string, string>): string[] {
+  const args = cmd.args.map((a) => a.replace(/\{volume:([a-z]+)\}/g, (_m, role: string) => {
+    if (!volumes[role]) throw new Error(`no ${role} volume for the guest script ${cmd.name}`);
+    return volumes[role];
+  }));
+  const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
+  const file = `/root/ami-factory-${cmd.name}.sh`;
+  // A here-document with a quoted delimiter keeps the script byte for byte.
+  return [`cat > ${file} <<'AMI_FACTORY_GUEST_SCRIPT'`, ...cmd.script.replace(/\n$/, "").split("\n"), "AMI_FACTORY_GUEST_SCRIPT", `exec bash ${file} ${quoted}`];
+}
+
+/** The facts: the last non-empty stdout line, which must be a JSON object. */
+export function parseFacts(stdout: string): Record<string, unknown> {
+  const last = stdout.trimEnd().split("\n").pop() ?? "";
+  try {
+    const facts = JSON.parse(last);
+    if (facts && typeof facts === "object" && !Array.isArray(facts)) return facts as Record<string, unknown>;
+  } catch {
+    // fall through
+  }
+  throw new Error(`the guest script's last output line is not a JSON object: ${JSON.stringify(last.slice(0, 200))}`);
+}
+
+export function lastLines(text: string | undefined, n = 15): string {
+  return (text ?? "").trimEnd().split("\n").slice(-n).join("\n");
+}
+
+export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
+  return {
+    name: `run ${cmd.name} on the worker`,
+    async run(b) {
+      const { SendCommandCommand, GetCommandInvocationCommand } = await import("@aws-sdk/client-ssm");
+      const ssm = await ssmClient(b.region);
+      const commands = commandLines(cmd, b.volumes);
+      // The SSM agent registers a little after the instance runs: until then SendCommand says InvalidInstanceId.
+      b.commandId = await waitFor({ what: `the SSM agent on ${b.instanceId}`, maxWaitSeconds: Math.min(900, secondsLeft(b)), minDelaySeconds: 2, maxDelaySeconds: 15 }, async () => {
+        try {
+          const out = await ssm.send(
+            new SendCommandCommand({
+              InstanceIds: [b.instanceId!],
+              DocumentName: "AWS-RunShellScript",
+              Comment: `ami-factory ${b.buildId} ${cmd.name}`.slice(0, 100),
+              TimeoutSeconds: secondsLeft(b),
+              Parameters: { commands, executionTimeout: [String(secondsLeft(b))] },
+            }),
+          );
+          return { state: "SUCCESS", value: out.Command?.CommandId };
+        } catch (e) {
+          if (errorName(e) === "InvalidInstanceId") return { state: "RETRY", reason: "agent not registered yet" };
+          throw e;
+        }
+      });
+      const started = Date.now();
+      let lastProgress = "";
+      const invocation = await waitFor({ what: `${cmd.name} on ${b.instanceId}`, maxWaitSeconds: secondsLeft(b), minDelaySeconds: 2, maxDelaySeconds: 10 }, async () => {
+        let out;
+        try {
+          out = await ssm.send(new GetCommandInvocationCommand({ CommandId: b.commandId, InstanceId: b.instanceId }));
+        } catch (e) {
+          if (errorName(e) === "InvocationDoesNotExist") return { state: "RETRY", reason: "invocation not visible yet" };
+          throw e;
+        }
+        const progress = lastLines(out.StandardErrorContent, 1);
+        if (progress && progress !== lastProgress) {
+          lastProgress = progress;
+          b.log(`${cmd.name} (${Math.round((Date.now() - started) / 1000)}s): ${progress}`);
+        }
+        if (out.Status === "Success") return { state: "SUCCESS", value: out };
+        if (out.Status === "Pending" || out.Status === "InProgress" || out.Status === "Delayed") return { state: "RETRY", reason: out.Status };
+        return {
+          state: "FAILURE",
+          reason: `status ${out.Status} (exit ${out.ResponseCode}); last output:\n${lastLines(out.StandardOutputContent)}\n${lastLines(out.StandardErrorContent)}`,
+        };
+      });
+      b.facts = parseFacts(invocation.StandardOutputContent ?? "");
+      b.log(`${cmd.name} facts: ${JSON.stringify(b.facts)}`);
+    },
+    async cleanup(b, failed) {
+      if (!failed || !b.commandId) return;
+      const { CancelCommandCommand } = await import("@aws-sdk/client-ssm");
+      try {
+        await (await ssmClient(b.region)).send(new CancelCommandCommand({ CommandId: b.commandId, InstanceIds: b.instanceId ? [b.instanceId] : undefined }));
+      } catch (e) {
+        // Finished commands cannot be cancelled; the worker is terminated next anyway.
+        if (errorName(e) !== "InvalidCommandId" && errorName(e) !== "InvalidInstanceId") throw e;
+      }
+    },
+  };
+}

@@ -1,0 +1,59 @@
+// The typed state of a worker build (ConvertedHvmAmi, SurrogateAmi): what each step reads and the
+// ids each step records as soon as AWS returns them, so cleanup can find them.
+import type { Tags } from "../core/tags";
+
+export interface WorkerOptions {
+  /** Default: m6i.large (x86_64) / m6g.large (arm64): EBS-optimised, enough for a copy. */
+  instanceType?: string;
+  /** Default: the default subnet of the default VPC (first AZ). */
+  subnetId?: string;
+  /** An existing instance profile with SSM permissions. Default: a temporary one is made. */
+  instanceProfileName?: string;
+  /** Worker image. Default: the current Amazon Linux 2023 (public SSM parameter). */
+  imageId?: string;
+}
+
+export interface VolumeSpec {
+  /** Default gp3. */
+  type: string;
+  iops?: number;
+  throughputMiBps?: number;
+}
+
+export interface WorkerBuild {
+  region: string;
+  buildId: string;
+  architecture: "x86_64" | "arm64";
+  worker: WorkerOptions;
+  /** Tags for temporary resources (build id, expiry, temporary=true). */
+  temporaryTags: Tags;
+  /** Tags for what the build outputs (snapshot, image). */
+  outputTags: Tags;
+  /** When the whole build must be done (ms since epoch): waits stop there. */
+  deadline: number;
+  log: (line: string) => void;
+
+  // Recorded by the steps.
+  subnetId?: string;
+  vpcId?: string;
+  availabilityZone?: string;
+  securityGroupId?: string;
+  roleName?: string;
+  createdInstanceProfileName?: string;
+  workerImageId?: string;
+  instanceId?: string;
+  /** role (e.g. "source", "target") → volume id. */
+  volumes: Record<string, string>;
+  /** role → device name it was attached as. */
+  attachments: Record<string, string>;
+  commandId?: string;
+  /** The guest script's last stdout line, parsed. */
+  facts?: Record<string, unknown>;
+  snapshotId?: string;
+  imageId?: string;
+}
+
+/** Seconds left until the build's deadline (at least 1). */
+export function secondsLeft(build: WorkerBuild): number {
+  return Math.max(1, Math.floor((build.deadline - Date.now()) / 1000));
+}

@@ -1,0 +1,19 @@
+// Guest scripts are bundled (their lib/ files inlined) when the program runs, and travel to the
+// provider inside its serialised closure; their hash is an input, so a changed script replaces.
+import { execFileSync } from "child_process";
+import { createHash } from "crypto";
+import * as path from "path";
+
+const GUEST_DIR = path.resolve(__dirname, "../../scripts/guest");
+
+export interface BundledScript {
+  name: string;
+  content: string;
+  sha256: string;
+}
+
+export function bundleGuestScript(relativePath: string): BundledScript {
+  const file = path.join(GUEST_DIR, relativePath);
+  const content = execFileSync("bash", [path.join(GUEST_DIR, "lib/bundle.sh"), file], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
+  return { name: path.basename(relativePath, ".sh"), content, sha256: createHash("sha256").update(content).digest("hex") };
+}

@@ -1,0 +1,51 @@
+// A temporary role and instance profile that let the worker talk to SSM, and nothing else.
+import { iamClient } from "../core/clients";
+import type { Step } from "../core/steps";
+import { errorName } from "../core/wait";
+import type { WorkerBuild } from "./context";
+
+const SSM_POLICY = "AmazonSSMManagedInstanceCore";
+
+function policyArn(region: string): string {
+  const partition = region.startsWith("cn-") ? "aws-cn" : region.startsWith("us-gov-") ? "aws-us-gov" : "aws";
+  return `arn:${partition}:iam::aws:policy/${SSM_POLICY}`;
+}
+
+const assumeRolePolicy = JSON.stringify({
+  Version: "2012-10-17",
+  Statement: [{ Effect: "Allow", Principal: { Service: "ec2.amazonaws.com" }, Action: "sts:AssumeRole" }],
+});
+
+export function instanceProfileStep(): Step<WorkerBuild> {
+  return {
+    name: "create instance profile",
+    async run(b) {
+      if (b.worker.instanceProfileName) return;
+      const { CreateRoleCommand, AttachRolePolicyCommand, CreateInstanceProfileCommand, AddRoleToInstanceProfileCommand } = await import("@aws-sdk/client-iam");
+      const iam = await iamClient(b.region);
+      const name = `ami-factory-${b.buildId}-${Date.now().toString(36)}`.slice(0, 64);
+      const Tags = Object.entries(b.temporaryTags).map(([Key, Value]) => ({ Key, Value }));
+      await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: assumeRolePolicy, Description: `ami-factory build ${b.buildId}: SSM for the worker`, MaxSessionDuration: 3600 * 4, Tags }));
+      b.roleName = name;
+      await iam.send(new AttachRolePolicyCommand({ RoleName: name, PolicyArn: policyArn(b.region) }));
+      await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags }));
+      b.createdInstanceProfileName = name;
+      await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: name, RoleName: name }));
+    },
+    async cleanup(b) {
+      const { RemoveRoleFromInstanceProfileCommand, DeleteInstanceProfileCommand, DetachRolePolicyCommand, DeleteRoleCommand } = await import("@aws-sdk/client-iam");
+      const iam = await iamClient(b.region);
+      const gone = (e: unknown) => {
+        if (errorName(e) !== "NoSuchEntity" && errorName(e) !== "NoSuchEntityException") throw e;
+      };
+      if (b.createdInstanceProfileName) {
+        if (b.roleName) await iam.send(new RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: b.createdInstanceProfileName, RoleName: b.roleName })).catch(gone);
+        await iam.send(new DeleteInstanceProfileCommand({ InstanceProfileName: b.createdInstanceProfileName })).catch(gone);
+      }
+      if (b.roleName) {
+        await iam.send(new DetachRolePolicyCommand({ RoleName: b.roleName, PolicyArn: policyArn(b.region) })).catch(gone);
+        await iam.send(new DeleteRoleCommand({ RoleName: b.roleName })).catch(gone);
+      }
+    },
+  };
+}

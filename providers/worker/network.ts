@@ -1,0 +1,67 @@
+// Where the worker runs (subnet, VPC, AZ) and its security group: no inbound rules at all (the
+// worker is driven through SSM, which needs only outbound HTTPS).
+import { ec2Client } from "../core/clients";
+import { tagSpecifications } from "../core/tags";
+import type { Step } from "../core/steps";
+import { errorName, waitFor } from "../core/wait";
+import type { WorkerBuild } from "./context";
+
+export function networkStep(): Step<WorkerBuild> {
+  return {
+    name: "find subnet",
+    async run(b) {
+      const { DescribeSubnetsCommand } = await import("@aws-sdk/client-ec2");
+      const ec2 = await ec2Client(b.region);
+      const out = b.worker.subnetId
+        ? await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [b.worker.subnetId] }))
+        : await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "default-for-az", Values: ["true"] }] }));
+      const subnet = (out.Subnets ?? []).sort((a, c) => (a.AvailabilityZone ?? "").localeCompare(c.AvailabilityZone ?? ""))[0];
+      if (!subnet?.SubnetId) {
+        throw new Error(
+          b.worker.subnetId
+            ? `worker.subnetId ${b.worker.subnetId} was not found in ${b.region}: check the id and region`
+            : `no default VPC subnet in ${b.region}: set worker.subnetId to a subnet with outbound HTTPS (for SSM)`,
+        );
+      }
+      b.subnetId = subnet.SubnetId;
+      b.vpcId = subnet.VpcId;
+      b.availabilityZone = subnet.AvailabilityZone;
+    },
+  };
+}
+
+export function securityGroupStep(): Step<WorkerBuild> {
+  return {
+    name: "create security group",
+    async run(b) {
+      const { CreateSecurityGroupCommand } = await import("@aws-sdk/client-ec2");
+      const ec2 = await ec2Client(b.region);
+      const out = await ec2.send(
+        new CreateSecurityGroupCommand({
+          GroupName: `ami-factory-${b.buildId}-${Date.now().toString(36)}`,
+          Description: `ami-factory build ${b.buildId} worker: no inbound rules`,
+          VpcId: b.vpcId,
+          TagSpecifications: tagSpecifications(["security-group"] as const, b.temporaryTags),
+        }),
+      );
+      b.securityGroupId = out.GroupId;
+    },
+    async cleanup(b) {
+      if (!b.securityGroupId) return;
+      const { DeleteSecurityGroupCommand } = await import("@aws-sdk/client-ec2");
+      const ec2 = await ec2Client(b.region);
+      const id = b.securityGroupId;
+      // A just-terminated worker's network interface can hold the group for a short while.
+      await waitFor({ what: `deletion of security group ${id}`, maxWaitSeconds: 300, minDelaySeconds: 2 }, async () => {
+        try {
+          await ec2.send(new DeleteSecurityGroupCommand({ GroupId: id }));
+          return { state: "SUCCESS", value: undefined };
+        } catch (e) {
+          if (errorName(e) === "InvalidGroup.NotFound") return { state: "SUCCESS", value: undefined };
+          if (errorName(e) === "DependencyViolation") return { state: "RETRY", reason: "still in use" };
+          throw e;
+        }
+      });
+    },
+  };
+}

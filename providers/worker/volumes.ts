@@ -1,0 +1,102 @@
+// Volumes for the worker: made in the worker's AZ in parallel, attached, detached and deleted.
+import { ec2Client } from "../core/clients";
+import { tagSpecifications } from "../core/tags";
+import type { Step } from "../core/steps";
+import { errorName } from "../core/wait";
+import { secondsLeft, VolumeSpec, WorkerBuild } from "./context";
+
+export interface VolumeRequest {
+  /** What the volume is for: "source", "target". */
+  role: string;
+  /** Made from this snapshot, or empty when absent. */
+  snapshotId?: string;
+  sizeGiB: number;
+  spec: VolumeSpec;
+  encrypted: boolean;
+  kmsKeyId?: string;
+}
+
+export function volumesStep<B extends WorkerBuild>(roles: string[], requestsOf: (b: B) => VolumeRequest[]): Step<B> {
+  return {
+    name: `create volumes (${roles.join(", ")})`,
+    async run(b) {
+      const { CreateVolumeCommand, waitUntilVolumeAvailable } = await import("@aws-sdk/client-ec2");
+      const ec2 = await ec2Client(b.region);
+      await Promise.all(
+        requestsOf(b).map(async (r) => {
+          const out = await ec2.send(
+            new CreateVolumeCommand({
+              AvailabilityZone: b.availabilityZone,
+              SnapshotId: r.snapshotId,
+              Size: r.sizeGiB,
+              VolumeType: r.spec.type as never,
+              Iops: r.spec.iops,
+              Throughput: r.spec.throughputMiBps,
+              Encrypted: r.encrypted || undefined,
+              KmsKeyId: r.kmsKeyId,
+              ClientToken: `${b.buildId}-${r.role}-${b.deadline}`.slice(0, 64),
+              TagSpecifications: tagSpecifications(["volume"] as const, { ...b.temporaryTags, Name: `ami-factory ${b.buildId} ${r.role}` }),
+            }),
+          );
+          b.volumes[r.role] = out.VolumeId!;
+          await waitUntilVolumeAvailable({ client: ec2, maxWaitTime: Math.min(1800, secondsLeft(b)), minDelay: 1, maxDelay: 10 }, { VolumeIds: [out.VolumeId!] });
+          b.log(`volume ${r.role}: ${out.VolumeId} (${r.sizeGiB} GiB${r.snapshotId ? ` from ${r.snapshotId}` : ""})`);
+        }),
+      );
+    },
+    async cleanup(b) {
+      const { DeleteVolumeCommand } = await import("@aws-sdk/client-ec2");
+      const ec2 = await ec2Client(b.region);
+      for (const role of roles) {
+        const id = b.volumes[role];
+        if (!id) continue;
+        try {
+          await ec2.send(new DeleteVolumeCommand({ VolumeId: id }));
+        } catch (e) {
+          if (errorName(e) !== "InvalidVolume.NotFound") throw e;
+        }
+      }
+    },
+  };
+}
+
+/** Device names the worker's volumes are attached as (the guest finds them by volume id anyway). */
+const DEVICE_NAMES = ["/dev/sdf", "/dev/sdg", "/dev/sdh", "/dev/sdi"];
+
+export function attachStep(roles: string[]): Step<WorkerBuild> {
+  return {
+    name: `attach volumes (${roles.join(", ")})`,
+    async run(b) {
+      const { AttachVolumeCommand, waitUntilVolumeInUse } = await import("@aws-sdk/client-ec2");
+      const ec2 = await ec2Client(b.region);
+      for (const [i, role] of roles.entries()) {
+        await ec2.send(new AttachVolumeCommand({ InstanceId: b.instanceId, VolumeId: b.volumes[role], Device: DEVICE_NAMES[i] }));
+        b.attachments[role] = DEVICE_NAMES[i];
+      }
+      await waitUntilVolumeInUse({ client: ec2, maxWaitTime: Math.min(600, secondsLeft(b)), minDelay: 1, maxDelay: 10 }, { VolumeIds: roles.map((r) => b.volumes[r]) });
+    },
+    async cleanup(b) {
+      await detachVolumes(b, roles);
+    },
+  };
+}
+
+export async function detachVolumes(b: WorkerBuild, roles: string[]): Promise<void> {
+  const { DetachVolumeCommand, waitUntilVolumeAvailable } = await import("@aws-sdk/client-ec2");
+  const ec2 = await ec2Client(b.region);
+  const detached: string[] = [];
+  for (const role of roles.filter((r) => b.attachments[r])) {
+    try {
+      await ec2.send(new DetachVolumeCommand({ VolumeId: b.volumes[role], InstanceId: b.instanceId }));
+      detached.push(b.volumes[role]);
+    } catch (e) {
+      if (errorName(e) !== "IncorrectState" && errorName(e) !== "InvalidAttachment.NotFound" && errorName(e) !== "InvalidVolume.NotFound") throw e;
+    }
+    delete b.attachments[role];
+  }
+  if (detached.length) await waitUntilVolumeAvailable({ client: ec2, maxWaitTime: 600, minDelay: 1, maxDelay: 10 }, { VolumeIds: detached });
+}
+
+export function detachStep(roles: string[]): Step<WorkerBuild> {
+  return { name: `detach volumes (${roles.join(", ")})`, run: (b) => detachVolumes(b, roles) };
+}
