@@ -658,7 +658,7 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
       });
 
       it("does not boot the unconverted source disk (negative control)", async function () {
-        const r = await bootImage({ image: img.image, marker: bootMarker, timeoutMs: 45_000, serialLog: path.join(work, `${layout}-source.serial.log`) });
+        const r = await bootImage({ image: img.image, marker: bootMarker, timeoutMs: 30_000, serialLog: path.join(work, `${layout}-source.serial.log`) });
         timings[`${layout}: boot source (${r.accel})`] = r.seconds;
         assert.notStrictEqual(r.outcome, "marker", "the unconverted PV image booted: the boot test proves nothing");
         assert.ok(!/Linux version/.test(r.serial), "a kernel started from the unconverted PV image");
