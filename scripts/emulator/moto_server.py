@@ -30,8 +30,14 @@ Control API (only under /_ami_factory/, JSON in and out):
   DELETE /_ami_factory/ssm/fail                    clear the rules
   POST   /_ami_factory/ec2/root-device-type        {"region", "id": "i-..|ami-..", "type"}
   POST   /_ami_factory/ec2/product-codes           {"region", "imageId", "productCodes": [...]}
-  POST   /_ami_factory/reset                       clear recorder, record config and SSM rules (not
-                                                   moto's state: that is POST /moto-api/reset)
+  POST   /_ami_factory/ec2/image-state             {"region", "imageId", "state", "stateReason"?:
+                                                   {"Code", "Message"}}: e.g. keep an image pending
+  POST   /_ami_factory/ssm/unregistered            {"sends": N, "instanceIds"?}: the next N
+                                                   SendCommand calls fail with InvalidInstanceId
+  DELETE /_ami_factory/ssm/unregistered            forget those
+  POST   /_ami_factory/reset                       clear recorder, record config, SSM rules and
+                                                   unregistered agents (not moto's state: that is
+                                                   POST /moto-api/reset)
 """
 
 from __future__ import annotations
@@ -314,7 +320,7 @@ def patch_ami_model() -> None:
 
     for attr in ("imds", "tmp", "uefi", "lld", "ramdisk", "ramdisk_id", "deprecation_time",
                  "ena_support", "sriov_net_support", "imds_support", "tpm_support", "uefi_data",
-                 "source_image_id", "source_image_region"):
+                 "source_image_id", "source_image_region", "state_reason"):
         if not hasattr(Ami, attr):
             setattr(Ami, attr, None)
 
@@ -712,6 +718,22 @@ def _clip(text: str, limit: int) -> str:
     return text[:limit]
 
 
+UNFINISHED = ("InProgress", "Pending", "Delayed")
+
+
+def _summarise(command: Any) -> None:
+    """A command's Status/StatusDetails/ErrorCount/CompletedCount from its invocations."""
+    statuses = [inv["Status"] for inv in command.invocations]
+    command.error_count = sum(1 for s in statuses if s in ("Failed", "TimedOut"))
+    command.completed_count = sum(1 for s in statuses if s not in UNFINISHED)
+    for s in ("InProgress", "Pending", "Delayed", "Failed", "TimedOut", "Cancelled"):
+        if s in statuses:
+            command.status = command.status_details = s
+            break
+    else:
+        command.status = command.status_details = "Success"
+
+
 def patch_ssm_commands() -> None:
     """moto reports every SendCommand invocation as Success with empty output and has no
     ListCommandInvocations. Here: SsmRules decide an invocation's Status/StatusDetails/ResponseCode/
@@ -756,19 +778,9 @@ def patch_ssm_commands() -> None:
                        StandardErrorContent=_clip(stderr, SSM_STDOUT_LIMIT))
             inv["_amf_output"] = stdout
             inv["_amf_stderr"] = stderr
-            if status in ("InProgress", "Pending", "Delayed"):
+            if status in UNFINISHED:
                 inv["ExecutionEndDateTime"] = ""
-        statuses = [inv["Status"] for inv in self.invocations]
-        terminal = [s for s in statuses if s not in ("InProgress", "Pending", "Delayed")]
-        self.error_count = sum(1 for s in statuses if s in ("Failed", "TimedOut"))
-        self.completed_count = len(terminal)
-        for s in ("InProgress", "Pending", "Delayed", "Failed", "TimedOut", "Cancelled"):
-            if s in statuses:
-                self.status = s
-                self.status_details = s
-                break
-        else:
-            self.status, self.status_details = "Success", "Success"
+        _summarise(self)
 
     Command.__init__ = __init__  # type: ignore[method-assign]
 
@@ -836,6 +848,129 @@ def patch_ssm_commands() -> None:
     APPLIED.append(name)
 
 
+def patch_ssm_cancel_command() -> None:
+    """moto has no CancelCommand (HTTP 500): unfinished invocations (Pending/InProgress/Delayed) of
+    the command, for the given instances or all, become Cancelled; finished ones stay as they are;
+    an unknown command id is InvalidCommandId."""
+    from moto.core.responses import ActionResult
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    name = "ssm-cancel-command"
+    _need(not hasattr(SimpleSystemManagerResponse, "cancel_command"), name,
+          "moto now implements CancelCommand: check it and drop this patch")
+
+    def cancel_command(self: Any) -> ActionResult:
+        command = self.ssm_backend.get_command_by_id(self._get_param("CommandId"))
+        instance_ids = self._get_param("InstanceIds") or []
+        for inv in command.invocations:
+            if instance_ids and inv["InstanceId"] not in instance_ids:
+                continue
+            if inv["Status"] in UNFINISHED:
+                inv.update(Status="Cancelled", StatusDetails="Cancelled", ResponseCode=-1)
+        _summarise(command)
+        return ActionResult({})
+
+    SimpleSystemManagerResponse.cancel_command = cancel_command  # type: ignore[attr-defined]
+    APPLIED.append(name)
+
+
+class SsmAgents:
+    """`POST /_ami_factory/ssm/unregistered {"sends": N, "instanceIds"?: [...]}`: the next N SendCommand
+    calls (to those instances, or any) fail with InvalidInstanceId, as while the SSM agent of a fresh
+    instance has not registered yet."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.pending: list[dict[str, Any]] = []
+
+    def add(self, body: Any) -> None:
+        if not isinstance(body, dict) or not isinstance(body.get("sends"), int) or body["sends"] < 1:
+            raise ValueError("'sends' must be a positive integer")
+        ids = body.get("instanceIds")
+        if ids is not None and not (isinstance(ids, list) and all(isinstance(i, str) for i in ids)):
+            raise ValueError("'instanceIds' must be a list of strings")
+        with self.lock:
+            self.pending.append({"sends": body["sends"], "instanceIds": ids})
+
+    def take(self, instance_ids: list[str]) -> bool:
+        with self.lock:
+            for entry in self.pending:
+                if entry["sends"] > 0 and (entry["instanceIds"] is None or set(instance_ids) & set(entry["instanceIds"])):
+                    entry["sends"] -= 1
+                    return True
+        return False
+
+    def clear(self) -> None:
+        with self.lock:
+            self.pending.clear()
+
+
+SSM_AGENTS = SsmAgents()
+
+
+def patch_ssm_send_command_targets() -> None:
+    """moto's SendCommand accepts any instance id. EC2/SSM answer InvalidInstanceId for an instance
+    that does not exist in the region or is not running (no agent to talk to); the SsmAgents control
+    makes fresh instances look unregistered for a number of sends."""
+    from moto.ec2.exceptions import InvalidInstanceIdError
+    from moto.ssm.exceptions import SSMException
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    name = "ssm-send-command-targets"
+    _need(_has_params(SimpleSystemManagerBackend.send_command, "instance_ids"), name,
+          "SimpleSystemManagerBackend.send_command signature changed")
+    original = SimpleSystemManagerBackend.send_command
+
+    def send_command(self: Any, *args: Any, **kwargs: Any) -> Any:
+        instance_ids = list(kwargs.get("instance_ids") or [])
+        ec2 = _ec2_backend(self.region_name, self.account_id)
+        bad = []
+        for instance_id in instance_ids:
+            try:
+                if not ec2.get_instance(instance_id).is_running():
+                    bad.append(instance_id)
+            except InvalidInstanceIdError:
+                bad.append(instance_id)
+        if not bad and instance_ids and SSM_AGENTS.take(instance_ids):
+            bad = instance_ids
+        if bad:
+            raise SSMException("InvalidInstanceId", f"Instances [[{', '.join(bad)}]] not in a valid state for account {self.account_id}")
+        return original(self, *args, **kwargs)
+
+    SimpleSystemManagerBackend.send_command = send_command  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
+def patch_modify_image_attribute() -> None:
+    """moto's ModifyImageAttribute handles launch permissions only and ignores Description (and
+    ImdsSupport): apply them."""
+    from moto.ec2.responses.amis import AmisResponse
+
+    name = "modify-image-attribute"
+    _need(_uses_action_result(AmisResponse.modify_image_attribute) or "EmptyResult" in inspect.getsource(AmisResponse.modify_image_attribute),
+          name, "AmisResponse.modify_image_attribute changed")
+    original = AmisResponse.modify_image_attribute
+
+    def modify_image_attribute(self: Any) -> Any:
+        result = original(self)  # validates the image and applies launch permissions
+        image = self.ec2_backend.amis[self._get_param("ImageId")]
+        attribute, value = self._get_param("Attribute"), self._get_param("Value")
+        description = (self._get_param("Description") or {}).get("Value")
+        if description is None and attribute == "description":
+            description = value
+        if description is not None:
+            image.description = description
+        imds = (self._get_param("ImdsSupport") or {}).get("Value")
+        if imds is None and attribute == "imdsSupport":
+            imds = value
+        if imds is not None:
+            _set_attr(image, imds_support=imds)
+        return result
+
+    AmisResponse.modify_image_attribute = modify_image_attribute  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
 def apply_patches() -> None:
     patch_ami_model()
     patch_snapshot_in_use()
@@ -845,6 +980,9 @@ def apply_patches() -> None:
     patch_image_deprecation()
     patch_instances()
     patch_ssm_commands()
+    patch_ssm_cancel_command()
+    patch_ssm_send_command_targets()
+    patch_modify_image_attribute()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -891,9 +1029,34 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         if method == "DELETE":
             SSM_RULES.clear()
             return 200, {"ok": True}
+    if path == "ssm/unregistered":
+        if method == "POST":
+            try:
+                SSM_AGENTS.add(body)
+            except ValueError as e:
+                raise HttpError(400, str(e)) from e
+            return 200, {"ok": True}
+        if method == "DELETE":
+            SSM_AGENTS.clear()
+            return 200, {"ok": True}
     if path == "reset" and method == "POST":
         RECORDER.clear(config_too=True)
         SSM_RULES.clear()
+        SSM_AGENTS.clear()
+        return 200, {"ok": True}
+    if path == "ec2/image-state" and method == "POST":
+        body = body or {}
+        backend = _ec2_backend(body.get("region") or "us-east-1", body.get("accountId"))
+        image = backend.amis.get(body.get("imageId"))
+        if image is None:
+            raise HttpError(404, f"{body.get('imageId')} not found in {backend.region_name}")
+        if body.get("state") not in ("pending", "available", "invalid", "deregistered", "transient", "failed", "error", "disabled"):
+            raise HttpError(400, "'state' must be an EC2 image state (pending, available, failed, ...)")
+        reason = body.get("stateReason")
+        if reason is not None and not (isinstance(reason, dict) and {"Code", "Message"} >= set(reason)):
+            raise HttpError(400, "'stateReason' must be {Code, Message}")
+        image.state = body["state"]
+        image.state_reason = reason
         return 200, {"ok": True}
     if path == "ec2/root-device-type" and method == "POST":
         body = body or {}

@@ -255,9 +255,11 @@ def test_recorder_keeps_what_was_sent(server: Server) -> None:
 
 def test_recorder_json_protocol_iam_and_regions(server: Server) -> None:
     ssm = server.client("ssm")
-    ssm.send_command(InstanceIds=["i-0123456789abcdef0"], DocumentName="AWS-RunShellScript",
+    instance_id = run_instance(server.client("ec2"))
+    ssm.send_command(InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
                      Parameters={"commands": ["echo hi"]})
     [body] = server.calls("AmazonSSM.SendCommand")
+    assert body["InstanceIds"] == [instance_id]
     assert body["DocumentName"] == "AWS-RunShellScript"
     assert body["Parameters"] == {"commands": ["echo hi"]}
     assert server.calls("SendCommand") == [body]
@@ -501,6 +503,46 @@ def test_ssm_rule_options_and_validation(server: Server) -> None:
     assert server.ok("GET", "ssm/fail") == []
 
 
+def test_ssm_cancel_command(server: Server) -> None:
+    ec2 = server.client("ec2")
+    a, b = run_instance(ec2), run_instance(ec2)
+    ssm = server.client("ssm")
+    server.ok("POST", "ssm/fail", {"match": "long-running", "status": "InProgress", "instanceIds": [a]})
+    cmd = ssm.send_command(InstanceIds=[a, b], DocumentName="AWS-RunShellScript",
+                           Parameters={"commands": ["long-running"]})["Command"]["CommandId"]
+    assert ssm.list_commands(CommandId=cmd)["Commands"][0]["Status"] == "InProgress"
+    ssm.cancel_command(CommandId=cmd)
+    assert ssm.get_command_invocation(CommandId=cmd, InstanceId=a)["Status"] == "Cancelled"
+    assert ssm.get_command_invocation(CommandId=cmd, InstanceId=b)["Status"] == "Success"  # finished: stays
+    assert ssm.list_commands(CommandId=cmd)["Commands"][0]["Status"] == "Cancelled"
+    with pytest.raises(ClientError) as e:
+        ssm.cancel_command(CommandId="00000000-0000-0000-0000-000000000000")
+    assert e.value.response["Error"]["Code"] == "InvalidCommandId"
+
+
+def test_ssm_send_command_needs_a_running_instance(server: Server) -> None:
+    ec2 = server.client("ec2")
+    ssm = server.client("ssm")
+    with pytest.raises(ClientError) as e:
+        send(ssm, "i-0123456789abcdef0", ["true"])
+    assert e.value.response["Error"]["Code"] == "InvalidInstanceId"
+    instance_id = run_instance(ec2)
+    ec2.stop_instances(InstanceIds=[instance_id])
+    with pytest.raises(ClientError) as e:
+        send(ssm, instance_id, ["true"])
+    assert e.value.response["Error"]["Code"] == "InvalidInstanceId"
+    ec2.start_instances(InstanceIds=[instance_id])
+    # a fresh instance whose agent has not registered yet, for two sends
+    server.ok("POST", "ssm/unregistered", {"sends": 2, "instanceIds": [instance_id]})
+    for _ in range(2):
+        with pytest.raises(ClientError) as e:
+            send(ssm, instance_id, ["true"])
+        assert e.value.response["Error"]["Code"] == "InvalidInstanceId"
+    assert send(ssm, instance_id, ["true"])
+    status, _ = server.control("POST", "ssm/unregistered", {"sends": 0})
+    assert status == 400
+
+
 # --- 6. instance-store roots, product codes, CreateImage ----------------------------------------
 
 
@@ -575,6 +617,33 @@ def test_product_codes(server: Server) -> None:
         {"ProductCodeId": "abc", "ProductCodeType": "marketplace"}]
     other = register(ec2, snapshot(ec2), Name="no-codes")
     assert image(ec2, other)["ProductCodes"] == []
+
+
+def test_modify_image_description(server: Server) -> None:
+    ec2 = server.client("ec2")
+    image_id = register(ec2, snapshot(ec2))
+    ec2.modify_image_attribute(ImageId=image_id, Description={"Value": "new words"})
+    assert image(ec2, image_id)["Description"] == "new words"
+    ec2.modify_image_attribute(ImageId=image_id, Attribute="description", Value="other words")
+    assert image(ec2, image_id)["Description"] == "other words"
+    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"UserId": "111122223333"}]})
+    perms = ec2.describe_image_attribute(ImageId=image_id, Attribute="launchPermission")["LaunchPermissions"]
+    assert perms == [{"UserId": "111122223333"}]
+    assert image(ec2, image_id)["Description"] == "other words"
+
+
+def test_image_state_control(server: Server) -> None:
+    ec2 = server.client("ec2")
+    image_id = register(ec2, snapshot(ec2))
+    server.ok("POST", "ec2/image-state", {"region": REGION, "imageId": image_id, "state": "pending"})
+    assert image(ec2, image_id)["State"] == "pending"
+    server.ok("POST", "ec2/image-state", {"region": REGION, "imageId": image_id, "state": "failed",
+                                          "stateReason": {"Code": "Client.UnsupportedOperation", "Message": "copy failed"}})
+    img = image(ec2, image_id)
+    assert img["State"] == "failed"
+    assert img["StateReason"] == {"Code": "Client.UnsupportedOperation", "Message": "copy failed"}
+    status, _ = server.control("POST", "ec2/image-state", {"region": REGION, "imageId": image_id, "state": "sleepy"})
+    assert status == 400
 
 
 # --- 7. reset -----------------------------------------------------------------------------------------
