@@ -2,7 +2,7 @@
 //   images: name → region → AMI id      alarms: name → { alarmName, alarmArn, instanceId }
 // Other stacks read these through a StackReference (see examples/consumer).
 import * as pulumi from "@pulumi/pulumi";
-import { RecoveryAlarm, SharedAmi } from "./providers";
+import { ConvertedHvmAmi, RecoveryAlarm, SharedAmi } from "./providers";
 import { defaultRegion } from "./providers/core/resource";
 import { parseStackConfig } from "./providers/stackConfig";
 
@@ -13,6 +13,12 @@ function main() {
   for (const share of config.shares) {
     const { name, imageName, ...args } = share;
     images[name] = new SharedAmi(name, { ...args, name: imageName }).imageIds;
+  }
+
+  for (const conversion of config.conversions) {
+    const { name, imageName, ...args } = conversion;
+    const image = new ConvertedHvmAmi(name, { ...args, name: imageName });
+    images[name] = pulumi.all([image.region, image.imageId]).apply(([region, imageId]) => ({ [region]: imageId }));
   }
 
   const alarms: Record<string, pulumi.Output<{ alarmName: string; alarmArn: string; instanceId: string }>> = {};

@@ -3,7 +3,7 @@ import { compact, defaultRegion, outputSlots, progressLog, scopeOf } from "./cor
 import { bundleGuestScript } from "./worker/guestScript";
 import { checkConvertedHvmAmi, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
 import { createConversion, deleteConversion, readConversion, updateConversion } from "./convertedHvmAmi/build";
-import type { VolumeSpec, WorkerOptions } from "./worker/context";
+import type { WorkerOptions } from "./worker/context";
 
 export interface ConvertedHvmAmiArgs {
   /** The paravirtual (PV), EBS-backed image to convert. */
@@ -19,7 +19,7 @@ export interface ConvertedHvmAmiArgs {
   /** Size of the new root volume. Default: the source root size + 1 GiB (room for the partition table and GRUB). */
   targetSizeGiB?: pulumi.Input<number>;
   /** Root volume type of the image. Default: gp3. */
-  volume?: pulumi.Input<VolumeSpec>;
+  volume?: pulumi.Input<{ type?: pulumi.Input<string>; iops?: pulumi.Input<number>; throughputMiBps?: pulumi.Input<number> }>;
   /** Encrypt the volumes and image. Default: as the source snapshot is. */
   encrypted?: pulumi.Input<boolean>;
   /** KMS key for encryption. Default: the account's default EBS key. */
@@ -69,6 +69,7 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   declare readonly imageId: pulumi.Output<string>;
   declare readonly snapshotId: pulumi.Output<string>;
   declare readonly imageName: pulumi.Output<string>;
+  declare readonly region: pulumi.Output<string>;
   /** What the guest script found: partitioned, fsType, kernels, enaDriver, nvmeDriver, copiedBytes, seconds. */
   declare readonly facts: pulumi.Output<Record<string, unknown>>;
 

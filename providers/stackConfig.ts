@@ -2,10 +2,11 @@
 // typo stops `pulumi preview` with the stack, the key and the fix.
 import { Failure } from "./core/inputs";
 import { checkRecoveryAlarm } from "./recoveryAlarm/inputs";
+import { checkConvertedHvmAmi } from "./convertedHvmAmi/inputs";
 import { checkSharedAmi } from "./sharedAmi/inputs";
 
 export const CONFIG_NAMESPACE = "ami-factory";
-export const CONFIG_KEYS = ["shares", "recoveryAlarms"] as const;
+export const CONFIG_KEYS = ["shares", "recoveryAlarms", "conversions"] as const;
 
 export interface ShareConfig {
   /** Logical name: the key in the `images` output. */
@@ -40,9 +41,29 @@ export interface RecoveryAlarmConfig {
   tags?: Record<string, string>;
 }
 
+export interface ConversionConfig {
+  /** Logical name: the key in the `images` output. */
+  name: string;
+  sourceAmiId: string;
+  region?: string;
+  /** The new image's name (ConvertedHvmAmi `name`). */
+  imageName?: string;
+  description?: string;
+  tags?: Record<string, string>;
+  targetSizeGiB?: number;
+  volume?: { type?: string; iops?: number; throughputMiBps?: number };
+  encrypted?: boolean;
+  kmsKeyId?: string;
+  enaSupport?: "auto" | boolean;
+  sanitize?: boolean;
+  worker?: { instanceType?: string; subnetId?: string; instanceProfileName?: string; imageId?: string };
+  timeoutMinutes?: number;
+}
+
 export interface StackConfig {
   shares: ShareConfig[];
   recoveryAlarms: RecoveryAlarmConfig[];
+  conversions: ConversionConfig[];
 }
 
 export class StackConfigError extends Error {
@@ -50,6 +71,11 @@ export class StackConfigError extends Error {
     super(`stack ${stack}: the ami-factory config is invalid:\n  - ${problems.join("\n  - ")}\n(fix it with 'pulumi config set --path ...' or in Pulumi.${stack}.yaml)`);
     this.name = "StackConfigError";
   }
+}
+
+/** In config, an image's own name is `imageName` (`name` is the logical name). */
+function renameImageName(f: Failure): Failure {
+  return f.property === "name" ? { property: "imageName", reason: f.reason.replace(/^name\b/, "imageName") } : f;
 }
 
 const LOGICAL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -108,7 +134,7 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
   shares.forEach((item, i) => {
     const { name, imageName, ...rest } = item;
     const { failures } = checkSharedAmi({ ...rest, name: imageName, sourceRegion: rest.sourceRegion ?? defaultRegion ?? "", scope: String(name) });
-    report("shares", i, failures.map((f) => (f.property.startsWith("name") ? { ...f, property: f.property.replace(/^name/, "imageName"), reason: f.reason.replace(/^name\b/, "imageName") } : f)));
+    report("shares", i, failures.map(renameImageName));
     if (!rest.sourceRegion && !defaultRegion) problems.push(`${CONFIG_NAMESPACE}:shares[${i}].sourceRegion: not set and the stack has no aws:region: set one of them`);
   });
   const alarms = list("recoveryAlarms");
@@ -118,6 +144,21 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
     report("recoveryAlarms", i, failures);
   });
 
+  const conversions = list("conversions");
+  conversions.forEach((item, i) => {
+    const { name, imageName, ...rest } = item;
+    const { failures } = checkConvertedHvmAmi({ ...rest, name: imageName, region: rest.region ?? defaultRegion ?? "", scope: String(name), guestScriptSha256: "-" });
+    report("conversions", i, failures.map(renameImageName));
+  });
+  // One name space for `images`: a share and a conversion may not both be called "base".
+  for (const c of conversions) {
+    if (shares.some((s) => s.name === c.name)) problems.push(`${CONFIG_NAMESPACE}:conversions: the name ${JSON.stringify(c.name)} is also used in ${CONFIG_NAMESPACE}:shares: both appear in the images output, so rename one`);
+  }
+
   if (problems.length) throw new StackConfigError(stack, problems);
-  return { shares: shares as unknown as ShareConfig[], recoveryAlarms: alarms as unknown as RecoveryAlarmConfig[] };
+  return {
+    shares: shares as unknown as ShareConfig[],
+    recoveryAlarms: alarms as unknown as RecoveryAlarmConfig[],
+    conversions: conversions as unknown as ConversionConfig[],
+  };
 }

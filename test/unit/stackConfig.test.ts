@@ -24,7 +24,7 @@ describe("stack config", () => {
   });
 
   it("is empty when nothing is configured", () => {
-    assert.deepStrictEqual(parseStackConfig("dev", {}, undefined), { shares: [], recoveryAlarms: [] });
+    assert.deepStrictEqual(parseStackConfig("dev", {}, undefined), { shares: [], recoveryAlarms: [], conversions: [] });
   });
 
   it("names an unknown key and lists the known ones", () => {
@@ -51,5 +51,22 @@ describe("stack config", () => {
 
   it("refuses an alarm for a malformed instance id", () => {
     assert.match(problemsOf(cfg({ recoveryAlarms: [{ ...alarm, instanceId: "web" }] }))[0], /recoveryAlarms\[0\]\.instanceId/);
+  });
+});
+
+describe("stack config: conversions", () => {
+  const conversion = { name: "legacy", sourceAmiId: "ami-0123456789abcdef0" };
+
+  it("reads conversions with their worker and volume options", () => {
+    const parsed = parseStackConfig("dev", cfg({ conversions: [{ ...conversion, worker: { instanceType: "c6i.large" }, volume: { type: "gp3" } }] }), "us-east-1");
+    assert.strictEqual(parsed.conversions[0].worker?.instanceType, "c6i.large");
+  });
+
+  it("refuses a misspelt worker option, naming it", () => {
+    assert.match(problemsOf(cfg({ conversions: [{ ...conversion, worker: { instanceTyp: "c6i.large" } }] }))[0], /conversions\[0\]\.worker\.instanceTyp: unknown field/);
+  });
+
+  it("refuses a conversion and a share of the same name (one images output)", () => {
+    assert.match(problemsOf(cfg({ conversions: [{ ...conversion, name: "base" }], shares: [share] }))[0], /also used in ami-factory:shares/);
   });
 });
