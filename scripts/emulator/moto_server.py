@@ -297,6 +297,15 @@ def patch_ami_model() -> None:
     from moto.ec2.models.amis import Ami
 
     name = "ami-model"
+    from moto.ec2.responses.amis import AmisResponse
+
+    # The patches read request parameters by their API model names (TagSpecifications,
+    # BlockDeviceMappings), which moto's EC2 responses do since 5.1.17; older ones read query names.
+    try:
+        model_names = '"TagSpecifications"' in inspect.getsource(AmisResponse.create_image)
+    except (OSError, TypeError):
+        model_names = False
+    _need(model_names, name, "moto's EC2 responses do not read parameters by model name (moto older than 5.1.17?)")
     _need(isinstance(Ami.__dict__.get("block_device_mappings"), property), name, "Ami.block_device_mappings is not a property")
     _need(_has_params(Ami.__init__, "root_device_type", "root_device_name", "product_codes"), name, "Ami.__init__ signature changed")
     _need(not hasattr(Ami, "Meta") or hasattr(Ami.Meta, "__dict__"), name, "Ami.Meta is not a class")
@@ -721,6 +730,28 @@ def _clip(text: str, limit: int) -> str:
 UNFINISHED = ("InProgress", "Pending", "Delayed")
 
 
+def _ssm_error(code: str, message: str) -> Exception:
+    """An SSM error moto serializes as JSON: SSMException (5.2) or JsonRESTError (5.1, whose SSM
+    RESTError comes out as a bare HTTP 400)."""
+    try:
+        from moto.ssm.exceptions import SSMException
+
+        return SSMException(code, message)
+    except ImportError:
+        from moto.core.exceptions import JsonRESTError
+
+        return JsonRESTError(code, message)
+
+
+def _ssm_command(backend: Any, command_id: str) -> Any:
+    try:
+        return backend.get_command_by_id(command_id)
+    except Exception as e:
+        if "InvalidCommandId" in (getattr(e, "code", None), getattr(e, "error_type", None)):
+            raise _ssm_error("InvalidCommandId", "Invalid command id.") from e
+        raise
+
+
 def _summarise(command: Any) -> None:
     """A command's Status/StatusDetails/ErrorCount/CompletedCount from its invocations."""
     statuses = [inv["Status"] for inv in command.invocations]
@@ -797,7 +828,7 @@ def patch_ssm_commands() -> None:
         instance_id = self._get_param("InstanceId")
         details = bool(self._get_param("Details", False))
         backend = self.ssm_backend
-        commands = backend.list_commands(command_id, None) if command_id else backend.list_commands(None, None)
+        commands = [_ssm_command(backend, command_id)] if command_id else backend.list_commands(None, None)
         out = []
         for command in commands:
             for inv in command.invocations:
@@ -860,7 +891,7 @@ def patch_ssm_cancel_command() -> None:
           "moto now implements CancelCommand: check it and drop this patch")
 
     def cancel_command(self: Any) -> ActionResult:
-        command = self.ssm_backend.get_command_by_id(self._get_param("CommandId"))
+        command = _ssm_command(self.ssm_backend, self._get_param("CommandId"))
         instance_ids = self._get_param("InstanceIds") or []
         for inv in command.invocations:
             if instance_ids and inv["InstanceId"] not in instance_ids:
@@ -913,7 +944,6 @@ def patch_ssm_send_command_targets() -> None:
     that does not exist in the region or is not running (no agent to talk to); the SsmAgents control
     makes fresh instances look unregistered for a number of sends."""
     from moto.ec2.exceptions import InvalidInstanceIdError
-    from moto.ssm.exceptions import SSMException
     from moto.ssm.models import SimpleSystemManagerBackend
 
     name = "ssm-send-command-targets"
@@ -934,7 +964,7 @@ def patch_ssm_send_command_targets() -> None:
         if not bad and instance_ids and SSM_AGENTS.take(instance_ids):
             bad = instance_ids
         if bad:
-            raise SSMException("InvalidInstanceId", f"Instances [[{', '.join(bad)}]] not in a valid state for account {self.account_id}")
+            raise _ssm_error("InvalidInstanceId", f"Instances [[{', '.join(bad)}]] not in a valid state for account {self.account_id}")
         return original(self, *args, **kwargs)
 
     SimpleSystemManagerBackend.send_command = send_command  # type: ignore[method-assign]
