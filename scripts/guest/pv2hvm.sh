@@ -64,10 +64,14 @@ done
 [ -n "$target_spec" ] || usage_error "--target DEV is required"
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
-for tool in blkid lsblk findmnt partx parted wipefs blockdev grub-install e2fsck resize2fs e2image dumpe2fs mount umount flock; do
+for tool in blkid lsblk findmnt partx parted wipefs blockdev debugfs e2fsck resize2fs e2image dumpe2fs mount umount flock; do
   command -v "$tool" >/dev/null || die "$tool not found on the worker (install e2fsprogs, parted, util-linux, grub-pc-bin, grub2-common)"
 done
-[ -f /usr/lib/grub/i386-pc/boot.img ] || die "GRUB i386-pc modules missing on the worker (package grub-pc-bin)"
+# Debian/Ubuntu name it grub-install, Amazon Linux/RHEL grub2-install (modules in .../grub2/...).
+grub_install=$(command -v grub-install || command -v grub2-install || true)
+[ -n "$grub_install" ] || die "grub-install not found on the worker (packages grub2-common and grub-pc-bin, or grub2-pc)"
+[ -f /usr/lib/grub/i386-pc/boot.img ] || [ -f /usr/lib/grub2/i386-pc/boot.img ] ||
+  die "GRUB i386-pc modules missing on the worker (package grub-pc-bin, or grub2-pc-modules)"
 
 install_cleanup_traps
 total_steps=8
@@ -219,7 +223,9 @@ done
 default_kernel=$(grubcfg_default_kernel "$menu")
 
 mkdir -p "$mnt/boot/grub"
-grub-install --target=i386-pc --boot-directory="$mnt/boot" --modules="part_msdos $fs_module" \
+# grub2-install writes to boot/grub2; GRUB 2 built that way looks there too, so link it.
+if [[ $grub_install == *grub2-install ]] && [ ! -e "$mnt/boot/grub2" ]; then ln -s grub "$mnt/boot/grub2"; fi
+"$grub_install" --target=i386-pc --boot-directory="$mnt/boot" --modules="part_msdos $fs_module" \
   "$target_dev" >&2 || die "grub-install on $target_dev failed"
 cfg_tmp=$(mktemp "$mnt/boot/grub/grub.cfg.XXXXXX")
 grubcfg_convert "$menu" "$root_uuid" "$fs_module" "$menu_name" >"$cfg_tmp" || die "converting $menu_name failed"
