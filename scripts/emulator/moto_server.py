@@ -79,7 +79,7 @@ def _need(ok: bool, patch: str, what: str) -> None:
 
         raise PatchError(
             f"moto {getattr(moto, '__version__', '?')}: cannot apply patch '{patch}': {what}. "
-            "The launcher was written against moto 5.2.x internals; update scripts/emulator/moto_server.py."
+            "The launcher was written against the internals of moto 5.1.17 to 5.2.5; update scripts/emulator/moto_server.py."
         )
 
 
@@ -876,6 +876,21 @@ def patch_ssm_commands() -> None:
         return ActionResult({"CommandInvocations": out})
 
     SimpleSystemManagerResponse.list_command_invocations = list_command_invocations  # type: ignore[attr-defined]
+
+    # SendCommand's own answer: AWS reports the command Pending with zero counts (the outcome shows
+    # in GetCommandInvocation/ListCommands afterwards); moto says Success.
+    _need(_uses_action_result(SimpleSystemManagerResponse.send_command), name, "SimpleSystemManagerResponse.send_command changed")
+    original_send = SimpleSystemManagerResponse.send_command
+
+    def send_command(self: Any) -> Any:
+        result = original_send(self)
+        command = result.result.get("Command") if isinstance(getattr(result, "result", None), dict) else None
+        _need(isinstance(command, dict), name, "SendCommand's result has no Command dict")
+        command = dict(command)
+        command.update(Status="Pending", StatusDetails="Pending", CompletedCount=0, ErrorCount=0)
+        return ActionResult({**result.result, "Command": command})
+
+    SimpleSystemManagerResponse.send_command = send_command  # type: ignore[method-assign]
     APPLIED.append(name)
 
 

@@ -442,7 +442,10 @@ def test_ssm_failure_rule(server: Server) -> None:
     ssm = server.client("ssm")
     server.ok("POST", "ssm/fail", {"match": "install-guest-deps", "output": "partial\n", "status": "Failed",
                                    "stderr": "E: Unable to locate package"})
-    failed = send(ssm, instance_id, ["set -e", "bash /tmp/install-guest-deps.sh"])
+    sent = ssm.send_command(InstanceIds=[instance_id], DocumentName="AWS-RunShellScript",
+                            Parameters={"commands": ["set -e", "bash /tmp/install-guest-deps.sh"]})["Command"]
+    assert (sent["Status"], sent["CompletedCount"], sent["ErrorCount"]) == ("Pending", 0, 0)  # as AWS answers
+    failed = sent["CommandId"]
     fine = send(ssm, instance_id, ["uname -a"])
     inv = ssm.get_command_invocation(CommandId=failed, InstanceId=instance_id)
     assert inv["Status"] == "Failed" and inv["StatusDetails"] == "Failed"

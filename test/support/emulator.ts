@@ -66,6 +66,10 @@ export interface Emulator {
   /** Make an instance or image look instance-store-backed (or EBS-backed again). */
   setRootDeviceType(region: string, id: string, type: "ebs" | "instance-store"): Promise<void>;
   setProductCodes(region: string, imageId: string, productCodes: { ProductCodeId: string; ProductCodeType?: string }[]): Promise<void>;
+  /** Put an image in a state (moto makes every image "available" at once): "pending", "failed" with a reason, ... */
+  setImageState(region: string, imageId: string, state: string, stateReason?: { Code: string; Message: string }): Promise<void>;
+  /** The next `sends` SendCommand calls (to these instances, or any) fail with InvalidInstanceId, as before the SSM agent registers. */
+  ssmAgentNotRegistered(sends: number, instanceIds?: string[]): Promise<void>;
   /** Clean slate: moto's state (/moto-api/reset) and the emulator's recorder and rules. `{ keepMoto: true }` clears only the latter. */
   reset(opts?: { keepMoto?: boolean }): Promise<void>;
   /** Any control endpoint: control("GET", "health"). Throws on a non-2xx answer. */
@@ -253,6 +257,12 @@ export async function startEmulator(opts: StartOptions = {}): Promise<Emulator> 
     },
     setProductCodes: async (region, imageId, productCodes) => {
       await control("POST", "ec2/product-codes", { region, imageId, productCodes });
+    },
+    setImageState: async (region, imageId, state, stateReason) => {
+      await control("POST", "ec2/image-state", { region, imageId, state, stateReason });
+    },
+    ssmAgentNotRegistered: async (sends, instanceIds) => {
+      await control("POST", "ssm/unregistered", { sends, instanceIds });
     },
     reset: async (o) => {
       if (!o?.keepMoto) {
