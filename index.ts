@@ -4,10 +4,20 @@
 import * as pulumi from "@pulumi/pulumi";
 import { ConvertedHvmAmi, RecoveryAlarm, SharedAmi } from "./providers";
 import { defaultRegion } from "./providers/core/resource";
-import { parseStackConfig } from "./providers/stackConfig";
+import { parseStackConfig, StackConfig, StackConfigError } from "./providers/stackConfig";
+
+function readConfig(): StackConfig {
+  try {
+    return parseStackConfig(pulumi.getStack(), pulumi.runtime.allConfig(), defaultRegion());
+  } catch (e) {
+    // RunError: the engine shows just the message, not a stack trace of the program.
+    if (e instanceof StackConfigError) throw new pulumi.RunError(e.message);
+    throw e;
+  }
+}
 
 function main() {
-  const config = parseStackConfig(pulumi.getStack(), pulumi.runtime.allConfig(), defaultRegion());
+  const config = readConfig();
 
   const images: Record<string, pulumi.Output<Record<string, string>>> = {};
   for (const share of config.shares) {

@@ -67,8 +67,8 @@ export interface StackConfig {
 }
 
 export class StackConfigError extends Error {
-  constructor(readonly stack: string, readonly problems: string[]) {
-    super(`stack ${stack}: the ami-factory config is invalid:\n  - ${problems.join("\n  - ")}\n(fix it with 'pulumi config set --path ...' or in Pulumi.${stack}.yaml)`);
+  constructor(readonly stackName: string, readonly problems: string[]) {
+    super(`stack ${stackName}: the ami-factory config is invalid:\n  - ${problems.join("\n  - ")}\n(fix it with 'pulumi config set --path ...' or in Pulumi.${stackName}.yaml)`);
     this.name = "StackConfigError";
   }
 }

@@ -1,0 +1,105 @@
+// SharedAmi through the real Pulumi engine (CLI + dynamic-provider plugin) on the emulator.
+import * as assert from "assert";
+import {
+  DeregisterImageCommand, DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand, DescribeSnapshotsCommand,
+} from "@aws-sdk/client-ec2";
+import { startEmulator, Emulator } from "../support/emulator";
+import { resourceOutputs, testStack, TestStack } from "../support/stack";
+import { describeImage, ec2, seedPvImage, snapshotExists } from "../support/aws";
+import { readToolchain } from "../../scripts/local/toolchain";
+
+const ORG = "arn:aws:organizations::123456789012:organization/o-abcde12345";
+
+describe("SharedAmi on the engine", function () {
+  let emu: Emulator;
+  let t: TestStack;
+  let sourceAmiId: string;
+  const share = () => ({ name: "base", sourceAmiId, regions: ["us-east-1", "eu-west-1", "ap-northeast-1"], accountIds: ["111122223333"], organizationArns: [ORG], tags: { team: "platform" } });
+
+  before(async () => {
+    console.log(`      (pulumi ${readToolchain().pulumiVersion} from ${readToolchain().pulumiCli})`);
+    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false" } });
+    Object.assign(process.env, emu.env);
+    sourceAmiId = (await seedPvImage("us-east-1", "base-image")).imageId;
+    t = await testStack(emu, { shares: [share()] });
+  });
+  after(async () => {
+    await emu?.stop();
+  });
+
+  it("copies to every region, shares with the accounts and organization, tags copies and their snapshots", async () => {
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    const images = (up.outputs.images.value as Record<string, Record<string, string>>).base;
+    assert.deepStrictEqual(Object.keys(images).sort(), ["ap-northeast-1", "eu-west-1", "us-east-1"]);
+    assert.strictEqual(images["us-east-1"], sourceAmiId, "the source region shares the source in place");
+    for (const region of ["eu-west-1", "ap-northeast-1"]) {
+      const image = await describeImage(region, images[region]);
+      assert.ok(image, `copy in ${region}`);
+      assert.strictEqual(image.Name, "base-image");
+      const tags = Object.fromEntries((image.Tags ?? []).map((x) => [x.Key, x.Value]));
+      assert.strictEqual(tags.team, "platform");
+      assert.strictEqual(tags["ami-factory:source-ami"], sourceAmiId);
+      const perms = (await ec2(region).send(new DescribeImageAttributeCommand({ ImageId: images[region], Attribute: "launchPermission" }))).LaunchPermissions ?? [];
+      assert.deepStrictEqual(perms.map((p) => p.UserId ?? p.OrganizationArn).sort(), ["111122223333", ORG]);
+      const snapshotId = image.BlockDeviceMappings![0].Ebs!.SnapshotId!;
+      const snap = (await ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] }))).Snapshots![0];
+      assert.strictEqual(snap.Tags?.find((x) => x.Key === "team")?.Value, "platform", `snapshot ${snapshotId} tags`);
+      const vol = await ec2(region).send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: "createVolumePermission" }));
+      assert.deepStrictEqual(vol.CreateVolumePermissions?.map((p) => p.UserId), ["111122223333"]);
+    }
+    const sourcePerms = (await ec2("us-east-1").send(new DescribeImageAttributeCommand({ ImageId: sourceAmiId, Attribute: "launchPermission" }))).LaunchPermissions ?? [];
+    assert.ok(sourcePerms.some((p) => p.UserId === "111122223333"), "the source is shared in place");
+  });
+
+  it("previews an added account as an in-place update, not a replacement, and applies it", async () => {
+    t.configure({ shares: [{ ...share(), accountIds: ["111122223333", "444455556666"] }] });
+    const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
+    assert.deepStrictEqual(preview.changeSummary, { same: 1, update: 1 });
+    assert.match(preview.stdout, /~ accountIds/);
+    await t.stack.up({ onOutput: t.onOutput });
+    const ids = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    const perms = (await ec2("eu-west-1").send(new DescribeImageAttributeCommand({ ImageId: ids["eu-west-1"], Attribute: "launchPermission" }))).LaunchPermissions ?? [];
+    assert.deepStrictEqual(perms.map((p) => p.UserId).filter(Boolean).sort(), ["111122223333", "444455556666"]);
+  });
+
+  it("previews a new source image as a replacement", async () => {
+    t.configure({ shares: [{ ...share(), accountIds: ["111122223333", "444455556666"], sourceAmiId: (await seedPvImage("us-east-1", "other")).imageId }] });
+    const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
+    assert.strictEqual(preview.changeSummary.replace, 1, JSON.stringify(preview.changeSummary));
+    t.configure({ shares: [{ ...share(), accountIds: ["111122223333", "444455556666"] }] });
+  });
+
+  it("notices on refresh a copy deregistered out of band, and puts it back on the next up", async () => {
+    const before = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    await ec2("eu-west-1").send(new DeregisterImageCommand({ ImageId: before["eu-west-1"] }));
+    const refresh = await t.stack.refresh({ onOutput: t.onOutput });
+    assert.strictEqual(refresh.summary.resourceChanges?.update, 1, JSON.stringify(refresh.summary.resourceChanges));
+    const drifted = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    assert.strictEqual(drifted["eu-west-1"], undefined);
+    const preview = await t.stack.preview({ diff: true });
+    assert.strictEqual(preview.changeSummary.update, 1);
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    const restored = (up.outputs.images.value as Record<string, Record<string, string>>).base["eu-west-1"];
+    assert.ok(restored && restored !== before["eu-west-1"], "a new copy in eu-west-1");
+    assert.ok(await describeImage("eu-west-1", restored));
+  });
+
+  it("drops a region's copy when the region is removed", async () => {
+    const before = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    t.configure({ shares: [{ ...share(), accountIds: ["111122223333", "444455556666"], regions: ["us-east-1", "eu-west-1"] }] });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.strictEqual(await describeImage("ap-northeast-1", before["ap-northeast-1"]), undefined);
+  });
+
+  it("leaves nothing it made after destroy, and takes back what it granted on the source", async () => {
+    const outs = await resourceOutputs(t.stack, "base");
+    const ids = outs.imageIds as Record<string, string>;
+    const snaps = outs.snapshotIds as Record<string, string[]>;
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.strictEqual(await describeImage("eu-west-1", ids["eu-west-1"]), undefined);
+    for (const s of snaps["eu-west-1"]) assert.strictEqual(await snapshotExists("eu-west-1", s), false, `snapshot ${s}`);
+    assert.ok(await describeImage("us-east-1", sourceAmiId), "the source stays");
+    const perms = (await ec2("us-east-1").send(new DescribeImageAttributeCommand({ ImageId: sourceAmiId, Attribute: "launchPermission" }))).LaunchPermissions ?? [];
+    assert.deepStrictEqual(perms, []);
+  });
+});

@@ -1,0 +1,53 @@
+// Seeding and inspecting the emulator's AWS state through the SDK (what a test asserts on).
+// The pinned SDK runs on Node 20 by design (see README); its upgrade notice is noise in test output.
+process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
+import {
+  CreateImageCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand, DescribeSnapshotsCommand,
+  DescribeVolumesCommand, EC2Client, RunInstancesCommand,
+} from "@aws-sdk/client-ec2";
+import { IAMClient, ListInstanceProfilesCommand, ListRolesCommand } from "@aws-sdk/client-iam";
+
+export const ec2 = (region = "us-east-1") => new EC2Client({ region });
+
+/** A paravirtual EBS-backed image, as moto makes one from an instance of an unknown image. */
+export async function seedPvImage(region = "us-east-1", name = "legacy-pv"): Promise<{ imageId: string; instanceId: string }> {
+  const client = ec2(region);
+  const run = await client.send(new RunInstancesCommand({ ImageId: "ami-00000000", MinCount: 1, MaxCount: 1, InstanceType: "m1.small" }));
+  const instanceId = run.Instances![0].InstanceId!;
+  const image = await client.send(new CreateImageCommand({ InstanceId: instanceId, Name: name }));
+  return { imageId: image.ImageId!, instanceId };
+}
+
+export async function describeImage(region: string, imageId: string) {
+  const out = await ec2(region).send(new DescribeImagesCommand({ ImageIds: [imageId] })).catch(() => ({ Images: [] }));
+  return out.Images?.find((i) => i.ImageId === imageId && i.State !== "deregistered");
+}
+
+export async function imagesTagged(region: string, key: string, value?: string) {
+  const out = await ec2(region).send(new DescribeImagesCommand({ Owners: ["self"], Filters: [value === undefined ? { Name: "tag-key", Values: [key] } : { Name: `tag:${key}`, Values: [value] }] }));
+  return (out.Images ?? []).filter((i) => i.State !== "deregistered");
+}
+
+export async function snapshotExists(region: string, snapshotId: string): Promise<boolean> {
+  const out = await ec2(region).send(new DescribeSnapshotsCommand({ SnapshotIds: [snapshotId] })).catch(() => ({ Snapshots: [] }));
+  return (out.Snapshots ?? []).length > 0;
+}
+
+/** Everything temporary ami-factory left behind in a region: must be empty after every build. */
+export async function leftovers(region = "us-east-1"): Promise<string[]> {
+  const client = ec2(region);
+  const tagged = [{ Name: "tag:ami-factory:temporary", Values: ["true"] }];
+  const instances = (await client.send(new DescribeInstancesCommand({ Filters: tagged }))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
+  const volumes = (await client.send(new DescribeVolumesCommand({ Filters: tagged }))).Volumes ?? [];
+  const groups = (await client.send(new DescribeSecurityGroupsCommand({ Filters: tagged }))).SecurityGroups ?? [];
+  const iam = new IAMClient({ region });
+  const roles = ((await iam.send(new ListRolesCommand({}))).Roles ?? []).filter((r) => r.RoleName?.startsWith("ami-factory-"));
+  const profiles = ((await iam.send(new ListInstanceProfilesCommand({}))).InstanceProfiles ?? []).filter((p) => p.InstanceProfileName?.startsWith("ami-factory-"));
+  return [
+    ...instances.filter((i) => i.State?.Name !== "terminated").map((i) => `instance ${i.InstanceId} (${i.State?.Name})`),
+    ...volumes.map((v) => `volume ${v.VolumeId} (${v.State})`),
+    ...groups.map((g) => `security group ${g.GroupId}`),
+    ...roles.map((r) => `role ${r.RoleName}`),
+    ...profiles.map((p) => `instance profile ${p.InstanceProfileName}`),
+  ];
+}
