@@ -12,7 +12,8 @@
 #       leftovers that `pv2hvm.sh --sanitize` must remove. Prints one JSON line with the facts a
 #       test checks against (uuid, label, kernel version, ...).
 #       flat:  ext4 on the whole image (menu.lst: root (hd0), root=LABEL=...)
-#       msdos: an msdos label, ext4 in partition 1 (menu.lst: root (hd0,0), root=/dev/xvda1)
+#       msdos: an msdos label: partition 1 a 64 MiB swap area, partition 2 the ext4 root
+#              (menu.lst: root (hd0,1), root=/dev/xvda2), so the root must be found, not assumed
 #       Once up, the image prints "AMI-FACTORY-BOOTED <TOKEN>" on /dev/ttyS0 and powers off.
 #
 # Needs root (debootstrap, chroot, ownership in the tarball); builds images without loop devices
@@ -25,7 +26,7 @@ mirror=${AMI_FACTORY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 include_pkgs=systemd-sysv,udev,kmod,initramfs-tools,zstd
 kernel_pkg=linux-image-amd64
 recipe_version=3
-cache=${AMI_FACTORY_CACHE:-$HOME/.cache/ami-factory}/debootstrap
+cache=${AMI_FACTORY_CACHE:-${HOME:-/root}/.cache/ami-factory}/debootstrap
 
 say() { printf 'pv-image: %s\n' "$*" >&2; }
 die() { printf 'pv-image: error: %s\n' "$*" >&2; exit 1; }
@@ -96,7 +97,9 @@ make_rootfs_tarball() {
 customise_root() {
   local dir=$1 layout=$2 label=$3 marker=$4 kver=$5 grub_root kernel_root
   if [ "$layout" = flat ]; then grub_root='(hd0)'; kernel_root="LABEL=$label"
-  else grub_root='(hd0,0)'; kernel_root=/dev/xvda1; fi
+  else grub_root='(hd0,1)'; kernel_root=/dev/xvda2; fi
+  local fstab_root=/dev/xvda1
+  [ "$layout" = flat ] || fstab_root=/dev/xvda2
 
   mkdir -p "$dir/boot/grub"
   cat >"$dir/boot/grub/menu.lst" <<EOF
@@ -117,7 +120,7 @@ initrd /boot/initrd.img-$kver
 EOF
   cat >"$dir/etc/fstab" <<EOF
 # <file system> <mount point> <type> <options> <dump> <pass>
-/dev/xvda1 / ext4 defaults,noatime 0 1
+$fstab_root / ext4 defaults,noatime 0 1
 proc /proc proc defaults 0 0
 EOF
   printf 'pv-source\n' >"$dir/etc/hostname"
@@ -204,15 +207,18 @@ build_image() {
   if [ "$layout" = flat ]; then
     fs_file=$out; fs_mib=$size_mib
   else
-    fs_file="$out.fs"; fs_mib=$((size_mib - 1))
+    fs_file="$out.fs"; fs_mib=$((size_mib - 65))
     cleanups+=("rm -f '$fs_file'")
   fi
   mke2fs -q -F -t ext4 -L "$label" -d "$dir" "$fs_file" "${fs_mib}M" >&2 ||
     die "mke2fs -d failed"
   if [ "$layout" = msdos ]; then
     truncate -s "${size_mib}M" "$out"
-    printf 'label: dos\nstart=2048, type=83\n' | sfdisk -q "$out" >/dev/null
-    dd if="$fs_file" of="$out" bs=1M seek=1 conv=notrunc,sparse status=none
+    printf 'label: dos\nstart=2048, size=131072, type=82\nstart=133120, type=83\n' | sfdisk -q "$out" >/dev/null
+    truncate -s 64M "$out.swap"; cleanups+=("rm -f '$out.swap'")
+    mkswap -q "$out.swap" >&2
+    dd if="$out.swap" of="$out" bs=1M seek=1 conv=notrunc status=none
+    dd if="$fs_file" of="$out" bs=1M seek=65 conv=notrunc,sparse status=none
   fi
   local uuid
   uuid=$(blkid -p -o value -s UUID "$fs_file" 2>/dev/null || true)
