@@ -32,11 +32,13 @@ Control API (only under /_ami_factory/, JSON in and out):
   POST   /_ami_factory/ec2/product-codes           {"region", "imageId", "productCodes": [...]}
   POST   /_ami_factory/ec2/image-state             {"region", "imageId", "state", "stateReason"?:
                                                    {"Code", "Message"}}: e.g. keep an image pending
+  POST   /_ami_factory/ec2/instance-profile-not-ready {"runs": N}: the next N RunInstances naming
+                                                   an instance profile fail with InvalidParameterValue
   POST   /_ami_factory/ssm/unregistered            {"sends": N, "instanceIds"?}: the next N
                                                    SendCommand calls fail with InvalidInstanceId
   DELETE /_ami_factory/ssm/unregistered            forget those
-  POST   /_ami_factory/reset                       clear recorder, record config, SSM rules and
-                                                   unregistered agents (not moto's state: that is
+  POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
+                                                   failure counts above (not moto's state: that is
                                                    POST /moto-api/reset)
 """
 
@@ -723,6 +725,87 @@ def patch_instances() -> None:
     APPLIED.append(name)
 
 
+class Countdown:
+    """A number of upcoming calls that should fail (a control knob)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.left = 0
+
+    def set(self, n: Any) -> None:
+        if not isinstance(n, int) or n < 0:
+            raise ValueError("the count must be a non-negative integer")
+        with self.lock:
+            self.left = n
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.left > 0:
+                self.left -= 1
+                return True
+        return False
+
+
+PROFILE_NOT_READY = Countdown()
+
+
+def patch_run_instances_profile_and_token() -> None:
+    """RunInstances gaps: (1) an unknown IamInstanceProfile surfaces as IAM's NoSuchEntity, where EC2
+    answers InvalidParameterValue "... Invalid IAM Instance Profile name"; a new profile is also not
+    usable by EC2 for some seconds, which `POST /_ami_factory/ec2/instance-profile-not-ready {"runs": N}`
+    simulates for the next N launches naming a profile. (2) moto ignores ClientToken: a retried
+    RunInstances with the same token must return the first launch's reservation, not a second instance."""
+    import moto.ec2.responses.instances as instance_responses
+    from moto.core.responses import ActionResult
+    from moto.ec2.exceptions import EC2ClientError
+
+    name = "run-instances-profile-and-token"
+    _need(callable(getattr(instance_responses, "filter_iam_instance_profiles", None)), name,
+          "moto.ec2.responses.instances.filter_iam_instance_profiles missing")
+    _need(_has_params(instance_responses.filter_iam_instance_profiles, "iam_instance_profile_arn", "iam_instance_profile_name"),
+          name, "filter_iam_instance_profiles signature changed")
+    original_filter = instance_responses.filter_iam_instance_profiles
+
+    def invalid(value: str | None) -> EC2ClientError:
+        return EC2ClientError("InvalidParameterValue",
+                              f"Value ({value}) for parameter iamInstanceProfile.name is invalid. Invalid IAM Instance Profile name")
+
+    def filter_iam_instance_profiles(*args: Any, **kwargs: Any) -> Any:
+        value = kwargs.get("iam_instance_profile_name") or kwargs.get("iam_instance_profile_arn")
+        if PROFILE_NOT_READY.take():
+            raise invalid(value)
+        try:
+            profile = original_filter(*args, **kwargs)
+        except EC2ClientError:
+            raise
+        except Exception as e:
+            if "NoSuchEntity" in (getattr(e, "code", None), getattr(e, "error_type", None)):
+                raise invalid(value) from e
+            raise
+        if profile is None:
+            raise invalid(value)
+        return profile
+
+    instance_responses.filter_iam_instance_profiles = filter_iam_instance_profiles
+
+    response_cls = instance_responses.InstanceResponse
+    _need(_uses_action_result(response_cls.run_instances), name, "InstanceResponse.run_instances changed")
+    original_run = response_cls.run_instances
+
+    def run_instances(self: Any) -> Any:
+        token = self._get_param("ClientToken")
+        if token:
+            _need(hasattr(self.ec2_backend, "reservations"), name, "InstanceBackend.reservations missing")
+            for reservation in list(self.ec2_backend.reservations.values()):
+                if any(getattr(i, "client_token", None) == token for i in reservation.instances):
+                    self.error_on_dryrun()
+                    return ActionResult(reservation)
+        return original_run(self)
+
+    response_cls.run_instances = run_instances  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
 def _clip(text: str, limit: int) -> str:
     return text[:limit]
 
@@ -879,16 +962,19 @@ def patch_ssm_commands() -> None:
 
     # SendCommand's own answer: AWS reports the command Pending with zero counts (the outcome shows
     # in GetCommandInvocation/ListCommands afterwards); moto says Success.
-    _need(_uses_action_result(SimpleSystemManagerResponse.send_command), name, "SimpleSystemManagerResponse.send_command changed")
     original_send = SimpleSystemManagerResponse.send_command
 
     def send_command(self: Any) -> Any:
         result = original_send(self)
+        pending = {"Status": "Pending", "StatusDetails": "Pending", "CompletedCount": 0, "ErrorCount": 0}
+        if isinstance(result, str):  # moto 5.1: a JSON string
+            body = json.loads(result)
+            _need(isinstance(body.get("Command"), dict), name, "SendCommand's result has no Command")
+            body["Command"].update(pending)
+            return json.dumps(body)
         command = result.result.get("Command") if isinstance(getattr(result, "result", None), dict) else None
         _need(isinstance(command, dict), name, "SendCommand's result has no Command dict")
-        command = dict(command)
-        command.update(Status="Pending", StatusDetails="Pending", CompletedCount=0, ErrorCount=0)
-        return ActionResult({**result.result, "Command": command})
+        return ActionResult({**result.result, "Command": {**command, **pending}})
 
     SimpleSystemManagerResponse.send_command = send_command  # type: ignore[method-assign]
     APPLIED.append(name)
@@ -1024,6 +1110,7 @@ def apply_patches() -> None:
     patch_create_image()
     patch_image_deprecation()
     patch_instances()
+    patch_run_instances_profile_and_token()
     patch_ssm_commands()
     patch_ssm_cancel_command()
     patch_ssm_send_command_targets()
@@ -1084,10 +1171,17 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         if method == "DELETE":
             SSM_AGENTS.clear()
             return 200, {"ok": True}
+    if path == "ec2/instance-profile-not-ready" and method == "POST":
+        try:
+            PROFILE_NOT_READY.set((body or {}).get("runs"))
+        except ValueError as e:
+            raise HttpError(400, str(e)) from e
+        return 200, {"ok": True}
     if path == "reset" and method == "POST":
         RECORDER.clear(config_too=True)
         SSM_RULES.clear()
         SSM_AGENTS.clear()
+        PROFILE_NOT_READY.set(0)
         return 200, {"ok": True}
     if path == "ec2/image-state" and method == "POST":
         body = body or {}
@@ -1298,7 +1392,8 @@ def main(argv: list[str] | None = None) -> int:
 
         threading.Thread(target=watch_stdin, daemon=True).start()
 
-    host = args.host if ":" not in args.host else f"[{args.host}]"
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(args.host, args.host)  # a connectable address
+    host = host if ":" not in host else f"[{host}]"
     print(f"ready http://{host}:{port}", flush=True)
     try:
         server.serve_forever()

@@ -586,6 +586,28 @@ def test_instances_follow_the_image_and_create_image_round_trips(server: Server)
     assert sizes == {"/dev/sdf": 20, "/dev/xvda": 10}
 
 
+def test_run_instances_profiles_and_client_token(server: Server) -> None:
+    ec2 = server.client("ec2")
+    iam = server.client("iam")
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, IamInstanceProfile={"Name": "missing"})
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "Invalid IAM Instance Profile name" in e.value.response["Error"]["Message"]
+    iam.create_instance_profile(InstanceProfileName="worker")
+    server.ok("POST", "ec2/instance-profile-not-ready", {"runs": 1})
+    with pytest.raises(ClientError) as e:  # a new profile, not usable by EC2 yet
+        ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, IamInstanceProfile={"Name": "worker"})
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    first = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, IamInstanceProfile={"Name": "worker"},
+                              ClientToken="build-1-worker")["Instances"][0]["InstanceId"]
+    again = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1, IamInstanceProfile={"Name": "worker"},
+                              ClientToken="build-1-worker")["Instances"][0]["InstanceId"]
+    assert again == first
+    other = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    assert other != first
+    assert run_instance(ec2) != other  # no token: a new instance each time
+
+
 def test_instance_store_roots(server: Server) -> None:
     ec2 = server.client("ec2")
     instance_id = run_instance(ec2)

@@ -68,6 +68,8 @@ export interface Emulator {
   setProductCodes(region: string, imageId: string, productCodes: { ProductCodeId: string; ProductCodeType?: string }[]): Promise<void>;
   /** Put an image in a state (moto makes every image "available" at once): "pending", "failed" with a reason, ... */
   setImageState(region: string, imageId: string, state: string, stateReason?: { Code: string; Message: string }): Promise<void>;
+  /** The next `runs` RunInstances naming an instance profile fail with InvalidParameterValue "Invalid IAM Instance Profile name", as while a new profile propagates. */
+  instanceProfileNotReady(runs: number): Promise<void>;
   /** The next `sends` SendCommand calls (to these instances, or any) fail with InvalidInstanceId, as before the SSM agent registers. */
   ssmAgentNotRegistered(sends: number, instanceIds?: string[]): Promise<void>;
   /** Clean slate: moto's state (/moto-api/reset) and the emulator's recorder and rules. `{ keepMoto: true }` clears only the latter. */
@@ -260,6 +262,9 @@ export async function startEmulator(opts: StartOptions = {}): Promise<Emulator> 
     },
     setImageState: async (region, imageId, state, stateReason) => {
       await control("POST", "ec2/image-state", { region, imageId, state, stateReason });
+    },
+    instanceProfileNotReady: async (runs) => {
+      await control("POST", "ec2/instance-profile-not-ready", { runs });
     },
     ssmAgentNotRegistered: async (sends, instanceIds) => {
       await control("POST", "ssm/unregistered", { sends, instanceIds });
