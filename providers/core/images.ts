@@ -3,7 +3,9 @@ import type { EC2Client, Image, LaunchPermission } from "@aws-sdk/client-ec2";
 import { ec2Client } from "./clients";
 import { errorName, waitFor } from "./wait";
 
-const NOT_FOUND = new Set(["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"]);
+// A plain array, not a Set: module-level values travel in the provider's serialised closure, and a
+// Set does not survive that.
+const NOT_FOUND = ["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "InvalidAMIID.Malformed"];
 
 /** The image, or undefined when it does not exist (any more). Deregistered images count as gone. */
 export async function describeImage(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
@@ -13,7 +15,7 @@ export async function describeImage(ec2: EC2Client, imageId: string): Promise<Im
     const image = out.Images?.find((i) => i.ImageId === imageId);
     return image && image.State !== "deregistered" ? image : undefined;
   } catch (e) {
-    if (NOT_FOUND.has(errorName(e) ?? "")) return undefined;
+    if (NOT_FOUND.includes(errorName(e) ?? "")) return undefined;
     throw e;
   }
 }
@@ -46,7 +48,7 @@ export async function deleteImageAndSnapshots(region: string, imageId: string, k
     try {
       await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
     } catch (e) {
-      if (!NOT_FOUND.has(errorName(e) ?? "")) throw e;
+      if (!NOT_FOUND.includes(errorName(e) ?? "")) throw e;
     }
   }
   for (const snapshotId of snapshots) await deleteSnapshot(ec2, snapshotId);

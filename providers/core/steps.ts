@@ -13,17 +13,24 @@ export interface StepLog {
   (line: string): void;
 }
 
-export class BuildError extends Error {
-  constructor(
-    message: string,
-    readonly failedStep: string,
-    readonly cleaned: string[],
-    readonly cleanupErrors: string[],
-    readonly cause?: unknown,
-  ) {
-    super(message);
-    this.name = "BuildError";
-  }
+export interface BuildFailure {
+  failedStep: string;
+  cleaned: string[];
+  cleanupErrors: string[];
+}
+
+export type BuildError = Error & BuildFailure;
+
+// A plain Error with fields, not a subclass: providers are serialised by closure, and a serialised
+// Error subclass loses its message.
+export function buildError(message: string, failure: BuildFailure): BuildError {
+  const error = new Error(message) as BuildError;
+  error.name = "BuildError";
+  return Object.assign(error, failure);
+}
+
+export function isBuildError(e: unknown): e is BuildError {
+  return e instanceof Error && e.name === "BuildError";
 }
 
 export interface RunOptions {
@@ -67,10 +74,10 @@ export async function runSteps<C>(steps: Step<C>[], ctx: C, opts: RunOptions = {
     const parts = [`step "${failure.step}" failed: ${messageOf(failure.error)}`];
     parts.push(cleaned.length ? `cleaned up: ${cleaned.join(", ")}` : "nothing to clean up");
     if (cleanupErrors.length) parts.push(`cleanup failures (resources tagged with the build id are left for 'npm run sweep'): ${cleanupErrors.join("; ")}`);
-    throw new BuildError(parts.join("; "), failure.step, cleaned, cleanupErrors, failure.error);
+    throw buildError(parts.join("; "), { failedStep: failure.step, cleaned, cleanupErrors });
   }
   if (cleanupErrors.length) {
-    throw new BuildError(`build succeeded but cleanup failed: ${cleanupErrors.join("; ")}`, "cleanup", cleaned, cleanupErrors);
+    throw buildError(`build succeeded but cleanup failed: ${cleanupErrors.join("; ")}`, { failedStep: "cleanup", cleaned, cleanupErrors });
   }
 }
 

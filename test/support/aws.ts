@@ -51,3 +51,15 @@ export async function leftovers(region = "us-east-1"): Promise<string[]> {
     ...profiles.map((p) => `instance profile ${p.InstanceProfileName}`),
   ];
 }
+
+/** An HVM image registered from a fresh snapshot. */
+export async function seedHvmImage(region = "us-east-1", name = "modern-hvm"): Promise<string> {
+  const { CreateVolumeCommand, CreateSnapshotCommand, RegisterImageCommand } = await import("@aws-sdk/client-ec2");
+  const client = ec2(region);
+  const vol = await client.send(new CreateVolumeCommand({ AvailabilityZone: `${region}a`, Size: 8 }));
+  const snap = await client.send(new CreateSnapshotCommand({ VolumeId: vol.VolumeId }));
+  const image = await client.send(
+    new RegisterImageCommand({ Name: name, VirtualizationType: "hvm", Architecture: "x86_64", RootDeviceName: "/dev/xvda", BlockDeviceMappings: [{ DeviceName: "/dev/xvda", Ebs: { SnapshotId: snap.SnapshotId } }] }),
+  );
+  return image.ImageId!;
+}

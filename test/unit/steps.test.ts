@@ -1,5 +1,5 @@
 import * as assert from "assert";
-import { BuildError, runSteps, Step } from "../../providers/core/steps";
+import { isBuildError, runSteps, Step } from "../../providers/core/steps";
 
 interface Ctx { events: string[] }
 
@@ -25,7 +25,7 @@ describe("step runner", () => {
   it("stops at the failing step and cleans up only what ran, last in first out", async () => {
     const ctx: Ctx = { events: [] };
     await assert.rejects(runSteps([step("a"), step("b", { fail: true }), step("c")], ctx), (e: unknown) => {
-      assert.ok(e instanceof BuildError);
+      assert.ok(isBuildError(e));
       assert.strictEqual(e.failedStep, "b");
       assert.deepStrictEqual(e.cleaned, ["b", "a"]);
       assert.match(e.message, /step "b" failed: b broke; cleaned up: b, a/);
@@ -37,7 +37,7 @@ describe("step runner", () => {
   it("goes on with the other cleanups when one fails, and reports it", async () => {
     const ctx: Ctx = { events: [] };
     await assert.rejects(runSteps([step("a"), step("b", { cleanupFails: true }), step("c", { fail: true })], ctx), (e: unknown) => {
-      assert.ok(e instanceof BuildError);
+      assert.ok(isBuildError(e));
       assert.deepStrictEqual(e.cleanupErrors, ["b: cleanup of b broke"]);
       assert.match(e.message, /sweep/);
       return true;

@@ -1,0 +1,116 @@
+// ConvertedHvmAmi through the real Pulumi engine on the emulator. moto runs no guest script: the
+// emulator answers the SSM command with the facts line a real run prints (the guest script itself
+// is proven by the boot test in test/guest).
+import * as assert from "assert";
+import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
+import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, snapshotExists } from "../support/aws";
+import { startEmulator, Emulator } from "../support/emulator";
+import { resourceOutputs, testStack } from "../support/stack";
+
+const FACTS = { partitioned: false, fsType: "ext4", kernels: ["6.1.0-18-amd64"], enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, copiedBytes: 1234567, seconds: 42, sanitized: true };
+
+describe("ConvertedHvmAmi on the engine", function () {
+  let emu: Emulator;
+  before(async () => {
+    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" } });
+    Object.assign(process.env, emu.env);
+  });
+  beforeEach(async () => {
+    await emu.reset({ keepMoto: true });
+    await emu.recordActions("*");
+  });
+  after(async () => emu?.stop());
+
+  it("converts a PV image: registers an HVM image as asked, leaves no temporary resource, and deletes it on destroy", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "legacy-web");
+    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `copying...\n${JSON.stringify(FACTS)}\n` });
+    const t = await testStack(emu, { conversions: [{ name: "legacy", sourceAmiId, tags: { team: "web" } }] });
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    const imageId = (up.outputs.images.value as Record<string, Record<string, string>>).legacy["us-east-1"];
+    assert.match(imageId, /^ami-/);
+
+    const [sent] = await emu.calls("RegisterImage");
+    assert.strictEqual(sent.VirtualizationType, "hvm");
+    assert.strictEqual(sent.RootDeviceName, "/dev/xvda");
+    assert.strictEqual(sent["BlockDeviceMapping.1.DeviceName"], "/dev/xvda");
+    assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.DeleteOnTermination"], "true");
+    const sourceRoot = (await describeImage("us-east-1", sourceAmiId))!.BlockDeviceMappings![0].Ebs!.VolumeSize!;
+    assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.VolumeSize"], String(sourceRoot + 1), "the source root size + 1 GiB");
+    assert.strictEqual(sent.EnaSupport, "true", "ENA from the facts");
+    assert.strictEqual(sent.SriovNetSupport, "simple");
+    assert.strictEqual(sent.BootMode, "legacy-bios");
+    assert.strictEqual(sent.Architecture, "x86_64");
+    assert.strictEqual(sent.Name, "legacy-web-hvm");
+
+    const outs = await resourceOutputs(t.stack, "legacy");
+    assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.SnapshotId"], outs.snapshotId);
+    assert.deepStrictEqual(outs.facts, FACTS);
+    const image = await describeImage("us-east-1", imageId);
+    const tags = Object.fromEntries((image?.Tags ?? []).map((x) => [x.Key, x.Value]));
+    assert.strictEqual(tags.team, "web");
+    assert.strictEqual(tags["ami-factory:source-ami"], sourceAmiId);
+    assert.ok(tags["ami-factory:tool-version"] && tags["ami-factory:built-at"] && tags["ami-factory:build-id"]);
+
+    // The worker as the brief asks: IMDSv2, no key pair, the SSM command with --sanitize.
+    const run = (await emu.calls("RunInstances")).at(-1)!; // the first one seeded the source
+    assert.strictEqual(run["MetadataOptions.HttpTokens"], "required");
+    assert.strictEqual(run.KeyName, undefined);
+    const [send] = await emu.calls<{ Parameters: { commands: string[] } }>("SendCommand");
+    assert.match(send.Parameters.commands.at(-1)!, /--source' 'vol-[0-9a-f]+' '--target' 'vol-[0-9a-f]+' '--sanitize'/);
+    assert.deepStrictEqual(await leftovers(), []);
+
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.strictEqual(await describeImage("us-east-1", imageId), undefined);
+    assert.strictEqual(await snapshotExists("us-east-1", outs.snapshotId as string), false);
+  });
+
+  it("fails with the guest script's last lines when it fails, and leaves nothing behind", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "broken");
+    await emu.failSsmCommands({ match: "pv2hvm", status: "Failed", output: "pv2hvm: copying\n", stderr: "pv2hvm: grub-install: error: disk not found\n", responseCode: 1 });
+    const t = await testStack(emu, { conversions: [{ name: "broken", sourceAmiId }] });
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
+      const text = String(e);
+      assert.match(text, /step "run pv2hvm on the worker" failed/);
+      assert.match(text, /grub-install: error: disk not found/);
+      assert.match(text, /cleaned up: .*launch worker/);
+      return true;
+    });
+    assert.deepStrictEqual(await leftovers(), []);
+    assert.deepStrictEqual(await emu.calls("RegisterImage"), []);
+    const snapshots = await emu.calls("CreateSnapshot");
+    assert.deepStrictEqual(snapshots, []);
+  });
+
+  it("refuses an HVM image before creating anything", async () => {
+    const imageId = await seedHvmImage("us-east-1");
+    await emu.reset({ keepMoto: true });
+    await emu.recordActions("*");
+    const t = await testStack(emu, { conversions: [{ name: "modern", sourceAmiId: imageId }] });
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => (assert.match(String(e), /already HVM: use the image as it is/), true));
+    const created = (await emu.allCalls()).filter((c) => /^(Create|Run|Register|Attach)/.test(c.action));
+    assert.deepStrictEqual(created.map((c) => c.action), []);
+  });
+
+  for (const [what, prepare, message] of [
+    ["an instance-store image", async (id: string) => emu.setRootDeviceType("us-east-1", id, "instance-store"), /instance-store backed/],
+    ["a Marketplace image", async (id: string) => emu.setProductCodes("us-east-1", id, [{ ProductCodeId: "abc123", ProductCodeType: "marketplace" }]), /Marketplace product codes \(abc123\)/],
+  ] as const) {
+    it(`refuses ${what} before creating anything`, async () => {
+      const { imageId } = await seedPvImage("us-east-1", `refused-${what.length}`);
+      await prepare(imageId);
+      await emu.reset({ keepMoto: true });
+      await emu.recordActions("*");
+      const t = await testStack(emu, { conversions: [{ name: "refused", sourceAmiId: imageId }] });
+      await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => (assert.match(String(e), message), true));
+      const created = (await emu.allCalls()).filter((c) => /^(Create|Run|Register|Attach)/.test(c.action));
+      assert.deepStrictEqual(created.map((c) => c.action), []);
+    });
+  }
+
+  it("refuses a source image that does not exist, naming it", async () => {
+    const t = await testStack(emu, { conversions: [{ name: "ghost", sourceAmiId: "ami-0123456789abcdef0" }] });
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), /sourceAmiId ami-0123456789abcdef0 was not found in us-east-1/);
+    const images = await ec2().send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag-key", Values: ["ami-factory:build-id"] }] }));
+    assert.deepStrictEqual(images.Images, []);
+  });
+});
