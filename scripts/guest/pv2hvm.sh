@@ -74,6 +74,8 @@ grub_install=$(command -v grub-install || command -v grub2-install || true)
   die "GRUB i386-pc modules missing on the worker (package grub-pc-bin, or grub2-pc-modules)"
 
 install_cleanup_traps
+# From here on, anything a tool prints goes to stderr: stdout carries the facts line alone (fd 3).
+exec 3>&1 1>&2
 total_steps=8
 step() { log "step $1/$total_steps: $2"; }
 
@@ -269,4 +271,4 @@ printf '{"partitioned":%s,"fsType":%s,"kernels":[%s],"enaDriver":%s,"nvmeDriver"
   "$partitioned" "$(json_str "$fs_type")" "$kernels_json" "$(json_bool "$ENA_DRIVER")" "$(json_bool "$NVME_DRIVER")" \
   "$(json_bool "$ENA_IN_INITRAMFS")" "$(json_bool "$NVME_IN_INITRAMFS")" "$COPY_BYTES" "$(guest_elapsed)" \
   "$(json_bool "$sanitize")" "$(json_str "$root_uuid")" "$(json_str "$root_label")" \
-  "$(json_str "$default_version")" "$(json_str "$COPY_METHOD")"
+  "$(json_str "$default_version")" "$(json_str "$COPY_METHOD")" >&3
