@@ -25,10 +25,8 @@ packages=(
   initramfs-tools-core # lsinitramfs / unmkinitramfs
   zstd               # compressed initramfs images
   xz-utils           # compressed initramfs images / kernel modules
-  gzip
-  nvme-cli           # nvme id-ctrl (volume id of an NVMe EBS volume)
+  gzip               # compressed initramfs images
   coreutils
-  kmod               # modinfo (driver report)
 )
 
 [ "$(id -u)" -eq 0 ] || die "must run as root (apt-get install)"
