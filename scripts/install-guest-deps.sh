@@ -11,16 +11,16 @@ die() { printf 'install-guest-deps: error: %s\n' "$*" >&2; exit 1; }
 packages=(
   qemu-system-x86    # test/support/qemu.ts: boots the converted image
   seabios            # BIOS firmware for qemu (bios.bin / bios-256k.bin)
-  qemu-utils         # qemu-img (image files for tests)
+  qemu-utils         # qemu-img, qemu-nbd: for looking into images by hand (the tests use raw files)
   debootstrap        # test/support/pv-image.sh: the minimal Debian root
   grub-pc-bin        # i386-pc GRUB modules that pv2hvm.sh installs on the target
   grub2-common       # grub-install, grub-probe
   udev               # udevadm: grub-install asks it where a partition starts
   e2fsprogs          # e2image, e2fsck, resize2fs, mke2fs -d, debugfs, dumpe2fs
   parted             # the msdos label and the partition on the target
-  fdisk              # sfdisk: reading the source partition table
+  fdisk              # sfdisk: test/support/pv-image.sh writes the source partition table
   util-linux         # losetup, partx, blkid, lsblk, findmnt
-  dosfstools         # mkfs.vfat (non-ext filesystems in tests)
+  dosfstools         # mkfs.vfat / fsck.vfat, for images with an EFI or vfat partition
   cpio               # listing an initramfs
   initramfs-tools-core # lsinitramfs / unmkinitramfs
   zstd               # compressed initramfs images
