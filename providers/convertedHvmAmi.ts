@@ -41,8 +41,7 @@ const pv2hvm = bundleGuestScript("pv2hvm.sh");
 
 const convertedHvmAmiProvider: pulumi.dynamic.ResourceProvider<ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs> = {
   async check(_olds, news) {
-    const raw = Object.fromEntries(Object.entries(news).filter(([k]) => !(OUTPUTS as readonly string[]).includes(k)));
-    const { inputs, failures } = checkConvertedHvmAmi(raw);
+    const { inputs, failures } = checkConvertedHvmAmi(news as unknown as Record<string, unknown>);
     return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
   },
   async diff(_id, olds, news) {
@@ -77,7 +76,7 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
     super(
       convertedHvmAmiProvider,
       name,
-      { ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: pv2hvm.sha256, ...outputSlots(OUTPUTS) },
+      { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: pv2hvm.sha256 },
       opts,
       "ami-factory",
       "ConvertedHvmAmi",

@@ -20,12 +20,11 @@ export interface RecoveryAlarmArgs {
   tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
 }
 
-const OUTPUTS = ["alarmArn", "recoverActionArn", "schemaVersion"] as const;
+const OUTPUTS = ["alarmArn", "alarmName", "recoverActionArn", "schemaVersion"] as const;
 
 const recoveryAlarmProvider: pulumi.dynamic.ResourceProvider<RecoveryAlarmInputs, RecoveryAlarmOutputs> = {
   async check(_olds, news) {
-    const raw = Object.fromEntries(Object.entries(news).filter(([k]) => !(OUTPUTS as readonly string[]).includes(k)));
-    const { inputs, failures } = checkRecoveryAlarm(raw);
+    const { inputs, failures } = checkRecoveryAlarm(news as unknown as Record<string, unknown>);
     return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
   },
   async diff(_id, olds, news) {
@@ -57,7 +56,7 @@ export class RecoveryAlarm extends pulumi.dynamic.Resource {
     super(
       recoveryAlarmProvider,
       name,
-      { ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), ...outputSlots(OUTPUTS) },
+      { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name) },
       opts,
       "ami-factory",
       "RecoveryAlarm",

@@ -41,8 +41,7 @@ const OUTPUTS = ["imageIds", "snapshotIds", "copiedRegions", "imageName", "build
 
 const sharedAmiProvider: pulumi.dynamic.ResourceProvider<SharedAmiInputs, SharedAmiOutputs> = {
   async check(_olds, news) {
-    const raw = Object.fromEntries(Object.entries(news).filter(([k]) => !(OUTPUTS as readonly string[]).includes(k)));
-    const { inputs, failures } = checkSharedAmi(raw);
+    const { inputs, failures } = checkSharedAmi(news as unknown as Record<string, unknown>);
     return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
   },
   async diff(_id, olds, news) {
@@ -78,7 +77,7 @@ export class SharedAmi extends pulumi.dynamic.Resource {
     super(
       sharedAmiProvider,
       name,
-      { ...args, sourceRegion: args.sourceRegion ?? defaultRegion(), scope: scopeOf(name), ...outputSlots(OUTPUTS) },
+      { ...outputSlots(OUTPUTS), ...args, sourceRegion: args.sourceRegion ?? defaultRegion(), scope: scopeOf(name) },
       opts,
       "ami-factory",
       "SharedAmi",
