@@ -1,8 +1,17 @@
 #!/usr/bin/env bash
 # Idempotent set-up for local runs and tests: node modules, the Pulumi engine of the pinned
-# version, and a moto server. Quiet when there is nothing to do; says what it does on long steps.
+# version, and a moto server; with --guest also the tools of the guest scripts' boot test (apt).
+# Quiet when there is nothing to do; says what it does on long steps.
 # Writes .local/toolchain.env, which the local runner and the test harness read.
 set -euo pipefail
+
+guest=false
+for arg in "$@"; do
+  case $arg in
+    --guest) guest=true ;;
+    *) printf 'usage: setup.sh [--guest]\n' >&2; exit 2 ;;
+  esac
+done
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cache=${AMI_FACTORY_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ami-factory}
@@ -145,6 +154,15 @@ else
     "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' >&2
   fi
   moto_python="$venv/bin/python"
+fi
+
+# --- the guest scripts' boot test: qemu, debootstrap, grub, e2fsprogs (Debian packages) ---------
+if $guest; then
+  if [ "$(id -u)" -eq 0 ]; then
+    bash scripts/install-guest-deps.sh
+  elif ! command -v qemu-system-x86_64 >/dev/null || ! command -v debootstrap >/dev/null; then
+    die "the boot test needs root and Debian packages: run 'sudo bash scripts/install-guest-deps.sh' once"
+  fi
 fi
 
 cat >.local/toolchain.env <<EOF
