@@ -16,6 +16,7 @@ import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import type { BundledScript } from "../worker/guestScript";
 import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
 import { inspectSource, SourceImage } from "./source";
+import { deleteLeftovers, findLeftovers } from "../core/sweep";
 import { factsTag, findBuiltImage } from "../worker/adopt";
 
 interface ConversionBuild extends WorkerBuild {
@@ -132,6 +133,13 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
       outs: { ...inputs, schemaVersion: SCHEMA_VERSION, imageId: adopted.ImageId!, snapshotId: snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts },
     };
   }
+  // ... or the leftovers of a run that died, before starting over.
+  const leftovers = await findLeftovers(inputs.region, { buildId });
+  if (leftovers.length) {
+    log(`cleaning ${leftovers.length} leftovers of an earlier run of build ${buildId}: ${leftovers.map((l) => `${l.kind} ${l.id}`).join(", ")}`);
+    const failures = await deleteLeftovers(leftovers, log);
+    if (failures.length) throw new Error(`could not clean the leftovers of an earlier run of build ${buildId}: ${failures.join("; ")}`);
+  }
   const expires = new Date(started + (inputs.timeoutMinutes + 60) * 60_000);
   const build: ConversionBuild = {
     inputs,
@@ -139,7 +147,7 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
     buildId,
     architecture: "x86_64",
     worker: inputs.worker,
-    temporaryTags: temporaryTags(buildId, expires, `ami-factory ${buildId}`),
+    temporaryTags: temporaryTags(buildId, inputs.scope, expires, `ami-factory ${buildId}`),
     outputTags: {},
     deadline: started + inputs.timeoutMinutes * 60_000,
     log,

@@ -24,13 +24,25 @@ export function provenanceTags(userTags: Tags | undefined, buildId: string, extr
   return { ...(userTags ?? {}), [MANAGED_BY_TAG]: "ami-factory", [BUILD_ID_TAG]: buildId, ...extra };
 }
 
-/** Tags for a temporary resource of a build. */
-export function temporaryTags(buildId: string, expiresAt: Date, name?: string): Tags {
+export const STACK_TAG = "ami-factory:stack";
+export const RESOURCE_TAG = "ami-factory:resource";
+export const EXPIRES_TAG = "ami-factory:expires-at";
+export const CREATED_TAG = "ami-factory:created-at";
+
+/**
+ * Tags for a temporary resource of a build: the build id, the stack and resource it belongs to
+ * (from the scope project/stack/name) and when it may be swept at the latest.
+ */
+export function temporaryTags(buildId: string, scope: string, expiresAt: Date, name?: string): Tags {
+  const [project, stack, resource] = scope.split("/");
   return {
     [MANAGED_BY_TAG]: "ami-factory",
     [BUILD_ID_TAG]: buildId,
     [TEMPORARY_TAG]: "true",
-    "ami-factory:expires-at": expiresAt.toISOString(),
+    [STACK_TAG]: `${project}/${stack}`,
+    [RESOURCE_TAG]: resource ?? "",
+    [CREATED_TAG]: new Date().toISOString(),
+    [EXPIRES_TAG]: expiresAt.toISOString(),
     ...(name ? { Name: name } : {}),
   };
 }
