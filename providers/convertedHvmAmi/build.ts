@@ -1,28 +1,22 @@
 // ConvertedHvmAmi: the conversion as a list of steps on a temporary worker, and the update,
 // delete and read of the image it made.
-import { apiCalls, ec2Client } from "../core/clients";
 import { buildIdFor } from "../core/buildId";
-import { deleteImageAndSnapshots, describeImage, retag, snapshotIdsOf } from "../core/images";
-import { runSteps, Step } from "../core/steps";
-import { changedTags, provenanceTags, removedTagKeys, Tags, temporaryTags } from "../core/tags";
+import type { Step } from "../core/steps";
+import { provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
+import { factsTag } from "../worker/adopt";
+import { builtImageTag, deleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
-import { registerStep, snapshotStep } from "../worker/image";
-import { instanceProfileStep } from "../worker/iam";
-import { launchWorkerStep, workerImageStep } from "../worker/instance";
-import { networkStep, securityGroupStep } from "../worker/network";
-import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import type { BundledScript } from "../worker/guestScript";
+import { registerStep, snapshotStep } from "../worker/image";
+import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
 import { inspectSource, SourceImage } from "./source";
-import { deleteLeftovers, findLeftovers } from "../core/sweep";
-import { factsTag, findBuiltImage } from "../worker/adopt";
 
 interface ConversionBuild extends WorkerBuild {
   inputs: ConvertedHvmAmiInputs;
   source?: SourceImage;
-  imageName: string;
 }
 
 export function conversionBuildId(inputs: ConvertedHvmAmiInputs): string {
@@ -63,11 +57,7 @@ function sourceStep(): Step<ConversionBuild> {
 function conversionSteps(script: BundledScript, sanitize: boolean): Step<ConversionBuild>[] {
   return [
     sourceStep(),
-    networkStep(),
-    securityGroupStep(),
-    instanceProfileStep(),
-    workerImageStep(),
-    launchWorkerStep(),
+    ...launchSteps(),
     volumesStep<ConversionBuild>(["source", "target"], (b) => {
       const encrypted = b.inputs.encrypted ?? b.source!.encrypted;
       const spec = b.inputs.volume;
@@ -119,77 +109,28 @@ function targetSize(b: ConversionBuild): number {
 }
 
 export async function createConversion(inputs: ConvertedHvmAmiInputs, script: BundledScript, log: (l: string) => void): Promise<{ id: string; outs: ConvertedHvmAmiOutputs }> {
-  const buildId = conversionBuildId(inputs);
-  const started = Date.now();
-  const callsBefore = apiCalls.count;
-  // A create re-run after a crash adopts the image its first run finished.
-  const adopted = await findBuiltImage(inputs.region, buildId);
-  if (adopted) {
-    log(`adopting ${adopted.ImageId}, finished earlier by build ${buildId}`);
-    const tagOf = (k: string) => adopted.Tags?.find((t) => t.Key === k)?.Value;
-    const facts = JSON.parse(tagOf("ami-factory:facts") ?? "{}") as Record<string, unknown>;
-    return {
-      id: adopted.ImageId!,
-      outs: { ...inputs, schemaVersion: SCHEMA_VERSION, imageId: adopted.ImageId!, snapshotId: snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts },
-    };
-  }
-  // ... or the leftovers of a run that died, before starting over.
-  const leftovers = await findLeftovers(inputs.region, { buildId });
-  if (leftovers.length) {
-    log(`cleaning ${leftovers.length} leftovers of an earlier run of build ${buildId}: ${leftovers.map((l) => `${l.kind} ${l.id}`).join(", ")}`);
-    const failures = await deleteLeftovers(leftovers, log);
-    if (failures.length) throw new Error(`could not clean the leftovers of an earlier run of build ${buildId}: ${failures.join("; ")}`);
-  }
-  const expires = new Date(started + (inputs.timeoutMinutes + 60) * 60_000);
-  const build: ConversionBuild = {
-    inputs,
-    region: inputs.region,
-    buildId,
-    architecture: "x86_64",
-    worker: inputs.worker,
-    temporaryTags: temporaryTags(buildId, inputs.scope, expires, `ami-factory ${buildId}`),
-    outputTags: {},
-    deadline: started + inputs.timeoutMinutes * 60_000,
+  const built = await runWorkerBuild<ConversionBuild>(
+    { region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64", what: `converted ${inputs.sourceAmiId}` },
+    (base) => ({ ...base, inputs }),
+    conversionSteps(script, inputs.sanitize),
     log,
-    volumes: {},
-    attachments: {},
-    imageName: "",
-  };
-  await runSteps(conversionSteps(script, inputs.sanitize), build, { log });
-  log(`converted ${inputs.sourceAmiId} to ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
-  return {
-    id: build.imageId!,
-    outs: {
-      ...inputs,
-      schemaVersion: SCHEMA_VERSION,
-      imageId: build.imageId!,
-      snapshotId: build.snapshotId!,
-      imageName: build.imageName,
-      buildId,
-      facts: build.facts ?? {},
-    },
-  };
+  );
+  return { id: built.imageId, outs: { ...inputs, ...built, schemaVersion: SCHEMA_VERSION } };
 }
 
 /** Tags, the Name tag and the description change in place; the registered AMI name cannot. */
 export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs): Promise<ConvertedHvmAmiOutputs> {
-  const { ModifyImageAttributeCommand } = await import("@aws-sdk/client-ec2");
-  const ec2 = await ec2Client(olds.region);
-  const builtAt = (await describeImage(ec2, olds.imageId))?.Tags?.find((t) => t.Key === "ami-factory:built-at")?.Value ?? "";
+  const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
   const before = imageTags(olds, olds.buildId, olds.imageName, builtAt);
   const after = imageTags(news, olds.buildId, olds.imageName, builtAt);
-  await retag(ec2, [olds.imageId, olds.snapshotId], changedTags(before, after), removedTagKeys(before, after));
-  if ((olds.description ?? "") !== (news.description ?? "") && news.description !== undefined) {
-    await ec2.send(new ModifyImageAttributeCommand({ ImageId: olds.imageId, Description: { Value: news.description } }));
-  }
+  await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
   return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts };
 }
 
 export async function deleteConversion(olds: ConvertedHvmAmiOutputs): Promise<void> {
-  await deleteImageAndSnapshots(olds.region, olds.imageId, olds.snapshotId ? [olds.snapshotId] : []);
+  await deleteBuiltImage(olds.region, olds);
 }
 
 export async function readConversion(id: string, olds: ConvertedHvmAmiOutputs): Promise<{ id?: string; props?: ConvertedHvmAmiOutputs }> {
-  const image = await describeImage(await ec2Client(olds.region), id);
-  return image ? { id, props: { ...olds, snapshotId: snapshotIdsOf(image)[0] ?? olds.snapshotId } } : {};
+  return readBuiltImage(olds.region, id, olds);
 }

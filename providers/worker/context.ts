@@ -32,6 +32,8 @@ export interface WorkerBuild {
   /** When the whole build must be done (ms since epoch): waits stop there. */
   deadline: number;
   log: (line: string) => void;
+  /** The name the image is registered with. */
+  imageName: string;
 
   // Recorded by the steps.
   subnetId?: string;
