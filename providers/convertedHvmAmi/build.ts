@@ -11,6 +11,7 @@ import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
 import { registerStep, snapshotStep } from "../worker/image";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
+import { enaFrom } from "../worker/inputs";
 import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
 import { inspectSource, SourceImage } from "./source";
 
@@ -72,8 +73,7 @@ function conversionSteps(script: BundledScript, sanitize: boolean): Step<Convers
     snapshotStep("target", ""),
     registerStep((b) => {
       const c = b as ConversionBuild;
-      const ena = c.inputs.enaSupport === "auto" ? c.facts?.enaDriver === true : c.inputs.enaSupport;
-      if (ena && c.facts?.enaDriver === false) c.log("warning: enaSupport is true but the guest found no ENA driver in the image: instances that need ENA will not get a network");
+      const ena = enaFrom(c.inputs.enaSupport, c.facts, c.log);
       // The image carries its facts, so that a re-run after a crash can adopt it whole.
       const facts = factsTag(c.facts);
       if (facts) c.outputTags = { ...c.outputTags, "ami-factory:facts": facts };
