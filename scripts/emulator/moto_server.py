@@ -372,6 +372,29 @@ def patch_snapshot_in_use() -> None:
     APPLIED.append(name)
 
 
+def patch_detach_volume() -> None:
+    """moto's DetachVolume without InstanceId (optional in EC2) fails with HTTP 500: detach from the
+    instance the volume is attached to; an unattached volume is IncorrectState, as in EC2."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.models.elastic_block_store import EBSBackend
+
+    name = "detach-volume"
+    _need(_has_params(EBSBackend.detach_volume, "volume_id", "instance_id", "device_path"), name,
+          "EBSBackend.detach_volume signature changed")
+    original = EBSBackend.detach_volume
+
+    def detach_volume(self: Any, volume_id: str, instance_id: str | None, device_path: str | None) -> Any:
+        if not instance_id:
+            attachment = getattr(self.get_volume(volume_id), "attachment", None)
+            if attachment is None:
+                raise EC2ClientError("IncorrectState", f"Volume '{volume_id}' is in the 'available' state.")
+            instance_id = attachment.instance.id
+        return original(self, volume_id, instance_id, device_path)
+
+    EBSBackend.detach_volume = detach_volume  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
 def _ebs_from_param(backend: Any, m: dict[str, Any], default_delete: bool = True) -> dict[str, Any]:
     ebs_in = m.get("Ebs") or {}
     snap = backend.get_snapshot(ebs_in["SnapshotId"]) if ebs_in.get("SnapshotId") else None
@@ -1006,6 +1029,46 @@ def patch_ssm_cancel_command() -> None:
     APPLIED.append(name)
 
 
+def patch_ssm_describe_instance_information() -> None:
+    """moto has no DescribeInstanceInformation (HTTP 500): every running EC2 instance of the region
+    is a managed instance, Online, with a Linux agent. Filters: InstanceIds (both filter lists),
+    PingStatus; no pagination."""
+    from moto.core.responses import ActionResult
+    from moto.ssm.responses import SimpleSystemManagerResponse
+
+    name = "ssm-describe-instance-information"
+    _need(not hasattr(SimpleSystemManagerResponse, "describe_instance_information"), name,
+          "moto now implements DescribeInstanceInformation: check it and drop this patch")
+
+    def describe_instance_information(self: Any) -> ActionResult:
+        wanted: dict[str, set[str]] = {}
+        for f in (self._get_param("InstanceInformationFilterList") or []):
+            wanted.setdefault(f.get("key", ""), set()).update(f.get("valueSet") or [])
+        for f in (self._get_param("Filters") or []):
+            wanted.setdefault(f.get("Key", ""), set()).update(f.get("Values") or [])
+        ec2 = _ec2_backend(self.ssm_backend.region_name, self.ssm_backend.account_id)
+        now = dt.datetime.now(dt.timezone.utc)
+        out = []
+        for reservation in list(ec2.reservations.values()):
+            for instance in reservation.instances:
+                if not instance.is_running():
+                    continue
+                if "InstanceIds" in wanted and instance.id not in wanted["InstanceIds"]:
+                    continue
+                if "PingStatus" in wanted and "Online" not in wanted["PingStatus"]:
+                    continue
+                out.append({
+                    "InstanceId": instance.id, "PingStatus": "Online", "LastPingDateTime": now,
+                    "AgentVersion": "3.3.0.0", "IsLatestVersion": True, "PlatformType": "Linux",
+                    "PlatformName": "Amazon Linux", "PlatformVersion": "2023", "ResourceType": "EC2Instance",
+                    "IPAddress": getattr(instance, "private_ip", None) or "", "ComputerName": f"ip-{instance.id}",
+                })
+        return ActionResult({"InstanceInformationList": out})
+
+    SimpleSystemManagerResponse.describe_instance_information = describe_instance_information  # type: ignore[attr-defined]
+    APPLIED.append(name)
+
+
 class SsmAgents:
     """`POST /_ami_factory/ssm/unregistered {"sends": N, "instanceIds"?: [...]}`: the next N SendCommand
     calls (to those instances, or any) fail with InvalidInstanceId, as while the SSM agent of a fresh
@@ -1105,6 +1168,7 @@ def patch_modify_image_attribute() -> None:
 def apply_patches() -> None:
     patch_ami_model()
     patch_snapshot_in_use()
+    patch_detach_volume()
     patch_register_image()
     patch_copy_image()
     patch_create_image()
@@ -1114,6 +1178,7 @@ def apply_patches() -> None:
     patch_ssm_commands()
     patch_ssm_cancel_command()
     patch_ssm_send_command_targets()
+    patch_ssm_describe_instance_information()
     patch_modify_image_attribute()
 
 

@@ -546,6 +546,16 @@ def test_ssm_send_command_needs_a_running_instance(server: Server) -> None:
     assert status == 400
 
 
+def test_ssm_describe_instance_information(server: Server) -> None:
+    ec2 = server.client("ec2")
+    a, b = run_instance(ec2), run_instance(ec2)
+    ec2.stop_instances(InstanceIds=[b])
+    ssm = server.client("ssm")
+    infos = ssm.describe_instance_information()["InstanceInformationList"]
+    assert [(i["InstanceId"], i["PingStatus"], i["PlatformType"]) for i in infos] == [(a, "Online", "Linux")]
+    assert ssm.describe_instance_information(Filters=[{"Key": "InstanceIds", "Values": [b]}])["InstanceInformationList"] == []
+
+
 # --- 6. instance-store roots, product codes, CreateImage ----------------------------------------
 
 
@@ -606,6 +616,19 @@ def test_run_instances_profiles_and_client_token(server: Server) -> None:
     other = ec2.run_instances(ImageId="ami-12c6146b", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
     assert other != first
     assert run_instance(ec2) != other  # no token: a new instance each time
+
+
+def test_detach_volume_without_instance_id(server: Server) -> None:
+    ec2 = server.client("ec2")
+    instance_id = run_instance(ec2)
+    volume_id = ec2.create_volume(Size=8, AvailabilityZone="us-east-1a")["VolumeId"]
+    ec2.attach_volume(VolumeId=volume_id, InstanceId=instance_id, Device="/dev/sdf")
+    assert ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["State"] == "in-use"
+    ec2.detach_volume(VolumeId=volume_id)
+    assert ec2.describe_volumes(VolumeIds=[volume_id])["Volumes"][0]["State"] == "available"
+    with pytest.raises(ClientError) as e:
+        ec2.detach_volume(VolumeId=volume_id)
+    assert e.value.response["Error"]["Code"] == "IncorrectState"
 
 
 def test_instance_store_roots(server: Server) -> None:
