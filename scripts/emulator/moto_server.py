@@ -295,7 +295,8 @@ def patch_ami_model() -> None:
     - DescribeImageAttribute(imdsSupport/tpmSupport/uefiData) read attributes moto never sets
       (HTTP 500): default them to None.
     - ProductCodes are ids only in moto (always 'marketplace' and serialized empty): serialize them
-      with their types."""
+      with their types.
+    - Hypervisor (xen), PlatformDetails and UsageOperation, which EC2 reports for every image."""
     from moto.ec2.models.amis import Ami
 
     name = "ami-model"
@@ -326,6 +327,8 @@ def patch_ami_model() -> None:
         original_init(self, *args, **kwargs)
         if self.root_device_type == "standard":
             self.root_device_type = "ebs"
+        if self.hypervisor is None:  # EC2 reports xen for every image (nitro instances included)
+            self.hypervisor = "xen"
 
     Ami.__init__ = __init__  # type: ignore[method-assign]
 
@@ -334,6 +337,12 @@ def patch_ami_model() -> None:
                  "source_image_id", "source_image_region", "state_reason"):
         if not hasattr(Ami, attr):
             setattr(Ami, attr, None)
+
+    # PlatformDetails/UsageOperation (billing), which moto leaves out.
+    if not hasattr(Ami, "platform_details"):
+        Ami.platform_details = property(lambda self: "Windows" if self.platform == "windows" else "Linux/UNIX")
+    if not hasattr(Ami, "usage_operation"):
+        Ami.usage_operation = property(lambda self: "RunInstances:0002" if self.platform == "windows" else "RunInstances")
 
     def _amf_product_codes(self: Any) -> list[dict[str, str]]:
         types = getattr(self, "_amf_product_code_types", {})

@@ -306,6 +306,7 @@ def test_register_image_keeps_its_attributes(server: Server) -> None:
     assert img["BootMode"] == "uefi"
     assert img["ImdsSupport"] == "v2.0"
     assert img["Description"] == "a test image"
+    assert (img["Hypervisor"], img["PlatformDetails"], img["UsageOperation"]) == ("xen", "Linux/UNIX", "RunInstances")
     assert tags_of(img) == {"Name": "img", "build": "b-1"}
     assert img["BlockDeviceMappings"] == [
         {"DeviceName": "/dev/xvda", "Ebs": {"DeleteOnTermination": True, "SnapshotId": snap, "VolumeSize": 10,
