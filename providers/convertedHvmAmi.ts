@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { compact, defaultRegion, outputSlots, progressLog, scopeOf } from "./core/resource";
-import { bundleGuestScript } from "./worker/guestScript";
+import { bundleGuestScript, BundledScript } from "./worker/guestScript";
 import { checkConvertedHvmAmi, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
 import { createConversion, deleteConversion, readConversion, updateConversion } from "./convertedHvmAmi/build";
 import type { WorkerOptions } from "./worker/context";
@@ -36,32 +36,32 @@ export interface ConvertedHvmAmiArgs {
 
 const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "schemaVersion"] as const;
 
-// Bundled when the program loads; the provider carries it in its serialised closure.
-const pv2hvm = bundleGuestScript("pv2hvm.sh");
-
-const convertedHvmAmiProvider: pulumi.dynamic.ResourceProvider<ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs> = {
-  async check(_olds, news) {
-    const { inputs, failures } = checkConvertedHvmAmi(news as unknown as Record<string, unknown>);
-    return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
-  },
-  async diff(_id, olds, news) {
-    return diffConvertedHvmAmi(olds, news);
-  },
-  async create(inputs) {
-    const { id, outs } = await createConversion(inputs, pv2hvm, progressLog("ConvertedHvmAmi", inputs.scope));
-    return { id, outs: compact(outs) };
-  },
-  async update(_id, olds, news) {
-    return { outs: compact(await updateConversion(olds, news)) };
-  },
-  async delete(_id, olds) {
-    await deleteConversion(olds);
-  },
-  async read(id, props) {
-    const found = await readConversion(id, props as ConvertedHvmAmiOutputs);
-    return found.props ? { id: found.id, props: compact(found.props) } : {};
-  },
-};
+/** The provider, carrying the bundled guest script in its serialised closure. */
+function convertedHvmAmiProvider(pv2hvm: BundledScript): pulumi.dynamic.ResourceProvider<ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs> {
+  return {
+    async check(_olds, news) {
+      const { inputs, failures } = checkConvertedHvmAmi(news as unknown as Record<string, unknown>);
+      return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
+    },
+    async diff(_id, olds, news) {
+      return diffConvertedHvmAmi(olds, news);
+    },
+    async create(inputs) {
+      const { id, outs } = await createConversion(inputs, pv2hvm, progressLog("ConvertedHvmAmi", inputs.scope));
+      return { id, outs: compact(outs) };
+    },
+    async update(_id, olds, news) {
+      return { outs: compact(await updateConversion(olds, news)) };
+    },
+    async delete(_id, olds) {
+      await deleteConversion(olds);
+    },
+    async read(id, props) {
+      const found = await readConversion(id, props as ConvertedHvmAmiOutputs);
+      return found.props ? { id: found.id, props: compact(found.props) } : {};
+    },
+  };
+}
 
 /** A paravirtual image converted to HVM on a temporary worker, as stack state. */
 export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
@@ -73,10 +73,11 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   declare readonly facts: pulumi.Output<Record<string, unknown>>;
 
   constructor(name: string, args: ConvertedHvmAmiArgs, opts?: pulumi.CustomResourceOptions) {
+    const script = bundleGuestScript("pv2hvm.sh");
     super(
-      convertedHvmAmiProvider,
+      convertedHvmAmiProvider(script),
       name,
-      { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: pv2hvm.sha256 },
+      { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: script.sha256 },
       opts,
       "ami-factory",
       "ConvertedHvmAmi",

@@ -12,8 +12,13 @@ export interface BundledScript {
   sha256: string;
 }
 
+const bundled: Record<string, BundledScript> = {};
+
+/** Bundled once per program run, when the first resource that needs it is declared. */
 export function bundleGuestScript(relativePath: string): BundledScript {
+  if (bundled[relativePath]) return bundled[relativePath];
   const file = path.join(GUEST_DIR, relativePath);
   const content = execFileSync("bash", [path.join(GUEST_DIR, "lib/bundle.sh"), file], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
-  return { name: path.basename(relativePath, ".sh"), content, sha256: createHash("sha256").update(content).digest("hex") };
+  bundled[relativePath] = { name: path.basename(relativePath, ".sh"), content, sha256: createHash("sha256").update(content).digest("hex") };
+  return bundled[relativePath];
 }

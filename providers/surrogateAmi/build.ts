@@ -1,0 +1,126 @@
+// SurrogateAmi: an empty volume on a temporary worker gets an OS written by a recipe (Packer's
+// amazon-ebssurrogate), then snapshot and RegisterImage; the same worker steps as ConvertedHvmAmi.
+import { buildIdFor } from "../core/buildId";
+import type { Step } from "../core/steps";
+import { provenanceTags, Tags } from "../core/tags";
+import { TOOL_VERSION } from "../core/version";
+import { factsTag } from "../worker/adopt";
+import { builtImageTag, deleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { guestCommandStep } from "../worker/command";
+import type { WorkerBuild } from "../worker/context";
+import type { BundledScript } from "../worker/guestScript";
+import { registerStep, snapshotStep } from "../worker/image";
+import { enaFrom } from "../worker/inputs";
+import { attachStep, detachStep, volumesStep } from "../worker/volumes";
+import { recipeArgs, recipeTags, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
+
+interface SurrogateBuild extends WorkerBuild {
+  inputs: SurrogateAmiInputs;
+}
+
+export function surrogateBuildId(inputs: SurrogateAmiInputs): string {
+  const { recipe, region, architecture, rootSizeGiB, volume, encrypted, kmsKeyId, bootMode, imdsSupport, enaSupport, sanitize, guestScriptSha256 } = inputs;
+  return buildIdFor(inputs.scope, { recipe, region, architecture, rootSizeGiB, volume, encrypted, kmsKeyId, bootMode, imdsSupport, enaSupport, sanitize, guestScriptSha256 });
+}
+
+function imageTags(inputs: SurrogateAmiInputs, buildId: string, builtAt: string): Tags {
+  return provenanceTags(inputs.tags, buildId, {
+    Name: inputs.name,
+    ...recipeTags(inputs.recipe),
+    "ami-factory:tool-version": TOOL_VERSION,
+    "ami-factory:built-at": builtAt,
+    "ami-factory:kind": "SurrogateAmi",
+  });
+}
+
+/** The arguments of scripts/guest/surrogate.sh for these inputs. */
+export function surrogateArgs(inputs: SurrogateAmiInputs): string[] {
+  return [
+    "--target", "{volume:target}",
+    "--boot-mode", inputs.bootMode,
+    "--arch", inputs.architecture,
+    ...(inputs.sanitize ? ["--sanitize"] : []),
+    ...recipeArgs(inputs.recipe),
+  ];
+}
+
+function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step<SurrogateBuild>[] {
+  return [
+    {
+      name: "prepare",
+      async run(b) {
+        b.outputTags = imageTags(b.inputs, b.buildId, new Date().toISOString());
+      },
+    },
+    ...launchSteps(),
+    volumesStep<SurrogateBuild>(["target"], (b) => [
+      { role: "target", sizeGiB: b.inputs.rootSizeGiB, spec: b.inputs.volume, encrypted: b.inputs.encrypted ?? false, kmsKeyId: b.inputs.kmsKeyId },
+    ]),
+    attachStep(["target"]),
+    guestCommandStep({ name: script.name, script: script.content, args: surrogateArgs(inputs) }),
+    detachStep(["target"]),
+    snapshotStep("target", `ami-factory ${inputs.recipe.kind} build for ${inputs.name}`),
+    registerStep((b) => {
+      const s = b as SurrogateBuild;
+      const facts = factsTag(s.facts);
+      if (facts) s.outputTags = { ...s.outputTags, "ami-factory:facts": facts };
+      return {
+        Name: s.inputs.name,
+        Description: s.inputs.description ?? `${s.inputs.recipe.kind} image built from nothing by ami-factory`,
+        Architecture: s.inputs.architecture,
+        VirtualizationType: "hvm",
+        RootDeviceName: "/dev/xvda",
+        BlockDeviceMappings: [
+          {
+            DeviceName: "/dev/xvda",
+            Ebs: {
+              SnapshotId: s.snapshotId,
+              DeleteOnTermination: true,
+              VolumeType: s.inputs.volume.type as never,
+              VolumeSize: s.inputs.rootSizeGiB,
+              Iops: s.inputs.volume.iops,
+              Throughput: s.inputs.volume.throughputMiBps,
+            },
+          },
+        ],
+        EnaSupport: enaFrom(s.inputs.enaSupport, s.facts, s.log),
+        SriovNetSupport: "simple",
+        BootMode: s.inputs.bootMode,
+        ImdsSupport: s.inputs.imdsSupport === "v2.0" ? "v2.0" : undefined,
+      };
+    }),
+  ];
+}
+
+export async function createSurrogate(inputs: SurrogateAmiInputs, script: BundledScript, log: (l: string) => void): Promise<{ id: string; outs: SurrogateAmiOutputs }> {
+  const built = await runWorkerBuild<SurrogateBuild>(
+    {
+      region: inputs.region,
+      scope: inputs.scope,
+      buildId: surrogateBuildId(inputs),
+      timeoutMinutes: inputs.timeoutMinutes,
+      worker: inputs.worker,
+      architecture: inputs.architecture,
+      imageName: inputs.name,
+      what: `built ${inputs.name} (${inputs.recipe.kind})`,
+    },
+    (base) => ({ ...base, inputs }),
+    surrogateSteps(inputs, script),
+    log,
+  );
+  return { id: built.imageId, outs: { ...inputs, ...built, schemaVersion: SCHEMA_VERSION } };
+}
+
+export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs): Promise<SurrogateAmiOutputs> {
+  const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
+  await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description });
+  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts };
+}
+
+export async function deleteSurrogate(olds: SurrogateAmiOutputs): Promise<void> {
+  await deleteBuiltImage(olds.region, olds);
+}
+
+export async function readSurrogate(id: string, olds: SurrogateAmiOutputs): Promise<{ id?: string; props?: SurrogateAmiOutputs }> {
+  return readBuiltImage(olds.region, id, olds);
+}

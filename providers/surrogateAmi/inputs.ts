@@ -1,0 +1,149 @@
+// SurrogateAmi inputs (normalised, validated), the recipe's guest arguments, outputs and diff: pure.
+import { createHash } from "crypto";
+import { canonicalJson } from "../core/buildId";
+import { Checker, Failure, isUnknown } from "../core/inputs";
+import type { BuiltImage } from "../worker/build";
+import { BUILD_FIELDS, BuildInputs, checkBuildInputs, diffBuiltImage } from "../worker/inputs";
+
+export type Recipe =
+  | { kind: "debian"; suite: string; mirror: string; packages?: string[] }
+  | { kind: "el"; releasever: string; repos: Record<string, string>; packages?: string[] }
+  | { kind: "image"; url: string; sha256: string; format?: "raw" | "qcow2" }
+  | { kind: "script"; script: string };
+
+export const RECIPE_FIELDS: Record<Recipe["kind"], readonly string[]> = {
+  debian: ["kind", "suite", "mirror", "packages"],
+  el: ["kind", "releasever", "repos", "packages"],
+  image: ["kind", "url", "sha256", "format"],
+  script: ["kind", "script"],
+};
+
+export const SURROGATE_FIELDS = ["recipe", "architecture", "rootSizeGiB", "bootMode", "imdsSupport", ...BUILD_FIELDS] as const;
+
+export interface SurrogateAmiInputs extends BuildInputs {
+  name: string;
+  recipe: Recipe;
+  architecture: "x86_64" | "arm64";
+  rootSizeGiB: number;
+  bootMode: "legacy-bios" | "uefi";
+  imdsSupport: "v2.0" | "optional";
+}
+
+export interface SurrogateAmiOutputs extends SurrogateAmiInputs, BuiltImage {
+  schemaVersion: number;
+}
+
+export const SCHEMA_VERSION = 1;
+
+export const REPLACE_FIELDS = [
+  "recipe", "region", "architecture", "rootSizeGiB", "volume", "encrypted", "kmsKeyId", "bootMode", "imdsSupport", "enaSupport", "sanitize", "guestScriptSha256",
+] as const;
+
+const PACKAGE = /^[A-Za-z0-9@][A-Za-z0-9+._:@-]*$/;
+const HTTP_URL = /^https?:\/\/[^\s'"]+$/;
+
+function checkRecipe(c: Checker, raw: unknown): void {
+  if (isUnknown(raw)) return;
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) {
+    return c.fail("recipe", `recipe is required: an object such as { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian" }`);
+  }
+  const r = raw as Record<string, unknown>;
+  const kinds = Object.keys(RECIPE_FIELDS);
+  if (!kinds.includes(r.kind as string)) return c.fail("recipe.kind", `recipe.kind must be one of ${kinds.join(", ")} (got ${JSON.stringify(r.kind)})`);
+  const kind = r.kind as Recipe["kind"];
+  for (const k of Object.keys(r)) {
+    if (!RECIPE_FIELDS[kind].includes(k)) c.fail(`recipe.${k}`, `unknown option ${JSON.stringify(k)} for a ${kind} recipe: its options are ${RECIPE_FIELDS[kind].filter((f) => f !== "kind").join(", ")}`);
+  }
+  const packages = (field: string) => {
+    const v = r[field];
+    if (v === undefined || isUnknown(v)) return;
+    if (!Array.isArray(v) || v.some((p) => typeof p !== "string" || !PACKAGE.test(p))) c.fail(`recipe.${field}`, `recipe.${field} must be a list of package names such as ["openssh-server", "cloud-init"]`);
+  };
+  const url = (field: string, pattern: RegExp, example: string) => {
+    if (isUnknown(r[field])) return;
+    if (typeof r[field] !== "string" || !pattern.test(r[field] as string)) c.fail(`recipe.${field}`, `recipe.${field} must be a URL such as ${example} (got ${JSON.stringify(r[field])})`);
+  };
+  if (kind === "debian") {
+    if (typeof r.suite !== "string" || !/^[a-z][a-z0-9-]*$/.test(r.suite)) c.fail("recipe.suite", `recipe.suite must be a Debian suite such as "bookworm" (got ${JSON.stringify(r.suite)})`);
+    url("mirror", HTTP_URL, "http://deb.debian.org/debian");
+    packages("packages");
+  } else if (kind === "el") {
+    if (typeof r.releasever !== "string" || !/^[0-9A-Za-z._-]+$/.test(r.releasever)) c.fail("recipe.releasever", `recipe.releasever must be a release such as "2023" or "9" (got ${JSON.stringify(r.releasever)})`);
+    const repos = r.repos as Record<string, unknown> | undefined;
+    if (!repos || typeof repos !== "object" || Array.isArray(repos) || Object.keys(repos).length === 0) {
+      c.fail("recipe.repos", `recipe.repos must name at least one repository: { baseos: "https://…/BaseOS/x86_64/os/" }`);
+    } else {
+      for (const [name, u] of Object.entries(repos)) {
+        if (!/^[A-Za-z0-9._-]+$/.test(name)) c.fail(`recipe.repos.${name}`, `repository names may use letters, digits, . _ - only`);
+        if (typeof u !== "string" || !HTTP_URL.test(u)) c.fail(`recipe.repos.${name}`, `recipe.repos.${name} must be an http(s) URL (got ${JSON.stringify(u)})`);
+      }
+    }
+    packages("packages");
+  } else if (kind === "image") {
+    url("url", /^(https:\/\/|s3:\/\/)[^\s'"]+$/, "https://example.com/disk.raw or s3://bucket/disk.qcow2");
+    if (!isUnknown(r.sha256) && (typeof r.sha256 !== "string" || !/^[0-9a-f]{64}$/.test(r.sha256))) c.fail("recipe.sha256", "recipe.sha256 is required: the disk image's SHA-256 as 64 lower-case hex digits");
+    if (r.format !== undefined && r.format !== "raw" && r.format !== "qcow2") c.fail("recipe.format", `recipe.format must be "raw" or "qcow2" (got ${JSON.stringify(r.format)})`);
+  } else if (kind === "script") {
+    if (typeof r.script !== "string" || !r.script.trim()) c.fail("recipe.script", "recipe.script must be the script's text (it runs with TARGET_DEVICE and TARGET_ROOT set)");
+    else if (r.script.length > 32_000) c.fail("recipe.script", `recipe.script is ${r.script.length} characters: SSM commands carry at most about 32 KB; fetch the rest from S3 in the script`);
+  }
+}
+
+export function checkSurrogateAmi(raw: Record<string, unknown>): { inputs?: SurrogateAmiInputs; failures: Failure[] } {
+  const c = new Checker();
+  c.knownKeys("", raw, SURROGATE_FIELDS);
+  checkRecipe(c, raw.recipe);
+  if (raw.architecture !== undefined && raw.architecture !== "x86_64" && raw.architecture !== "arm64") c.fail("architecture", `architecture must be "x86_64" or "arm64" (got ${JSON.stringify(raw.architecture)})`);
+  c.integer("rootSizeGiB", raw.rootSizeGiB, { min: 2, max: 16384 });
+  if (raw.bootMode !== undefined && raw.bootMode !== "legacy-bios" && raw.bootMode !== "uefi") c.fail("bootMode", `bootMode must be "legacy-bios" or "uefi" (got ${JSON.stringify(raw.bootMode)})`);
+  if (raw.architecture === "arm64" && raw.bootMode === "legacy-bios") c.fail("bootMode", "arm64 instances boot with UEFI only: set bootMode: uefi (or leave it out)");
+  if (raw.imdsSupport !== undefined && raw.imdsSupport !== "v2.0" && raw.imdsSupport !== "optional") c.fail("imdsSupport", `imdsSupport must be "v2.0" (instances require IMDSv2) or "optional" (got ${JSON.stringify(raw.imdsSupport)})`);
+  const build = checkBuildInputs(c, raw, { nameRequired: true });
+  if (c.failures.length) return { failures: c.failures };
+  const architecture = (raw.architecture as "x86_64" | "arm64" | undefined) ?? "x86_64";
+  return {
+    failures: [],
+    inputs: {
+      ...build,
+      name: raw.name as string,
+      recipe: raw.recipe as Recipe,
+      architecture,
+      rootSizeGiB: (raw.rootSizeGiB as number | undefined) ?? 8,
+      bootMode: (raw.bootMode as "legacy-bios" | "uefi" | undefined) ?? (architecture === "arm64" ? "uefi" : "legacy-bios"),
+      imdsSupport: (raw.imdsSupport as "v2.0" | "optional" | undefined) ?? "v2.0",
+    },
+  };
+}
+
+export function diffSurrogateAmi(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs) {
+  return diffBuiltImage(olds, news, REPLACE_FIELDS);
+}
+
+/** The recipe as guest-script arguments (scripts/guest/surrogate.sh). */
+export function recipeArgs(recipe: Recipe): string[] {
+  switch (recipe.kind) {
+    case "debian":
+      return ["--recipe", "debian", "--suite", recipe.suite, "--mirror", recipe.mirror, ...(recipe.packages?.length ? ["--packages", recipe.packages.join(",")] : [])];
+    case "el":
+      return [
+        "--recipe", "el", "--releasever", recipe.releasever,
+        ...Object.entries(recipe.repos).sort(([a], [b]) => a.localeCompare(b)).flatMap(([name, url]) => ["--repo", `${name}=${url}`]),
+        ...(recipe.packages?.length ? ["--packages", recipe.packages.join(",")] : []),
+      ];
+    case "image":
+      return ["--recipe", "image", "--url", recipe.url, "--sha256", recipe.sha256, "--format", recipe.format ?? "raw"];
+    case "script":
+      return ["--recipe", "script", "--user-script-b64", Buffer.from(recipe.script, "utf8").toString("base64")];
+  }
+}
+
+/** Provenance of a recipe, as tag values (each at most 256 characters). */
+export function recipeTags(recipe: Recipe): Record<string, string> {
+  const hash = createHash("sha256").update(canonicalJson(recipe)).digest("hex").slice(0, 16);
+  const sources = recipe.kind === "debian" ? [recipe.mirror] : recipe.kind === "el" ? Object.values(recipe.repos) : recipe.kind === "image" ? [recipe.url] : [];
+  const tags: Record<string, string> = { "ami-factory:recipe": recipe.kind, "ami-factory:recipe-hash": hash };
+  if (recipe.kind === "debian") tags["ami-factory:suite"] = recipe.suite;
+  if (recipe.kind === "el") tags["ami-factory:releasever"] = recipe.releasever;
+  if (sources.length) tags["ami-factory:sources"] = sources.join(" ").slice(0, 256);
+  return tags;
+}
