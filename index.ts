@@ -2,7 +2,7 @@
 //   images: name → region → AMI id      alarms: name → { alarmName, alarmArn, instanceId }
 // Other stacks read these through a StackReference (see examples/consumer).
 import * as pulumi from "@pulumi/pulumi";
-import { ConvertedHvmAmi, RecoveryAlarm, SharedAmi } from "./providers";
+import { ConvertedHvmAmi, RecoveryAlarm, SharedAmi, SurrogateAmi } from "./providers";
 import { defaultRegion } from "./providers/core/resource";
 import { parseStackConfig, StackConfig, StackConfigError } from "./providers/stackConfig";
 
@@ -28,6 +28,12 @@ function main() {
   for (const conversion of config.conversions) {
     const { name, imageName, ...args } = conversion;
     const image = new ConvertedHvmAmi(name, { ...args, name: imageName });
+    images[name] = pulumi.all([image.region, image.imageId]).apply(([region, imageId]) => ({ [region]: imageId }));
+  }
+
+  for (const build of config.builds) {
+    const { name, imageName, ...args } = build;
+    const image = new SurrogateAmi(name, { ...args, name: imageName });
     images[name] = pulumi.all([image.region, image.imageId]).apply(([region, imageId]) => ({ [region]: imageId }));
   }
 

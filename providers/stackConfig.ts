@@ -3,10 +3,11 @@
 import { Failure } from "./core/inputs";
 import { checkRecoveryAlarm } from "./recoveryAlarm/inputs";
 import { checkConvertedHvmAmi } from "./convertedHvmAmi/inputs";
+import { checkSurrogateAmi, Recipe } from "./surrogateAmi/inputs";
 import { checkSharedAmi } from "./sharedAmi/inputs";
 
 export const CONFIG_NAMESPACE = "ami-factory";
-export const CONFIG_KEYS = ["shares", "recoveryAlarms", "conversions"] as const;
+export const CONFIG_KEYS = ["shares", "recoveryAlarms", "conversions", "builds"] as const;
 
 export interface ShareConfig {
   /** Logical name: the key in the `images` output. */
@@ -60,10 +61,33 @@ export interface ConversionConfig {
   timeoutMinutes?: number;
 }
 
+export interface BuildConfig {
+  /** Logical name: the key in the `images` output. */
+  name: string;
+  recipe: Recipe;
+  /** The image's name (SurrogateAmi `name`). */
+  imageName: string;
+  region?: string;
+  description?: string;
+  tags?: Record<string, string>;
+  architecture?: "x86_64" | "arm64";
+  rootSizeGiB?: number;
+  volume?: { type?: string; iops?: number; throughputMiBps?: number };
+  encrypted?: boolean;
+  kmsKeyId?: string;
+  bootMode?: "legacy-bios" | "uefi";
+  imdsSupport?: "v2.0" | "optional";
+  enaSupport?: "auto" | boolean;
+  sanitize?: boolean;
+  worker?: { instanceType?: string; subnetId?: string; instanceProfileName?: string; imageId?: string };
+  timeoutMinutes?: number;
+}
+
 export interface StackConfig {
   shares: ShareConfig[];
   recoveryAlarms: RecoveryAlarmConfig[];
   conversions: ConversionConfig[];
+  builds: BuildConfig[];
 }
 
 export class StackConfigError extends Error {
@@ -150,15 +174,30 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
     const { failures } = checkConvertedHvmAmi({ ...rest, name: imageName, region: rest.region ?? defaultRegion ?? "", scope: String(name), guestScriptSha256: "-" });
     report("conversions", i, failures.map(renameImageName));
   });
-  // One name space for `images`: a share and a conversion may not both be called "base".
-  for (const c of conversions) {
-    if (shares.some((s) => s.name === c.name)) problems.push(`${CONFIG_NAMESPACE}:conversions: the name ${JSON.stringify(c.name)} is also used in ${CONFIG_NAMESPACE}:shares: both appear in the images output, so rename one`);
-  }
+  const builds = list("builds");
+  builds.forEach((item, i) => {
+    const { name, imageName, ...rest } = item;
+    const { failures } = checkSurrogateAmi({ ...rest, name: imageName, region: rest.region ?? defaultRegion ?? "", scope: String(name), guestScriptSha256: "-" });
+    report("builds", i, failures.map(renameImageName));
+  });
+  // One name space for `images`: a share, a conversion and a build may not share a name.
+  const imageKeys = ["shares", "conversions", "builds"] as const;
+  const lists = { shares, conversions, builds };
+  imageKeys.forEach((key, k) => {
+    for (const other of imageKeys.slice(k + 1)) {
+      for (const item of lists[other]) {
+        if (lists[key].some((x) => x.name === item.name)) {
+          problems.push(`${CONFIG_NAMESPACE}:${other}: the name ${JSON.stringify(item.name)} is also used in ${CONFIG_NAMESPACE}:${key}: both appear in the images output, so rename one`);
+        }
+      }
+    }
+  });
 
   if (problems.length) throw new StackConfigError(stack, problems);
   return {
     shares: shares as unknown as ShareConfig[],
     recoveryAlarms: alarms as unknown as RecoveryAlarmConfig[],
     conversions: conversions as unknown as ConversionConfig[],
+    builds: builds as unknown as BuildConfig[],
   };
 }

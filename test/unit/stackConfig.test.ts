@@ -24,7 +24,7 @@ describe("stack config", () => {
   });
 
   it("is empty when nothing is configured", () => {
-    assert.deepStrictEqual(parseStackConfig("dev", {}, undefined), { shares: [], recoveryAlarms: [], conversions: [] });
+    assert.deepStrictEqual(parseStackConfig("dev", {}, undefined), { shares: [], recoveryAlarms: [], conversions: [], builds: [] });
   });
 
   it("names an unknown key and lists the known ones", () => {
