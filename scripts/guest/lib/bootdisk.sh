@@ -1,0 +1,339 @@
+#!/usr/bin/env bash
+# shellcheck shell=bash
+# Making an empty disk bootable, for surrogate.sh (an OS written from nothing onto an EBS volume):
+# partition layout, chroot mounts, /etc/fstab, GRUB 2 (BIOS and UEFI) with a serial console,
+# NVMe/ENA drivers in the initramfs. Sourced after common.sh, devices.sh and image.sh; also a
+# command, so that the pure parts can be tested on plain folders:
+#
+#   bootdisk.sh grub-cfg ROOT UUID [--gpt] [--kernel-dir /boot]  -> grub.cfg on stdout
+#   bootdisk.sh fstab ROOT UUID FSTYPE [ESP_UUID]                 rewrites ROOT/etc/fstab
+#   bootdisk.sh kernels ROOT                                      -> kernel versions, newest first
+#   bootdisk.sh storage ROOT KVER                                 -> "nvme virtio_blk" (0/1 each)
+#
+# Dry runs: every command that changes the target goes through `run` (or `run_in ROOT`). With
+# BOOTDISK_DRY_RUN=1 it prints "+ cmd args" (shell-quoted) on stderr and does nothing.
+
+BOOTDISK_DRY_RUN=${BOOTDISK_DRY_RUN:-0}
+
+# quote_cmd ARGS...: ARGS as one shell-quoted line (printf %q, but plain words stay plain).
+quote_cmd() {
+  local out="" a q
+  for a in "$@"; do
+    if [[ $a =~ ^[A-Za-z0-9_./:=@,+%^-]+$ ]]; then q=$a
+    elif [[ $a != *"'"* ]]; then q="'$a'"
+    else printf -v q '%q' "$a"; fi
+    out+="${out:+ }$q"
+  done
+  printf '%s\n' "$out"
+}
+
+# run CMD ARGS...: runs it (its output on stderr), or only prints it in a dry run.
+run() {
+  if [ "$BOOTDISK_DRY_RUN" = 1 ]; then
+    printf '+ %s\n' "$(quote_cmd "$@")" >&2
+    return 0
+  fi
+  "$@" >&2
+}
+
+# run_in ROOT CMD ARGS...: CMD inside the chroot ROOT (see chroot_mounts).
+run_in() { local root=$1; shift; run chroot "$root" "$@"; }
+
+# dry_note TEXT: in a dry run, what a file write would do ("+ write PATH: summary").
+dry_note() { [ "$BOOTDISK_DRY_RUN" = 1 ] && printf '+ %s\n' "$*" >&2; return 0; }
+
+# predict_partition DISK N: the node name the kernel gives partition N (for dry runs and checks).
+predict_partition() {
+  case ${1##*/} in *[0-9]) printf '%sp%s\n' "$1" "$2" ;; *) printf '%s%s\n' "$1" "$2" ;; esac
+}
+
+# partition_target DISK MODE: a fresh label on DISK. Sets PART_ROOT, PART_ESP (uefi), PART_TABLE.
+#   legacy-bios: msdos, one partition from 1 MiB to the end (bootable flag).
+#   uefi:        gpt, 1: BIOS boot (1 MiB, for GRUB i386-pc: hybrid), 2: ESP 200 MiB, 3: root.
+partition_target() {
+  local disk=$1 mode=$2 p
+  if [ "$BOOTDISK_DRY_RUN" != 1 ]; then
+    for p in $(disk_partitions "$disk"); do wipefs -aq "$p" 2>/dev/null || true; done
+  fi
+  run wipefs -aq "$disk"
+  case ${disk##*/} in loop*) [ "$BOOTDISK_DRY_RUN" = 1 ] || partx -d "$disk" >/dev/null 2>&1 || true ;; esac
+  if [ "$mode" = uefi ]; then
+    PART_TABLE=gpt
+    run parted -s -a optimal "$disk" -- mklabel gpt \
+      mkpart biosboot 1MiB 2MiB set 1 bios_grub on \
+      mkpart ESP fat32 2MiB 202MiB set 2 esp on \
+      mkpart root ext4 202MiB 100%
+  else
+    PART_TABLE=msdos
+    run parted -s -a optimal "$disk" -- mklabel msdos mkpart primary ext4 1MiB 100% set 1 boot on
+  fi
+  if [ "$BOOTDISK_DRY_RUN" = 1 ]; then
+    PART_ESP="" PART_ROOT=$(predict_partition "$disk" 1)
+    [ "$mode" = uefi ] && { PART_ESP=$(predict_partition "$disk" 2); PART_ROOT=$(predict_partition "$disk" 3); }
+    return 0
+  fi
+  make_partitions_visible "$disk"
+  case ${disk##*/} in loop*) on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
+  PART_ESP=""
+  if [ "$mode" = uefi ]; then
+    PART_ESP=$(partition_path "$disk" 2) || die "partition 2 (ESP) of $disk did not appear"
+    PART_ROOT=$(partition_path "$disk" 3) || die "partition 3 (root) of $disk did not appear"
+  else
+    PART_ROOT=$(partition_path "$disk" 1) || die "partition 1 of $disk did not appear"
+  fi
+  [ -b "$PART_ROOT" ] || die "root partition $PART_ROOT has no device node"
+}
+
+# chroot_mounts ROOT: /proc, /sys, /dev, /dev/pts and /run inside ROOT, undone at exit.
+chroot_mounts() {
+  local root=$1
+  [ "$BOOTDISK_DRY_RUN" = 1 ] && return 0
+  mount -t proc proc "$root/proc"; on_exit "! mountpoint -q '$root/proc' || umount -l '$root/proc'"
+  mount -t sysfs sysfs "$root/sys"; on_exit "! mountpoint -q '$root/sys' || umount -l '$root/sys'"
+  mount --bind /dev "$root/dev"; on_exit "! mountpoint -q '$root/dev' || umount -l '$root/dev'"
+  mkdir -p "$root/dev/pts"
+  mount -t devpts devpts "$root/dev/pts" -o gid=5,mode=620,ptmxmode=666,newinstance 2>/dev/null ||
+    mount --bind /dev/pts "$root/dev/pts"
+  on_exit "! mountpoint -q '$root/dev/pts' || umount -l '$root/dev/pts'"
+  mkdir -p "$root/run"
+  mount -t tmpfs tmpfs "$root/run"; on_exit "! mountpoint -q '$root/run' || umount -l '$root/run'"
+}
+
+# chroot_umounts ROOT: undoes chroot_mounts early (before the root is unmounted).
+chroot_umounts() {
+  local root=$1 m
+  for m in run dev/pts dev sys proc; do
+    ! mountpoint -q "$root/$m" || umount -l "$root/$m" || true
+  done
+}
+
+# root_kernels ROOT: kernel versions with a /boot/vmlinuz-* (or vmlinux-, Image-), newest first.
+root_kernels() {
+  local root=$1
+  (cd "$root/boot" 2>/dev/null && ls -1 vmlinuz-* vmlinux-* Image-* 2>/dev/null) |
+    sed -E 's/^(vmlinuz|vmlinux|Image)-//' | grep -v -- '-rescue-' | sort -rVu
+}
+
+# kernel_image ROOT KVER / kernel_initrd ROOT KVER: /boot-relative paths ("" when absent).
+kernel_image() {
+  local f
+  for f in "vmlinuz-$2" "vmlinux-$2" "Image-$2"; do [ -e "$1/boot/$f" ] && { printf '/boot/%s\n' "$f"; return 0; }; done
+  return 0
+}
+kernel_initrd() {
+  local f
+  for f in "initrd.img-$2" "initramfs-$2.img" "initrd-$2.img" "initrd-$2"; do
+    [ -e "$1/boot/$f" ] && { printf '/boot/%s\n' "$f"; return 0; }
+  done
+  return 0
+}
+
+# storage_report ROOT KVER: sets VIRTIO_BLK_DRIVER (module file or built in) to 0/1.
+storage_report() {
+  local root=$1 kver=$2 d
+  VIRTIO_BLK_DRIVER=0
+  for d in "$root/lib/modules/$kver" "$root/usr/lib/modules/$kver"; do
+    [ -d "$d" ] || continue
+    [ -n "$(find "$d" -name 'virtio_blk.ko*' -print -quit 2>/dev/null)" ] && VIRTIO_BLK_DRIVER=1
+    [ -f "$d/modules.builtin" ] && grep -Eq '(^|/)virtio_blk\.ko$' "$d/modules.builtin" && VIRTIO_BLK_DRIVER=1
+  done
+  [ -f "$root/boot/config-$kver" ] && grep -q '^CONFIG_VIRTIO_BLK=y' "$root/boot/config-$kver" && VIRTIO_BLK_DRIVER=1
+  return 0
+}
+
+# write_fstab ROOT UUID FSTYPE [ESP_UUID]: / by UUID (and /boot/efi by UUID) first; other lines of
+# an existing fstab kept, except earlier lines for / and /boot/efi.
+write_fstab() {
+  local root=$1 uuid=$2 fstype=$3 esp=${4:-} f tmp pass=1
+  f=$root/etc/fstab
+  mkdir -p "$root/etc"
+  [ "$fstype" = xfs ] && pass=0
+  tmp=$(mktemp "$f.surrogate.XXXXXX")
+  {
+    printf '# /etc/fstab: written by ami-factory surrogate.sh (filesystems by UUID)\n'
+    printf 'UUID=%s\t/\t%s\tdefaults,noatime\t0 %s\n' "$uuid" "$fstype" "$pass"
+    [ -z "$esp" ] || printf 'UUID=%s\t/boot/efi\tvfat\tumask=0077,nofail\t0 2\n' "$esp"
+    if [ -f "$f" ]; then
+      awk '/^# \/etc\/fstab: written by ami-factory/ { next }
+           /^[ \t]*#/ || NF < 2 { print; next }
+           $2 == "/" || $2 == "/boot/efi" { next }
+           { print }' "$f"
+    fi
+  } >"$tmp"
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$f"
+}
+
+# grub_cfg ROOT UUID GPT(0/1) [KERNEL ARGS]: a grub.cfg on stdout with one entry per kernel in
+# ROOT/boot (newest first, the default), root by UUID, serial console. The same file serves BIOS
+# (i386-pc) and UEFI GRUB: the root filesystem is found by UUID, not by disk position.
+grub_cfg() {
+  local root=$1 uuid=$2 gpt=$3 extra=${4:-} k img initrd n=0
+  [[ $uuid =~ ^[0-9A-Fa-f-]+$ ]] || { printf 'grub_cfg: bad filesystem UUID "%s"\n' "$uuid" >&2; return 2; }
+  printf '# Generated by ami-factory surrogate.sh: root filesystem UUID %s, serial console ttyS0.\n' "$uuid"
+  printf 'serial --unit=0 --speed=115200 --word=8 --parity=no --stop=1\n'
+  printf 'terminal_input serial console\nterminal_output serial console\n'
+  if [ "$gpt" = 1 ]; then printf 'insmod part_gpt\n'; else printf 'insmod part_msdos\n'; fi
+  printf 'insmod ext2\ninsmod xfs\n'
+  printf "search --no-floppy --fs-uuid --set=root %s\n" "$uuid"
+  printf 'set default=0\nset timeout=1\n'
+  while read -r k; do
+    [ -n "$k" ] || continue
+    img=$(kernel_image "$root" "$k"); initrd=$(kernel_initrd "$root" "$k")
+    printf "\nmenuentry 'Linux %s' {\n" "$k"
+    printf "\tsearch --no-floppy --fs-uuid --set=root %s\n" "$uuid"
+    printf '\tlinux %s root=UUID=%s ro console=tty0 console=ttyS0,115200n8%s\n' "$img" "$uuid" "${extra:+ $extra}"
+    [ -z "$initrd" ] || printf '\tinitrd %s\n' "$initrd"
+    printf '}\n'
+    n=$((n + 1))
+  done < <(root_kernels "$root")
+  [ "$n" -gt 0 ] || { printf 'grub_cfg: no kernel in %s/boot\n' "$root" >&2; return 3; }
+}
+
+# grub_tool_in ROOT: grub-install or grub2-install inside ROOT (path inside), or nothing.
+grub_tool_in() {
+  local t
+  for t in usr/sbin/grub-install usr/sbin/grub2-install sbin/grub-install sbin/grub2-install usr/bin/grub-install usr/bin/grub2-install; do
+    [ -x "$1/$t" ] && { printf '/%s\n' "$t"; return 0; }
+  done
+  return 1
+}
+
+# grub_modules_present PREFIX TARGET: PREFIX/usr/lib/grub{,2}/TARGET exists (PREFIX "" = worker).
+grub_modules_present() { [ -d "$1/usr/lib/grub/$2" ] || [ -d "$1/usr/lib/grub2/$2" ]; }
+
+# install_grub ROOT DISK MODE ARCH UUID GPT VIA: GRUB for MODE onto DISK, grub.cfg into the boot
+# directory it uses. VIA: chroot (the image's own GRUB: el, debian), worker (this machine's), or
+# auto (the image's when it has the modules for the target, else the worker's).
+# Sets GRUB_VIA and GRUB_CFG (path inside ROOT).
+install_grub() {
+  local root=$1 disk=$2 mode=$3 arch=$4 uuid=$5 gpt=$6 via=$7 efi_target tool="" grubdir secure=() t
+  local -a targets=()
+  case $arch in
+    x86_64) efi_target=x86_64-efi ;;
+    arm64) efi_target=arm64-efi ;;
+  esac
+  if [ "$mode" = uefi ]; then
+    targets=("$efi_target")
+    [ "$arch" = x86_64 ] && targets+=(i386-pc)
+  else
+    targets=(i386-pc)
+  fi
+  if [ "$via" = auto ]; then
+    via=worker
+    if tool=$(grub_tool_in "$root") && [ "$(uname -m | sed 's/aarch64/arm64/')" = "$arch" ]; then
+      via=chroot
+      for t in "${targets[@]}"; do grub_modules_present "$root" "$t" || via=worker; done
+    fi
+  fi
+  GRUB_VIA=$via
+  if [ "$via" = chroot ]; then
+    if [ "$BOOTDISK_DRY_RUN" = 1 ]; then tool=${GRUB_DRY_RUN_TOOL:-/usr/sbin/grub2-install}
+    else tool=$(grub_tool_in "$root") || die "the image has no grub-install/grub2-install"; fi
+    for t in "${targets[@]}"; do
+      [ "$BOOTDISK_DRY_RUN" = 1 ] || grub_modules_present "$root" "$t" || die "the image has no GRUB modules for $t (package grub-pc-bin/grub2-pc-modules, grub-efi-*-bin/grub2-efi-*-modules)"
+    done
+  else
+    tool=$(command -v grub-install || command -v grub2-install || true)
+    [ -n "$tool" ] || die "no GRUB in the image and none on the worker (grub-install / grub2-install)"
+    for t in "${targets[@]}"; do
+      grub_modules_present "" "$t" || die "GRUB modules for $t missing on the worker (grub-pc-bin / grub-efi-amd64-bin / grub-efi-arm64-bin, or grub2-pc-modules / grub2-efi-*-modules)"
+    done
+  fi
+  # grub2-install (Fedora/RHEL/Amazon Linux) uses boot/grub2; grub-install (Debian) boot/grub.
+  case ${tool##*/} in grub2-install) grubdir=grub2 ;; *) grubdir=grub ;; esac
+  GRUB_CFG=/boot/$grubdir/grub.cfg
+  local prefix=() boot_dir=/boot efi_dir=/boot/efi
+  if [ "$via" = chroot ]; then prefix=(chroot "$root"); else boot_dir=$root/boot efi_dir=$root/boot/efi; fi
+  for t in "${targets[@]}"; do
+    if [ "$t" = i386-pc ]; then
+      run "${prefix[@]}" "$tool" --target=i386-pc --boot-directory="$boot_dir" "$disk" ||
+        die "grub-install --target=i386-pc on $disk failed"
+    else
+      secure=()
+      # Debian's grub-install would look for shim/signed images; RHEL's refuses EFI without --force.
+      if [ "$BOOTDISK_DRY_RUN" != 1 ] && "${prefix[@]}" "$tool" --help 2>/dev/null | grep -q -- '--no-uefi-secure-boot'; then
+        secure=(--no-uefi-secure-boot)
+      elif [ "$grubdir" = grub2 ]; then
+        secure=(--force)
+      fi
+      run "${prefix[@]}" "$tool" --target="$t" --efi-directory="$efi_dir" --boot-directory="$boot_dir" \
+        --removable --no-nvram "${secure[@]}" || die "grub-install --target=$t (removable, to the ESP) failed"
+    fi
+  done
+  if [ "$BOOTDISK_DRY_RUN" = 1 ]; then
+    dry_note "write $root$GRUB_CFG: search --fs-uuid, console=ttyS0,115200n8, one entry per /boot kernel"
+    return 0
+  fi
+  mkdir -p "$root/boot/$grubdir"
+  local tmp
+  tmp=$(mktemp "$root/boot/$grubdir/grub.cfg.XXXXXX")
+  grub_cfg "$root" "$uuid" "$gpt" "${GRUB_EXTRA_ARGS:-}" >"$tmp" || { rm -f "$tmp"; die "no kernel in the image's /boot: nothing to boot"; }
+  chmod 0644 "$tmp"
+  mv -f "$tmp" "$root$GRUB_CFG"
+  # The other spelling too, so that either GRUB build finds it.
+  if [ "$grubdir" = grub2 ] && [ ! -e "$root/boot/grub" ]; then ln -s grub2 "$root/boot/grub"; fi
+  if [ "$grubdir" = grub ] && [ ! -e "$root/boot/grub2" ]; then ln -s grub "$root/boot/grub2"; fi
+}
+
+# initramfs_drivers ROOT KVER: puts nvme and ena (those the kernel has as modules) into the image's
+# initramfs for KVER and into its configuration (so that later kernels get them too), with the
+# image's own initramfs-tools or dracut. Sets INITRAMFS_TOOL (initramfs-tools, dracut or none).
+initramfs_drivers() {
+  local root=$1 kver=$2 drivers=() m moddir=""
+  for m in "$root/lib/modules/$kver" "$root/usr/lib/modules/$kver"; do [ -d "$m" ] && { moddir=$m; break; }; done
+  for m in nvme ena; do
+    [ -n "$moddir" ] && [ -n "$(find "$moddir" -name "$m.ko*" -print -quit 2>/dev/null)" ] && drivers+=("$m")
+  done
+  INITRAMFS_TOOL=none
+  if [ "$BOOTDISK_DRY_RUN" = 1 ]; then
+    # Nothing is installed in a dry run: the recipe says which tool its packages bring.
+    drivers=(nvme ena)
+    case ${INITRAMFS_DRY_RUN_TOOL:-dracut} in
+      dracut)
+        INITRAMFS_TOOL=dracut
+        dry_note "write $root/etc/dracut.conf.d/ami-factory.conf: add_drivers+=\" nvme ena \""
+        run_in "$root" dracut --force --add-drivers "${drivers[*]}" --regenerate-all ;;
+      initramfs-tools)
+        INITRAMFS_TOOL=initramfs-tools
+        dry_note "append nvme, ena to $root/etc/initramfs-tools/modules"
+        run_in "$root" update-initramfs -u -k all ;;
+    esac
+    return 0
+  fi
+  if [ -x "$root/usr/sbin/update-initramfs" ] || [ -x "$root/sbin/update-initramfs" ]; then
+    INITRAMFS_TOOL=initramfs-tools
+    [ ${#drivers[@]} -gt 0 ] || { log "kernel $kver has nvme/ena built in or not at all: initramfs left as is"; return 0; }
+    for m in "${drivers[@]}"; do
+      grep -qx "$m" "$root/etc/initramfs-tools/modules" 2>/dev/null || printf '%s\n' "$m" >>"$root/etc/initramfs-tools/modules"
+    done
+    run_in "$root" update-initramfs -u -k "$kver" || die "update-initramfs -u -k $kver failed in the image"
+  elif [ -x "$root/usr/bin/dracut" ] || [ -x "$root/usr/sbin/dracut" ] || [ -x "$root/sbin/dracut" ]; then
+    INITRAMFS_TOOL=dracut
+    [ ${#drivers[@]} -gt 0 ] || { log "kernel $kver has nvme/ena built in or not at all: initramfs left as is"; return 0; }
+    mkdir -p "$root/etc/dracut.conf.d"
+    printf '# ami-factory: EBS volumes are NVMe devices and the network is ENA on Nitro instances\nadd_drivers+=" %s "\n' \
+      "${drivers[*]}" >"$root/etc/dracut.conf.d/ami-factory.conf"
+    run_in "$root" dracut --force --add-drivers "${drivers[*]}" --regenerate-all || die "dracut failed in the image"
+  else
+    log "warning: the image has neither initramfs-tools nor dracut: its initramfs (if any) is left as is"
+  fi
+}
+
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+  set -euo pipefail
+  cmd=${1:-}; shift || true
+  case $cmd in
+    grub-cfg)
+      r=${1:?ROOT}; u=${2:?UUID}; shift 2; g=0
+      [ "${1:-}" = --gpt ] && g=1
+      grub_cfg "$r" "$u" "$g" ;;
+    fstab) write_fstab "${1:?ROOT}" "${2:?UUID}" "${3:?FSTYPE}" "${4:-}" ;;
+    kernels) root_kernels "${1:?ROOT}" ;;
+    storage)
+      . "$(dirname "$0")/image.sh"
+      driver_report "${1:?ROOT}" "${2:?KVER}"; storage_report "$1" "$2"
+      printf '%s %s\n' "$NVME_DRIVER" "$VIRTIO_BLK_DRIVER" ;;
+    *) printf 'usage: %s grub-cfg ROOT UUID [--gpt] | fstab ROOT UUID FSTYPE [ESP_UUID] | kernels ROOT | storage ROOT KVER\n' "$0" >&2; exit 2 ;;
+  esac
+fi

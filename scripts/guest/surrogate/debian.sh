@@ -1,0 +1,77 @@
+# shellcheck shell=bash
+# surrogate.sh recipe "debian": debootstrap a Debian (or Ubuntu-like) system into the mounted root.
+#
+#   --suite bookworm [--mirror http://deb.debian.org/debian] [--packages a,b,c]
+#   [--debootstrap-tarball PATH]
+#
+# Variant minbase plus what an EC2 image needs: systemd, udev, kmod, the distribution kernel
+# (linux-image-amd64 / linux-image-arm64), initramfs-tools, openssh-server, the image's own GRUB
+# modules (grub-pc-bin and grub-efi-amd64-bin / grub-efi-arm64-bin), ifupdown-free DHCP through
+# systemd-networkd. cloud-init only when --packages names it (otherwise a warning in the facts).
+#
+# --debootstrap-tarball PATH: the downloaded .debs, kept between runs. When PATH is missing, or was
+# made for another suite / mirror / arch / package list (PATH.meta says which), it is first made
+# with debootstrap --make-tarball; then the root is installed from it with --unpack-tarball, so
+# nothing is downloaded again.
+
+debian_base_packages() {
+  local arch=$1
+  local -a p=(systemd systemd-sysv udev kmod initramfs-tools zstd openssh-server e2fsprogs grub2-common)
+  case $arch in
+    x86_64) p+=(linux-image-amd64 grub-pc-bin grub-efi-amd64-bin) ;;
+    arm64) p+=(linux-image-arm64 grub-efi-arm64-bin) ;;
+  esac
+  printf '%s\n' "${p[@]}"
+}
+
+# debian_populate ROOT ARCH SUITE MIRROR PACKAGES(comma list) TARBALL
+debian_populate() {
+  local root=$1 arch=$2 suite=$3 mirror=$4 extra=$5 tarball=$6 darch include log meta
+  case $arch in x86_64) darch=amd64 ;; arm64) darch=arm64 ;; esac
+  include=$( { debian_base_packages "$arch"; tr ',' '\n' <<<"$extra"; } | sed '/^$/d' | sort -u | paste -sd, -)
+  log "debootstrap $suite ($darch) from $mirror, with: $include"
+  log=$(mktemp /tmp/surrogate.debootstrap.XXXXXX.log)
+  on_exit "rm -f '$log'"
+  local -a common=(--arch="$darch" --variant=minbase --include="$include" --components=main)
+  if [ -n "$tarball" ]; then
+    meta="suite=$suite mirror=$mirror arch=$darch include=$include"
+    if [ ! -s "$tarball" ] || [ "$(cat "$tarball.meta" 2>/dev/null)" != "$meta" ]; then
+      local scratch
+      mkdir -p "$(dirname "$tarball")"
+      scratch=$(mktemp -d /tmp/surrogate.debs.XXXXXX)
+      on_exit "rm -rf --one-file-system '$scratch'"
+      log "making the package tarball $tarball (downloads once)"
+      debootstrap "${common[@]}" --make-tarball="$tarball.tmp" "$suite" "$scratch" "$mirror" >"$log" 2>&1 ||
+        { tail -20 "$log" >&2; die "debootstrap --make-tarball failed"; }
+      mv -f "$tarball.tmp" "$tarball"
+      printf '%s\n' "$meta" >"$tarball.meta"
+    else
+      log "using the package tarball $tarball"
+    fi
+    common+=(--unpack-tarball="$(readlink -f "$tarball")")
+  fi
+  # The kernel's postinst builds an initramfs: tell it the root filesystem type (it cannot see it
+  # from inside the chroot) and that no boot loader is managed by the package.
+  mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/kernel"
+  printf 'FSTYPE=ext4\n' >"$root/etc/initramfs-tools/conf.d/ami-factory"
+  printf 'do_symlinks = yes\nlink_in_boot = no\n' >"$root/etc/kernel-img.conf"
+  debootstrap "${common[@]}" "$suite" "$root" "$mirror" >"$log" 2>&1 ||
+    { tail -30 "$log" >&2; die "debootstrap $suite failed (see above)"; }
+  log "debootstrap done"
+  chroot "$root" apt-get clean >&2 || true
+  rm -rf "$root"/var/lib/apt/lists/*_Packages "$root"/var/cache/apt/*.bin
+
+  # Networking without cloud-init: DHCP on every Ethernet interface (ENA shows as ens5/eth0).
+  mkdir -p "$root/etc/systemd/network"
+  cat >"$root/etc/systemd/network/80-ami-factory-dhcp.network" <<'NET'
+[Match]
+Name=en* eth*
+
+[Network]
+DHCP=yes
+NET
+  mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
+  ln -sf /lib/systemd/system/systemd-networkd.service "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+  printf 'localhost\n' >"$root/etc/hostname"
+  printf 'deb %s %s main\n' "$mirror" "$suite" >"$root/etc/apt/sources.list"
+}

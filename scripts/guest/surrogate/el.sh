@@ -1,0 +1,84 @@
+# shellcheck shell=bash
+# surrogate.sh recipe "el": an Enterprise-Linux-like system (Amazon Linux 2023, Rocky/Alma, CentOS
+# Stream) installed with dnf (or yum) --installroot from the given repositories, as autoknitter
+# does it with yum for CentOS.
+#
+#   --releasever 2023 --repo name=URL [--repo name=URL ...] [--packages a,b] [--gpgkey URL ...]
+#   [--dry-run]
+#
+# The repositories go into a temporary configuration (dnf.conf + yum.repos.d of their own): the
+# worker's repositories are never used. Installed: @core (or the --packages list instead), kernel,
+# dracut, cloud-init, and GRUB for the boot mode (grub2-pc for BIOS; grub2-efi-x64 +
+# grub2-efi-x64-modules, or grub2-efi-aa64 + grub2-efi-aa64-modules, for UEFI). Without --gpgkey
+# the packages' signatures are not checked (a warning in the facts).
+#
+# --dry-run: prints the commands of the whole build, one per line on stderr as "+ cmd", and changes
+# nothing (not even the target's label).
+
+# el_packages ARCH MODE PACKAGES(comma list): the install list, one per line.
+el_packages() {
+  local arch=$1 mode=$2 extra=$3
+  if [ -n "$extra" ]; then tr ',' '\n' <<<"$extra" | sed '/^$/d'; else printf '@core\n'; fi
+  printf '%s\n' kernel dracut cloud-init grub2-tools
+  case $arch/$mode in
+    x86_64/legacy-bios) printf '%s\n' grub2-pc ;;
+    x86_64/uefi) printf '%s\n' grub2-pc grub2-efi-x64 grub2-efi-x64-modules ;;
+    arm64/uefi) printf '%s\n' grub2-efi-aa64 grub2-efi-aa64-modules ;;
+  esac
+}
+
+# el_write_config DIR RELEASEVER ARCH GPGKEYS(space list) REPO...: DIR/dnf.conf and DIR/yum.repos.d.
+el_write_config() {
+  local dir=$1 rel=$2 arch=$3 keys=$4 spec name url
+  shift 4
+  mkdir -p "$dir/yum.repos.d"
+  cat >"$dir/dnf.conf" <<CONF
+[main]
+reposdir=$dir/yum.repos.d
+gpgcheck=$([ -n "$keys" ] && echo 1 || echo 0)
+installonly_limit=3
+clean_requirements_on_remove=True
+best=True
+skip_if_unavailable=False
+install_weak_deps=False
+keepcache=False
+CONF
+  for spec in "$@"; do
+    name=${spec%%=*} url=${spec#*=}
+    {
+      printf '[%s]\nname=%s\nbaseurl=%s\nenabled=1\n' "$name" "$name" "$url"
+      if [ -n "$keys" ]; then printf 'gpgcheck=1\ngpgkey=%s\n' "$keys"; else printf 'gpgcheck=0\n'; fi
+    } >"$dir/yum.repos.d/$name.repo"
+  done
+}
+
+# el_populate ROOT ARCH MODE RELEASEVER PACKAGES GPGKEYS REPO...
+el_populate() {
+  local root=$1 arch=$2 mode=$3 rel=$4 extra=$5 keys=$6 dnf cfg
+  shift 6
+  dnf=$(command -v dnf || command -v yum || true)
+  [ "$BOOTDISK_DRY_RUN" = 1 ] && dnf=${dnf:-dnf}
+  [ -n "$dnf" ] || die "neither dnf nor yum on the worker (the el recipe needs one: Amazon Linux, Fedora, RHEL-like workers)"
+  dnf=${dnf##*/}
+  cfg=$EL_CONFIG_DIR
+  el_write_config "$cfg" "$rel" "$arch" "$keys" "$@"
+  local spec gpg=0; [ -n "$keys" ] && gpg=1
+  dry_note "write $cfg/dnf.conf: reposdir=$cfg/yum.repos.d gpgcheck=$gpg install_weak_deps=False"
+  for spec in "$@"; do dry_note "write $cfg/yum.repos.d/${spec%%=*}.repo: baseurl=${spec#*=} gpgcheck=$gpg${keys:+ gpgkey=$keys}"; done
+  local -a pkgs
+  mapfile -t pkgs < <(el_packages "$arch" "$mode" "$extra")
+  log "installing ${pkgs[*]} with $dnf --installroot (releasever $rel)"
+  run "$dnf" --config="$cfg/dnf.conf" --installroot="$root" --releasever="$rel"\
+    --setopt=reposdir="$cfg/yum.repos.d" --setopt=install_weak_deps=False --assumeyes \
+    install "${pkgs[@]}" || die "$dnf --installroot install failed"
+  run "$dnf" --config="$cfg/dnf.conf" --installroot="$root" --releasever="$rel" clean all || true
+  if [ "$BOOTDISK_DRY_RUN" != 1 ]; then
+    # Networking and a console login are cloud-init's job; keep the machine-id empty for first boot.
+    : >"$root/etc/machine-id"
+    [ -e "$root/etc/hostname" ] || printf 'localhost\n' >"$root/etc/hostname"
+    # SELinux: relabel on first boot (files written outside the policy's knowledge).
+    [ -f "$root/etc/selinux/config" ] && : >"$root/.autorelabel"
+  else
+    dry_note "write $root/etc/machine-id (empty), $root/.autorelabel when SELinux is configured"
+  fi
+}
