@@ -34,6 +34,8 @@ export interface BootOptions {
   bus?: DiskBus;
   /** Default: detectAccel(). */
   accel?: Accel;
+  /** Firmware: "seabios" (BIOS, default) or "ovmf" (UEFI, /usr/share/ovmf/OVMF.fd, package ovmf). */
+  firmware?: "seabios" | "ovmf";
   /** Stop as soon as SeaBIOS reports that nothing is bootable. Default true. */
   stopWhenNotBootable?: boolean;
 }
@@ -83,6 +85,14 @@ export function seabiosPath(): string {
   throw new Error("SeaBIOS firmware (bios-256k.bin) not found: run scripts/install-guest-deps.sh as root");
 }
 
+/** The OVMF (UEFI) image for qemu-system-x86_64 (package ovmf). */
+export function ovmfPath(): string {
+  for (const p of ["/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd"]) {
+    if (fs.existsSync(p)) return p;
+  }
+  throw new Error("OVMF firmware (OVMF.fd) not found: run scripts/install-guest-deps.sh as root (package ovmf)");
+}
+
 /** Throws a clear error when qemu-system-x86_64 is not installed. */
 export function requireQemu(): void {
   const r = spawnSync("qemu-system-x86_64", ["--version"], { encoding: "utf8" });
@@ -110,7 +120,7 @@ export function qemuArgs(o: BootOptions, accel: Accel): string[] {
     "-cpu", accel === "kvm" ? "host" : "max",
     "-m", String(o.memMiB ?? 1024),
     "-smp", "2",
-    "-bios", seabiosPath(),
+    "-bios", o.firmware === "ovmf" ? ovmfPath() : seabiosPath(),
     "-display", "none", "-vga", "none", "-monitor", "none",
     "-serial", `file:${o.serialLog}`,
     "-chardev", `file,id=biosdbg,path=${biosLog}`,
