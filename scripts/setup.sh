@@ -144,14 +144,16 @@ fi
 
 # --- moto (the launcher scripts/emulator/moto_server.py runs it with this python) ----------------------------------------------------------------------------------------
 moto_python=""
-if command -v python3 >/dev/null && python3 -c 'import moto.server, werkzeug' 2>/dev/null; then
+# The emulator's patches need moto >= 5.1.17 (< 6): older ones read EC2 parameters differently.
+moto_ok='import moto.server, werkzeug, sys; v = tuple(int(x) for x in moto.__version__.split(".")[:3]); sys.exit(0 if (5, 1, 17) <= v < (6,) else 1)'
+if command -v python3 >/dev/null && python3 -c "$moto_ok" 2>/dev/null; then
   moto_python=$(command -v python3)
 else
   venv="$cache/moto-venv"
-  if ! "$venv/bin/python" -c 'import moto.server' 2>/dev/null; then
+  if ! "$venv/bin/python" -c "$moto_ok" 2>/dev/null; then
     say "installing moto[server] into $venv"
     python3 -m venv "$venv" >&2
-    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' >&2
+    "$venv/bin/pip" install --quiet --disable-pip-version-check 'moto[server]>=5.1.17,<6' pytest >&2
   fi
   moto_python="$venv/bin/python"
 fi

@@ -80,18 +80,19 @@ export async function findLeftovers(region: string, f: LeftoverFilter, opts: { i
 }
 
 async function findIamLeftovers(region: string, f: LeftoverFilter): Promise<Leftover[]> {
-  const { ListRolesCommand, ListRoleTagsCommand, ListInstanceProfilesCommand, ListInstanceProfileTagsCommand } = await import("@aws-sdk/client-iam");
+  const { ListRolesCommand, ListRoleTagsCommand, GetInstanceProfileCommand } = await import("@aws-sdk/client-iam");
   const iam = await iamClient(region);
   const found: Leftover[] = [];
   const roles = (await iam.send(new ListRolesCommand({ MaxItems: 1000 }))).Roles ?? [];
   for (const r of roles.filter((x) => x.RoleName?.startsWith("ami-factory-"))) {
     const tags = (await iam.send(new ListRoleTagsCommand({ RoleName: r.RoleName }))).Tags;
-    if (tagOf(tags, TEMPORARY_TAG) === "true" && keep(f, tags)) found.push(leftover("role", r.RoleName!, region, tags));
-  }
-  const profiles = (await iam.send(new ListInstanceProfilesCommand({ MaxItems: 1000 }))).InstanceProfiles ?? [];
-  for (const p of profiles.filter((x) => x.InstanceProfileName?.startsWith("ami-factory-"))) {
-    const tags = (await iam.send(new ListInstanceProfileTagsCommand({ InstanceProfileName: p.InstanceProfileName }))).Tags;
-    if (tagOf(tags, TEMPORARY_TAG) === "true" && keep(f, tags)) found.push(leftover("instance-profile", p.InstanceProfileName!, region, tags));
+    if (tagOf(tags, TEMPORARY_TAG) !== "true" || !keep(f, tags)) continue;
+    found.push(leftover("role", r.RoleName!, region, tags));
+    // A build's instance profile has its role's name and is made after the role (worker/iam.ts).
+    const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: r.RoleName })).catch((e) => {
+      if (errorName(e) !== "NoSuchEntity" && errorName(e) !== "NoSuchEntityException") throw e;
+    });
+    if (profile?.InstanceProfile) found.push(leftover("instance-profile", r.RoleName!, region, tags));
   }
   return found;
 }

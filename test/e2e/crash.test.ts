@@ -1,0 +1,92 @@
+// Crash safety: the engine is killed (kill -9, with its plugins) in the middle of a
+// ConvertedHvmAmi create. After the documented recovery the next `pulumi up` converges to one image
+// and nothing is left over; `npm run sweep` finds and removes what a crashed build left.
+import * as assert from "assert";
+import { imagesTagged, leftovers, seedPvImage } from "../support/aws";
+import { startEmulator, Emulator } from "../support/emulator";
+import { killHard, processTree } from "../support/processes";
+import { testStack, TestStack } from "../support/stack";
+import { sweep } from "../../scripts/sweep";
+
+const FACTS = '{"partitioned":false,"fsType":"ext4","kernels":["6.1.0-28-amd64"],"enaDriver":true,"nvmeDriver":true}';
+
+async function until<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
+  const end = Date.now() + seconds * 1000;
+  for (;;) {
+    const value = await probe();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/** Start `pulumi up`, wait until the guest script was sent to the worker, then kill -9 the engine. */
+async function crashDuringConversion(emu: Emulator, t: TestStack): Promise<void> {
+  await emu.clearSsmRules();
+  await emu.failSsmCommands({ match: "pv2hvm", status: "InProgress" }); // the guest step never ends
+  const up = t.stack.up({ onOutput: t.onOutput }).then(
+    () => "finished",
+    () => "failed",
+  );
+  await until("the guest script to be sent", 120, async () => ((await emu.calls("SendCommand")).length ? true : undefined));
+  const tree = processTree(["pulumi", "up", `--stack ${t.stack.name}`]);
+  assert.ok(tree.length >= 2, `the engine and its plugins: ${tree}`);
+  killHard(tree);
+  assert.strictEqual(await up, "failed");
+}
+
+describe("a crash in the middle of a create", function () {
+  let emu: Emulator;
+  before(async () => {
+    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" } });
+    Object.assign(process.env, emu.env);
+  });
+  after(async () => emu?.stop());
+
+  it("converges to one image after recovery, and leaves nothing behind", async () => {
+    await emu.reset({ keepMoto: true });
+    await emu.recordActions("*");
+    const { imageId } = await seedPvImage("us-east-1", "crash-me");
+    const t = await testStack(emu, { conversions: [{ name: "legacy", sourceAmiId: imageId }] });
+    await crashDuringConversion(emu, t);
+    const left = await leftovers();
+    assert.ok(left.some((l) => l.startsWith("instance")) && left.some((l) => l.startsWith("volume")), `the crash left the worker behind: ${left}`);
+
+    // The dry-run sweep sees them (they are not expired yet: --older-than 0s).
+    const dry = await sweep({ stack: t.stack.name, regions: ["us-east-1"], olderThanMs: 0, yes: false }, () => undefined);
+    assert.ok(dry.found.length >= left.length, JSON.stringify(dry.found));
+    assert.deepStrictEqual((await leftovers()).length, left.length, "a dry run deletes nothing");
+
+    // Recovery (README, "When things go wrong"): release the dead engine's lock, drop the pending
+    // create from the state, then up again.
+    await t.stack.cancel();
+    await t.stack.refresh({ clearPendingCreates: true, onOutput: t.onOutput });
+    await emu.clearSsmRules();
+    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${FACTS}\n` });
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    assert.match(t.output.join(""), /cleaning \d+ leftovers of an earlier run of build b-/);
+    const converted = (up.outputs.images.value as Record<string, Record<string, string>>).legacy["us-east-1"];
+    const built = await imagesTagged("us-east-1", "ami-factory:kind", "ConvertedHvmAmi");
+    assert.deepStrictEqual(built.map((i) => i.ImageId), [converted], "exactly one image");
+    assert.deepStrictEqual(await leftovers(), []);
+    const after = await sweep({ stack: t.stack.name, regions: ["us-east-1"], olderThanMs: 0, yes: false }, () => undefined);
+    assert.deepStrictEqual(after.found, []);
+    await t.stack.destroy({ onOutput: t.onOutput });
+  });
+
+  it("is swept by npm run sweep --yes when nobody runs the stack again", async () => {
+    await emu.reset({ keepMoto: true });
+    await emu.recordActions("*");
+    const { imageId } = await seedPvImage("us-east-1", "abandoned");
+    const t = await testStack(emu, { conversions: [{ name: "abandoned", sourceAmiId: imageId }] });
+    await crashDuringConversion(emu, t);
+    assert.notDeepStrictEqual(await leftovers(), []);
+    // Not expired yet: a sweep without --older-than leaves a build that may still be running.
+    const early = await sweep({ stack: t.stack.name, regions: ["us-east-1"], yes: true }, () => undefined);
+    assert.deepStrictEqual(early.found, []);
+    const swept = await sweep({ stack: t.stack.name, regions: ["us-east-1"], olderThanMs: 0, yes: true }, () => undefined);
+    assert.deepStrictEqual(swept.failures, []);
+    assert.ok(swept.found.some((f) => f.kind === "role") && swept.found.some((f) => f.kind === "security-group"), JSON.stringify(swept.found));
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+});
