@@ -4,7 +4,7 @@
 import * as fs from "fs";
 import * as path from "path";
 import { RunInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
-import { startEmulator } from "../test/support/emulator";
+import { startEmulator } from "./emulator/start";
 import { localStack } from "./local/engine";
 import { readToolchain, REPO_ROOT } from "./local/toolchain";
 
