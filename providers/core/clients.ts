@@ -44,9 +44,10 @@ export async function iamClient(region: string): Promise<IAMClient> {
   return counted(new IAMClient(clientConfig(region)));
 }
 
-export async function ssmClient(region: string): Promise<SSMClient> {
+/** `maxAttempts: 1` for calls that must not be retried blindly (SendCommand has no client token). */
+export async function ssmClient(region: string, opts: { maxAttempts?: number } = {}): Promise<SSMClient> {
   const { SSMClient } = await import("@aws-sdk/client-ssm");
-  return counted(new SSMClient(clientConfig(region)));
+  return counted(new SSMClient({ ...clientConfig(region), ...opts }));
 }
 
 export async function stsClient(region: string): Promise<STSClient> {

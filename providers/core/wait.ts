@@ -45,3 +45,12 @@ export async function waitFor<T>(opts: WaitOptions, check: () => Promise<CheckRe
 export function errorName(e: unknown): string | undefined {
   return typeof e === "object" && e !== null && "name" in e ? String((e as { name: unknown }).name) : undefined;
 }
+
+/** Throttling, a 5xx or a network error: the same call may well succeed later. */
+export function isTransient(e: unknown): boolean {
+  const err = e as { $retryable?: unknown; $metadata?: { httpStatusCode?: number }; name?: string; code?: string };
+  if (!err || typeof err !== "object") return false;
+  if (err.$retryable) return true;
+  if ((err.$metadata?.httpStatusCode ?? 0) >= 500) return true;
+  return /throttl|RequestLimitExceeded|TooManyRequests|ECONNRESET|ECONNREFUSED|ETIMEDOUT|socket hang up/i.test(`${err.name} ${err.code ?? ""}`);
+}

@@ -2,7 +2,7 @@
 // readable facts from the last line of its output.
 import { ssmClient } from "../core/clients";
 import type { Step } from "../core/steps";
-import { errorName, waitFor } from "../core/wait";
+import { errorName, isTransient, waitFor } from "../core/wait";
 import { secondsLeft, WorkerBuild } from "./context";
 
 export interface GuestCommand {
@@ -46,17 +46,28 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
   return {
     name: `run ${cmd.name} on the worker`,
     async run(b) {
-      const { SendCommandCommand, GetCommandInvocationCommand } = await import("@aws-sdk/client-ssm");
+      const { SendCommandCommand, GetCommandInvocationCommand, ListCommandsCommand } = await import("@aws-sdk/client-ssm");
       const ssm = await ssmClient(b.region);
+      // SendCommand has no client token: it is never retried blindly. After an error whose answer
+      // may have been lost, the worker's command list says whether the script started anyway.
+      const sender = await ssmClient(b.region, { maxAttempts: 1 });
       const commands = commandLines(cmd, b.volumes);
+      const comment = `ami-factory ${b.buildId} ${cmd.name}`.slice(0, 100);
+      let sentBefore = false;
       // The SSM agent registers a little after the instance runs: until then SendCommand says InvalidInstanceId.
       b.commandId = await waitFor({ what: `the SSM agent on ${b.instanceId}`, maxWaitSeconds: Math.min(900, secondsLeft(b)), minDelaySeconds: 2, maxDelaySeconds: 15 }, async () => {
+        if (sentBefore) {
+          const listed = await ssm.send(new ListCommandsCommand({ InstanceId: b.instanceId }));
+          const started = listed.Commands?.find((c) => c.Comment === comment);
+          if (started?.CommandId) return { state: "SUCCESS", value: started.CommandId };
+        }
         try {
-          const out = await ssm.send(
+          sentBefore = true;
+          const out = await sender.send(
             new SendCommandCommand({
               InstanceIds: [b.instanceId!],
               DocumentName: "AWS-RunShellScript",
-              Comment: `ami-factory ${b.buildId} ${cmd.name}`.slice(0, 100),
+              Comment: comment,
               TimeoutSeconds: secondsLeft(b),
               Parameters: { commands, executionTimeout: [String(secondsLeft(b))] },
             }),
@@ -64,6 +75,7 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
           return { state: "SUCCESS", value: out.Command?.CommandId };
         } catch (e) {
           if (errorName(e) === "InvalidInstanceId") return { state: "RETRY", reason: "agent not registered yet" };
+          if (isTransient(e)) return { state: "RETRY", reason: `SendCommand: ${errorName(e)}` };
           throw e;
         }
       });

@@ -25,12 +25,19 @@ export function instanceProfileStep(): Step<WorkerBuild> {
       const iam = await iamClient(b.region);
       const name = `ami-factory-${b.buildId}-${Date.now().toString(36)}`.slice(0, 64);
       const Tags = Object.entries(b.temporaryTags).map(([Key, Value]) => ({ Key, Value }));
-      await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: assumeRolePolicy, Description: `ami-factory build ${b.buildId}: SSM for the worker`, MaxSessionDuration: 3600 * 4, Tags }));
+      // The names are this run's own: "already exists" is a retry whose first answer was lost.
+      const ours = (e: unknown) => {
+        if (errorName(e) !== "EntityAlreadyExists" && errorName(e) !== "EntityAlreadyExistsException") throw e;
+      };
       b.roleName = name;
+      await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: assumeRolePolicy, Description: `ami-factory build ${b.buildId}: SSM for the worker`, MaxSessionDuration: 3600 * 4, Tags })).catch(ours);
       await iam.send(new AttachRolePolicyCommand({ RoleName: name, PolicyArn: policyArn(b.region) }));
-      await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags }));
       b.createdInstanceProfileName = name;
-      await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: name, RoleName: name }));
+      await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags })).catch(ours);
+      await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: name, RoleName: name })).catch((e) => {
+        // One role per profile: a retried add finds it there already.
+        if (errorName(e) !== "LimitExceeded" && errorName(e) !== "LimitExceededException") throw e;
+      });
     },
     async cleanup(b) {
       const { RemoveRoleFromInstanceProfileCommand, DeleteInstanceProfileCommand, DetachRolePolicyCommand, DeleteRoleCommand } = await import("@aws-sdk/client-iam");

@@ -3,9 +3,9 @@
 import type { RegisterImageCommandInput } from "@aws-sdk/client-ec2";
 import { ec2Client } from "../core/clients";
 import { deleteImageAndSnapshots, deleteSnapshot, waitForImageAvailable } from "../core/images";
-import { tagSpecifications } from "../core/tags";
+import { BUILD_ID_TAG, tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
-import { waitFor } from "../core/wait";
+import { errorName, waitFor } from "../core/wait";
 import { secondsLeft, WorkerBuild } from "./context";
 
 export function snapshotStep(role: string, description: string): Step<WorkerBuild> {
@@ -19,6 +19,12 @@ export function snapshotStep(role: string, description: string): Step<WorkerBuil
       );
       const id = out.SnapshotId!;
       b.snapshotId = id;
+      // CreateSnapshot has no client token: a retry after a lost answer makes a second snapshot of
+      // the volume. Keep the one we were told about, delete the others of this build.
+      const twins = await ec2.send(
+        new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "volume-id", Values: [b.volumes[role]] }, { Name: `tag:${BUILD_ID_TAG}`, Values: [b.buildId] }] }),
+      );
+      for (const twin of twins.Snapshots ?? []) if (twin.SnapshotId !== id) await deleteSnapshot(ec2, twin.SnapshotId!);
       let lastProgress = "";
       await waitFor({ what: `snapshot ${id}`, maxWaitSeconds: secondsLeft(b), minDelaySeconds: 2, maxDelaySeconds: 20 }, async () => {
         const s = (await ec2.send(new DescribeSnapshotsCommand({ SnapshotIds: [id] }))).Snapshots?.[0];
@@ -34,6 +40,13 @@ export function snapshotStep(role: string, description: string): Step<WorkerBuil
   };
 }
 
+async function imageOfBuild(b: WorkerBuild, name: string): Promise<string | undefined> {
+  const { DescribeImagesCommand } = await import("@aws-sdk/client-ec2");
+  const out = await (await ec2Client(b.region)).send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [name] }] }));
+  const image = out.Images?.find((i) => i.Tags?.some((t) => t.Key === BUILD_ID_TAG && t.Value === b.buildId) && i.BlockDeviceMappings?.some((m) => m.Ebs?.SnapshotId === b.snapshotId));
+  return image?.ImageId;
+}
+
 /** Register the image from the build's snapshot; `params` gives everything but the snapshot. */
 export function registerStep(params: (b: WorkerBuild) => RegisterImageCommandInput): Step<WorkerBuild> {
   return {
@@ -42,10 +55,18 @@ export function registerStep(params: (b: WorkerBuild) => RegisterImageCommandInp
       const { RegisterImageCommand } = await import("@aws-sdk/client-ec2");
       const ec2 = await ec2Client(b.region);
       const input = params(b);
-      const out = await ec2.send(new RegisterImageCommand({ ...input, TagSpecifications: tagSpecifications(["image"] as const, b.outputTags) }));
-      b.imageId = out.ImageId;
-      await waitForImageAvailable(ec2, out.ImageId!, `image ${out.ImageId}`, secondsLeft(b), b.log);
-      b.log(`registered ${out.ImageId} (${input.Name})`);
+      try {
+        b.imageId = (await ec2.send(new RegisterImageCommand({ ...input, TagSpecifications: tagSpecifications(["image"] as const, b.outputTags) }))).ImageId;
+      } catch (e) {
+        // RegisterImage has no client token: a retry after a lost answer finds the name taken. By
+        // an image of this build (same snapshot) it is ours; by anything else it is a real clash.
+        if (errorName(e) !== "InvalidAMIName.Duplicate") throw e;
+        const mine = await imageOfBuild(b, input.Name!);
+        if (!mine) throw new Error(`an image named ${JSON.stringify(input.Name)} already exists in ${b.region}: give the resource another name, or deregister that image`);
+        b.imageId = mine;
+      }
+      await waitForImageAvailable(ec2, b.imageId!, `image ${b.imageId}`, secondsLeft(b), b.log);
+      b.log(`registered ${b.imageId} (${input.Name})`);
     },
     async cleanup(b, failed) {
       if (failed && b.imageId) await deleteImageAndSnapshots(b.region, b.imageId, []);

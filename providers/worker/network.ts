@@ -34,17 +34,26 @@ export function securityGroupStep(): Step<WorkerBuild> {
   return {
     name: "create security group",
     async run(b) {
-      const { CreateSecurityGroupCommand } = await import("@aws-sdk/client-ec2");
+      const { CreateSecurityGroupCommand, DescribeSecurityGroupsCommand } = await import("@aws-sdk/client-ec2");
       const ec2 = await ec2Client(b.region);
-      const out = await ec2.send(
-        new CreateSecurityGroupCommand({
-          GroupName: `ami-factory-${b.buildId}-${Date.now().toString(36)}`,
-          Description: `ami-factory build ${b.buildId} worker: no inbound rules`,
-          VpcId: b.vpcId,
-          TagSpecifications: tagSpecifications(["security-group"] as const, b.temporaryTags),
-        }),
-      );
-      b.securityGroupId = out.GroupId;
+      const GroupName = `ami-factory-${b.buildId}-${Date.now().toString(36)}`;
+      try {
+        const out = await ec2.send(
+          new CreateSecurityGroupCommand({
+            GroupName,
+            Description: `ami-factory build ${b.buildId} worker: no inbound rules`,
+            VpcId: b.vpcId,
+            TagSpecifications: tagSpecifications(["security-group"] as const, b.temporaryTags),
+          }),
+        );
+        b.securityGroupId = out.GroupId;
+      } catch (e) {
+        // A retry after a lost response: the group of this very name is ours.
+        if (errorName(e) !== "InvalidGroup.Duplicate") throw e;
+        const found = await ec2.send(new DescribeSecurityGroupsCommand({ Filters: [{ Name: "group-name", Values: [GroupName] }, { Name: "vpc-id", Values: [b.vpcId!] }] }));
+        b.securityGroupId = found.SecurityGroups?.[0]?.GroupId;
+        if (!b.securityGroupId) throw e;
+      }
     },
     async cleanup(b) {
       if (!b.securityGroupId) return;

@@ -70,8 +70,11 @@ export function attachStep(roles: string[]): Step<WorkerBuild> {
       const { AttachVolumeCommand, waitUntilVolumeInUse } = await import("@aws-sdk/client-ec2");
       const ec2 = await ec2Client(b.region);
       for (const [i, role] of roles.entries()) {
-        await ec2.send(new AttachVolumeCommand({ InstanceId: b.instanceId, VolumeId: b.volumes[role], Device: DEVICE_NAMES[i] }));
         b.attachments[role] = DEVICE_NAMES[i];
+        await ec2.send(new AttachVolumeCommand({ InstanceId: b.instanceId, VolumeId: b.volumes[role], Device: DEVICE_NAMES[i] })).catch((e) => {
+          // A retry after a lost answer finds the volume attached already (to our worker: it is new).
+          if (errorName(e) !== "VolumeInUse" && !/already attached/i.test(String((e as Error).message))) throw e;
+        });
       }
       await waitUntilVolumeInUse({ client: ec2, maxWaitTime: Math.min(600, secondsLeft(b)), minDelay: 1, maxDelay: 10 }, { VolumeIds: roles.map((r) => b.volumes[r]) });
     },
