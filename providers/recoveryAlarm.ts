@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { compact, defaultRegion, outputSlots, scopeOf } from "./core/resource";
+import { dynamicProvider } from "./core/provider";
+import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { checkRecoveryAlarm, diffRecoveryAlarm, RecoveryAlarmInputs, RecoveryAlarmOutputs } from "./recoveryAlarm/inputs";
 import { createRecoveryAlarm, deleteRecoveryAlarm, readRecoveryAlarm, updateRecoveryAlarm } from "./recoveryAlarm/operations";
 
@@ -22,29 +23,15 @@ export interface RecoveryAlarmArgs {
 
 const OUTPUTS = ["alarmArn", "alarmName", "recoverActionArn", "schemaVersion"] as const;
 
-const recoveryAlarmProvider: pulumi.dynamic.ResourceProvider<RecoveryAlarmInputs, RecoveryAlarmOutputs> = {
-  async check(_olds, news) {
-    const { inputs, failures } = checkRecoveryAlarm(news as unknown as Record<string, unknown>);
-    return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
-  },
-  async diff(_id, olds, news) {
-    return diffRecoveryAlarm(olds, news);
-  },
-  async create(inputs) {
-    const { id, outs } = await createRecoveryAlarm(inputs);
-    return { id, outs: compact(outs) };
-  },
-  async update(_id, olds, news) {
-    return { outs: compact(await updateRecoveryAlarm(olds, news)) };
-  },
-  async delete(_id, olds) {
-    await deleteRecoveryAlarm(olds);
-  },
-  async read(id, props) {
-    const found = await readRecoveryAlarm(id, props as RecoveryAlarmOutputs);
-    return found.props ? { id: found.id, props: compact(found.props) } : {};
-  },
-};
+const recoveryAlarmProvider = dynamicProvider<RecoveryAlarmInputs, RecoveryAlarmOutputs>({
+  kind: "RecoveryAlarm",
+  check: checkRecoveryAlarm,
+  diff: diffRecoveryAlarm,
+  create: createRecoveryAlarm,
+  update: updateRecoveryAlarm,
+  delete: deleteRecoveryAlarm,
+  read: readRecoveryAlarm,
+});
 
 /** A CloudWatch alarm that auto-recovers an EC2 instance when its system status check fails. */
 export class RecoveryAlarm extends pulumi.dynamic.Resource {

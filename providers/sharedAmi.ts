@@ -1,5 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
-import { compact, defaultRegion, outputSlots, progressLog, scopeOf } from "./core/resource";
+import { dynamicProvider } from "./core/provider";
+import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { checkSharedAmi, SharedAmiInputs, SharedAmiOutputs } from "./sharedAmi/inputs";
 import { diffSharedAmi } from "./sharedAmi/diff";
 import { createSharedAmi, deleteSharedAmi, readSharedAmi, updateSharedAmi } from "./sharedAmi/operations";
@@ -39,29 +40,15 @@ export interface SharedAmiArgs {
 
 const OUTPUTS = ["imageIds", "snapshotIds", "copiedRegions", "imageName", "buildId", "schemaVersion"] as const;
 
-const sharedAmiProvider: pulumi.dynamic.ResourceProvider<SharedAmiInputs, SharedAmiOutputs> = {
-  async check(_olds, news) {
-    const { inputs, failures } = checkSharedAmi(news as unknown as Record<string, unknown>);
-    return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
-  },
-  async diff(_id, olds, news) {
-    return diffSharedAmi(olds, news);
-  },
-  async create(inputs) {
-    const { id, outs } = await createSharedAmi(inputs, progressLog("SharedAmi", inputs.scope));
-    return { id, outs: compact(outs) };
-  },
-  async update(_id, olds, news) {
-    return { outs: compact(await updateSharedAmi(olds, news, progressLog("SharedAmi", news.scope))) };
-  },
-  async delete(_id, olds) {
-    await deleteSharedAmi(olds, progressLog("SharedAmi", olds.scope));
-  },
-  async read(id, props) {
-    const { props: outs } = await readSharedAmi(id, props as SharedAmiOutputs);
-    return { id, props: compact(outs) };
-  },
-};
+const sharedAmiProvider = dynamicProvider<SharedAmiInputs, SharedAmiOutputs>({
+  kind: "SharedAmi",
+  check: checkSharedAmi,
+  diff: diffSharedAmi,
+  create: createSharedAmi,
+  update: updateSharedAmi,
+  delete: deleteSharedAmi,
+  read: readSharedAmi,
+});
 
 /** An image copied to regions and shared with accounts, organizations and OUs. */
 export class SharedAmi extends pulumi.dynamic.Resource {

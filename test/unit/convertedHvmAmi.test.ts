@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { refusesEach } from "../support/table";
 import { execFileSync } from "child_process";
 import { checkConvertedHvmAmi, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "../../providers/convertedHvmAmi/inputs";
 import { conversionBlockers } from "../../providers/convertedHvmAmi/source";
@@ -17,7 +18,7 @@ describe("ConvertedHvmAmi check", () => {
     assert.strictEqual(inputs!.encrypted, undefined); // decided by the source snapshot
   });
 
-  const bad: [string, Record<string, unknown>, string, RegExp][] = [
+  refusesEach(checkConvertedHvmAmi, valid, [
     ["a malformed source id", { sourceAmiId: "ami-12" }, "sourceAmiId", /amiId/],
     ["a negative size", { targetSizeGiB: -1 }, "targetSizeGiB", /whole number from 1/],
     ["an unknown volume type", { volume: { type: "gp9" } }, "volume.type", /one of gp3/],
@@ -29,16 +30,7 @@ describe("ConvertedHvmAmi check", () => {
     ["an unknown worker option", { worker: { keyName: "mine" } }, "worker.keyName", /unknown field/],
     ["a bad instance type", { worker: { instanceType: "large" } }, "worker.instanceType", /instance type/],
     ["a timeout too short for a conversion", { timeoutMinutes: 2 }, "timeoutMinutes", /from 5/],
-  ];
-  for (const [what, change, property, reason] of bad) {
-    it(`refuses ${what}, naming ${property}`, () => {
-      const { inputs, failures } = checkConvertedHvmAmi({ ...valid, ...change });
-      assert.strictEqual(inputs, undefined);
-      const failure = failures.find((f) => f.property === property);
-      assert.ok(failure, `no failure for ${property}: ${JSON.stringify(failures)}`);
-      assert.match(failure.reason, reason);
-    });
-  }
+  ]);
 });
 
 describe("ConvertedHvmAmi diff", () => {

@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { refusesEach } from "../support/table";
 import { checkRecoveryAlarm, diffRecoveryAlarm, RecoveryAlarmOutputs } from "../../providers/recoveryAlarm/inputs";
 import { recoverActionArn } from "../../providers/recoveryAlarm/operations";
 
@@ -13,7 +14,7 @@ describe("RecoveryAlarm check", () => {
     assert.strictEqual(inputs!.alarmName, "ami-factory-recover-i-0123456789abcdef0");
   });
 
-  const bad: [string, Record<string, unknown>, string, RegExp][] = [
+  refusesEach(checkRecoveryAlarm, valid, [
     ["a malformed instance id", { instanceId: "web-1" }, "instanceId", /not a valid instanceId/],
     ["a malformed region", { region: "Frankfurt" }, "region", /not a valid region/],
     ["a period that is not 10, 30 or a multiple of 60", { period: 45 }, "period", /10, 30 or a multiple of 60/],
@@ -21,16 +22,7 @@ describe("RecoveryAlarm check", () => {
     ["more than a day of evaluation", { period: 3600, evaluationPeriods: 48 }, "evaluationPeriods", /one day/],
     ["a malformed topic ARN", { notifyTopicArns: ["alerts"] }, "notifyTopicArns[0]", /snsTopicArn/],
     ["an unknown field", { periods: 3 }, "periods", /unknown field/],
-  ];
-  for (const [what, change, property, reason] of bad) {
-    it(`refuses ${what}, naming ${property}`, () => {
-      const { inputs, failures } = checkRecoveryAlarm({ ...valid, ...change });
-      assert.strictEqual(inputs, undefined);
-      const failure = failures.find((f) => f.property === property);
-      assert.ok(failure, `no failure for ${property}: ${JSON.stringify(failures)}`);
-      assert.match(failure.reason, reason);
-    });
-  }
+  ]);
 });
 
 describe("RecoveryAlarm diff", () => {

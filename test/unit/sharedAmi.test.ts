@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import { refusesEach } from "../support/table";
 import { checkSharedAmi, SharedAmiOutputs } from "../../providers/sharedAmi/inputs";
 import { diffSharedAmi } from "../../providers/sharedAmi/diff";
 import { UNKNOWN } from "../../providers/core/inputs";
@@ -38,7 +39,7 @@ describe("SharedAmi check", () => {
     assert.strictEqual(inputs, undefined);
   });
 
-  const bad: [string, Record<string, unknown>, string, RegExp][] = [
+  refusesEach(checkSharedAmi, valid, [
     ["a malformed source id", { sourceAmiId: "ami-xyz" }, "sourceAmiId", /not a valid amiId.*ami-0123456789abcdef0/],
     ["a missing source id", { sourceAmiId: undefined }, "sourceAmiId", /required/],
     ["no regions", { regions: [] }, "regions", /must not be empty/],
@@ -56,16 +57,7 @@ describe("SharedAmi check", () => {
     ["a bad deprecation time", { deprecateAt: "next year" }, "deprecateAt", /ISO 8601/],
     ["an image name with bad characters", { name: "a*b" }, "name", /not valid/],
     ["a negative timeout", { timeoutMinutes: -5 }, "timeoutMinutes", /whole number from 1/],
-  ];
-  for (const [what, change, property, reason] of bad) {
-    it(`refuses ${what}, naming ${property}`, () => {
-      const { inputs, failures } = checkSharedAmi({ ...valid, ...change });
-      assert.strictEqual(inputs, undefined);
-      const failure = failures.find((f) => f.property === property);
-      assert.ok(failure, `no failure for ${property}: ${JSON.stringify(failures)}`);
-      assert.match(failure.reason, reason);
-    });
-  }
+  ]);
 
   it("accepts values that are unknown during preview", () => {
     const { failures } = checkSharedAmi({ ...valid, sourceAmiId: UNKNOWN, accountIds: UNKNOWN });

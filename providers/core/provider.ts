@@ -1,0 +1,46 @@
+// The one shape of every ami-factory dynamic provider: a pure check and diff, and create / update /
+// delete / read as plain functions. This adapter adds what the engine needs around them: no
+// undefined on the wire, a progress log named after the resource, "gone" on read as no id.
+import type * as pulumi from "@pulumi/pulumi";
+import type { Failure } from "./inputs";
+import { compact, progressLog } from "./resource";
+
+type Log = (line: string) => void;
+
+export interface ResourceOperations<I extends { scope: string }, O extends I> {
+  /** For log lines: "SharedAmi". */
+  kind: string;
+  check(raw: Record<string, unknown>): { inputs?: I; failures: Failure[] };
+  diff(olds: O, news: I): pulumi.dynamic.DiffResult;
+  create(inputs: I, log: Log): Promise<{ id: string; outs: O }>;
+  update(olds: O, news: I, log: Log): Promise<O>;
+  delete(olds: O, log: Log): Promise<void>;
+  /** undefined props: the resource is gone. */
+  read(id: string, olds: O): Promise<{ id?: string; props?: O }>;
+}
+
+export function dynamicProvider<I extends { scope: string }, O extends I>(ops: ResourceOperations<I, O>): pulumi.dynamic.ResourceProvider<I, O> {
+  return {
+    async check(_olds, news) {
+      const { inputs, failures } = ops.check(news as unknown as Record<string, unknown>);
+      return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
+    },
+    async diff(_id, olds, news) {
+      return ops.diff(olds, news);
+    },
+    async create(inputs) {
+      const { id, outs } = await ops.create(inputs, progressLog(ops.kind, inputs.scope));
+      return { id, outs: compact(outs) };
+    },
+    async update(_id, olds, news) {
+      return { outs: compact(await ops.update(olds, news, progressLog(ops.kind, news.scope))) };
+    },
+    async delete(_id, olds) {
+      await ops.delete(olds, progressLog(ops.kind, olds.scope));
+    },
+    async read(id, props) {
+      const found = await ops.read(id, props as O);
+      return found.props ? { id: found.id ?? id, props: compact(found.props) } : {};
+    },
+  };
+}

@@ -1,0 +1,22 @@
+import type * as pulumi from "@pulumi/pulumi";
+import type { WorkerOptions } from "./context";
+
+/** The args every worker-built image has (ConvertedHvmAmi, SurrogateAmi). */
+export interface BuildArgs {
+  /** Where the image is made. Default: `aws:region`, else AWS_REGION. */
+  region?: pulumi.Input<string>;
+  /** Tags for the image and its snapshot. Default: none (provenance tags are always added). */
+  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
+  /** Root volume type of the image. Default: gp3. */
+  volume?: pulumi.Input<{ type?: pulumi.Input<string>; iops?: pulumi.Input<number>; throughputMiBps?: pulumi.Input<number> }>;
+  /** KMS key for encryption. Default: the account's default EBS key. */
+  kmsKeyId?: pulumi.Input<string>;
+  /** Register with ENA support. Default: "auto", from what the guest script finds in the image. */
+  enaSupport?: pulumi.Input<"auto" | boolean>;
+  /** Remove SSH host keys, shell histories, cloud-init state, machine-id, OpsWorks remnants. Default: true. */
+  sanitize?: pulumi.Input<boolean>;
+  /** The temporary worker. Default: Amazon Linux 2023 of the image's architecture, m6i/m6g.large, default subnet, a temporary SSM-only role. */
+  worker?: pulumi.Input<WorkerOptions>;
+  /** How long the build may take before it fails and cleans up. Default: 60. */
+  timeoutMinutes?: pulumi.Input<number>;
+}
