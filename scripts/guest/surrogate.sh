@@ -164,6 +164,7 @@ if [ "$dry_run" = 0 ]; then
   esac
   [ "$recipe" = debian ] && tools+=(debootstrap)
   [ "$boot_mode" = uefi ] && [ "$recipe" != image ] && tools+=(mkfs.vfat)
+  [ "$boot_mode" = uefi ] && [ "$recipe" != image ] && ! vfat_mountable && tools+=(mcopy mmd)
   for tool in "${tools[@]}"; do
     command -v "$tool" >/dev/null || die "$tool not found on the worker (packages: util-linux, parted, e2fsprogs, dosfstools, debootstrap)"
   done
@@ -235,9 +236,14 @@ else
     on_exit "rmdir '$mnt' 2>/dev/null"
     on_exit "! mountpoint -q '$mnt' || umount -R '$mnt' || umount -l '$mnt'"
   fi
+  ESP_MOUNTED=0 ESP_DEVICE=${PART_ESP:-}
   if [ -n "$PART_ESP" ]; then
     [ "$dry_run" = 1 ] || mkdir -p "$mnt/boot/efi"
-    run mount "$PART_ESP" "$mnt/boot/efi"
+    if [ "$dry_run" = 1 ] || vfat_mountable; then
+      run mount "$PART_ESP" "$mnt/boot/efi"; ESP_MOUNTED=1
+    else
+      log "this kernel cannot mount vfat: the ESP is filled with mtools instead of being mounted"
+    fi
   fi
 
   step "recipe $recipe"

@@ -310,8 +310,8 @@ describe("surrogate guest script on loop devices (needs root)", function () {
     const userScript = (withDrivers: boolean) => `#!/bin/bash
 set -euo pipefail
 [ -b "$TARGET_DEVICE" ] && mountpoint -q "$TARGET_ROOT"
-echo "built by the user script on $TARGET_DEVICE" > "$TARGET_ROOT/etc/ami-factory-user"
 mkdir -p "$TARGET_ROOT/boot" "$TARGET_ROOT/etc" "$TARGET_ROOT/lib/modules/${kver}/kernel/drivers/nvme/host"
+echo "built by the user script on $TARGET_DEVICE" > "$TARGET_ROOT/etc/ami-factory-user"
 echo kernel > "$TARGET_ROOT/boot/vmlinuz-${kver}"
 echo initrd > "$TARGET_ROOT/boot/initrd.img-${kver}"
 ${withDrivers ? `touch "$TARGET_ROOT/lib/modules/${kver}/kernel/drivers/nvme/host/nvme.ko.xz"` : `rm -rf "$TARGET_ROOT/lib/modules"`}

@@ -88,7 +88,8 @@ partition_target() {
 chroot_mounts() {
   local root=$1
   [ "$BOOTDISK_DRY_RUN" = 1 ] && return 0
-  mount -t proc proc "$root/proc"; on_exit "! mountpoint -q '$root/proc' || umount -l '$root/proc'"
+  mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
+  mount -t proc proc "$root/proc" || die "cannot mount /proc in $root"; on_exit "! mountpoint -q '$root/proc' || umount -l '$root/proc'"
   mount -t sysfs sysfs "$root/sys"; on_exit "! mountpoint -q '$root/sys' || umount -l '$root/sys'"
   mount --bind /dev "$root/dev"; on_exit "! mountpoint -q '$root/dev' || umount -l '$root/dev'"
   mkdir -p "$root/dev/pts"
@@ -249,6 +250,8 @@ install_grub() {
     if [ "$t" = i386-pc ]; then
       run "${prefix[@]}" "$tool" --target=i386-pc --boot-directory="$boot_dir" "$disk" ||
         die "grub-install --target=i386-pc on $disk failed"
+    elif [ "${ESP_MOUNTED:-1}" = 0 ]; then
+      efi_image_to_esp "$root" "$via" "$t" "$grubdir" "$uuid" "$arch" "$ESP_DEVICE"
     else
       secure=()
       # Debian's grub-install would look for shim/signed images; RHEL's refuses EFI without --force.
@@ -274,6 +277,46 @@ install_grub() {
   # The other spelling too, so that either GRUB build finds it.
   if [ "$grubdir" = grub2 ] && [ ! -e "$root/boot/grub" ]; then ln -s grub2 "$root/boot/grub"; fi
   if [ "$grubdir" = grub ] && [ ! -e "$root/boot/grub2" ]; then ln -s grub "$root/boot/grub2"; fi
+}
+
+# vfat_mountable: this kernel can mount a FAT filesystem (some container hosts cannot).
+vfat_mountable() {
+  grep -qw vfat /proc/filesystems && return 0
+  modprobe -q vfat 2>/dev/null || true
+  grep -qw vfat /proc/filesystems
+}
+
+# efi_image_to_esp ROOT VIA TARGET GRUBDIR UUID ARCH ESP_DEV: what grub-install --removable does,
+# for an ESP that cannot be mounted: GRUB's modules into ROOT/boot/GRUBDIR/TARGET, an EFI image
+# (grub-mkimage, finding /boot/GRUBDIR by the root UUID) written to EFI/BOOT/BOOT<ARCH>.EFI on the
+# unmounted vfat ESP with mtools.
+efi_image_to_esp() {
+  local root=$1 via=$2 t=$3 grubdir=$4 uuid=$5 arch=$6 esp=$7 mkimage="" libdir="" stage name
+  command -v mcopy >/dev/null || die "the ESP cannot be mounted here (no vfat in this kernel) and mtools (mcopy) is missing"
+  case $arch in x86_64) name=BOOTX64.EFI ;; arm64) name=BOOTAA64.EFI ;; esac
+  local pre=""; [ "$via" = chroot ] && pre=$root
+  for d in usr/lib/grub usr/lib/grub2; do [ -d "$pre/$d/$t" ] && { libdir=/$d/$t; break; }; done
+  [ -n "$libdir" ] || die "GRUB modules for $t not found"
+  if [ "$via" = chroot ]; then
+    for m in usr/bin/grub-mkimage usr/bin/grub2-mkimage; do [ -x "$root/$m" ] && { mkimage=/$m; break; }; done
+  else
+    mkimage=$(command -v grub-mkimage || command -v grub2-mkimage || true)
+  fi
+  [ -n "$mkimage" ] || die "grub-mkimage not found ($via)"
+  mkdir -p "$root/boot/$grubdir/$t"
+  cp -a "$pre$libdir"/*.mod "$pre$libdir"/*.lst "$root/boot/$grubdir/$t/"
+  stage=$(mktemp -d "$root/tmp/surrogate.esp.XXXXXX")
+  printf 'search --no-floppy --fs-uuid --set=root %s\nset prefix=($root)/boot/%s\n' "$uuid" "$grubdir" >"$stage/early.cfg"
+  local inner=$stage; [ "$via" = chroot ] && inner=${stage#"$root"}
+  local -a cmd=("$mkimage" -O "$t" -d "$pre$libdir" -o "$inner/$name" -p "/boot/$grubdir" -c "$inner/early.cfg"
+    part_gpt part_msdos fat ext2 xfs search search_fs_uuid normal configfile linux serial terminal echo)
+  [ "$via" = chroot ] && cmd=(chroot "$root" "$mkimage" -O "$t" -d "$libdir" -o "$inner/$name" -p "/boot/$grubdir" -c "$inner/early.cfg"
+    part_gpt part_msdos fat ext2 xfs search search_fs_uuid normal configfile linux serial terminal echo)
+  "${cmd[@]}" >&2 || { rm -rf "$stage"; die "grub-mkimage -O $t failed"; }
+  mmd -D o -i "$esp" ::/EFI ::/EFI/BOOT 2>/dev/null || true
+  mcopy -o -i "$esp" "$stage/$name" "::/EFI/BOOT/$name" >&2 || { rm -rf "$stage"; die "writing EFI/BOOT/$name to $esp failed (mtools)"; }
+  rm -rf "$stage"
+  log "EFI/BOOT/$name written to the ESP $esp with grub-mkimage + mtools (vfat cannot be mounted here)"
 }
 
 # initramfs_drivers ROOT KVER: puts nvme and ena (those the kernel has as modules) into the image's
