@@ -111,10 +111,13 @@ class Loops {
   }
 }
 
-/** Partitions the kernel still shows for a disk, and mounts surrogate.sh left. */
+/** Partitions the kernel still shows for a disk, and mounts of it (or them) surrogate.sh left.
+ * Only this disk's: other builds may run on the same machine at the same time. */
 function leftovers(dev: string): string[] {
   const parts = must("lsblk", ["-lnpo", "NAME,TYPE", dev]).split("\n").filter((l) => l.endsWith(" part"));
-  const mounts = must("findmnt", ["-rn", "-o", "TARGET"]).split("\n").filter((m) => m.startsWith("/tmp/surrogate."));
+  const mounts = must("findmnt", ["-rn", "-o", "SOURCE,TARGET"])
+    .split("\n")
+    .filter((l) => l.startsWith(`${dev} `) || l.startsWith(`${dev}p`));
   return [...parts, ...mounts];
 }
 
