@@ -1242,6 +1242,28 @@ def patch_modify_image_attribute() -> None:
     APPLIED.append(name)
 
 
+def patch_iam_remove_role_from_instance_profile() -> None:
+    """moto's RemoveRoleFromInstanceProfile of a role that is not in the profile crashes (list.remove:
+    HTTP 500 with an HTML page, which the SDK retries and cannot parse); IAM answers NoSuchEntity
+    (404). Matters for a retried remove whose first answer was lost."""
+    from moto.iam.exceptions import NotFoundException
+    from moto.iam.models import IAMBackend
+
+    name = "iam-remove-role-from-instance-profile"
+    _need(_has_params(IAMBackend.remove_role_from_instance_profile, "profile_name", "role_name"), name,
+          "IAMBackend.remove_role_from_instance_profile signature changed")
+    original = IAMBackend.remove_role_from_instance_profile
+
+    def remove_role_from_instance_profile(self: Any, profile_name: str, role_name: str) -> None:
+        profile = self.get_instance_profile(profile_name)
+        if not any(getattr(r, "name", None) == role_name for r in profile.roles):
+            raise NotFoundException(f"The role {role_name} is not in the instance profile {profile_name}.")
+        original(self, profile_name, role_name)
+
+    IAMBackend.remove_role_from_instance_profile = remove_role_from_instance_profile  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
 def apply_patches() -> None:
     patch_ami_model()
     patch_snapshot_in_use()
@@ -1258,6 +1280,7 @@ def apply_patches() -> None:
     patch_ssm_send_command_targets()
     patch_ssm_describe_instance_information()
     patch_modify_image_attribute()
+    patch_iam_remove_role_from_instance_profile()
 
 
 # --------------------------------------------------------------------------------------------------

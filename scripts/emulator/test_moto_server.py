@@ -645,6 +645,18 @@ def test_copy_image_and_create_volume_honour_client_token(server: Server) -> Non
     assert ec2.create_volume(Size=8, AvailabilityZone="us-east-1a")["VolumeId"] != volume["VolumeId"]  # no token
     assert len(ec2.describe_volumes()["Volumes"]) == 2
 
+
+def test_remove_role_not_in_instance_profile_is_no_such_entity(server: Server) -> None:
+    iam = server.client("iam")
+    iam.create_role(RoleName="worker", AssumeRolePolicyDocument="{}")
+    iam.create_instance_profile(InstanceProfileName="worker")
+    iam.add_role_to_instance_profile(InstanceProfileName="worker", RoleName="worker")
+    iam.remove_role_from_instance_profile(InstanceProfileName="worker", RoleName="worker")
+    with pytest.raises(ClientError) as e:  # a retry whose first answer was lost
+        iam.remove_role_from_instance_profile(InstanceProfileName="worker", RoleName="worker")
+    assert (e.value.response["Error"]["Code"], e.value.response["ResponseMetadata"]["HTTPStatusCode"]) == ("NoSuchEntity", 404)
+    assert iam.get_instance_profile(InstanceProfileName="worker")["InstanceProfile"]["Roles"] == []
+
 def test_detach_volume_without_instance_id(server: Server) -> None:
     ec2 = server.client("ec2")
     instance_id = run_instance(ec2)

@@ -37,6 +37,11 @@ export interface FaultProxyOptions {
   excludeActions?: string[];
   /** Only these actions are faulted. Default all. */
   onlyActions?: string[];
+  /**
+   * The first call of each matching action (since the start or the last reset) is forwarded and its
+   * answer lost, whatever the rate: every write is proven to survive its own retry. Default none.
+   */
+  loseFirstAnswer?: RegExp;
 }
 
 export interface InjectedFault {
@@ -65,7 +70,7 @@ export interface FaultProxy {
   log(): InjectedFault[];
   /** Change the fault rate from now on (0 turns faults off). */
   setRate(rate: number): void;
-  /** Forget counts and the log (the PRNG sequence continues). */
+  /** Forget counts, the log and which first answers were lost (the PRNG sequence continues). */
   reset(): void;
   stop(): Promise<void>;
 }
@@ -158,6 +163,7 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
   const seen: Record<string, number> = {};
   let faults: InjectedFault[] = [];
   let calls: Record<string, number> = {};
+  let firstLost = new Set<string>();
 
   /** The fault for the n-th call of an action, or undefined. */
   const decide = (call: Call): { mode: FaultMode; kind: "throttle" | "internal" } | undefined => {
@@ -165,6 +171,10 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
     calls[call.action] = (calls[call.action] ?? 0) + 1;
     if (opts.excludeActions?.includes(call.action)) return undefined;
     if (opts.onlyActions && !opts.onlyActions.includes(call.action)) return undefined;
+    if (opts.loseFirstAnswer?.test(call.action) && !firstLost.has(call.action)) {
+      firstLost.add(call.action);
+      return { mode: "after", kind: "internal" };
+    }
     const random = mulberry32(hash(`${seed}/${call.action}/${n}`));
     if (random() >= rate) return undefined;
     const mode = modes[Math.floor(random() * modes.length)];
@@ -247,6 +257,7 @@ export async function startFaultProxy(target: string, opts: FaultProxyOptions = 
     reset: () => {
       faults = [];
       calls = {};
+      firstLost = new Set();
     },
     stop: () =>
       new Promise<void>((resolve) => {
