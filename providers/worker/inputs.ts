@@ -56,7 +56,7 @@ export function checkBuildInputs(c: Checker, raw: Record<string, unknown>, opts:
     if (worker.instanceType !== undefined && !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(String(worker.instanceType))) c.fail("worker.instanceType", `worker.instanceType ${JSON.stringify(worker.instanceType)} is not an instance type such as m6i.large`);
     c.string("worker.instanceProfileName", worker.instanceProfileName, { max: 128 });
   }
-  c.integer("timeoutMinutes", raw.timeoutMinutes, { min: 5, max: 24 * 60 });
+  c.integer("timeoutMinutes", raw.timeoutMinutes, { min: 1, max: 24 * 60 });
   return {
     region: raw.region as string,
     name: raw.name as string | undefined,

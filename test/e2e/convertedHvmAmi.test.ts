@@ -114,3 +114,25 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.deepStrictEqual(images.Images, []);
   });
 });
+
+describe("ConvertedHvmAmi timeouts", function () {
+  let emu: Emulator;
+  before(async () => {
+    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" } });
+    Object.assign(process.env, emu.env);
+  });
+  after(async () => emu?.stop());
+
+  it("fails at timeoutMinutes with the step that was waiting, and cleans up", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "slow");
+    await emu.failSsmCommands({ match: "pv2hvm", status: "InProgress" }); // the guest script never ends
+    const t = await testStack(emu, { conversions: [{ name: "slow", sourceAmiId, timeoutMinutes: 1 }] });
+    const started = Date.now();
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
+      assert.match(String(e), /step "run pv2hvm on the worker" failed: timed out after \d+s waiting for pv2hvm on i-[0-9a-f]+/);
+      return true;
+    });
+    assert.ok(Date.now() - started < 3 * 60_000, "gave up near its deadline");
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+});

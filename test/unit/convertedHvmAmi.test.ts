@@ -29,7 +29,7 @@ describe("ConvertedHvmAmi check", () => {
     ["a malformed worker subnet", { worker: { subnetId: "net-1" } }, "worker.subnetId", /subnetId/],
     ["an unknown worker option", { worker: { keyName: "mine" } }, "worker.keyName", /unknown field/],
     ["a bad instance type", { worker: { instanceType: "large" } }, "worker.instanceType", /instance type/],
-    ["a timeout too short for a conversion", { timeoutMinutes: 2 }, "timeoutMinutes", /from 5/],
+    ["a zero timeout", { timeoutMinutes: 0 }, "timeoutMinutes", /from 1/],
   ]);
 });
 
