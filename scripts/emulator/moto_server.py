@@ -561,6 +561,34 @@ def patch_copy_image() -> None:
     APPLIED.append(name)
 
 
+def patch_unique_image_names() -> None:
+    """EC2 refuses a second image of the same name in an account and region (RegisterImage,
+    CopyImage, CreateImage: InvalidAMIName.Duplicate); moto registers both. Matters for a retried
+    RegisterImage whose first answer was lost: EC2 says Duplicate, moto made a second image. Applied
+    before patch_client_tokens, so a CopyImage retried with its ClientToken gets its image back first."""
+    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.responses.amis import AmisResponse
+
+    name = "unique-image-names"
+    for action in ("register_image", "copy_image", "create_image"):
+        _need(callable(getattr(AmisResponse, action, None)), name, f"AmisResponse.{action} missing")
+
+    def unique(original: Callable[..., Any]) -> Callable[..., Any]:
+        def handler(self: Any) -> Any:
+            wanted = self._get_param("Name")
+            backend = self.ec2_backend
+            for ami in list(backend.amis.values()):
+                if wanted and ami.name == wanted and ami.owner_id == backend.account_id and getattr(ami, "state", "") != "deregistered":
+                    raise EC2ClientError("InvalidAMIName.Duplicate", f"AMI name {wanted} is already in use by AMI {ami.id}")
+            return original(self)
+        return handler
+
+    AmisResponse.register_image = unique(AmisResponse.register_image)  # type: ignore[method-assign]
+    AmisResponse.copy_image = unique(AmisResponse.copy_image)  # type: ignore[method-assign]
+    AmisResponse.create_image = unique(AmisResponse.create_image)  # type: ignore[method-assign]
+    APPLIED.append(name)
+
+
 # EC2 remembers a ClientToken per account, region and action: a retried call with the same token (an
 # SDK retry after a lost response) returns the first call's resource instead of making a second one,
 # and the same token with other parameters fails with IdempotentParameterMismatch. Here a token is
@@ -1270,8 +1298,9 @@ def apply_patches() -> None:
     patch_detach_volume()
     patch_register_image()
     patch_copy_image()
-    patch_client_tokens()
     patch_create_image()
+    patch_unique_image_names()
+    patch_client_tokens()
     patch_image_deprecation()
     patch_instances()
     patch_run_instances_profile_and_token()

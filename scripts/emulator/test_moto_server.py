@@ -631,7 +631,7 @@ def test_copy_image_and_create_volume_honour_client_token(server: Server) -> Non
     with pytest.raises(ClientError) as e:  # the same token for another request
         ec2.copy_image(**{**copy, "Name": "other"})
     assert e.value.response["Error"]["Code"] == "IdempotentParameterMismatch"
-    assert ec2.copy_image(**{**copy, "ClientToken": "b-2"})["ImageId"] != first
+    assert ec2.copy_image(**{**copy, "ClientToken": "b-2", "Name": "copied-2"})["ImageId"] != first
     ec2.deregister_image(ImageId=first)  # remembered while the image exists
     assert ec2.copy_image(**copy)["ImageId"] != first
 
@@ -645,6 +645,20 @@ def test_copy_image_and_create_volume_honour_client_token(server: Server) -> Non
     assert ec2.create_volume(Size=8, AvailabilityZone="us-east-1a")["VolumeId"] != volume["VolumeId"]  # no token
     assert len(ec2.describe_volumes()["Volumes"]) == 2
 
+
+
+def test_image_names_are_unique_per_account_and_region(server: Server) -> None:
+    ec2 = server.client("ec2")
+    first = register(ec2, snapshot(ec2), Name="built")
+    for call in (lambda: register(ec2, snapshot(ec2), Name="built"),
+                 lambda: ec2.copy_image(SourceImageId=first, SourceRegion=REGION, Name="built"),
+                 lambda: ec2.create_image(InstanceId=run_instance(ec2), Name="built")):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert e.value.response["Error"]["Code"] == "InvalidAMIName.Duplicate"
+    assert register(server.client("ec2", OTHER), snapshot(server.client("ec2", OTHER)), Name="built")  # another region
+    ec2.deregister_image(ImageId=first)
+    assert register(ec2, snapshot(ec2), Name="built") != first  # the name is free again
 
 def test_remove_role_not_in_instance_profile_is_no_such_entity(server: Server) -> None:
     iam = server.client("iam")
