@@ -1,0 +1,88 @@
+// SurrogateAmi through the real Pulumi engine on the emulator. moto runs no guest script: the
+// emulator answers the surrogate SSM command with the facts line a real run prints (the recipes
+// themselves are proven by booting in test/guest/surrogate.test.ts).
+import * as assert from "assert";
+import { describeImage, imagesTagged, leftovers, snapshotExists } from "../support/aws";
+import { startEmulator, Emulator } from "../support/emulator";
+import { resourceOutputs, testStack } from "../support/stack";
+
+const FACTS = { recipe: "debian", bootMode: "uefi", partitionTable: "gpt", fsType: "ext4", rootUuid: "0b1c", rootLabel: "root", kernels: ["6.1.0-28-amd64"], defaultKernel: "6.1.0-28-amd64", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, cloudInit: true, warnings: [], sanitized: true, seconds: 300 };
+const debian = { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian", packages: ["cloud-init", "openssh-server"] };
+
+describe("SurrogateAmi on the engine", function () {
+  let emu: Emulator;
+  before(async () => {
+    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" } });
+    Object.assign(process.env, emu.env);
+  });
+  beforeEach(async () => {
+    await emu.reset({ keepMoto: true });
+    await emu.recordActions("*");
+  });
+  after(async () => emu?.stop());
+
+  it("builds from an empty volume, updates tags in place, replaces on a recipe change, deletes on destroy", async () => {
+    await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
+    const build = { name: "base", imageName: "debian-12-base", recipe: debian, bootMode: "uefi", tags: { team: "platform" } };
+    const t = await testStack(emu, { builds: [build] });
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    const imageId = (up.outputs.images.value as Record<string, Record<string, string>>).base["us-east-1"];
+
+    const [sent] = await emu.calls("RegisterImage");
+    assert.strictEqual(sent.Name, "debian-12-base");
+    assert.strictEqual(sent.VirtualizationType, "hvm");
+    assert.strictEqual(sent.BootMode, "uefi");
+    assert.strictEqual(sent.ImdsSupport, "v2.0");
+    assert.strictEqual(sent.EnaSupport, "true");
+    assert.strictEqual(sent.Architecture, "x86_64");
+    assert.strictEqual(sent.RootDeviceName, "/dev/xvda");
+    assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.VolumeSize"], "8");
+    // One empty volume, no snapshot behind it: the OS comes from the recipe.
+    const volumes = await emu.calls("CreateVolume");
+    assert.strictEqual(volumes.length, 1);
+    assert.strictEqual(volumes[0].SnapshotId, undefined);
+    const [send] = await emu.calls<{ Parameters: { commands: string[] } }>("SendCommand");
+    assert.match(send.Parameters.commands.at(-1)!, /'--boot-mode' 'uefi' '--arch' 'x86_64' '--sanitize' '--recipe' 'debian' '--suite' 'bookworm' '--mirror' 'http:\/\/deb.debian.org\/debian' '--packages' 'cloud-init,openssh-server'/);
+    const image = await describeImage("us-east-1", imageId);
+    const tags = Object.fromEntries((image?.Tags ?? []).map((x) => [x.Key, x.Value]));
+    assert.strictEqual(tags["ami-factory:recipe"], "debian");
+    assert.strictEqual(tags["ami-factory:sources"], "http://deb.debian.org/debian");
+    assert.match(tags["ami-factory:recipe-hash"], /^[0-9a-f]{16}$/);
+    assert.strictEqual(tags.team, "platform");
+    assert.deepStrictEqual(await leftovers(), []);
+
+    t.configure({ builds: [{ ...build, tags: { team: "images" } }] });
+    const retag = await t.stack.preview({ diff: true });
+    assert.deepStrictEqual(retag.changeSummary, { same: 1, update: 1 });
+    await t.stack.up({ onOutput: t.onOutput });
+    const retagged = await describeImage("us-east-1", imageId);
+    assert.strictEqual(retagged?.Tags?.find((x) => x.Key === "team")?.Value, "images");
+
+    t.configure({ builds: [{ ...build, tags: { team: "images" }, recipe: { ...debian, suite: "trixie" } }] });
+    const rebuild = await t.stack.preview({ diff: true });
+    assert.strictEqual(rebuild.changeSummary.replace, 1, JSON.stringify(rebuild.changeSummary));
+    const replaced = await t.stack.up({ onOutput: t.onOutput });
+    const newImageId = (replaced.outputs.images.value as Record<string, Record<string, string>>).base["us-east-1"];
+    assert.notStrictEqual(newImageId, imageId);
+    assert.strictEqual(await describeImage("us-east-1", imageId), undefined, "the old image is gone");
+    assert.deepStrictEqual((await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi")).map((i) => i.ImageId), [newImageId]);
+
+    const outs = await resourceOutputs(t.stack, "base");
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.strictEqual(await describeImage("us-east-1", newImageId), undefined);
+    assert.strictEqual(await snapshotExists("us-east-1", outs.snapshotId as string), false);
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+
+  it("fails with the recipe's last lines when it fails, and leaves nothing behind", async () => {
+    await emu.failSsmCommands({ match: "surrogate", status: "Failed", stderr: "surrogate: debootstrap: E: Couldn't download packages: linux-image-amd64\n", responseCode: 1 });
+    const t = await testStack(emu, { builds: [{ name: "broken", imageName: "broken-build", recipe: debian }] });
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
+      assert.match(String(e), /step "run surrogate on the worker" failed: .*Couldn't download packages: linux-image-amd64/s);
+      return true;
+    });
+    assert.deepStrictEqual(await leftovers(), []);
+    assert.deepStrictEqual(await emu.calls("RegisterImage"), []);
+    assert.deepStrictEqual(await emu.calls("CreateSnapshot"), []);
+  });
+});
