@@ -23,11 +23,14 @@ async function main(): Promise<void> {
     // Seeds: the demo images come from demo-amis.json; the instance the alarm watches is launched here.
     const run = await new EC2Client({ region: "us-east-1" }).send(new RunInstancesCommand({ ImageId: "ami-0a1b2c3d4e5f60001", MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }));
     const instanceId = run.Instances![0].InstanceId!;
-    // moto cannot run a guest script on a worker: the emulator answers the pv2hvm SSM command with
-    // the facts line a real conversion prints (the script itself is proven by booting: npm test).
-    const facts = fs.readFileSync(path.join(REPO_ROOT, "scripts/emulator/demo-facts.json"), "utf8").trim();
-    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${facts}\n` });
-    say("the guest step of the conversion is SIMULATED here: the emulator answers pv2hvm with a recorded facts line");
+    // moto cannot run a guest script on a worker: the emulator answers the pv2hvm and surrogate SSM
+    // commands with the facts line a real run prints (the scripts themselves are proven by booting
+    // their results in qemu: npm test).
+    for (const [script, file] of [["pv2hvm", "demo-facts.json"], ["surrogate", "demo-surrogate-facts.json"]]) {
+      const facts = fs.readFileSync(path.join(REPO_ROOT, "scripts/emulator", file), "utf8").trim();
+      await emu.failSsmCommands({ match: script, status: "Success", output: `${facts}\n` });
+    }
+    say("the guest steps of the conversion and the build are SIMULATED here: the emulator answers them with recorded facts lines");
 
     // The emulator starts empty each time: so does the local stack's state.
     const workDir = path.join(REPO_ROOT, ".local/demo");
