@@ -110,7 +110,7 @@ function targetSize(b: ConversionBuild): number {
 
 export async function createConversion(inputs: ConvertedHvmAmiInputs, script: BundledScript, log: (l: string) => void): Promise<{ id: string; outs: ConvertedHvmAmiOutputs }> {
   const built = await runWorkerBuild<ConversionBuild>(
-    { region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64", what: `converted ${inputs.sourceAmiId}` },
+    { region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64", what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi" },
     (base) => ({ ...base, inputs }),
     conversionSteps(script, inputs.sanitize),
     log,

@@ -26,6 +26,13 @@ export function provenanceTags(userTags: Tags | undefined, buildId: string, extr
 
 export const STACK_TAG = "ami-factory:stack";
 export const RESOURCE_TAG = "ami-factory:resource";
+export const URN_TAG = "ami-factory:urn";
+
+/** The URN the engine gives a top-level ami-factory resource of this kind and scope (project/stack/name). */
+export function resourceUrn(kind: string, scope: string): string {
+  const [project, stack, name] = scope.split("/");
+  return `urn:pulumi:${stack}::${project}::pulumi-nodejs:dynamic/ami-factory:${kind}::${name}`;
+}
 export const EXPIRES_TAG = "ami-factory:expires-at";
 export const CREATED_TAG = "ami-factory:created-at";
 
@@ -33,9 +40,10 @@ export const CREATED_TAG = "ami-factory:created-at";
  * Tags for a temporary resource of a build: the build id, the stack and resource it belongs to
  * (from the scope project/stack/name) and when it may be swept at the latest.
  */
-export function temporaryTags(buildId: string, scope: string, expiresAt: Date, name?: string): Tags {
+export function temporaryTags(buildId: string, kind: string, scope: string, expiresAt: Date, name?: string): Tags {
   const [project, stack, resource] = scope.split("/");
   return {
+    [URN_TAG]: resourceUrn(kind, scope).slice(0, 256),
     [MANAGED_BY_TAG]: "ami-factory",
     [BUILD_ID_TAG]: buildId,
     [TEMPORARY_TAG]: "true",

@@ -103,6 +103,7 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
       architecture: inputs.architecture,
       imageName: inputs.name,
       what: `built ${inputs.name} (${inputs.recipe.kind})`,
+      kind: "SurrogateAmi",
     },
     (base) => ({ ...base, inputs }),
     surrogateSteps(inputs, script),

@@ -36,6 +36,8 @@ export interface WorkerBuildSpec {
   imageName?: string;
   /** What the log calls the build: "converted ami-1", "built debian". */
   what: string;
+  /** The resource kind, for the URN tag: "ConvertedHvmAmi". */
+  kind: string;
 }
 
 export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpec, extend: (base: WorkerBuild) => B, steps: Step<B>[], log: (l: string) => void): Promise<BuiltImage> {
@@ -61,7 +63,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     buildId,
     architecture: spec.architecture,
     worker: spec.worker,
-    temporaryTags: temporaryTags(buildId, spec.scope, new Date(started + (spec.timeoutMinutes + 60) * 60_000), `ami-factory ${buildId}`),
+    temporaryTags: temporaryTags(buildId, spec.kind, spec.scope, new Date(started + (spec.timeoutMinutes + 60) * 60_000), `ami-factory ${buildId}`),
     outputTags: {},
     deadline: started + spec.timeoutMinutes * 60_000,
     log,

@@ -54,6 +54,13 @@ describe("ConvertedHvmAmi on the engine", function () {
     // The worker as the brief asks: IMDSv2, no key pair, the SSM command with --sanitize.
     const run = (await emu.calls("RunInstances")).at(-1)!; // the first one seeded the source
     assert.strictEqual(run["MetadataOptions.HttpTokens"], "required");
+    // Tagged at creation with the build id, the stack, the resource's URN and an expiry.
+    const tagged = Object.fromEntries(Object.entries(run).filter(([k]) => /^TagSpecification\.1\.Tag\.\d+\.Key$/.test(k)).map(([k, v]) => [v, run[k.replace(/Key$/, "Value")]]));
+    const urn = (await t.stack.exportStack()).deployment.resources.find((r: { urn: string }) => r.urn.endsWith("::legacy")).urn;
+    assert.strictEqual(tagged["ami-factory:urn"], urn, "the engine's own URN");
+    assert.strictEqual(tagged["ami-factory:stack"], `ami-factory/${t.stack.name}`);
+    assert.match(tagged["ami-factory:build-id"], /^b-[0-9a-f]{16}$/);
+    assert.ok(Date.parse(tagged["ami-factory:expires-at"]) > Date.now());
     assert.strictEqual(run.KeyName, undefined);
     const [send] = await emu.calls<{ Parameters: { commands: string[] } }>("SendCommand");
     assert.match(send.Parameters.commands.at(-1)!, /--source' 'vol-[0-9a-f]+' '--target' 'vol-[0-9a-f]+' '--sanitize'/);
