@@ -55,6 +55,7 @@ const previewRows: Row[] = [
   ["a tag key reserved by AWS", () => share({ tags: { "aws:team": "x" } }), /ami-factory:shares\[0\]\.tags\.aws:team: tag keys starting with "aws:" are reserved by AWS: rename "aws:team"/],
   ["a negative timeout", () => share({ timeoutMinutes: -5 }), /ami-factory:shares\[0\]\.timeoutMinutes: timeoutMinutes must be a whole number from 1 to 1440 \(got -?\d+\)/],
   ["a misspelt share option", () => share({ region: ["eu-west-1"] }), /ami-factory:shares\[0\]\.region: unknown field "region": the known fields are .*\bregions\b/],
+  ["a misspelt imageName (the list of known fields must offer imageName)", () => share({ imageNmae: "base-2026" }), /ami-factory:shares\[0\]\.imageNmae: unknown field "imageNmae": the known fields are .*\bimageName\b/],
   // ConvertedHvmAmi
   ["a malformed conversion source", () => conversion({ sourceAmiId: "ami-XYZ" }), /ami-factory:conversions\[0\]\.sourceAmiId: sourceAmiId "ami-XYZ" is not a valid amiId: use a value like ami-0123456789abcdef0/],
   ["a negative target size", () => conversion({ targetSizeGiB: -8 }), /ami-factory:conversions\[0\]\.targetSizeGiB: targetSizeGiB must be a whole number from 1 to 16384 \(got -?\d+\)/],
