@@ -4,22 +4,15 @@
 import * as assert from "assert";
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
 import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, snapshotExists } from "../support/aws";
-import { startEmulator, Emulator } from "../support/emulator";
+import type { Emulator } from "../support/emulator";
+import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 
 const FACTS = { partitioned: false, fsType: "ext4", kernels: ["6.1.0-18-amd64"], enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, copiedBytes: 1234567, seconds: 42, sanitized: true };
 
 describe("ConvertedHvmAmi on the engine", function () {
   let emu: Emulator;
-  before(async () => {
-    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" } });
-    Object.assign(process.env, emu.env);
-  });
-  beforeEach(async () => {
-    await emu.reset({ keepMoto: true });
-    await emu.recordActions("*");
-  });
-  after(async () => emu?.stop());
+  useEmulator({ iam: true, recordEachTest: true }, (e) => (emu = e));
 
   it("converts a PV image: registers an HVM image as asked, leaves no temporary resource, and deletes it on destroy", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "legacy-web");
@@ -124,11 +117,7 @@ describe("ConvertedHvmAmi on the engine", function () {
 
 describe("ConvertedHvmAmi timeouts", function () {
   let emu: Emulator;
-  before(async () => {
-    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" } });
-    Object.assign(process.env, emu.env);
-  });
-  after(async () => emu?.stop());
+  useEmulator({ iam: true }, (e) => (emu = e));
 
   it("fails at timeoutMinutes with the step that was waiting, and cleans up", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "slow");

@@ -3,7 +3,8 @@
 // and nothing is left over; `npm run sweep` finds and removes what a crashed build left.
 import * as assert from "assert";
 import { imagesTagged, leftovers, seedPvImage } from "../support/aws";
-import { startEmulator, Emulator } from "../support/emulator";
+import type { Emulator } from "../support/emulator";
+import { useEmulator } from "../support/hooks";
 import { killHard, processTree } from "../support/processes";
 import { testStack, TestStack } from "../support/stack";
 import { sweep } from "../../scripts/sweep";
@@ -37,11 +38,7 @@ async function crashDuringConversion(emu: Emulator, t: TestStack): Promise<void>
 
 describe("a crash in the middle of a create", function () {
   let emu: Emulator;
-  before(async () => {
-    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" } });
-    Object.assign(process.env, emu.env);
-  });
-  after(async () => emu?.stop());
+  useEmulator({ iam: true }, (e) => (emu = e));
 
   it("converges to one image after recovery, and leaves nothing behind", async () => {
     await emu.reset({ keepMoto: true });

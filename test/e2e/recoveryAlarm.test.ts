@@ -3,7 +3,8 @@ import * as assert from "assert";
 import { CloudWatchClient, DescribeAlarmsCommand, ListTagsForResourceCommand } from "@aws-sdk/client-cloudwatch";
 import { RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { ec2 } from "../support/aws";
-import { startEmulator, Emulator } from "../support/emulator";
+import type { Emulator } from "../support/emulator";
+import { useEmulator } from "../support/hooks";
 import { testStack } from "../support/stack";
 
 const cw = () => new CloudWatchClient({ region: "us-east-1" });
@@ -16,11 +17,7 @@ async function launch(): Promise<string> {
 
 describe("RecoveryAlarm on the engine", function () {
   let emu: Emulator;
-  before(async () => {
-    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false" } });
-    Object.assign(process.env, emu.env);
-  });
-  after(async () => emu?.stop());
+  useEmulator({ iam: false }, (e) => (emu = e));
 
   it("creates a StatusCheckFailed_System alarm whose action recovers the instance, updates it in place, deletes it", async () => {
     const instanceId = await launch();

@@ -4,7 +4,8 @@ import { execFileSync } from "child_process";
 import * as pulumi from "@pulumi/pulumi";
 import { RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { ec2 } from "../support/aws";
-import { startEmulator, Emulator } from "../support/emulator";
+import type { Emulator } from "../support/emulator";
+import { useEmulator } from "../support/hooks";
 import { localStack } from "../../scripts/local/engine";
 import { REPO_ROOT } from "../../scripts/local/toolchain";
 import { RecoveryAlarm, SharedAmi } from "../../providers";
@@ -14,11 +15,7 @@ const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
 describe("secret inputs", function () {
   let emu: Emulator;
-  before(async () => {
-    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false" } });
-    Object.assign(process.env, emu.env);
-  });
-  after(async () => emu?.stop());
+  useEmulator({ iam: false }, (e) => (emu = e));
 
   it("are secret outputs, encrypted in the state and absent from the engine's output", async () => {
     const secret = `s3cr3t-${process.pid}`;

@@ -3,7 +3,8 @@
 // themselves are proven by booting in test/guest/surrogate.test.ts).
 import * as assert from "assert";
 import { describeImage, imagesTagged, leftovers, snapshotExists } from "../support/aws";
-import { startEmulator, Emulator } from "../support/emulator";
+import type { Emulator } from "../support/emulator";
+import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 
 const FACTS = { recipe: "debian", bootMode: "uefi", partitionTable: "gpt", fsType: "ext4", rootUuid: "0b1c", rootLabel: "root", kernels: ["6.1.0-28-amd64"], defaultKernel: "6.1.0-28-amd64", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, cloudInit: true, warnings: [], sanitized: true, seconds: 300 };
@@ -11,15 +12,7 @@ const debian = { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.o
 
 describe("SurrogateAmi on the engine", function () {
   let emu: Emulator;
-  before(async () => {
-    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" } });
-    Object.assign(process.env, emu.env);
-  });
-  beforeEach(async () => {
-    await emu.reset({ keepMoto: true });
-    await emu.recordActions("*");
-  });
-  after(async () => emu?.stop());
+  useEmulator({ iam: true, recordEachTest: true }, (e) => (emu = e));
 
   it("builds from an empty volume, updates tags in place, replaces on a recipe change, deletes on destroy", async () => {
     await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
