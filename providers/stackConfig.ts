@@ -97,10 +97,17 @@ export class StackConfigError extends Error {
   }
 }
 
-/** In config, an image's own name is `imageName` (`name` is the logical name). */
-function renameImageName(f: Failure): Failure {
-  return f.property === "name" ? { property: "imageName", reason: f.reason.replace(/^name\b/, "imageName") } : f;
+/** A resource's failure in config terms: `name` is the logical name, an image's own name is `imageName`. */
+function inConfigTerms(f: Failure, hasImageName: boolean): Failure {
+  if (hasImageName && f.property === "name") return { property: "imageName", reason: f.reason.replace(/^name\b/, "imageName") };
+  const known = /the known fields are (.*)$/.exec(f.reason);
+  if (known && !f.property.includes(".")) {
+    const fields = ["name", ...known[1].split(", ").map((k) => (hasImageName && k === "name" ? "imageName" : k))];
+    return { ...f, reason: f.reason.replace(known[1], fields.join(", ")) };
+  }
+  return f;
 }
+const renameImageName = (f: Failure) => inConfigTerms(f, true);
 
 const LOGICAL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -165,7 +172,7 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
   alarms.forEach((item, i) => {
     const { name, ...rest } = item;
     const { failures } = checkRecoveryAlarm({ ...rest, region: rest.region ?? defaultRegion ?? "", scope: String(name) });
-    report("recoveryAlarms", i, failures);
+    report("recoveryAlarms", i, failures.map((f) => inConfigTerms(f, false)));
   });
 
   const conversions = list("conversions");

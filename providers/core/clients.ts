@@ -39,9 +39,10 @@ export async function cloudWatchClient(region: string): Promise<CloudWatchClient
   return counted(new CloudWatchClient(clientConfig(region)));
 }
 
-export async function iamClient(region: string): Promise<IAMClient> {
+/** `maxAttempts: 1` for calls whose retry must be decided by re-reading state, not by the SDK. */
+export async function iamClient(region: string, opts: { maxAttempts?: number } = {}): Promise<IAMClient> {
   const { IAMClient } = await import("@aws-sdk/client-iam");
-  return counted(new IAMClient(clientConfig(region)));
+  return counted(new IAMClient({ ...clientConfig(region), ...opts }));
 }
 
 /** `maxAttempts: 1` for calls that must not be retried blindly (SendCommand has no client token). */

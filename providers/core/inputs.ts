@@ -37,6 +37,9 @@ export const examples: Record<keyof typeof patterns, string> = {
   imageName: "my-image-2026-11-22",
 };
 
+/** Inputs the resource classes add themselves; never the user's to set or to be told about. */
+export const INTERNAL_FIELDS = ["scope", "guestScriptSha256"];
+
 export class Checker {
   readonly failures: Failure[] = [];
 
@@ -121,7 +124,7 @@ export class Checker {
   knownKeys(property: string, value: Record<string, unknown>, known: readonly string[]): void {
     for (const k of Object.keys(value)) {
       if (k.startsWith("__")) continue; // engine-internal (e.g. __provider)
-      if (!known.includes(k)) this.fail(property ? `${property}.${k}` : k, `unknown field ${JSON.stringify(k)}: the known fields are ${known.filter((f) => f !== "scope").join(", ")}`);
+      if (!known.includes(k)) this.fail(property ? `${property}.${k}` : k, `unknown field ${JSON.stringify(k)}: the known fields are ${known.filter((f) => !INTERNAL_FIELDS.includes(f)).join(", ")}`);
     }
   }
 }

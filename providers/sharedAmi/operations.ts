@@ -61,6 +61,9 @@ function placeStep(regions: string[]): Step<ShareContext> {
       const { CopyImageCommand } = await import("@aws-sdk/client-ec2");
       const { inputs } = ctx;
       const maxWaitSeconds = inputs.timeoutMinutes * 60;
+      // Client tokens are idempotent for one placement; a region copied again later (dropped and
+      // added back, or lost out of band) must not be answered with the old copy.
+      const placedAt = Date.now().toString(36);
       await Promise.all(
         regions.map(async (region) => {
           if (!needsCopy(inputs, region)) {
@@ -78,7 +81,7 @@ function placeStep(regions: string[]): Step<ShareContext> {
               Encrypted: inputs.encrypted || undefined,
               KmsKeyId: inputs.kmsKeyIds[region],
               // Idempotent on retries: the same build copies to a region once.
-              ClientToken: `${ctx.buildId}-${region}`,
+              ClientToken: `${ctx.buildId}-${region}-${placedAt}`,
               TagSpecifications: tagSpecifications(["image", "snapshot"] as const, tags),
             }),
           );

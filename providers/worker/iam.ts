@@ -1,7 +1,7 @@
 // A temporary role and instance profile that let the worker talk to SSM, and nothing else.
 import { iamClient } from "../core/clients";
 import type { Step } from "../core/steps";
-import { errorName } from "../core/wait";
+import { errorName, isTransient, waitFor } from "../core/wait";
 import type { WorkerBuild } from "./context";
 
 const SSM_POLICY = "AmazonSSMManagedInstanceCore";
@@ -21,7 +21,7 @@ export function instanceProfileStep(): Step<WorkerBuild> {
     name: "create instance profile",
     async run(b) {
       if (b.worker.instanceProfileName) return;
-      const { CreateRoleCommand, AttachRolePolicyCommand, CreateInstanceProfileCommand, AddRoleToInstanceProfileCommand } = await import("@aws-sdk/client-iam");
+      const { CreateRoleCommand, AttachRolePolicyCommand, CreateInstanceProfileCommand, AddRoleToInstanceProfileCommand, GetInstanceProfileCommand } = await import("@aws-sdk/client-iam");
       const iam = await iamClient(b.region);
       const name = `ami-factory-${b.buildId}-${Date.now().toString(36)}`.slice(0, 64);
       const Tags = Object.entries(b.temporaryTags).map(([Key, Value]) => ({ Key, Value }));
@@ -34,9 +34,20 @@ export function instanceProfileStep(): Step<WorkerBuild> {
       await iam.send(new AttachRolePolicyCommand({ RoleName: name, PolicyArn: policyArn(b.region) }));
       b.createdInstanceProfileName = name;
       await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags })).catch(ours);
-      await iam.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: name, RoleName: name })).catch((e) => {
-        // One role per profile: a retried add finds it there already.
-        if (errorName(e) !== "LimitExceeded" && errorName(e) !== "LimitExceededException") throw e;
+      // One role per profile: a retried add fails with LimitExceeded, which the SDK takes for
+      // throttling and would retry ten times. So no SDK retries here: after any error, the profile
+      // itself says whether the role got in.
+      const once = await iamClient(b.region, { maxAttempts: 1 });
+      await waitFor({ what: `role ${name} in instance profile ${name}`, maxWaitSeconds: 120, minDelaySeconds: 1, maxDelaySeconds: 5 }, async () => {
+        const profile = await iam.send(new GetInstanceProfileCommand({ InstanceProfileName: name }));
+        if (profile.InstanceProfile?.Roles?.some((r) => r.RoleName === name)) return { state: "SUCCESS", value: undefined };
+        try {
+          await once.send(new AddRoleToInstanceProfileCommand({ InstanceProfileName: name, RoleName: name }));
+          return { state: "SUCCESS", value: undefined };
+        } catch (e) {
+          if (isTransient(e) || /LimitExceeded/.test(errorName(e) ?? "")) return { state: "RETRY", reason: errorName(e) };
+          throw e;
+        }
       });
     },
     async cleanup(b) {

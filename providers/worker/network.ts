@@ -12,9 +12,12 @@ export function networkStep(): Step<WorkerBuild> {
     async run(b) {
       const { DescribeSubnetsCommand } = await import("@aws-sdk/client-ec2");
       const ec2 = await ec2Client(b.region);
-      const out = b.worker.subnetId
-        ? await ec2.send(new DescribeSubnetsCommand({ SubnetIds: [b.worker.subnetId] }))
-        : await ec2.send(new DescribeSubnetsCommand({ Filters: [{ Name: "default-for-az", Values: ["true"] }] }));
+      const out = await ec2
+        .send(b.worker.subnetId ? new DescribeSubnetsCommand({ SubnetIds: [b.worker.subnetId] }) : new DescribeSubnetsCommand({ Filters: [{ Name: "default-for-az", Values: ["true"] }] }))
+        .catch((e) => {
+          if (errorName(e) === "InvalidSubnetID.NotFound" || errorName(e) === "InvalidSubnetID.Malformed") return { Subnets: [] };
+          throw e;
+        });
       const subnet = (out.Subnets ?? []).sort((a, c) => (a.AvailabilityZone ?? "").localeCompare(c.AvailabilityZone ?? ""))[0];
       if (!subnet?.SubnetId) {
         throw new Error(

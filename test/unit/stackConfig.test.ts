@@ -70,3 +70,13 @@ describe("stack config: conversions", () => {
     assert.match(problemsOf(cfg({ conversions: [{ ...conversion, name: "base" }], shares: [share] }))[0], /also used in ami-factory:shares/);
   });
 });
+
+describe("stack config: unknown fields", () => {
+  it("lists the known fields in config terms: name, imageName, no internal fields", () => {
+    const [p] = problemsOf(cfg({ conversions: [{ name: "legacy", sourceAmiId: "ami-0123456789abcdef0", sourceAmi: "x" }] }));
+    assert.match(p, /conversions\[0\]\.sourceAmi: unknown field "sourceAmi": the known fields are name, sourceAmiId, targetSizeGiB, region, imageName, /);
+    assert.doesNotMatch(p, /scope|guestScriptSha256/);
+    const [q] = problemsOf(cfg({ recoveryAlarms: [{ ...alarm, periods: 3 }] }));
+    assert.match(q, /the known fields are name, instanceId, /);
+  });
+});
