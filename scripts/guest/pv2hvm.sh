@@ -31,6 +31,8 @@ PV2HVM_LIB=${PV2HVM_LIB:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib}
 GUEST_LOG_PREFIX=pv2hvm
 # shellcheck source=lib/common.sh
 . "$PV2HVM_LIB/common.sh" # @bundle lib/common.sh
+# shellcheck source=lib/tools.sh
+. "$PV2HVM_LIB/tools.sh" # @bundle lib/tools.sh
 # shellcheck source=lib/devices.sh
 . "$PV2HVM_LIB/devices.sh" # @bundle lib/devices.sh
 # shellcheck source=lib/copy.sh
@@ -64,18 +66,18 @@ done
 [ -n "$target_spec" ] || usage_error "--target DEV is required"
 [ "$(id -u)" -eq 0 ] || die "must run as root"
 
-for tool in blkid lsblk findmnt partx parted wipefs blockdev debugfs e2fsck resize2fs e2image dumpe2fs mount umount flock; do
-  command -v "$tool" >/dev/null || die "$tool not found on the worker (install e2fsprogs, parted, util-linux, grub-pc-bin, grub2-common)"
-done
-# Debian/Ubuntu name it grub-install, Amazon Linux/RHEL grub2-install (modules in .../grub2/...).
-grub_install=$(command -v grub-install || command -v grub2-install || true)
-[ -n "$grub_install" ] || die "grub-install not found on the worker (packages grub2-common and grub-pc-bin, or grub2-pc)"
-[ -f /usr/lib/grub/i386-pc/boot.img ] || [ -f /usr/lib/grub2/i386-pc/boot.img ] ||
-  die "GRUB i386-pc modules missing on the worker (package grub-pc-bin, or grub2-pc-modules)"
-
 install_cleanup_traps
 # From here on, anything a tool prints goes to stderr: stdout carries the facts line alone (fd 3).
 exec 3>&1 1>&2
+
+# The worker's tools; what is missing is installed with its package manager (lib/tools.sh: dnf on
+# Amazon Linux 2023, apt-get on Debian/Ubuntu). GRUB for BIOS is the worker's: Debian/Ubuntu name
+# it grub-install (grub2-common, modules grub-pc-bin), Amazon Linux/RHEL grub2-install
+# (grub2-tools, modules grub2-pc-modules), both with the modules in /usr/lib/grub/i386-pc.
+ensure_tools blkid lsblk findmnt partx parted wipefs blockdev debugfs e2fsck resize2fs e2image dumpe2fs \
+  mount umount flock 'lsinitramfs|lsinitrd' 'grub-install|grub2-install' grub-modules:i386-pc
+grub_install=$(command -v grub-install || command -v grub2-install)
+[ -f "$(grub_platform_dir i386-pc)/boot.img" ] || die "GRUB i386-pc modules on the worker have no boot.img ($(grub_platform_dir i386-pc))"
 total_steps=8
 step() { log "step $1/$total_steps: $2"; }
 
@@ -202,7 +204,7 @@ mount_opts=""
 # shellcheck disable=SC2086
 mount $mount_opts "$target_part" "$mnt"
 on_exit "! mountpoint -q '$mnt' || umount '$mnt'"
-[ "$fs_type" = xfs ] && { xfs_growfs "$mnt" >&2 || die "xfs_growfs failed"; }
+[ "$fs_type" = xfs ] && { ensure_tools xfs_growfs; xfs_growfs "$mnt" >&2 || die "xfs_growfs failed"; }
 
 # --- 6. boot loader ------------------------------------------------------------------------------
 step 6 "installing GRUB 2 (i386-pc) and converting the PV-GRUB menu"

@@ -8,7 +8,7 @@
 #                RECIPE-OPTIONS
 #
 #   debian: --suite S [--mirror URL] [--packages a,b] [--debootstrap-tarball PATH]
-#           [--user-script-b64 B64]                                       (surrogate/debian.sh)
+#           [--keyring-sha256 HEX] [--user-script-b64 B64]                (surrogate/debian.sh)
 #   el:     --releasever V --repo name=URL [--repo …] [--packages a,b] [--gpgkey URL]
 #           [--user-script-b64 B64] [--dry-run]                           (surrogate/el.sh)
 #   image:  --url URL|PATH --sha256 HEX [--format raw|qcow2]               (surrogate/image.sh)
@@ -30,6 +30,10 @@
 #   6. --sanitize: host keys, histories, cloud-init state, machine-id (lib/image.sh).
 # image: written as it is, last partition grown, then 5 and 6 (GRUB and partitions are its own).
 #
+# Tools: what the worker lacks is installed with its package manager first (dnf on Amazon Linux
+# 2023, apt-get on Debian/Ubuntu; lib/tools.sh), and debootstrap, which dnf has no package for, is
+# fetched from the Debian mirror with its signatures checked (lib/debootstrap.sh).
+#
 # --size-check: problems of size are fatal instead of warnings: a target smaller than the recipe
 # needs (debian/el/script 2 GiB), a root filesystem more than 85% full at the end.
 #
@@ -46,6 +50,10 @@ SURROGATE_DIR=${SURROGATE_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)}
 GUEST_LOG_PREFIX=surrogate
 # shellcheck source=lib/common.sh
 . "$SURROGATE_DIR/lib/common.sh" # @bundle lib/common.sh
+# shellcheck source=lib/tools.sh
+. "$SURROGATE_DIR/lib/tools.sh" # @bundle lib/tools.sh
+# shellcheck source=lib/debootstrap.sh
+. "$SURROGATE_DIR/lib/debootstrap.sh" # @bundle lib/debootstrap.sh
 # shellcheck source=lib/devices.sh
 . "$SURROGATE_DIR/lib/devices.sh" # @bundle lib/devices.sh
 # shellcheck source=lib/image.sh
@@ -69,7 +77,7 @@ usage() {
 # --- arguments -----------------------------------------------------------------------------------
 target_spec="" recipe="" boot_mode="" arch=x86_64 root_label=root size_check=0 sanitize=0
 suite="" mirror="" packages="" db_tarball="" releasever="" dry_run=0 url="" sha256="" format=""
-user_b64="" have_user_b64=0
+user_b64="" have_user_b64=0 keyring_sha256=""
 repos=() gpgkeys=() given=()
 need_value() { [ "$2" -ge 2 ] || usage_error "$1 needs a value"; }
 while [ $# -gt 0 ]; do
@@ -77,7 +85,7 @@ while [ $# -gt 0 ]; do
   case $opt in --*=*) val=${opt#*=}; opt=${opt%%=*}; set -- "$opt" "$val" "${@:2}" ;; esac
   case $opt in
     --target | --recipe | --boot-mode | --arch | --root-label | --suite | --mirror | --packages | \
-      --debootstrap-tarball | --releasever | --repo | --gpgkey | --url | --sha256 | --format | --user-script-b64)
+      --debootstrap-tarball | --keyring-sha256 | --releasever | --repo | --gpgkey | --url | --sha256 | --format | --user-script-b64)
       need_value "$opt" $#; val=$2; shift 2 ;;
     --size-check | --sanitize | --dry-run) shift ;;
     -h | --help) usage ;;
@@ -97,6 +105,7 @@ while [ $# -gt 0 ]; do
     --mirror) mirror=$val ;;
     --packages) packages=$val ;;
     --debootstrap-tarball) db_tarball=$val ;;
+    --keyring-sha256) keyring_sha256=$val ;;
     --releasever) releasever=$val ;;
     --repo) repos+=("$val") ;;
     --gpgkey) gpgkeys+=("$val") ;;
@@ -109,7 +118,7 @@ done
 [ -n "$target_spec" ] || usage_error "--target DEV is required"
 [ -n "$recipe" ] || usage_error "--recipe debian|el|image|script is required"
 case $recipe in
-  debian) allowed=" --suite --mirror --packages --debootstrap-tarball --user-script-b64 " ;;
+  debian) allowed=" --suite --mirror --packages --debootstrap-tarball --keyring-sha256 --user-script-b64 " ;;
   el) allowed=" --releasever --repo --packages --gpgkey --dry-run --user-script-b64 " ;;
   image) allowed=" --url --sha256 --format " ;;
   script) allowed=" --user-script-b64 " ;;
@@ -131,7 +140,8 @@ case $recipe in
     [ -n "$suite" ] || usage_error "--suite is required for --recipe debian (e.g. --suite bookworm)"
     [[ $suite =~ ^[a-z0-9-]+$ ]] || usage_error "--suite '$suite' is not a suite name"
     mirror=${mirror:-http://deb.debian.org/debian}
-    [[ $mirror =~ ^(https?|file)://[^[:space:]]+$ ]] || usage_error "--mirror must be an http(s):// or file:// URL (got '$mirror')" ;;
+    [[ $mirror =~ ^(https?|file)://[^[:space:]]+$ ]] || usage_error "--mirror must be an http(s):// or file:// URL (got '$mirror')"
+    [[ -z $keyring_sha256 || $keyring_sha256 =~ ^[0-9A-Fa-f]{64}$ ]] || usage_error "--keyring-sha256 must be 64 hex digits (got '$keyring_sha256')" ;;
   el)
     [ -n "$releasever" ] || usage_error "--releasever is required for --recipe el (e.g. --releasever 2023)"
     [[ $releasever =~ ^[A-Za-z0-9._-]+$ ]] || usage_error "--releasever '$releasever' is not a release version"
@@ -157,17 +167,6 @@ if [ "$dry_run" = 0 ]; then
   if [ "$recipe" != image ] && [ "$arch" != "$worker_arch" ]; then
     die "--arch $arch needs a $arch worker (this one is $worker_arch): the image's tools run in a chroot"
   fi
-  tools=(blkid lsblk findmnt partx wipefs blockdev mount umount flock sha256sum)
-  case $recipe in
-    image) tools+=(sfdisk e2fsck resize2fs debugfs) ;;
-    *) tools+=(parted mkfs.ext4 chroot base64) ;;
-  esac
-  [ "$recipe" = debian ] && tools+=(debootstrap)
-  [ "$boot_mode" = uefi ] && [ "$recipe" != image ] && tools+=(mkfs.vfat)
-  [ "$boot_mode" = uefi ] && [ "$recipe" != image ] && ! vfat_mountable && tools+=(mcopy mmd)
-  for tool in "${tools[@]}"; do
-    command -v "$tool" >/dev/null || die "$tool not found on the worker (packages: util-linux, parted, e2fsprogs, dosfstools, debootstrap)"
-  done
 fi
 
 install_cleanup_traps
@@ -176,6 +175,28 @@ warnings=()
 warn() { log "warning: $*"; warnings+=("$*"); }
 step_n=0
 step() { step_n=$((step_n + 1)); log "step $step_n: $*"; }
+
+if [ "$dry_run" = 0 ]; then
+  # What this build runs on the worker; missing ones are installed now, before the target is
+  # touched. GRUB (for images without their own) is looked for when it is needed (install_grub).
+  tools=(blkid lsblk findmnt partx wipefs blockdev mount umount flock sha256sum 'lsinitramfs|lsinitrd')
+  case $recipe in
+    image)
+      tools+=(sfdisk e2fsck resize2fs debugfs)
+      [ "$format" = qcow2 ] && tools+=(qemu-img)
+      case $url in http://* | https://*) tools+=(curl) ;; esac ;;
+    *) tools+=(parted mkfs.ext4 chroot base64) ;;
+  esac
+  [ "$boot_mode" = uefi ] && [ "$recipe" != image ] && tools+=(mkfs.vfat)
+  [ "$boot_mode" = uefi ] && [ "$recipe" != image ] && ! vfat_mountable && tools+=(mcopy mmd)
+  ensure_tools "${tools[@]}"
+  if [ "$recipe" = debian ]; then
+    debootstrap_ensure "$mirror" "$suite" "$([ "$arch" = arm64 ] && echo arm64 || echo amd64)" "$keyring_sha256"
+    log "debootstrap: $DEBOOTSTRAP_ORIGIN"
+    [ -z "$keyring_sha256" ] || [ "${DEBOOTSTRAP[0]}" = env ] ||
+      warn "--keyring-sha256 was not used: the worker's own debootstrap checks with the worker's own keyring"
+  fi
+fi
 
 # --- target --------------------------------------------------------------------------------------
 step "resolving the target $target_spec"

@@ -235,6 +235,11 @@ install_grub() {
       [ "$BOOTDISK_DRY_RUN" = 1 ] || grub_modules_present "$root" "$t" || die "the image has no GRUB modules for $t (package grub-pc-bin/grub2-pc-modules, grub-efi-*-bin/grub2-efi-*-modules)"
     done
   else
+    # The worker's GRUB: grub-install on Debian/Ubuntu, grub2-install on Amazon Linux/RHEL
+    # (lib/tools.sh installs the one its package manager has, and the modules for each target).
+    local -a need=('grub-install|grub2-install')
+    for t in "${targets[@]}"; do need+=("grub-modules:$t"); done
+    [ "$BOOTDISK_DRY_RUN" = 1 ] || ensure_tools "${need[@]}"
     tool=$(command -v grub-install || command -v grub2-install || true)
     [ -n "$tool" ] || die "no GRUB in the image and none on the worker (grub-install / grub2-install)"
     for t in "${targets[@]}"; do
@@ -292,7 +297,7 @@ vfat_mountable() {
 # unmounted vfat ESP with mtools.
 efi_image_to_esp() {
   local root=$1 via=$2 t=$3 grubdir=$4 uuid=$5 arch=$6 esp=$7 mkimage="" libdir="" stage name
-  command -v mcopy >/dev/null || die "the ESP cannot be mounted here (no vfat in this kernel) and mtools (mcopy) is missing"
+  ensure_tools mcopy mmd
   case $arch in x86_64) name=BOOTX64.EFI ;; arm64) name=BOOTAA64.EFI ;; esac
   local pre=""; [ "$via" = chroot ] && pre=$root
   for d in usr/lib/grub usr/lib/grub2; do [ -d "$pre/$d/$t" ] && { libdir=/$d/$t; break; }; done
@@ -300,6 +305,7 @@ efi_image_to_esp() {
   if [ "$via" = chroot ]; then
     for m in usr/bin/grub-mkimage usr/bin/grub2-mkimage; do [ -x "$root/$m" ] && { mkimage=/$m; break; }; done
   else
+    ensure_tools 'grub-mkimage|grub2-mkimage'
     mkimage=$(command -v grub-mkimage || command -v grub2-mkimage || true)
   fi
   [ -n "$mkimage" ] || die "grub-mkimage not found ($via)"

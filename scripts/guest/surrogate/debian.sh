@@ -2,7 +2,7 @@
 # surrogate.sh recipe "debian": debootstrap a Debian (or Ubuntu-like) system into the mounted root.
 #
 #   --suite bookworm [--mirror http://deb.debian.org/debian] [--packages a,b,c]
-#   [--debootstrap-tarball PATH]
+#   [--debootstrap-tarball PATH] [--keyring-sha256 HEX]
 #
 # Variant minbase plus what an EC2 image needs: systemd, udev, kmod, the distribution kernel
 # (linux-image-amd64 / linux-image-arm64), initramfs-tools, openssh-server, the image's own GRUB
@@ -13,6 +13,11 @@
 # made for another suite / mirror / arch / package list (PATH.meta says which), it is first made
 # with debootstrap --make-tarball; then the root is installed from it with --unpack-tarball, so
 # nothing is downloaded again.
+#
+# debootstrap: the worker's own, or on a worker with no package for it (Amazon Linux 2023) the
+# mirror's, fetched and checked by lib/debootstrap.sh (surrogate.sh calls debootstrap_ensure
+# before the target is touched, which sets DEBOOTSTRAP). --keyring-sha256 HEX: the sha256 of the
+# debian-archive-keyring .deb to trust for that (default: the one pinned in lib/debootstrap.sh).
 
 debian_base_packages() {
   local arch=$1
@@ -27,6 +32,7 @@ debian_base_packages() {
 # debian_populate ROOT ARCH SUITE MIRROR PACKAGES(comma list) TARBALL
 debian_populate() {
   local root=$1 arch=$2 suite=$3 mirror=$4 extra=$5 tarball=$6 darch include log meta
+  [ ${#DEBOOTSTRAP[@]} -gt 0 ] || die "debian_populate: debootstrap_ensure was not called"
   case $arch in x86_64) darch=amd64 ;; arm64) darch=arm64 ;; esac
   include=$( { debian_base_packages "$arch"; tr ',' '\n' <<<"$extra"; } | sed '/^$/d' | sort -u | paste -sd, -)
   log "debootstrap $suite ($darch) from $mirror, with: $include"
@@ -41,7 +47,7 @@ debian_populate() {
       scratch=$(mktemp -d /tmp/surrogate.debs.XXXXXX)
       on_exit "rm -rf --one-file-system '$scratch'"
       log "making the package tarball $tarball (downloads once)"
-      debootstrap "${common[@]}" --make-tarball="$tarball.tmp" "$suite" "$scratch" "$mirror" >"$log" 2>&1 ||
+      "${DEBOOTSTRAP[@]}" "${common[@]}" --make-tarball="$tarball.tmp" "$suite" "$scratch" "$mirror" >"$log" 2>&1 ||
         { tail -20 "$log" >&2; die "debootstrap --make-tarball failed"; }
       mv -f "$tarball.tmp" "$tarball"
       printf '%s\n' "$meta" >"$tarball.meta"
@@ -55,7 +61,7 @@ debian_populate() {
   mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/kernel"
   printf 'FSTYPE=ext4\n' >"$root/etc/initramfs-tools/conf.d/ami-factory"
   printf 'do_symlinks = yes\nlink_in_boot = no\n' >"$root/etc/kernel-img.conf"
-  debootstrap "${common[@]}" "$suite" "$root" "$mirror" >"$log" 2>&1 ||
+  "${DEBOOTSTRAP[@]}" "${common[@]}" "$suite" "$root" "$mirror" >"$log" 2>&1 ||
     { tail -30 "$log" >&2; die "debootstrap $suite failed (see above)"; }
   log "debootstrap done"
   chroot "$root" apt-get clean >&2 || true

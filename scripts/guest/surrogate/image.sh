@@ -22,7 +22,7 @@ img_fetch() {
     file://*) IMG_FILE=${url#file://} ;;
     /*) IMG_FILE=$url ;;
     http://* | https://*)
-      command -v curl >/dev/null || die "curl not found on the worker (needed for $url)"
+      ensure_tools curl
       IMG_FILE=$(mktemp "$tmpdir/surrogate.image.XXXXXX"); on_exit "rm -f '$IMG_FILE'"
       log "downloading $url"
       curl -fsSL --retry 3 --retry-delay 2 -o "$IMG_FILE" "$url" || die "downloading $url failed" ;;
@@ -106,6 +106,7 @@ image_write() {
   if command -v qemu-img >/dev/null; then
     qemu-img convert -n -f "$format" -O raw "$IMG_FILE" "$disk" >&2 || die "qemu-img convert to $disk failed"
   elif [ "$format" = raw ]; then
+    # Without qemu-img (not installed by default on Amazon Linux 2023) a raw image is copied by dd.
     dd if="$IMG_FILE" of="$disk" bs=4M conv=fsync status=none || die "dd to $disk failed"
   else
     die "qemu-img not found on the worker (needed for qcow2)"
@@ -137,7 +138,7 @@ image_write() {
       resize2fs "$grow" >&2 || die "resize2fs $grow failed"
       log "grew $gt on $grow to $(human_bytes "$(blockdev --getsize64 "$grow")")" ;;
     xfs)
-      command -v xfs_growfs >/dev/null || die "xfs_growfs not found on the worker (xfsprogs)"
+      ensure_tools xfs_growfs
       m=$(mktemp -d /tmp/surrogate.grow.XXXXXX)
       mount -o nouuid "$grow" "$m" || die "cannot mount $grow to grow it"
       xfs_growfs "$m" >&2 || { umount "$m"; die "xfs_growfs $grow failed"; }
