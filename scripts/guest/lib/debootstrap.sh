@@ -3,7 +3,7 @@
 # debootstrap on any worker. Sourced after common.sh and tools.sh; also a command:
 #
 #   debootstrap.sh fetch MIRROR SUITE DARCH [KEYRING_SHA256]   -> prints the command line to run
-#                                                                  (the fetched copy stays)
+#                                                                  (the fetched copy stays in /tmp)
 #
 # debootstrap_ensure MIRROR SUITE DARCH [KEYRING_SHA256] sets DEBOOTSTRAP (the command to run, an
 # array) and DEBOOTSTRAP_ORIGIN (one line for the log):
@@ -196,8 +196,10 @@ if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
   . "$here/tools.sh"
   case ${1:-} in
     fetch)
+      # The fetched copy stays for the printed command line; a failed fetch leaves nothing.
       dir=$(mktemp -d /tmp/debootstrap-fetch.XXXXXX)
-      debootstrap_fetch "${2:?MIRROR}" "${3:?SUITE}" "${4:?DARCH}" "${5:-}" "$dir" || exit 1
+      trap 'rc=$?; [ "$rc" = 0 ] || rm -rf --one-file-system "$dir"; exit "$rc"' EXIT
+      debootstrap_fetch "${2:?MIRROR}" "${3:?SUITE}" "${4:?DARCH}" "${5:-}" "$dir"
       printf 'env DEBOOTSTRAP_DIR=%s %s --keyring=%s --force-check-gpg --extractor=ar\n' \
         "$dir/debootstrap/usr/share/debootstrap" "$dir/debootstrap/usr/sbin/debootstrap" "$DEBOOTSTRAP_KEYRING" ;;
     *) printf 'usage: %s fetch MIRROR SUITE DARCH [KEYRING_SHA256]\n' "$0" >&2; exit 2 ;;
