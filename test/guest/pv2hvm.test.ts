@@ -440,7 +440,7 @@ describe("pv2hvm guest script: pure parts", function () {
         assert.strictEqual(r.status, 2);
         assert.match(r.stderr, /--source DEV is required/);
         // The library functions made it in.
-        assert.ok(a.includes("grubcfg_convert()") && a.includes("resolve_device()") && a.includes("copy_filesystem()"));
+        assert.ok(a.includes("grubcfg_convert()") && a.includes("resolve_device()") && a.includes("copy_filesystem()") && a.includes("ensure_tools()"));
       } finally {
         fs.rmSync(dir, { recursive: true, force: true });
       }

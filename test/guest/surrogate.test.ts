@@ -3,6 +3,8 @@
 //
 // Needs root, loop devices, debootstrap, GRUB (i386-pc and x86_64-efi), qemu with SeaBIOS and OVMF
 // (scripts/install-guest-deps.sh). Without them it fails, naming what is missing (it never skips).
+// The legacy-bios debian build runs as on Amazon Linux 2023: debootstrap, dpkg and apt-get hidden
+// (test/support/hide-commands.sh), so the bundle fetches debootstrap from the mirror itself.
 // The debian recipe downloads its packages once into
 // ${AMI_FACTORY_CACHE:-$HOME/.cache/ami-factory}/debootstrap/surrogate-bookworm-amd64.tgz and
 // runs debootstrap from that tarball on every run.
@@ -20,6 +22,7 @@ const surrogate = path.join(guest, "surrogate.sh");
 const bundler = path.join(guest, "lib/bundle.sh");
 const cacheDir = process.env.AMI_FACTORY_CACHE ?? path.join(process.env.HOME ?? "/root", ".cache/ami-factory");
 const debsTarball = path.join(cacheDir, "debootstrap/surrogate-bookworm-amd64.tgz");
+const hideCommands = path.join(repo, "test/support/hide-commands.sh");
 
 interface Run {
   status: number | null;
@@ -192,6 +195,8 @@ describe("surrogate guest script: command line", function () {
     [["--target", "/dev/null", "--recipe", "debian", "--suite", "bookworm", "--arch", "arm64", "--boot-mode", "legacy-bios"], /legacy-bios does not exist for --arch arm64/],
     [["--recipe", "debian", "--suite", "bookworm"], /--target DEV is required/],
     [["--target", "/dev/null", "--recipe", "debian", "--suite"], /--suite needs a value/],
+    [["--target", "/dev/null", "--recipe", "debian", "--suite", "bookworm", "--keyring-sha256", "f699e2f8"], /--keyring-sha256 must be 64 hex digits/],
+    [["--target", "/dev/null", "--recipe", "script", "--user-script-b64", "eA==", "--keyring-sha256", "0".repeat(64)], /option --keyring-sha256 does not apply to --recipe script/],
   ] as Array<[string[], RegExp]>) {
     it(`exits 2 for ${JSON.stringify(args)}, naming the option`, function () {
       const r = run(surrogate, args);
@@ -205,7 +210,7 @@ describe("surrogate guest script: command line", function () {
     const a = must(bundler, [surrogate]);
     assert.strictEqual(a, must(bundler, [surrogate]), "bundling is not deterministic");
     assert.ok(!/^\. .*# @bundle/m.test(a), "a sourced line was left in the bundle");
-    for (const fn of ["debian_populate()", "el_populate()", "image_write()", "user_script_run()", "install_grub()", "resolve_device()", "sanitize_root()"]) {
+    for (const fn of ["debian_populate()", "el_populate()", "image_write()", "user_script_run()", "install_grub()", "resolve_device()", "sanitize_root()", "ensure_tools()", "debootstrap_ensure()", "debootstrap_fetch()"]) {
       assert.ok(a.includes(fn), `${fn} missing from the bundle`);
     }
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), "surrogate-bundle-"));
@@ -475,20 +480,29 @@ echo "user script output goes to stderr"
         before(function () {
           const t = target(`debian-${mode}.img`, 3072);
           disk = t.file;
-          // legacy-bios runs the bundle (what SSM sends) with no lib/ beside it, uefi the tree's script.
+          // legacy-bios runs the bundle (what SSM sends) with no lib/ beside it, on a worker without
+          // debootstrap, dpkg and apt-get (Amazon Linux 2023); uefi the tree's script, the worker's own.
           let script = surrogate;
           let env: NodeJS.ProcessEnv = {};
+          let prefix = ["bash"];
           if (mode === "legacy-bios") {
             script = path.join(work, "surrogate.bundled.sh");
             fs.writeFileSync(script, must(bundler, [surrogate]), { mode: 0o755 });
             env = { SURROGATE_DIR: "/nonexistent" };
+            prefix = [hideCommands, "debootstrap,dpkg,dpkg-deb,apt-get,apt", "--", "bash"];
           }
           const t0 = Date.now();
-          const r = run("bash", [script, "--target", t.dev, "--recipe", "debian", "--boot-mode", mode, "--suite", "bookworm", "--mirror", process.env.AMI_FACTORY_DEBIAN_MIRROR ?? "http://deb.debian.org/debian", "--debootstrap-tarball", debsTarball, "--user-script-b64", b64(markerScript(marker)), "--sanitize"], { env });
+          const r = run(prefix[0], [...prefix.slice(1), script, "--target", t.dev, "--recipe", "debian", "--boot-mode", mode, "--suite", "bookworm", "--mirror", process.env.AMI_FACTORY_DEBIAN_MIRROR ?? "http://deb.debian.org/debian", "--debootstrap-tarball", debsTarball, "--user-script-b64", b64(markerScript(marker)), "--sanitize"], { env });
           timings[`debian ${mode}: build`] = (Date.now() - t0) / 1000;
           assert.strictEqual(r.status, 0, `surrogate.sh failed:\n${tail(r.stderr, 60)}`);
           facts = parseFacts(r.stdout);
           assert.match(r.stderr, /debootstrap done/);
+          if (mode === "legacy-bios") {
+            assert.match(r.stderr, /debootstrap: not on the worker and no package for it \(none\): fetching it from/);
+            assert.match(r.stderr, /debootstrap: debootstrap \S+ fetched from \S+, keyring debian-archive-keyring \S+/);
+          } else {
+            assert.match(r.stderr, /debootstrap: the worker's \/usr\/sbin\/debootstrap and keyring/);
+          }
           assert.deepStrictEqual(leftovers(t.dev), [], "partitions or mounts left behind");
           loops.detach(t.dev);
         });
