@@ -6,13 +6,13 @@ import type { BuiltImage } from "../worker/build";
 import { BUILD_FIELDS, BuildInputs, checkBuildInputs, diffBuiltImage } from "../worker/inputs";
 
 export type Recipe =
-  | { kind: "debian"; suite: string; mirror: string; packages?: string[] }
+  | { kind: "debian"; suite: string; mirror: string; packages?: string[]; keyringSha256?: string }
   | { kind: "el"; releasever: string; repos: Record<string, string>; packages?: string[] }
   | { kind: "image"; url: string; sha256: string; format?: "raw" | "qcow2" }
   | { kind: "script"; script: string };
 
 export const RECIPE_FIELDS: Record<Recipe["kind"], readonly string[]> = {
-  debian: ["kind", "suite", "mirror", "packages"],
+  debian: ["kind", "suite", "mirror", "packages", "keyringSha256"],
   el: ["kind", "releasever", "repos", "packages"],
   image: ["kind", "url", "sha256", "format"],
   script: ["kind", "script"],
@@ -67,6 +67,9 @@ function checkRecipe(c: Checker, raw: unknown): void {
     if (typeof r.suite !== "string" || !/^[a-z][a-z0-9-]*$/.test(r.suite)) c.fail("recipe.suite", `recipe.suite must be a Debian suite such as "bookworm" (got ${JSON.stringify(r.suite)})`);
     url("mirror", HTTP_URL, "http://deb.debian.org/debian");
     packages("packages");
+    if (r.keyringSha256 !== undefined && !isUnknown(r.keyringSha256) && (typeof r.keyringSha256 !== "string" || !/^[0-9a-f]{64}$/.test(r.keyringSha256))) {
+      c.fail("recipe.keyringSha256", "recipe.keyringSha256 must be the SHA-256 of the debian-archive-keyring .deb, 64 lower-case hex digits");
+    }
   } else if (kind === "el") {
     if (typeof r.releasever !== "string" || !/^[0-9A-Za-z._-]+$/.test(r.releasever)) c.fail("recipe.releasever", `recipe.releasever must be a release such as "2023" or "9" (got ${JSON.stringify(r.releasever)})`);
     const repos = r.repos as Record<string, unknown> | undefined;
@@ -123,7 +126,11 @@ export function diffSurrogateAmi(olds: SurrogateAmiOutputs, news: SurrogateAmiIn
 export function recipeArgs(recipe: Recipe): string[] {
   switch (recipe.kind) {
     case "debian":
-      return ["--recipe", "debian", "--suite", recipe.suite, "--mirror", recipe.mirror, ...(recipe.packages?.length ? ["--packages", recipe.packages.join(",")] : [])];
+      return [
+        "--recipe", "debian", "--suite", recipe.suite, "--mirror", recipe.mirror,
+        ...(recipe.packages?.length ? ["--packages", recipe.packages.join(",")] : []),
+        ...(recipe.keyringSha256 ? ["--keyring-sha256", recipe.keyringSha256] : []),
+      ];
     case "el":
       return [
         "--recipe", "el", "--releasever", recipe.releasever,

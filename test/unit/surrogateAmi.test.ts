@@ -27,6 +27,7 @@ describe("SurrogateAmi check", () => {
     ["an unknown recipe option", { recipe: { ...debian, components: "main" } }, "recipe.components", /unknown option "components" for a debian recipe: its options are suite, mirror, packages/],
     ["a debian recipe without a suite", { recipe: { kind: "debian", mirror: debian.mirror } }, "recipe.suite", /Debian suite/],
     ["a mirror that is not a URL", { recipe: { ...debian, mirror: "deb.debian.org" } }, "recipe.mirror", /URL/],
+    ["a keyring hash that is not SHA-256", { recipe: { ...debian, keyringSha256: "abc" } }, "recipe.keyringSha256", /64 lower-case hex/],
     ["a bad package name", { recipe: { ...debian, packages: ["ssh server"] } }, "recipe.packages", /package names/],
     ["an el recipe without repos", { recipe: { kind: "el", releasever: "2023", repos: {} } }, "recipe.repos", /at least one repository/],
     ["an image without a checksum", { recipe: { kind: "image", url: "https://example.com/d.raw" } }, "recipe.sha256", /SHA-256/],
@@ -58,6 +59,7 @@ describe("SurrogateAmi diff", () => {
 describe("SurrogateAmi guest arguments", () => {
   it("passes the recipe to surrogate.sh as options", () => {
     assert.deepStrictEqual(recipeArgs({ kind: "debian", suite: "bookworm", mirror: "http://m", packages: ["a", "b"] }), ["--recipe", "debian", "--suite", "bookworm", "--mirror", "http://m", "--packages", "a,b"]);
+    assert.deepStrictEqual(recipeArgs({ kind: "debian", suite: "bookworm", mirror: "http://m", keyringSha256: "f".repeat(64) }).slice(-2), ["--keyring-sha256", "f".repeat(64)]);
     assert.deepStrictEqual(recipeArgs({ kind: "el", releasever: "2023", repos: { z: "https://z", a: "https://a" } }), ["--recipe", "el", "--releasever", "2023", "--repo", "a=https://a", "--repo", "z=https://z"]);
     assert.deepStrictEqual(recipeArgs({ kind: "script", script: "echo hi" }), ["--recipe", "script", "--user-script-b64", "ZWNobyBoaQ=="]);
     assert.deepStrictEqual(surrogateArgs(checkSurrogateAmi(valid).inputs!).slice(0, 7), ["--target", "{volume:target}", "--boot-mode", "legacy-bios", "--arch", "x86_64", "--sanitize"]);
