@@ -519,9 +519,13 @@ function leftovers(dev: string): string[] {
   const parts = must("lsblk", ["-lnpo", "NAME,TYPE", dev])
     .split("\n")
     .filter((l) => l.endsWith(" part"));
-  const mounts = must("findmnt", ["-rn", "-o", "TARGET"])
+  // Only this device's mounts: other builds may run on the same machine at the same time.
+  const mounts = must("findmnt", ["-rn", "-o", "TARGET,SOURCE"])
     .split("\n")
-    .filter((m) => m.startsWith("/tmp/pv2hvm."));
+    .filter((m) => {
+      const source = m.split(" ")[1] ?? "";
+      return source === dev || new RegExp(`^${dev}p\\d+$`).test(source);
+    });
   return [...parts, ...mounts];
 }
 

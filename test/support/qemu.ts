@@ -103,7 +103,9 @@ export function requireQemu(): void {
 
 export function qemuArgs(o: BootOptions, accel: Accel): string[] {
   const biosLog = o.biosLog ?? `${o.serialLog}.bios`;
-  const disk: string[] = [`-drive`, `file=${o.image},format=raw,if=none,id=d0,cache=unsafe`];
+  // snapshot=on: the boot writes to a throwaway overlay, so the image stays exactly as the guest
+  // script left it for the tests that inspect it (a VM killed after its marker leaves a dirty journal).
+  const disk: string[] = [`-drive`, `file=${o.image},format=raw,if=none,id=d0,cache=unsafe,snapshot=on`];
   switch (o.bus ?? "nvme") {
     case "nvme":
       disk.push("-device", "nvme,drive=d0,serial=vol0123456789abcdef0");
