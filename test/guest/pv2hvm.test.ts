@@ -6,45 +6,20 @@
 // converts real PV-style disk images and boots the result in qemu with SeaBIOS. Without root it
 // fails (it never skips).
 import * as assert from "assert";
-import { spawn, spawnSync, SpawnSyncReturns } from "child_process";
+import { spawn, spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import * as zlib from "zlib";
 import { bootImage, BootResult, detectAccel } from "../support/qemu";
+import { leftovers, Loops, must, requireRootAndTools as requireTools, Run, run, tail } from "../support/host";
 
 const repo = path.resolve(__dirname, "../..");
 const guest = path.join(repo, "scripts/guest");
 const lib = path.join(guest, "lib");
 const pv2hvm = path.join(guest, "pv2hvm.sh");
 const pvImage = path.join(repo, "test/support/pv-image.sh");
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Run {
-  const r: SpawnSyncReturns<string> = spawnSync(cmd, args, {
-    encoding: "utf8",
-    env: { ...process.env, ...opts.env },
-    input: opts.input,
-    cwd: opts.cwd,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function must(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): string {
-  const r = run(cmd, args, opts);
-  if (r.status !== 0) {
-    throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}\n${r.stderr.slice(-4000)}`);
-  }
-  return r.stdout;
-}
 
 function tmpdir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -485,48 +460,7 @@ interface Facts {
 }
 
 function requireRootAndTools(): void {
-  if (process.getuid && process.getuid() !== 0) {
-    throw new Error("the pv2hvm boot test needs root (loop devices, debootstrap, grub-install): run mocha as root, as CI does");
-  }
-  const missing = ["qemu-system-x86_64", "debootstrap", "grub-install", "udevadm", "losetup", "partx", "parted", "e2image", "debugfs"].filter(
-    (t) => run("sh", ["-c", `command -v ${t}`]).status !== 0,
-  );
-  if (missing.length) throw new Error(`missing tools ${missing.join(", ")}: run scripts/install-guest-deps.sh as root`);
-}
-
-class Loops {
-  private devs: string[] = [];
-  attach(file: string, opts: { readOnly?: boolean; offset?: number } = {}): string {
-    const args = ["-f", "--show"];
-    if (opts.readOnly) args.push("-r");
-    if (opts.offset) args.push("-o", String(opts.offset));
-    const dev = must("losetup", [...args, file]).trim();
-    this.devs.push(dev);
-    return dev;
-  }
-  detach(dev: string): void {
-    run("partx", ["-d", dev]);
-    run("losetup", ["-d", dev]);
-    this.devs = this.devs.filter((d) => d !== dev);
-  }
-  detachAll(): void {
-    for (const d of [...this.devs].reverse()) this.detach(d);
-  }
-}
-
-/** Partitions the kernel shows for a disk, and any mount left by pv2hvm. */
-function leftovers(dev: string): string[] {
-  const parts = must("lsblk", ["-lnpo", "NAME,TYPE", dev])
-    .split("\n")
-    .filter((l) => l.endsWith(" part"));
-  // Only this device's mounts: other builds may run on the same machine at the same time.
-  const mounts = must("findmnt", ["-rn", "-o", "TARGET,SOURCE"])
-    .split("\n")
-    .filter((m) => {
-      const source = m.split(" ")[1] ?? "";
-      return source === dev || new RegExp(`^${dev}p\\d+$`).test(source);
-    });
-  return [...parts, ...mounts];
+  requireTools("the pv2hvm boot test", ["qemu-system-x86_64", "debootstrap", "grub-install", "udevadm", "losetup", "partx", "parted", "e2image", "debugfs"]);
 }
 
 function parseFacts(stdout: string): Facts {
@@ -551,10 +485,6 @@ function readFromImage(loops: Loops, image: string, file: string): string | null
 
 function existsInImage(loops: Loops, image: string, file: string): boolean {
   return readFromImage(loops, image, file) !== null;
-}
-
-function tail(text: string, n = 40): string {
-  return text.split("\n").slice(-n).join("\n");
 }
 
 const timings: Record<string, number> = {};

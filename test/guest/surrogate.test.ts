@@ -9,12 +9,13 @@
 // ${AMI_FACTORY_CACHE:-$HOME/.cache/ami-factory}/debootstrap/surrogate-bookworm-amd64.tgz and
 // runs debootstrap from that tarball on every run.
 import * as assert from "assert";
-import { spawnSync, SpawnSyncReturns } from "child_process";
+import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import { bootImage, detectAccel } from "../support/qemu";
+import { leftovers, Loops, must, requireRootAndTools as requireTools, Run, run, tail } from "../support/host";
 
 const repo = path.resolve(__dirname, "../..");
 const guest = path.join(repo, "scripts/guest");
@@ -23,33 +24,6 @@ const bundler = path.join(guest, "lib/bundle.sh");
 const cacheDir = process.env.AMI_FACTORY_CACHE ?? path.join(process.env.HOME ?? "/root", ".cache/ami-factory");
 const debsTarball = path.join(cacheDir, "debootstrap/surrogate-bookworm-amd64.tgz");
 const hideCommands = path.join(repo, "test/support/hide-commands.sh");
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string } = {}): Run {
-  const r: SpawnSyncReturns<string> = spawnSync(cmd, args, {
-    encoding: "utf8",
-    env: { ...process.env, ...opts.env },
-    input: opts.input,
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function must(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): string {
-  const r = run(cmd, args, opts);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}\n${r.stderr.slice(-4000)}`);
-  return r.stdout;
-}
-
-function tail(text: string, n = 40): string {
-  return text.split("\n").slice(-n).join("\n");
-}
 
 interface Facts {
   recipe: string;
@@ -82,46 +56,11 @@ function b64(script: string): string {
 }
 
 function requireRootAndTools(): void {
-  if (process.getuid && process.getuid() !== 0) {
-    throw new Error("the surrogate tests need root (loop devices, debootstrap, chroot, grub-install): run mocha as root, as CI does");
-  }
-  const missing = ["qemu-system-x86_64", "qemu-img", "debootstrap", "grub-install", "losetup", "partx", "parted", "sfdisk", "mkfs.ext4", "mkfs.vfat", "debugfs", "base64"].filter(
-    (t) => run("sh", ["-c", `command -v ${t}`]).status !== 0,
+  requireTools(
+    "the surrogate tests",
+    ["qemu-system-x86_64", "qemu-img", "debootstrap", "grub-install", "losetup", "partx", "parted", "sfdisk", "mkfs.ext4", "mkfs.vfat", "debugfs", "base64"],
+    [["/usr/lib/grub/i386-pc/boot.img", "grub-pc-bin"], ["/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"], ["/usr/share/ovmf/OVMF.fd", "ovmf"]],
   );
-  if (missing.length) throw new Error(`missing tools ${missing.join(", ")}: run scripts/install-guest-deps.sh as root`);
-  for (const [p, pkg] of [["/usr/lib/grub/i386-pc/boot.img", "grub-pc-bin"], ["/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"], ["/usr/share/ovmf/OVMF.fd", "ovmf"]]) {
-    if (!fs.existsSync(p)) throw new Error(`${p} missing (package ${pkg}): run scripts/install-guest-deps.sh as root`);
-  }
-}
-
-class Loops {
-  private devs: string[] = [];
-  attach(file: string, opts: { readOnly?: boolean; offset?: number } = {}): string {
-    const args = ["-f", "--show"];
-    if (opts.readOnly) args.push("-r");
-    if (opts.offset) args.push("-o", String(opts.offset));
-    const dev = must("losetup", [...args, file]).trim();
-    this.devs.push(dev);
-    return dev;
-  }
-  detach(dev: string): void {
-    run("partx", ["-d", dev]);
-    run("losetup", ["-d", dev]);
-    this.devs = this.devs.filter((d) => d !== dev);
-  }
-  detachAll(): void {
-    for (const d of [...this.devs].reverse()) this.detach(d);
-  }
-}
-
-/** Partitions the kernel still shows for a disk, and mounts of it (or them) surrogate.sh left.
- * Only this disk's: other builds may run on the same machine at the same time. */
-function leftovers(dev: string): string[] {
-  const parts = must("lsblk", ["-lnpo", "NAME,TYPE", dev]).split("\n").filter((l) => l.endsWith(" part"));
-  const mounts = must("findmnt", ["-rn", "-o", "SOURCE,TARGET"])
-    .split("\n")
-    .filter((l) => l.startsWith(`${dev} `) || l.startsWith(`${dev}p`));
-  return [...parts, ...mounts];
 }
 
 /** The start (bytes) of partition N of a disk image, from its partition table. */

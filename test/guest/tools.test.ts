@@ -7,11 +7,12 @@
 // debootstrap, dpkg, dpkg-deb and apt-get, as on Amazon Linux 2023: test/support/hide-commands.sh)
 // and http://deb.debian.org (AMI_FACTORY_DEBIAN_MIRROR); without them it fails (it never skips).
 import * as assert from "assert";
-import { spawnSync, SpawnSyncReturns } from "child_process";
+import { spawnSync } from "child_process";
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { must, run, Run, tail } from "../support/host";
 
 const repo = path.resolve(__dirname, "../..");
 const guest = path.join(repo, "scripts/guest");
@@ -23,28 +24,6 @@ const mirror = process.env.AMI_FACTORY_DEBIAN_MIRROR ?? "http://deb.debian.org/d
 /** What Amazon Linux 2023 does not have. */
 const NOT_ON_AL2023 = "debootstrap,dpkg,dpkg-deb,apt-get,apt";
 const KEYRING_PIN = "f699e2f88dca05212f2a452b58475f2993cb6993dfbafb1d0205a3291eb8b4b8";
-
-interface Run {
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): Run {
-  const r: SpawnSyncReturns<string> = spawnSync(cmd, args, { encoding: "utf8", env: { ...process.env, ...opts.env }, maxBuffer: 64 * 1024 * 1024 });
-  if (r.error) throw r.error;
-  return { status: r.status, stdout: r.stdout, stderr: r.stderr };
-}
-
-function must(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv } = {}): string {
-  const r = run(cmd, args, opts);
-  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")} exited ${r.status}\n${r.stderr.slice(-4000)}`);
-  return r.stdout;
-}
-
-function tail(text: string, n = 30): string {
-  return text.split("\n").slice(-n).join("\n");
-}
 
 // ------------------------------------------------------------------------------------------------
 
