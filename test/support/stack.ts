@@ -30,7 +30,7 @@ export async function testStack(emulator: Emulator, config: Record<string, unkno
     fs.writeFileSync(configFile, JSON.stringify({ config: entries }, null, 2));
   };
   configure(config);
-  const stack = await localStack({ stackName, workDir, env: { ...emulator.env, AWS_REGION: region } });
+  const stack = retryingTransportFlakes(await localStack({ stackName, workDir, env: { ...emulator.env, AWS_REGION: region } }));
   const output: string[] = [];
   return {
     stack,
@@ -42,6 +42,27 @@ export async function testStack(emulator: Emulator, config: Record<string, unkno
       if (process.env.AMI_FACTORY_TEST_VERBOSE) process.stdout.write(s);
     },
   };
+}
+
+/**
+ * The engine reaches the inline program over a local gRPC connection; on a loaded machine that
+ * connection can fail before the program runs ("14 UNAVAILABLE: No connection established",
+ * nothing done). Such an operation is run once more; any other failure is the test's.
+ */
+function retryingTransportFlakes(stack: Stack): Stack {
+  const flake = /14 UNAVAILABLE: No connection established/;
+  for (const op of ["up", "preview", "refresh", "destroy"] as const) {
+    const original = (stack[op] as (...a: unknown[]) => Promise<unknown>).bind(stack);
+    (stack as unknown as Record<string, unknown>)[op] = async (...args: unknown[]) => {
+      try {
+        return await original(...args);
+      } catch (e) {
+        if (!flake.test(String(e))) throw e;
+        return original(...args);
+      }
+    };
+  }
+  return stack;
 }
 
 /** The outputs of one resource of the stack's state, by logical name. */
