@@ -37,11 +37,10 @@
 # --size-check: problems of size are fatal instead of warnings: a target smaller than the recipe
 # needs (debian/el/script 2 GiB), a root filesystem more than 85% full at the end.
 #
-# Output: progress on stderr; stdout carries one line, the facts:
-#   {"recipe":"debian","bootMode":"legacy-bios","partitionTable":"msdos","fsType":"ext4",
-#    "rootUuid":"…","rootLabel":"root","kernels":["…"],"defaultKernel":"…","enaDriver":bool,
-#    "nvmeDriver":bool,"enaInInitramfs":bool,"nvmeInInitramfs":bool,"cloudInit":bool,
-#    "warnings":["…"],"sanitized":bool,"seconds":N}
+# Output: progress on stderr; stdout carries one line, the facts, in the schema below (checked by
+# the provider, providers/worker/facts.ts; written only by this script, lib/common.sh
+# guest_facts_channel: the recipe's tools and the user's script cannot):
+# @facts {"script":"surrogate","schemaVersion":1,"fields":{"recipe":"string","bootMode":"string","partitionTable":"string","fsType":"string","rootUuid":"string","rootLabel":"string","kernels":"string[]","defaultKernel":"string","enaDriver":"boolean","nvmeDriver":"boolean","enaInInitramfs":"boolean","nvmeInInitramfs":"boolean","cloudInit":"boolean","warnings":"string[]","sanitized":"boolean","seconds":"number"}}
 # Exit status: 0 done, 1 failed, 2 bad arguments. Every exit path unmounts what was mounted and
 # removes the partition mappings added; running it again on the same target starts over.
 set -euo pipefail
@@ -68,6 +67,7 @@ GUEST_LOG_PREFIX=surrogate
 . "$SURROGATE_DIR/surrogate/image.sh" # @bundle surrogate/image.sh
 # shellcheck source=surrogate/script.sh
 . "$SURROGATE_DIR/surrogate/script.sh" # @bundle surrogate/script.sh
+guest_facts_channel "$@"
 
 usage() {
   sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed -e '$d' -e 's/^# \{0,1\}//' >&2
@@ -170,7 +170,6 @@ if [ "$dry_run" = 0 ]; then
 fi
 
 install_cleanup_traps
-exec 3>&1 1>&2
 warnings=()
 warn() { log "warning: $*"; warnings+=("$*"); }
 step_n=0
@@ -300,8 +299,8 @@ if [ "$dry_run" = 1 ]; then
   [ "$sanitize" = 0 ] || dry_note "sanitize $mnt"
   run umount -R "$mnt"
   log "dry run: nothing was changed"
-  printf '{"recipe":%s,"bootMode":%s,"partitionTable":%s,"fsType":"ext4","rootUuid":"","rootLabel":%s,"kernels":[],"defaultKernel":"","enaDriver":false,"nvmeDriver":false,"enaInInitramfs":false,"nvmeInInitramfs":false,"cloudInit":false,"warnings":[],"sanitized":false,"seconds":%s,"dryRun":true}\n' \
-    "$(json_str "$recipe")" "$(json_str "$boot_mode")" "$(json_str "$partition_table")" "$(json_str "$root_label")" "$(guest_elapsed)" >&3
+  guest_emit_facts "$(printf '{"script":"surrogate","schemaVersion":1,"recipe":%s,"bootMode":%s,"partitionTable":%s,"fsType":"ext4","rootUuid":"","rootLabel":%s,"kernels":[],"defaultKernel":"","enaDriver":false,"nvmeDriver":false,"enaInInitramfs":false,"nvmeInInitramfs":false,"cloudInit":false,"warnings":[],"sanitized":false,"seconds":%s,"dryRun":true}\n' \
+    "$(json_str "$recipe")" "$(json_str "$boot_mode")" "$(json_str "$partition_table")" "$(json_str "$root_label")" "$(guest_elapsed)")"
   exit 0
 fi
 
@@ -373,8 +372,8 @@ log "done in $(guest_elapsed)s"
 kernels_json="" warnings_json=""
 for k in "${kernels[@]}"; do kernels_json+="${kernels_json:+,}$(json_str "$k")"; done
 for w in "${warnings[@]}"; do warnings_json+="${warnings_json:+,}$(json_str "$w")"; done
-printf '{"recipe":%s,"bootMode":%s,"partitionTable":%s,"fsType":%s,"rootUuid":%s,"rootLabel":%s,"kernels":[%s],"defaultKernel":%s,"enaDriver":%s,"nvmeDriver":%s,"enaInInitramfs":%s,"nvmeInInitramfs":%s,"cloudInit":%s,"warnings":[%s],"sanitized":%s,"seconds":%s}\n' \
+guest_emit_facts "$(printf '{"script":"surrogate","schemaVersion":1,"recipe":%s,"bootMode":%s,"partitionTable":%s,"fsType":%s,"rootUuid":%s,"rootLabel":%s,"kernels":[%s],"defaultKernel":%s,"enaDriver":%s,"nvmeDriver":%s,"enaInInitramfs":%s,"nvmeInInitramfs":%s,"cloudInit":%s,"warnings":[%s],"sanitized":%s,"seconds":%s}\n' \
   "$(json_str "$recipe")" "$(json_str "$boot_mode")" "$(json_str "$partition_table")" "$(json_str "$fs_type")" \
   "$(json_str "$root_uuid")" "$(json_str "$root_label_now")" "$kernels_json" "$(json_str "$default_kernel")" \
   "$(json_bool "$ENA_DRIVER")" "$(json_bool "$NVME_DRIVER")" "$(json_bool "$ENA_IN_INITRAMFS")" "$(json_bool "$NVME_IN_INITRAMFS")" \
-  "$(json_bool "$cloud_init")" "$warnings_json" "$(json_bool "$sanitize")" "$(guest_elapsed)" >&3
+  "$(json_bool "$cloud_init")" "$warnings_json" "$(json_bool "$sanitize")" "$(guest_elapsed)")"

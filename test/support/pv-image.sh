@@ -6,15 +6,24 @@
 #       Makes sure the cached root tarball exists; prints its path. The first run takes a few
 #       minutes (debootstrap + kernel + initramfs); later runs reuse
 #       ${AMI_FACTORY_CACHE:-$HOME/.cache/ami-factory}/debootstrap/<key>.tar
-#   pv-image.sh build --layout flat|msdos --out FILE --marker TOKEN [--size-mib N] [--label L]
-#       Writes a raw disk image FILE in the classic PV layout: no boot loader of its own, a
-#       PV-GRUB boot/grub/menu.lst (console=hvc0), an /etc/fstab naming a Xen device, and the
-#       leftovers that `pv2hvm.sh --sanitize` must remove. Prints one JSON line with the facts a
-#       test checks against (uuid, label, kernel version, ...).
-#       flat:  ext4 on the whole image (menu.lst: root (hd0), root=LABEL=...)
-#       msdos: an msdos label: partition 1 a 64 MiB swap area, partition 2 the ext4 root
-#              (menu.lst: root (hd0,1), root=/dev/xvda2), so the root must be found, not assumed
-#       Once up, the image prints "AMI-FACTORY-BOOTED <TOKEN>" on /dev/ttyS0 and powers off.
+#   pv-image.sh build --layout flat|msdos|bootpart|rhel6 --out FILE --marker TOKEN [--size-mib N] [--label L]
+#       Writes a raw disk image FILE in a PV layout real EC2 images have: no boot loader of its
+#       own, a PV-GRUB menu (console=hvc0), an /etc/fstab naming Xen devices, and the leftovers
+#       that `pv2hvm.sh --sanitize` must remove. Prints one JSON line with the facts a test checks
+#       against (uuid, label, kernel version, ...).
+#       flat:     ext4 on the whole image (menu.lst: root (hd0), root=LABEL=...)
+#       msdos:    an msdos label: partition 1 a 64 MiB swap area, partition 2 the ext4 root
+#                 (menu.lst: root (hd0,1), root=/dev/xvda2), so the root must be found, not assumed
+#       bootpart: an msdos label: partition 1 /boot (ext4, 160 MiB; menu paths relative to it:
+#                 kernel /vmlinuz-…, root (hd0,0)), partition 2 the root (root=/dev/xvda2)
+#       rhel6:    ext4 on the whole image named as RHEL 6 kernels name it: root=/dev/xvde1 on the
+#                 kernel line and in fstab, swap on /dev/xvde3, an ephemeral disk /dev/xvdb; the
+#                 menu is boot/grub/grub.conf with menu.lst -> ./grub.conf, as on RHEL
+#       Once up, the image prints "AMI-FACTORY-BOOTED <TOKEN>" and its /proc/cmdline on /dev/ttyS0,
+#       then updates its kernel menu the way grubby does (a copy of the default entry with the
+#       extra argument ami_factory_update=<TOKEN> becomes the first entry and the default) and
+#       reboots; the next boot prints "AMI-FACTORY-UPDATED <TOKEN>" and /proc/cmdline and powers
+#       off.
 #
 # Needs root (debootstrap, chroot, ownership in the tarball); builds images without loop devices
 # or mounts (mke2fs -d).
@@ -95,14 +104,16 @@ make_rootfs_tarball() {
 # Writes the per-image parts into an unpacked root: PV-GRUB menu, Xen fstab, boot marker unit and
 # the files that --sanitize must remove.
 customise_root() {
-  local dir=$1 layout=$2 label=$3 marker=$4 kver=$5 grub_root kernel_root
-  if [ "$layout" = flat ]; then grub_root='(hd0)'; kernel_root="LABEL=$label"
-  else grub_root='(hd0,1)'; kernel_root=/dev/xvda2; fi
-  local fstab_root=/dev/xvda1
-  [ "$layout" = flat ] || fstab_root=/dev/xvda2
+  local dir=$1 layout=$2 label=$3 marker=$4 kver=$5 grub_root kernel_root kp=/boot menu=menu.lst
+  case $layout in
+    flat) grub_root='(hd0)' kernel_root="LABEL=$label" ;;
+    msdos) grub_root='(hd0,1)' kernel_root=/dev/xvda2 ;;
+    bootpart) grub_root='(hd0,0)' kernel_root=/dev/xvda2 kp="" ;;
+    rhel6) grub_root='(hd0)' kernel_root=/dev/xvde1 menu=grub.conf ;;
+  esac
 
   mkdir -p "$dir/boot/grub"
-  cat >"$dir/boot/grub/menu.lst" <<EOF
+  cat >"$dir/boot/grub/$menu" <<EOF
 # PV-GRUB menu, as EC2 PV images had it
 default=0
 timeout=1
@@ -110,19 +121,21 @@ hiddenmenu
 
 title Debian GNU/Linux 12, kernel $kver
 root $grub_root
-kernel /boot/vmlinuz-$kver root=$kernel_root console=hvc0 ro
-initrd /boot/initrd.img-$kver
+kernel $kp/vmlinuz-$kver root=$kernel_root console=hvc0 ro
+initrd $kp/initrd.img-$kver
 
 title Debian GNU/Linux 12, kernel $kver (recovery mode)
 root $grub_root
-kernel /boot/vmlinuz-$kver root=$kernel_root console=hvc0 ro single
-initrd /boot/initrd.img-$kver
+kernel $kp/vmlinuz-$kver root=$kernel_root console=hvc0 ro single
+initrd $kp/initrd.img-$kver
 EOF
-  cat >"$dir/etc/fstab" <<EOF
-# <file system> <mount point> <type> <options> <dump> <pass>
-$fstab_root / ext4 defaults,noatime 0 1
-proc /proc proc defaults 0 0
-EOF
+  [ "$menu" = menu.lst ] || ln -sf "./$menu" "$dir/boot/grub/menu.lst"
+  case $layout in
+    flat) printf '/dev/xvda1 / ext4 defaults,noatime 0 1\n' ;;
+    msdos) printf '/dev/xvda2 / ext4 defaults,noatime 0 1\n' ;;
+    bootpart) printf '/dev/xvda2 / ext4 defaults,noatime 0 1\n/dev/xvda1 /boot ext4 defaults 0 2\n' ;;
+    rhel6) printf '/dev/xvde1 / ext4 defaults,noatime 0 1\n/dev/xvde3 swap swap defaults 0 0\n/dev/xvdb /media/ephemeral0 auto defaults,comment=cloudconfig 0 2\n' ;;
+  esac | { printf '# <file system> <mount point> <type> <options> <dump> <pass>\n'; cat; printf 'proc /proc proc defaults 0 0\n'; } >"$dir/etc/fstab"
   printf 'pv-source\n' >"$dir/etc/hostname"
 
   # Boot marker: once multi-user is reached, say so on the serial port and power off.
@@ -130,13 +143,60 @@ EOF
   printf '%s\n' "$marker" >"$dir/etc/ami-factory/marker"
   cat >"$dir/usr/local/sbin/ami-factory-marker" <<'EOF'
 #!/bin/sh
+# First boot: say so, update the kernel menu as grubby would, reboot. Second boot: say so, power off.
 root=$(findmnt -no SOURCE / 2>/dev/null || echo '?')
-{
-  printf '\r\nami-factory: root %s, cmdline: %s\r\n' "$root" "$(cat /proc/cmdline)"
-  printf 'AMI-FACTORY-BOOTED %s\r\n' "$(cat /etc/ami-factory/marker)"
-} >/dev/ttyS0
+token=$(cat /etc/ami-factory/marker)
+if [ ! -e /var/lib/ami-factory/updated ]; then
+  {
+    printf '\r\nami-factory: root %s, cmdline: %s\r\n' "$root" "$(cat /proc/cmdline)"
+    printf 'AMI-FACTORY-BOOTED %s\r\n' "$token"
+  } >/dev/ttyS0
+  if /usr/local/sbin/ami-factory-kernel-update "ami_factory_update=$token" >/dev/ttyS0 2>&1; then
+    mkdir -p /var/lib/ami-factory && : >/var/lib/ami-factory/updated && sync
+    systemctl --no-block reboot
+    exit 0
+  fi
+  printf 'ami-factory: the kernel menu update failed\r\n' >/dev/ttyS0
+else
+  {
+    printf '\r\nami-factory: after the kernel update: root %s, boot %s, cmdline: %s\r\n' "$root" "$(findmnt -no SOURCE /boot 2>/dev/null || echo -)" "$(cat /proc/cmdline)"
+    printf 'AMI-FACTORY-UPDATED %s\r\n' "$token"
+  } >/dev/ttyS0
+fi
 systemctl --no-block poweroff
 EOF
+  # What grubby --copy-default --make-default does on a kernel update (CentOS/RHEL 6, Amazon
+  # Linux 1): the default entry copied as a new first entry (here with one extra argument instead of
+  # a new kernel version), default=0, written into the menu file itself (grub.conf via its link).
+  cat >"$dir/usr/local/sbin/ami-factory-kernel-update" <<'EOF'
+#!/bin/sh
+set -eu
+arg=$1
+menu=$(readlink -f /boot/grub/menu.lst)
+[ -f "$menu" ] || { echo "no /boot/grub/menu.lst" >&2; exit 1; }
+awk -v arg="$arg" '
+  { line[NR] = $0 }
+  /^[ \t]*default[ \t=]/ { d = $0; sub(/^[ \t]*default[ \t=]+/, "", d); def = d + 0 }
+  /^[ \t]*title[ \t]/ { n++; start[n] = NR; if (n > 1) stop[n - 1] = NR - 1 }
+  END {
+    if (n == 0) exit 1
+    stop[n] = NR
+    e = def + 1
+    for (i = 1; i < start[1]; i++) { l = line[i]; if (l ~ /^[ \t]*default[ \t=]/) l = "default=0"; print l }
+    for (i = start[e]; i <= stop[e]; i++) {
+      l = line[i]
+      if (l ~ /^[ \t]*title[ \t]/) l = l " (kernel update)"
+      if (l ~ /^[ \t]*kernel[ \t]/) l = l " " arg
+      if (l !~ /^[ \t]*$/) print l
+    }
+    print ""
+    for (i = start[1]; i <= NR; i++) print line[i]
+  }' "$menu" >"$menu.new"
+mv "$menu.new" "$menu"
+printf 'ami-factory: %s now boots by default:\r\n' "$menu"
+sed -n '/^[ \t]*title/,/^[ \t]*$/p' "$menu" | head -5 | sed 's/$/\r/'
+EOF
+  chmod 0755 "$dir/usr/local/sbin/ami-factory-kernel-update"
   chmod 0755 "$dir/usr/local/sbin/ami-factory-marker"
   cat >"$dir/etc/systemd/system/ami-factory-marker.service" <<'EOF'
 [Unit]
@@ -189,7 +249,7 @@ build_image() {
       *) die "build: unknown argument '$1'" ;;
     esac
   done
-  [[ $layout == flat || $layout == msdos ]] || die "build: --layout flat|msdos"
+  [[ $layout =~ ^(flat|msdos|bootpart|rhel6)$ ]] || die "build: --layout flat|msdos|bootpart|rhel6"
   [ -n "$out" ] || die "build: --out FILE"
   [[ $marker =~ ^[A-Za-z0-9._-]+$ ]] || die "build: --marker TOKEN ([A-Za-z0-9._-]+)"
   need_root "unpacking a root with its ownership"
@@ -204,12 +264,20 @@ build_image() {
   customise_root "$dir" "$layout" "$label" "$marker" "$kver"
 
   rm -f "$out"
-  if [ "$layout" = flat ]; then
-    fs_file=$out; fs_mib=$size_mib
-  else
-    fs_file="$out.fs"; fs_mib=$((size_mib - 65))
-    cleanups+=("rm -f '$fs_file'")
-  fi
+  local boot_uuid="" boot_dir
+  case $layout in
+    flat | rhel6) fs_file=$out; fs_mib=$size_mib ;;
+    msdos) fs_file="$out.fs"; fs_mib=$((size_mib - 65)); cleanups+=("rm -f '$fs_file'") ;;
+    bootpart)
+      fs_file="$out.fs"; fs_mib=$((size_mib - 161)); cleanups+=("rm -f '$fs_file' '$out.boot'")
+      # /boot is a filesystem of its own: its content leaves the root, whose /boot stays empty.
+      boot_dir=$(mktemp -d "${TMPDIR:-/tmp}/pv-image-boot.XXXXXX")
+      cleanups+=("rm -rf --one-file-system '$boot_dir'")
+      cp -a "$dir/boot/." "$boot_dir/"
+      find "$dir/boot" -mindepth 1 -delete
+      mke2fs -q -F -t ext4 -L boot -d "$boot_dir" "$out.boot" 160M >&2 || die "mke2fs -d (boot) failed"
+      boot_uuid=$(blkid -p -o value -s UUID "$out.boot" 2>/dev/null || true) ;;
+  esac
   mke2fs -q -F -t ext4 -L "$label" -d "$dir" "$fs_file" "${fs_mib}M" >&2 ||
     die "mke2fs -d failed"
   if [ "$layout" = msdos ]; then
@@ -219,17 +287,22 @@ build_image() {
     mkswap -q "$out.swap" >&2
     dd if="$out.swap" of="$out" bs=1M seek=1 conv=notrunc status=none
     dd if="$fs_file" of="$out" bs=1M seek=65 conv=notrunc,sparse status=none
+  elif [ "$layout" = bootpart ]; then
+    truncate -s "${size_mib}M" "$out"
+    printf 'label: dos\nstart=2048, size=327680, type=83, bootable\nstart=329728, type=83\n' | sfdisk -q "$out" >/dev/null
+    dd if="$out.boot" of="$out" bs=1M seek=1 conv=notrunc,sparse status=none
+    dd if="$fs_file" of="$out" bs=1M seek=161 conv=notrunc,sparse status=none
   fi
   local uuid
   uuid=$(blkid -p -o value -s UUID "$fs_file" 2>/dev/null || true)
   [ -n "$uuid" ] || uuid=$(dumpe2fs -h "$fs_file" 2>/dev/null | sed -n 's/^Filesystem UUID: *//p')
-  printf '{"layout":"%s","image":"%s","uuid":"%s","label":"%s","kernel":"%s","sizeMiB":%d}\n' \
-    "$layout" "$out" "$uuid" "$label" "$kver" "$size_mib"
+  printf '{"layout":"%s","image":"%s","uuid":"%s","bootUuid":"%s","label":"%s","kernel":"%s","sizeMiB":%d}\n' \
+    "$layout" "$out" "$uuid" "$boot_uuid" "$label" "$kver" "$size_mib"
 }
 
 case ${1:-} in
   rootfs) make_rootfs_tarball ;;
   build) shift; build_image "$@" ;;
   tarball-path) tarball_path ;;
-  *) die "usage: $0 rootfs | tarball-path | build --layout flat|msdos --out FILE --marker TOKEN [--size-mib N] [--label L]" ;;
+  *) die "usage: $0 rootfs | tarball-path | build --layout flat|msdos|bootpart|rhel6 --out FILE --marker TOKEN [--size-mib N] [--label L]" ;;
 esac

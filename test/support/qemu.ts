@@ -38,6 +38,8 @@ export interface BootOptions {
   firmware?: "seabios" | "ovmf";
   /** Stop as soon as SeaBIOS reports that nothing is bootable. Default true. */
   stopWhenNotBootable?: boolean;
+  /** Let the guest reboot within the run (the overlay of snapshot=on is kept across it). Default false: a reboot ends qemu. */
+  allowReboot?: boolean;
 }
 
 export type BootOutcome = "marker" | "not-bootable" | "timeout" | "exited";
@@ -129,7 +131,7 @@ export function qemuArgs(o: BootOptions, accel: Accel): string[] {
     "-device", "isa-debugcon,iobase=0x402,chardev=biosdbg",
     "-boot", "order=c,strict=on",
     "-nic", "none",
-    "-no-reboot",
+    ...(o.allowReboot ? [] : ["-no-reboot"]),
     ...disk,
   ];
 }

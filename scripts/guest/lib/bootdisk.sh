@@ -327,7 +327,8 @@ efi_image_to_esp() {
 
 # initramfs_drivers ROOT KVER: puts nvme and ena (those the kernel has as modules) into the image's
 # initramfs for KVER and into its configuration (so that later kernels get them too), with the
-# image's own initramfs-tools or dracut. Sets INITRAMFS_TOOL (initramfs-tools, dracut or none).
+# image's own initramfs-tools, dracut or (RHEL 5) mkinitrd. Used by surrogate.sh and pv2hvm.sh.
+# Sets INITRAMFS_TOOL (initramfs-tools, dracut, mkinitrd or none).
 initramfs_drivers() {
   local root=$1 kver=$2 drivers=() m moddir=""
   for m in "$root/lib/modules/$kver" "$root/usr/lib/modules/$kver"; do [ -d "$m" ] && { moddir=$m; break; }; done
@@ -364,8 +365,17 @@ initramfs_drivers() {
     printf '# ami-factory: EBS volumes are NVMe devices and the network is ENA on Nitro instances\nadd_drivers+=" %s "\n' \
       "${drivers[*]}" >"$root/etc/dracut.conf.d/ami-factory.conf"
     run_in "$root" dracut --force --add-drivers "${drivers[*]}" --regenerate-all || die "dracut failed in the image"
+  elif [ -x "$root/sbin/mkinitrd" ] || [ -x "$root/usr/sbin/mkinitrd" ]; then
+    # RHEL/CentOS 5 era: mkinitrd names the modules to add with --with; the image is rebuilt in place.
+    INITRAMFS_TOOL=mkinitrd
+    [ ${#drivers[@]} -gt 0 ] || { log "kernel $kver has nvme/ena built in or not at all: initramfs left as is"; return 0; }
+    local with=() img
+    for m in "${drivers[@]}"; do with+=("--with=$m"); done
+    img=$(kernel_initrd "$root" "$kver")
+    [ -n "$img" ] || img=/boot/initrd-$kver.img
+    run_in "$root" mkinitrd -f "${with[@]}" "$img" "$kver" || die "mkinitrd failed in the image"
   else
-    log "warning: the image has neither initramfs-tools nor dracut: its initramfs (if any) is left as is"
+    log "warning: the image has neither initramfs-tools, dracut nor mkinitrd: its initramfs (if any) is left as is"
   fi
 }
 

@@ -57,3 +57,40 @@ json_str() {
 
 # json_bool VALUE: true for 1/true/yes, false otherwise.
 json_bool() { case $1 in 1 | true | yes) printf true ;; *) printf false ;; esac; }
+
+# --- the facts channel ---------------------------------------------------------------------------
+# The last stdout line of a guest script is its facts, which the provider trusts. Nothing the script
+# runs (chroot, debootstrap, a user's script) may write there: guest_facts_channel re-runs the
+# script with stdout pointing at stderr, so no process below it holds the real stdout, and takes
+# the facts line back from a private file that only guest_emit_facts writes (its path is removed
+# from the environment before anything else runs). The caller prints it on success.
+#
+#   guest_facts_channel "$@"     first thing after sourcing; returns in the re-run copy only
+#   guest_emit_facts JSON        once, at the end
+guest_facts_channel() {
+  if [ -n "${GUEST_FACTS_FILE:-}" ]; then
+    GUEST_FACTS_OUT=$GUEST_FACTS_FILE
+    unset GUEST_FACTS_FILE
+    return 0
+  fi
+  local dir child rc=0
+  dir=$(mktemp -d "${TMPDIR:-/tmp}/${GUEST_LOG_PREFIX}-facts.XXXXXX") || exit 1
+  GUEST_FACTS_FILE=$dir/facts bash "${BASH_SOURCE[-1]}" "$@" </dev/null >&2 &
+  child=$!
+  # A signal for this process goes to the copy as SIGTERM (a background job ignores SIGINT), whose
+  # traps clean up; its exit status is ours.
+  trap 'kill -TERM "$child" 2>/dev/null' TERM HUP INT
+  wait "$child" || rc=$?
+  while [ "$rc" -gt 128 ] && kill -0 "$child" 2>/dev/null; do rc=0; wait "$child" || rc=$?; done
+  if [ "$rc" -eq 0 ]; then
+    if [ -s "$dir/facts" ]; then tail -n 1 "$dir/facts"
+    else printf '%s: error: finished without a facts line\n' "$GUEST_LOG_PREFIX" >&2; rc=1; fi
+  fi
+  rm -rf "$dir"
+  exit "$rc"
+}
+
+guest_emit_facts() {
+  [ -n "${GUEST_FACTS_OUT:-}" ] || die "internal: guest_emit_facts without guest_facts_channel"
+  printf '%s\n' "$1" >"$GUEST_FACTS_OUT"
+}
