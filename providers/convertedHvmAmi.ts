@@ -17,9 +17,11 @@ export interface ConvertedHvmAmiArgs extends BuildArgs {
   targetSizeGiB?: pulumi.Input<number>;
   /** Encrypt the volumes and image. Default: as the source snapshot is. */
   encrypted?: pulumi.Input<boolean>;
+  /** false: leave the image's initramfs as it is. Default true: NVMe and ENA are added to the default kernel's initramfs with the image's own tool when the kernel has them as modules (see the nitroReady output). */
+  nitro?: pulumi.Input<boolean>;
 }
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "nitroReady", "schemaVersion"] as const;
 
 /** The provider, carrying the bundled guest script in its serialised closure. */
 function convertedHvmAmiProvider(pv2hvm: BundledScript) {
@@ -40,8 +42,10 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   declare readonly snapshotId: pulumi.Output<string>;
   declare readonly imageName: pulumi.Output<string>;
   declare readonly region: pulumi.Output<string>;
-  /** What the guest script found: partitioned, fsType, kernels, enaDriver, nvmeDriver, copiedBytes, seconds. */
+  /** What the guest script found, in its declared schema (scripts/guest/pv2hvm.sh "# @facts"): layout, bootMenu, kernels, drivers, fstab changes, … */
   declare readonly facts: pulumi.Output<Record<string, unknown>>;
+  /** The root can be mounted from NVMe at boot and ENA is present: the image runs on Nitro instance types. false: Xen HVM types only (t2, m4, c4, r4, …). */
+  declare readonly nitroReady: pulumi.Output<boolean>;
 
   constructor(name: string, args: ConvertedHvmAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("pv2hvm.sh");

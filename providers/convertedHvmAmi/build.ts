@@ -4,7 +4,7 @@ import { buildIdFor } from "../core/buildId";
 import type { Step } from "../core/steps";
 import { provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
-import { factsTag } from "../worker/adopt";
+import { factsTag } from "../worker/facts";
 import { builtImageTag, deleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
@@ -13,7 +13,7 @@ import { registerStep, snapshotStep } from "../worker/image";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { enaFrom } from "../worker/inputs";
 import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
-import { inspectSource, SourceImage } from "./source";
+import { HVM_ROOT_DEVICE, inspectSource, SourceImage } from "./source";
 
 interface ConversionBuild extends WorkerBuild {
   inputs: ConvertedHvmAmiInputs;
@@ -21,8 +21,8 @@ interface ConversionBuild extends WorkerBuild {
 }
 
 export function conversionBuildId(inputs: ConvertedHvmAmiInputs): string {
-  const { sourceAmiId, region, targetSizeGiB, volume, encrypted, kmsKeyId, enaSupport, sanitize, guestScriptSha256 } = inputs;
-  return buildIdFor(inputs.scope, { sourceAmiId, region, targetSizeGiB, volume, encrypted, kmsKeyId, enaSupport, sanitize, guestScriptSha256 });
+  const { sourceAmiId, region, targetSizeGiB, volume, encrypted, kmsKeyId, enaSupport, sanitize, nitro, guestScriptSha256 } = inputs;
+  return buildIdFor(inputs.scope, { sourceAmiId, region, targetSizeGiB, volume, encrypted, kmsKeyId, enaSupport, sanitize, nitro, guestScriptSha256 });
 }
 
 export function defaultImageName(sourceName: string): string {
@@ -55,7 +55,14 @@ function sourceStep(): Step<ConversionBuild> {
   };
 }
 
-function conversionSteps(script: BundledScript, sanitize: boolean): Step<ConversionBuild>[] {
+/** What RegisterImage is told about drivers: ENA as the facts (or the input) say; SriovNetSupport only with ixgbevf (it cannot be removed later). */
+export function networkSupport(c: { enaSupport: "auto" | boolean }, facts: Record<string, unknown> | undefined, log: (l: string) => void): { EnaSupport: boolean; SriovNetSupport?: string } {
+  const ena = enaFrom(c.enaSupport, facts, log);
+  return facts?.ixgbevfDriver === true ? { EnaSupport: ena, SriovNetSupport: "simple" } : { EnaSupport: ena };
+}
+
+function conversionSteps(script: BundledScript, inputs: ConvertedHvmAmiInputs): Step<ConversionBuild>[] {
+  const flags = [...(inputs.sanitize ? ["--sanitize"] : []), ...(inputs.nitro === false ? ["--no-nitro"] : [])];
   return [
     sourceStep(),
     ...launchSteps(),
@@ -68,24 +75,24 @@ function conversionSteps(script: BundledScript, sanitize: boolean): Step<Convers
       ];
     }),
     attachStep(["source", "target"]),
-    guestCommandStep({ name: script.name, script: script.content, args: ["--source", "{volume:source}", "--target", "{volume:target}", ...(sanitize ? ["--sanitize"] : [])] }),
+    guestCommandStep({ name: script.name, script: script.content, args: ["--source", "{volume:source}", "--target", "{volume:target}", ...flags] }),
     detachStep(["source", "target"]),
     snapshotStep("target", ""),
     registerStep((b) => {
       const c = b as ConversionBuild;
-      const ena = enaFrom(c.inputs.enaSupport, c.facts, c.log);
       // The image carries its facts, so that a re-run after a crash can adopt it whole.
       const facts = factsTag(c.facts);
       if (facts) c.outputTags = { ...c.outputTags, "ami-factory:facts": facts };
+      if (c.facts?.nitroReady !== true) c.log("warning: the image is not Nitro-ready (no NVMe driver at boot or no ENA): it runs only on Xen HVM instance types (t2, m4, c4, r4, …)");
       return {
         Name: c.imageName,
         Description: c.inputs.description ?? `${c.source!.name} converted to HVM by ami-factory from ${c.inputs.sourceAmiId}`,
         Architecture: c.architecture,
         VirtualizationType: "hvm",
-        RootDeviceName: "/dev/xvda",
+        RootDeviceName: HVM_ROOT_DEVICE,
         BlockDeviceMappings: [
           {
-            DeviceName: "/dev/xvda",
+            DeviceName: HVM_ROOT_DEVICE,
             Ebs: {
               SnapshotId: c.snapshotId,
               DeleteOnTermination: true,
@@ -95,9 +102,10 @@ function conversionSteps(script: BundledScript, sanitize: boolean): Step<Convers
               Throughput: c.inputs.volume.throughputMiBps,
             },
           },
+          // Every other disk of the source (data snapshots, instance-store ephemeralN) as it was registered.
+          ...c.source!.otherMappings,
         ],
-        EnaSupport: ena,
-        SriovNetSupport: "simple",
+        ...networkSupport(c.inputs, c.facts, c.log),
         BootMode: "legacy-bios",
       };
     }),
@@ -110,12 +118,12 @@ function targetSize(b: ConversionBuild): number {
 
 export async function createConversion(inputs: ConvertedHvmAmiInputs, script: BundledScript, log: (l: string) => void): Promise<{ id: string; outs: ConvertedHvmAmiOutputs }> {
   const built = await runWorkerBuild<ConversionBuild>(
-    { region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64", what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi" },
+    { region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64", what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi", factsSchema: script.factsSchema },
     (base) => ({ ...base, inputs }),
-    conversionSteps(script, inputs.sanitize),
+    conversionSteps(script, inputs),
     log,
   );
-  return { id: built.imageId, outs: { ...inputs, ...built, schemaVersion: SCHEMA_VERSION } };
+  return { id: built.imageId, outs: { ...inputs, ...built, nitroReady: built.facts.nitroReady === true, schemaVersion: SCHEMA_VERSION } };
 }
 
 /** Tags, the Name tag and the description change in place; the registered AMI name cannot. */
@@ -124,11 +132,12 @@ export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: Conve
   const before = imageTags(olds, olds.buildId, olds.imageName, builtAt);
   const after = imageTags(news, olds.buildId, olds.imageName, builtAt);
   await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
-  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts };
+  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts, nitroReady: olds.nitroReady };
 }
 
+/** The image and the snapshot the conversion made; the source's data snapshots it maps stay. */
 export async function deleteConversion(olds: ConvertedHvmAmiOutputs): Promise<void> {
-  await deleteBuiltImage(olds.region, olds);
+  await deleteBuiltImage(olds.region, olds, true);
 }
 
 export async function readConversion(id: string, olds: ConvertedHvmAmiOutputs): Promise<{ id?: string; props?: ConvertedHvmAmiOutputs }> {

@@ -104,6 +104,7 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
       imageName: inputs.name,
       what: `built ${inputs.name} (${inputs.recipe.kind})`,
       kind: "SurrogateAmi",
+      factsSchema: script.factsSchema,
     },
     (base) => ({ ...base, inputs }),
     surrogateSteps(inputs, script),

@@ -12,10 +12,4 @@ export async function findBuiltImage(region: string, buildId: string): Promise<I
   return out.Images?.[0];
 }
 
-/** The facts worth keeping on the image itself (a tag value holds at most 256 characters). */
-export function factsTag(facts: Record<string, unknown> | undefined): string | undefined {
-  if (!facts) return undefined;
-  const { partitioned, fsType, enaDriver, nvmeDriver, defaultKernel } = facts;
-  const text = JSON.stringify({ partitioned, fsType, enaDriver, nvmeDriver, defaultKernel });
-  return text.length <= 256 ? text : undefined;
-}
+export { factsTag } from "./facts";

@@ -2,11 +2,13 @@
 // finished image of the same build id, clean the leftovers of a run that died, run the steps, and
 // later retag, read and delete the image.
 import { apiCalls, ec2Client } from "../core/clients";
-import { deleteImageAndSnapshots, describeImage, retag, snapshotIdsOf } from "../core/images";
+import { deleteImageAndSnapshots, deleteSnapshot, describeImage, retag, snapshotIdsOf } from "../core/images";
+import { deregisterOnly } from "./image";
 import { runSteps, Step } from "../core/steps";
 import { deleteLeftovers, findLeftovers } from "../core/sweep";
 import { changedTags, removedTagKeys, Tags, temporaryTags } from "../core/tags";
 import { findBuiltImage } from "./adopt";
+import { checkFactsTag, FactsSchema } from "./facts";
 import type { WorkerBuild, WorkerOptions } from "./context";
 import { instanceProfileStep } from "./iam";
 import { launchWorkerStep, workerImageStep } from "./instance";
@@ -38,6 +40,8 @@ export interface WorkerBuildSpec {
   what: string;
   /** The resource kind, for the URN tag: "ConvertedHvmAmi". */
   kind: string;
+  /** The guest script's facts schema: an adopted image's facts tag is checked against it. */
+  factsSchema?: FactsSchema;
 }
 
 export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpec, extend: (base: WorkerBuild) => B, steps: Step<B>[], log: (l: string) => void): Promise<BuiltImage> {
@@ -48,8 +52,10 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
   const adopted = await findBuiltImage(region, buildId);
   if (adopted) {
     log(`adopting ${adopted.ImageId}, finished earlier by build ${buildId}`);
-    const facts = adopted.Tags?.find((t) => t.Key === "ami-factory:facts")?.Value;
-    return { imageId: adopted.ImageId!, snapshotId: snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts: facts ? JSON.parse(facts) : {} };
+    const tag = adopted.Tags?.find((t) => t.Key === "ami-factory:facts")?.Value;
+    const facts = spec.factsSchema ? checkFactsTag(tag, spec.factsSchema, adopted.ImageId!) : tag ? JSON.parse(tag) : {};
+    const root = adopted.BlockDeviceMappings?.find((m) => m.DeviceName === adopted.RootDeviceName)?.Ebs?.SnapshotId;
+    return { imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts };
   }
   // ... or cleans the leftovers of a run that died, before starting over.
   const leftovers = await findLeftovers(region, { buildId });
@@ -91,8 +97,14 @@ export async function builtImageTag(region: string, imageId: string, key: string
   return (await describeImage(await ec2Client(region), imageId))?.Tags?.find((t) => t.Key === key)?.Value ?? "";
 }
 
-export async function deleteBuiltImage(region: string, image: { imageId: string; snapshotId?: string }): Promise<void> {
-  await deleteImageAndSnapshots(region, image.imageId, image.snapshotId ? [image.snapshotId] : []);
+/**
+ * Deregisters a built image and deletes the snapshot the build made. With `onlyOwnSnapshot`, the
+ * image's other snapshots are left alone: a converted image also maps the source's data snapshots.
+ */
+export async function deleteBuiltImage(region: string, image: { imageId: string; snapshotId?: string }, onlyOwnSnapshot = false): Promise<void> {
+  if (!onlyOwnSnapshot) return deleteImageAndSnapshots(region, image.imageId, image.snapshotId ? [image.snapshotId] : []);
+  await deregisterOnly(region, image.imageId);
+  if (image.snapshotId) await deleteSnapshot(await ec2Client(region), image.snapshotId);
 }
 
 /** Refresh: gone when deregistered out of band. */

@@ -1,9 +1,10 @@
 // Runs a guest script on the worker through SSM (AWS-RunShellScript) and reads the machine-
-// readable facts from the last line of its output.
+// readable facts from the last line of its output, checked against the schema the script declares.
 import { ssmClient } from "../core/clients";
 import type { Step } from "../core/steps";
 import { errorName, isTransient, waitFor } from "../core/wait";
 import { secondsLeft, WorkerBuild } from "./context";
+import { checkFacts, declaredFactsSchema } from "./facts";
 
 export interface GuestCommand {
   /** For messages: "pv2hvm". */
@@ -101,7 +102,7 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
           reason: `status ${out.Status} (exit ${out.ResponseCode}); last output:\n${lastLines(out.StandardOutputContent)}\n${lastLines(out.StandardErrorContent)}`,
         };
       });
-      b.facts = parseFacts(invocation.StandardOutputContent ?? "");
+      b.facts = checkFacts(parseFacts(invocation.StandardOutputContent ?? ""), declaredFactsSchema(cmd.script, cmd.name));
       b.log(`${cmd.name} facts: ${JSON.stringify(b.facts)}`);
     },
     async cleanup(b, failed) {

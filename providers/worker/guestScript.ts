@@ -1,8 +1,10 @@
 // Guest scripts are bundled (their lib/ files inlined) when the program runs, and travel to the
 // provider inside its serialised closure; their hash is an input, so a changed script replaces.
+// Each script declares the schema of its facts line (`# @facts {…}`, providers/worker/facts.ts).
 import { execFileSync } from "child_process";
 import { createHash } from "crypto";
 import * as path from "path";
+import { declaredFactsSchema, FactsSchema } from "./facts";
 
 const GUEST_DIR = path.resolve(__dirname, "../../scripts/guest");
 
@@ -10,6 +12,8 @@ export interface BundledScript {
   name: string;
   content: string;
   sha256: string;
+  /** What its facts line must be. */
+  factsSchema: FactsSchema;
 }
 
 const bundled: Record<string, BundledScript> = {};
@@ -19,6 +23,7 @@ export function bundleGuestScript(relativePath: string): BundledScript {
   if (bundled[relativePath]) return bundled[relativePath];
   const file = path.join(GUEST_DIR, relativePath);
   const content = execFileSync("bash", [path.join(GUEST_DIR, "lib/bundle.sh"), file], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
-  bundled[relativePath] = { name: path.basename(relativePath, ".sh"), content, sha256: createHash("sha256").update(content).digest("hex") };
+  const factsSchema = declaredFactsSchema(content, relativePath);
+  bundled[relativePath] = { name: path.basename(relativePath, ".sh"), content, sha256: createHash("sha256").update(content).digest("hex"), factsSchema };
   return bundled[relativePath];
 }

@@ -2,7 +2,7 @@
 // Both stay after success and go on failure.
 import type { RegisterImageCommandInput } from "@aws-sdk/client-ec2";
 import { ec2Client } from "../core/clients";
-import { deleteImageAndSnapshots, deleteSnapshot, waitForImageAvailable } from "../core/images";
+import { deleteSnapshot, describeImage, waitForImageAvailable } from "../core/images";
 import { BUILD_ID_TAG, tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
 import { errorName, waitFor } from "../core/wait";
@@ -40,6 +40,18 @@ export function snapshotStep(role: string, description: string): Step<WorkerBuil
   };
 }
 
+/** Deregisters an image (gone already is fine), leaving every snapshot it maps. */
+export async function deregisterOnly(region: string, imageId: string): Promise<void> {
+  const { DeregisterImageCommand } = await import("@aws-sdk/client-ec2");
+  const ec2 = await ec2Client(region);
+  if (!(await describeImage(ec2, imageId))) return;
+  try {
+    await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
+  } catch (e) {
+    if (errorName(e) !== "InvalidAMIID.NotFound" && errorName(e) !== "InvalidAMIID.Unavailable") throw e;
+  }
+}
+
 async function imageOfBuild(b: WorkerBuild, name: string): Promise<string | undefined> {
   const { DescribeImagesCommand } = await import("@aws-sdk/client-ec2");
   const out = await (await ec2Client(b.region)).send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [name] }] }));
@@ -69,7 +81,9 @@ export function registerStep(params: (b: WorkerBuild) => RegisterImageCommandInp
       b.log(`registered ${b.imageId} (${input.Name})`);
     },
     async cleanup(b, failed) {
-      if (failed && b.imageId) await deleteImageAndSnapshots(b.region, b.imageId, []);
+      // Only the image: its snapshot is the snapshot step's to delete, and the other snapshots it
+      // maps (a converted image's data volumes) belong to the source image.
+      if (failed && b.imageId) await deregisterOnly(b.region, b.imageId);
     },
   };
 }

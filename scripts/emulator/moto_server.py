@@ -53,6 +53,7 @@ import io
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -144,13 +145,25 @@ class Recorder:
                 self.actions = None
 
 
+FACTS_DECLARATION = re.compile(r'^# @facts \{"script":"([A-Za-z0-9_-]+)"', re.MULTILINE)
+
+
+def script_identity(commands_text: str) -> str | None:
+    """The guest script a command carries: the first `# @facts {"script":"NAME"` line, if any."""
+    m = FACTS_DECLARATION.search(commands_text)
+    return m.group(1) if m else None
+
+
 class SsmRules:
     """Outcome rules for SSM SendCommand. A rule matches a command when `match` is a substring of its
-    `commands` parameter (joined with newlines; all parameter values when it has no `commands`) and,
-    if given, the invocation's instance id is in `instanceIds`. The most recently added matching rule
-    wins; `times` (optional) limits how many commands a rule applies to.
+    `commands` parameter (joined with newlines; all parameter values when it has no `commands`),
+    when `script` (optional) is the identity of the guest script the command carries (the name in
+    its `# @facts {"script":"NAME",…}` declaration: a substring would also match a script that
+    merely mentions another one) and, if given, the invocation's instance id is in `instanceIds`.
+    The most recently added matching rule wins; `times` (optional) limits how many commands a rule
+    applies to.
 
-    Rule fields: match (str), status (Success|Failed|TimedOut|Cancelled|InProgress|Pending|Delayed),
+    Rule fields: match (str), script (str), status (Success|Failed|TimedOut|Cancelled|InProgress|Pending|Delayed),
     output (stdout), stderr, responseCode (int), statusDetails, instanceIds, times."""
 
     STATUSES = {"Success", "Failed", "TimedOut", "Cancelled", "InProgress", "Pending", "Delayed"}
@@ -167,6 +180,8 @@ class SsmRules:
         rule.setdefault("status", "Failed")
         if not isinstance(rule["match"], str):
             raise ValueError("'match' must be a string")
+        if "script" in rule and not isinstance(rule["script"], str):
+            raise ValueError("'script' must be a string")
         if rule["status"] not in self.STATUSES:
             raise ValueError(f"'status' must be one of {sorted(self.STATUSES)}")
         for key in ("output", "stderr", "statusDetails"):
@@ -195,8 +210,11 @@ class SsmRules:
     def take(self, commands_text: str, instance_id: str, used: set[int]) -> dict[str, Any] | None:
         """The rule for one invocation. `used` collects rules already counted for this command."""
         with self.lock:
+            identity = script_identity(commands_text)
             for rule in reversed(self.rules):
                 if rule["match"] not in commands_text:
+                    continue
+                if "script" in rule and rule["script"] != identity:
                     continue
                 if "instanceIds" in rule and instance_id not in rule["instanceIds"]:
                     continue
@@ -445,6 +463,17 @@ def patch_register_image() -> None:
         backend = self.ec2_backend
         bdms = []
         for m in bdms_in:  # validates the snapshots first, like EC2
+            ebs_in = m.get("Ebs") or {}
+            # "You can't specify both a snapshot ID and an encryption value": a volume from a
+            # snapshot has the snapshot's encryption (EbsBlockDevice, EC2 API reference).
+            if ebs_in.get("SnapshotId") and ebs_in.get("Encrypted") is not None:
+                from moto.ec2.exceptions import EC2ClientError
+
+                raise EC2ClientError(
+                    "InvalidParameterCombination",
+                    f"The parameter Encrypted cannot be used with SnapshotId ({m.get('DeviceName')}): "
+                    "a volume from a snapshot has the snapshot's encryption.",
+                )
             out: dict[str, Any] = {"DeviceName": m.get("DeviceName")}
             if m.get("Ebs") is not None:
                 out["Ebs"] = _ebs_from_param(backend, m)

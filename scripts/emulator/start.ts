@@ -25,6 +25,8 @@ export type SsmStatus = "Success" | "Failed" | "TimedOut" | "Cancelled" | "InPro
 export interface SsmRule {
   /** Substring of the command's `commands` parameter (lines joined with "\n"); "" matches every command. */
   match: string;
+  /** Only commands carrying this guest script (its `# @facts {"script":"NAME"` declaration): "pv2hvm", "surrogate". */
+  script?: string;
   /** Default "Failed". "Success" with `output` sets the stdout of successful commands (the facts line). */
   status?: SsmStatus;
   /** StandardOutputContent (AWS keeps the first 24,000 characters; ListCommandInvocations' Output 2,500). */

@@ -3,12 +3,20 @@
 // is proven by the boot test in test/guest).
 import * as assert from "assert";
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
-import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, snapshotExists } from "../support/aws";
+import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, seedPvImageWithDisks, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 
-const FACTS = { partitioned: false, fsType: "ext4", kernels: ["6.1.0-18-amd64"], enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, copiedBytes: 1234567, seconds: 42, sanitized: true };
+// A facts line in pv2hvm.sh's declared schema ("# @facts", version 2).
+const FACTS = {
+  script: "pv2hvm", schemaVersion: 2, partitioned: false, layout: "flat", fsType: "ext4", kernels: ["6.1.0-18-amd64"], defaultKernel: "6.1.0-18-amd64",
+  bootMenu: "menu.lst", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, ixgbevfDriver: true, initramfsUpdatedWith: "",
+  nitroReady: true, fstabRemoved: [], fstabNofail: ["/media/ephemeral0"], copiedBytes: 1234567, seconds: 42, sanitized: true,
+  rootUuid: "2166919c-d40e-4ab9-9838-e551b4ca33d9", rootLabel: "/", copyMethod: "e2image -ra",
+};
+/** What surrogate.sh prints: the wrong script's facts line for a conversion. */
+const SURROGATE_FACTS = { script: "surrogate", schemaVersion: 1, recipe: "debian", bootMode: "uefi", partitionTable: "gpt", fsType: "ext4", rootUuid: "x", rootLabel: "root", kernels: [], defaultKernel: "", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, cloudInit: true, warnings: [], sanitized: true, seconds: 1 };
 
 describe("ConvertedHvmAmi on the engine", function () {
   let emu: Emulator;
@@ -16,7 +24,7 @@ describe("ConvertedHvmAmi on the engine", function () {
 
   it("converts a PV image: registers an HVM image as asked, leaves no temporary resource, and deletes it on destroy", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "legacy-web");
-    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `copying...\n${JSON.stringify(FACTS)}\n` });
+    await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `copying...\n${JSON.stringify(FACTS)}\n` });
     const t = await testStack(emu, { conversions: [{ name: "legacy", sourceAmiId, tags: { team: "web" } }] });
     const up = await t.stack.up({ onOutput: t.onOutput });
     const imageId = (up.outputs.images.value as Record<string, Record<string, string>>).legacy["us-east-1"];
@@ -30,7 +38,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     const sourceRoot = (await describeImage("us-east-1", sourceAmiId))!.BlockDeviceMappings![0].Ebs!.VolumeSize!;
     assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.VolumeSize"], String(sourceRoot + 1), "the source root size + 1 GiB");
     assert.strictEqual(sent.EnaSupport, "true", "ENA from the facts");
-    assert.strictEqual(sent.SriovNetSupport, "simple");
+    assert.strictEqual(sent.SriovNetSupport, "simple", "the image has ixgbevf");
     assert.strictEqual(sent.BootMode, "legacy-bios");
     assert.strictEqual(sent.Architecture, "x86_64");
     assert.strictEqual(sent.Name, "legacy-web-hvm");
@@ -38,10 +46,12 @@ describe("ConvertedHvmAmi on the engine", function () {
     const outs = await resourceOutputs(t.stack, "legacy");
     assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.SnapshotId"], outs.snapshotId);
     assert.deepStrictEqual(outs.facts, FACTS);
+    assert.strictEqual(outs.nitroReady, true);
     const image = await describeImage("us-east-1", imageId);
     const tags = Object.fromEntries((image?.Tags ?? []).map((x) => [x.Key, x.Value]));
     assert.strictEqual(tags.team, "web");
     assert.strictEqual(tags["ami-factory:source-ami"], sourceAmiId);
+    assert.deepStrictEqual(JSON.parse(tags["ami-factory:facts"]), { script: "pv2hvm", schemaVersion: 2, partitioned: false, fsType: "ext4", enaDriver: true, nvmeDriver: true, nitroReady: true, ixgbevfDriver: true, defaultKernel: "6.1.0-18-amd64" });
     assert.ok(tags["ami-factory:tool-version"] && tags["ami-factory:built-at"] && tags["ami-factory:build-id"]);
 
     // The worker as the brief asks: IMDSv2, no key pair, the SSM command with --sanitize.
@@ -62,6 +72,78 @@ describe("ConvertedHvmAmi on the engine", function () {
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.strictEqual(await describeImage("us-east-1", imageId), undefined);
     assert.strictEqual(await snapshotExists("us-east-1", outs.snapshotId as string), false);
+  });
+
+  it("carries every non-root mapping of the source over (data snapshot, instance store), replacing only the root, and keeps the source's data snapshot on destroy", async () => {
+    const { imageId: sourceAmiId, rootSnapshotId, dataSnapshotId } = await seedPvImageWithDisks("us-east-1", "legacy-disks");
+    const noIxgbevf = { ...FACTS, ixgbevfDriver: false, nitroReady: false, enaDriver: false };
+    await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `${JSON.stringify(noIxgbevf)}\n` });
+    const t = await testStack(emu, { conversions: [{ name: "disks", sourceAmiId }] });
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    const imageId = (up.outputs.images.value as Record<string, Record<string, string>>).disks["us-east-1"];
+
+    const sent = (await emu.calls("RegisterImage")).at(-1)!; // the first one seeded the source
+    const mappings = Object.fromEntries(Object.entries(sent).filter(([k]) => k.startsWith("BlockDeviceMapping.")));
+    const outs = await resourceOutputs(t.stack, "disks");
+    assert.deepStrictEqual(mappings, {
+      "BlockDeviceMapping.1.DeviceName": "/dev/xvda",
+      "BlockDeviceMapping.1.Ebs.SnapshotId": outs.snapshotId,
+      "BlockDeviceMapping.1.Ebs.DeleteOnTermination": "true",
+      "BlockDeviceMapping.1.Ebs.VolumeType": "gp3",
+      "BlockDeviceMapping.1.Ebs.VolumeSize": "9",
+      "BlockDeviceMapping.2.DeviceName": "/dev/sdf",
+      "BlockDeviceMapping.2.Ebs.SnapshotId": dataSnapshotId,
+      "BlockDeviceMapping.2.Ebs.VolumeSize": "60",
+      "BlockDeviceMapping.2.Ebs.VolumeType": "gp3",
+      "BlockDeviceMapping.2.Ebs.Iops": "4000",
+      "BlockDeviceMapping.2.Ebs.Throughput": "250",
+      "BlockDeviceMapping.2.Ebs.DeleteOnTermination": "false",
+      "BlockDeviceMapping.3.DeviceName": "/dev/sdb",
+      "BlockDeviceMapping.3.VirtualName": "ephemeral0",
+      "BlockDeviceMapping.4.DeviceName": "/dev/sdc",
+      "BlockDeviceMapping.4.VirtualName": "ephemeral1",
+    }, "the root replaced, every other mapping as registered; no Encrypted beside a snapshot (EC2 refuses it)");
+    assert.strictEqual(sent.EnaSupport, "false", "ENA follows the facts");
+    assert.strictEqual(sent.SriovNetSupport, undefined, "no ixgbevf: SriovNetSupport (which cannot be removed) is not set");
+    assert.strictEqual(outs.nitroReady, false);
+
+    // As DescribeImages shows it: the data volume encrypted as its snapshot is.
+    const image = (await describeImage("us-east-1", imageId))!;
+    const data = image.BlockDeviceMappings!.find((m) => m.DeviceName === "/dev/sdf")!;
+    assert.strictEqual(data.Ebs!.SnapshotId, dataSnapshotId);
+    assert.strictEqual(data.Ebs!.Encrypted, true);
+    assert.deepStrictEqual(image.BlockDeviceMappings!.filter((m) => m.VirtualName).map((m) => [m.DeviceName, m.VirtualName]), [["/dev/sdb", "ephemeral0"], ["/dev/sdc", "ephemeral1"]]);
+    assert.deepStrictEqual(await leftovers(), []);
+
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.strictEqual(await describeImage("us-east-1", imageId), undefined);
+    assert.strictEqual(await snapshotExists("us-east-1", outs.snapshotId as string), false, "the conversion's own snapshot goes");
+    assert.strictEqual(await snapshotExists("us-east-1", dataSnapshotId), true, "the source's data snapshot stays");
+    assert.strictEqual(await snapshotExists("us-east-1", rootSnapshotId), true);
+    assert.ok(await describeImage("us-east-1", sourceAmiId), "the source image stays");
+  });
+
+  it("fails the create, clearly and with nothing left, when the facts line is another script's or of the wrong shape", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "wrong-facts");
+    const { rootUuid: _dropped, ...missing } = FACTS;
+    for (const [output, message] of [
+      [JSON.stringify(SURROGATE_FACTS), /the facts line of pv2hvm does not match its schema \(version 2\): script is "surrogate", not "pv2hvm"/],
+      [JSON.stringify(missing), /rootUuid is missing/],
+      [JSON.stringify({ ...FACTS, nitroReady: "yes" }), /nitroReady is "yes" \(string\), not a boolean/],
+    ] as const) {
+      await emu.clearSsmRules();
+      await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `${output}\n` });
+      const t = await testStack(emu, { conversions: [{ name: "wrong", sourceAmiId }] });
+      await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
+        const text = String(e);
+        assert.match(text, /step "run pv2hvm on the worker" failed/);
+        assert.match(text, message);
+        return true;
+      });
+      assert.deepStrictEqual(await leftovers(), []);
+      assert.deepStrictEqual((await emu.calls("RegisterImage")).filter((c) => c.Name !== "wrong-facts"), []);
+      assert.deepStrictEqual(await emu.calls("CreateSnapshot"), []);
+    }
   });
 
   it("fails with the guest script's last lines when it fails, and leaves nothing behind", async () => {

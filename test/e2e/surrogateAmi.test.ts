@@ -7,7 +7,7 @@ import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 
-const FACTS = { recipe: "debian", bootMode: "uefi", partitionTable: "gpt", fsType: "ext4", rootUuid: "0b1c", rootLabel: "root", kernels: ["6.1.0-28-amd64"], defaultKernel: "6.1.0-28-amd64", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, cloudInit: true, warnings: [], sanitized: true, seconds: 300 };
+const FACTS = { script: "surrogate", schemaVersion: 1, recipe: "debian", bootMode: "uefi", partitionTable: "gpt", fsType: "ext4", rootUuid: "0b1c", rootLabel: "root", kernels: ["6.1.0-28-amd64"], defaultKernel: "6.1.0-28-amd64", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, cloudInit: true, warnings: [], sanitized: true, seconds: 300 };
 const debian = { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian", packages: ["cloud-init", "openssh-server"] };
 
 describe("SurrogateAmi on the engine", function () {

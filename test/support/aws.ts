@@ -2,8 +2,8 @@
 // The pinned SDK runs on Node 20 by design (see README); its upgrade notice is noise in test output.
 process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 import {
-  CreateImageCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand, DescribeSnapshotsCommand,
-  DescribeVolumesCommand, EC2Client, RunInstancesCommand,
+  CreateImageCommand, CreateSnapshotCommand, CreateVolumeCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand,
+  DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client, RegisterImageCommand, RunInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { IAMClient, ListInstanceProfilesCommand, ListRolesCommand } from "@aws-sdk/client-iam";
 
@@ -16,6 +16,36 @@ export async function seedPvImage(region = "us-east-1", name = "legacy-pv"): Pro
   const instanceId = run.Instances![0].InstanceId!;
   const image = await client.send(new CreateImageCommand({ InstanceId: instanceId, Name: name }));
   return { imageId: image.ImageId!, instanceId };
+}
+
+/**
+ * A paravirtual image as PV estates registered them: root /dev/sda1 from a snapshot, a data volume
+ * /dev/sdf from an encrypted gp3 snapshot (kept on termination), instance store /dev/sdb and /dev/sdc.
+ */
+export async function seedPvImageWithDisks(region = "us-east-1", name = "legacy-disks"): Promise<{ imageId: string; rootSnapshotId: string; dataSnapshotId: string }> {
+  const client = ec2(region);
+  const snapshotOf = async (size: number, encrypted: boolean) => {
+    const v = await client.send(new CreateVolumeCommand({ AvailabilityZone: `${region}a`, Size: size, Encrypted: encrypted }));
+    return (await client.send(new CreateSnapshotCommand({ VolumeId: v.VolumeId! }))).SnapshotId!;
+  };
+  const rootSnapshotId = await snapshotOf(8, false);
+  const dataSnapshotId = await snapshotOf(50, true);
+  const out = await client.send(
+    new RegisterImageCommand({
+      Name: name,
+      Architecture: "x86_64",
+      VirtualizationType: "paravirtual",
+      KernelId: "aki-919dcaf8",
+      RootDeviceName: "/dev/sda1",
+      BlockDeviceMappings: [
+        { DeviceName: "/dev/sda1", Ebs: { SnapshotId: rootSnapshotId, VolumeSize: 8, VolumeType: "standard", DeleteOnTermination: true } },
+        { DeviceName: "/dev/sdf", Ebs: { SnapshotId: dataSnapshotId, VolumeSize: 60, VolumeType: "gp3", Iops: 4000, Throughput: 250, DeleteOnTermination: false } },
+        { DeviceName: "/dev/sdb", VirtualName: "ephemeral0" },
+        { DeviceName: "/dev/sdc", VirtualName: "ephemeral1" },
+      ],
+    }),
+  );
+  return { imageId: out.ImageId!, rootSnapshotId, dataSnapshotId };
 }
 
 export async function describeImage(region: string, imageId: string) {
