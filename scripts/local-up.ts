@@ -24,11 +24,12 @@ async function main(): Promise<void> {
     const run = await new EC2Client({ region: "us-east-1" }).send(new RunInstancesCommand({ ImageId: "ami-0a1b2c3d4e5f60001", MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }));
     const instanceId = run.Instances![0].InstanceId!;
     // moto cannot run a guest script on a worker: the emulator answers the pv2hvm and surrogate SSM
-    // commands with the facts line a real run prints (the scripts themselves are proven by booting
-    // their results in qemu: npm test).
-    for (const [script, file] of [["pv2hvm", "demo-facts.json"], ["surrogate", "demo-surrogate-facts.json"]]) {
-      const facts = fs.readFileSync(path.join(REPO_ROOT, "scripts/emulator", file), "utf8").trim();
-      await emu.failSsmCommands({ match: script, status: "Success", output: `${facts}\n` });
+    // commands, each recognised by the script it carries (its "# @facts" identity), with the facts
+    // line a real run of that script prints (the scripts themselves are proven by booting their
+    // results in qemu: npm test).
+    for (const script of ["pv2hvm", "surrogate"]) {
+      const facts = fs.readFileSync(path.join(REPO_ROOT, "scripts/emulator", `demo-${script}-facts.json`), "utf8").trim();
+      await emu.failSsmCommands({ match: "", script, status: "Success", output: `${facts}\n` });
     }
     say("the guest steps of the conversion and the build are SIMULATED here: the emulator answers them with recorded facts lines");
 

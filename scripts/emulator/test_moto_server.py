@@ -507,6 +507,31 @@ def test_ssm_rule_options_and_validation(server: Server) -> None:
     assert server.ok("GET", "ssm/fail") == []
 
 
+def test_ssm_rule_matches_the_script_identity(server: Server) -> None:
+    instance_id = run_instance(server.client("ec2"))
+    ssm = server.client("ssm")
+    pv2hvm = ["cat > /root/ami-factory-pv2hvm.sh <<'X'", '# @facts {"script":"pv2hvm","schemaVersion":2,"fields":{}}',
+              "# (the surrogate build shares this library)", "X", "exec bash /root/ami-factory-pv2hvm.sh"]
+    surrogate = ["cat > /root/ami-factory-surrogate.sh <<'X'", '# @facts {"script":"surrogate","schemaVersion":1,"fields":{}}', "X"]
+    server.ok("POST", "ssm/fail", {"match": "", "script": "surrogate", "status": "Success", "output": "surrogate facts\n"})
+    server.ok("POST", "ssm/fail", {"match": "", "script": "pv2hvm", "status": "Success", "output": "pv2hvm facts\n"})
+    # A later rule matching the substring "surrogate" would also take the pv2hvm command: identities do not.
+    for commands, output in [(pv2hvm, "pv2hvm facts\n"), (surrogate, "surrogate facts\n"), (["uname -a"], "")]:
+        cmd = send(ssm, instance_id, commands)
+        assert ssm.get_command_invocation(CommandId=cmd, InstanceId=instance_id)["StandardOutputContent"] == output
+    status, body = server.control("POST", "ssm/fail", {"match": "", "script": 3})
+    assert status == 400 and "script" in body["error"]
+
+
+def test_register_image_refuses_encrypted_beside_a_snapshot(server: Server) -> None:
+    ec2 = server.client("ec2")
+    snap = snapshot(ec2)
+    with pytest.raises(ClientError) as e:
+        ec2.register_image(Name="enc", RootDeviceName="/dev/xvda", VirtualizationType="hvm", Architecture="x86_64",
+                           BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snap, "Encrypted": False}}])
+    assert e.value.response["Error"]["Code"] == "InvalidParameterCombination"
+
+
 def test_ssm_cancel_command(server: Server) -> None:
     ec2 = server.client("ec2")
     a, b = run_instance(ec2), run_instance(ec2)
