@@ -189,6 +189,16 @@ describe("ConvertedHvmAmi on the engine", function () {
     });
   }
 
+  it("refuses an arm64 source before creating anything (PV-GRUB is x86 only)", async () => {
+    const { imageId } = await seedPvImageWithDisks("us-east-1", "arm-pv", "arm64");
+    await emu.reset({ keepMoto: true });
+    await emu.recordActions("*");
+    const t = await testStack(emu, { conversions: [{ name: "arm", sourceAmiId: imageId }] });
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => (assert.match(String(e), /has architecture arm64: only x86_64 paravirtual \(PV-GRUB\) images can be converted/), true));
+    const created = (await emu.allCalls()).filter((c) => /^(Create|Run|Register|Attach)/.test(c.action));
+    assert.deepStrictEqual(created.map((c) => c.action), []);
+  });
+
   it("refuses a source image that does not exist, naming it", async () => {
     const t = await testStack(emu, { conversions: [{ name: "ghost", sourceAmiId: "ami-0123456789abcdef0" }] });
     await assert.rejects(t.stack.up({ onOutput: t.onOutput }), /sourceAmiId ami-0123456789abcdef0 was not found in us-east-1/);

@@ -22,7 +22,7 @@ export async function seedPvImage(region = "us-east-1", name = "legacy-pv"): Pro
  * A paravirtual image as PV estates registered them: root /dev/sda1 from a snapshot, a data volume
  * /dev/sdf from an encrypted gp3 snapshot (kept on termination), instance store /dev/sdb and /dev/sdc.
  */
-export async function seedPvImageWithDisks(region = "us-east-1", name = "legacy-disks"): Promise<{ imageId: string; rootSnapshotId: string; dataSnapshotId: string }> {
+export async function seedPvImageWithDisks(region = "us-east-1", name = "legacy-disks", architecture: "x86_64" | "arm64" = "x86_64"): Promise<{ imageId: string; rootSnapshotId: string; dataSnapshotId: string }> {
   const client = ec2(region);
   const snapshotOf = async (size: number, encrypted: boolean) => {
     const v = await client.send(new CreateVolumeCommand({ AvailabilityZone: `${region}a`, Size: size, Encrypted: encrypted }));
@@ -33,7 +33,7 @@ export async function seedPvImageWithDisks(region = "us-east-1", name = "legacy-
   const out = await client.send(
     new RegisterImageCommand({
       Name: name,
-      Architecture: "x86_64",
+      Architecture: architecture,
       VirtualizationType: "paravirtual",
       KernelId: "aki-919dcaf8",
       RootDeviceName: "/dev/sda1",
