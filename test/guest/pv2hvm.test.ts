@@ -546,12 +546,30 @@ function existsInImage(loops: Loops, image: string, file: string, part = 1): boo
 const timings: Record<string, number> = {};
 
 /** What each source layout is, and where its converted parts are. */
-const LAYOUTS: Record<Layout, { what: string; rootPart: number; grubDir: string; menu: string; rerun: boolean }> = {
-  flat: { what: "a partitionless (classic PV) source", rootPart: 1, grubDir: "/boot/grub", menu: "menu.lst", rerun: true },
-  msdos: { what: "an msdos-partitioned source (swap first, root second)", rootPart: 1, grubDir: "/boot/grub", menu: "menu.lst", rerun: true },
-  bootpart: { what: "a source with a separate /boot partition (menu paths relative to /boot)", rootPart: 2, grubDir: "/grub", menu: "menu.lst", rerun: false },
-  rhel6: { what: "a RHEL 6 style source (/dev/xvde1, swap and ephemeral lines, grub.conf)", rootPart: 1, grubDir: "/boot/grub", menu: "grub.conf", rerun: false },
+/**
+ * What each source layout is, and where its converted parts are. `firstRun`: the arguments of a first
+ * run on the same target before the real one (re-runnable; the rhel6 one opts out of Nitro), or none.
+ */
+const LAYOUTS: Record<Layout, { what: string; rootPart: number; grubDir: string; menu: string; firstRun?: string[]; build: string[] }> = {
+  flat: { what: "a partitionless (classic PV) source", rootPart: 1, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [] },
+  msdos: { what: "an msdos-partitioned source (swap first, root second)", rootPart: 1, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [] },
+  bootpart: { what: "a source with a separate /boot partition (menu paths relative to /boot)", rootPart: 2, grubDir: "/grub", menu: "menu.lst", build: [] },
+  rhel6: {
+    what: "a RHEL 6 style source (/dev/xvde1, swap and ephemeral lines, grub.conf; an initramfs without NVMe or ENA)",
+    rootPart: 1, grubDir: "/boot/grub", menu: "grub.conf", firstRun: ["--no-nitro"], build: ["--bare-initramfs"],
+  },
 };
+
+/** Whether the initramfs of `kernel` in a partitionless image holds nvme.ko. */
+function initramfsHasNvme(image: string, kernel: string, work: string): boolean {
+  const out = path.join(work, `initrd-${crypto.randomBytes(4).toString("hex")}`);
+  try {
+    must("debugfs", ["-R", `dump /boot/initrd.img-${kernel} ${out}`, image]);
+    return /(^|\/)nvme\.ko/m.test(must("lsinitramfs", [out]));
+  } finally {
+    fs.rmSync(out, { force: true });
+  }
+}
 
 describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (needs root)", function () {
   this.timeout(20 * 60 * 1000);
@@ -583,6 +601,7 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
       let img: ImageFacts;
       let target: string;
       let facts: Facts;
+      let firstFacts: Facts | undefined;
       let stderr: string;
       const marker = `m${crypto.randomBytes(8).toString("hex")}`;
       const updateArg = `ami_factory_update=${marker}`;
@@ -597,7 +616,7 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
 
       before(function () {
         let t0 = Date.now();
-        const out = must("bash", [pvImage, "build", "--layout", layout, "--out", path.join(work, `${layout}-source.img`), "--marker", marker, "--size-mib", "1536"]);
+        const out = must("bash", [pvImage, "build", "--layout", layout, "--out", path.join(work, `${layout}-source.img`), "--marker", marker, "--size-mib", "1536", ...L.build]);
         img = JSON.parse(out.trim().split("\n").pop()!) as ImageFacts;
         timings[`${layout}: build image`] = (Date.now() - t0) / 1000;
 
@@ -618,18 +637,19 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
           }
           // The bundle must not fall back on a lib/ folder: point PV2HVM_LIB nowhere.
           const env: NodeJS.ProcessEnv = layout === "flat" ? { PV2HVM_LIB: "/nonexistent" } : {};
-          if (L.rerun) {
+          if (L.firstRun) {
             // First a run without --sanitize, then the real one on the same target: re-runnable.
             t0 = Date.now();
-            const first = run("bash", [script, "--source", src, "--target", tgt], { env });
+            const first = run("bash", [script, "--source", src, "--target", tgt, ...L.firstRun], { env });
             assert.strictEqual(first.status, 0, `first pv2hvm run failed:\n${tail(first.stderr)}`);
-            assert.strictEqual(parseFacts(first.stdout).sanitized, false);
+            firstFacts = parseFacts(first.stdout);
+            assert.strictEqual(firstFacts.sanitized, false);
             timings[`${layout}: pv2hvm`] = (Date.now() - t0) / 1000;
           }
           t0 = Date.now();
           const second = run("bash", [script, "--source", src, "--target", tgt, "--sanitize"], { env });
           assert.strictEqual(second.status, 0, `pv2hvm --sanitize failed:\n${tail(second.stderr)}`);
-          if (!L.rerun) timings[`${layout}: pv2hvm`] = (Date.now() - t0) / 1000;
+          if (!L.firstRun) timings[`${layout}: pv2hvm`] = (Date.now() - t0) / 1000;
           facts = parseFacts(second.stdout);
           stderr = second.stderr;
           assert.deepStrictEqual(leftovers(src), [], "pv2hvm left partitions or mounts behind (source)");
@@ -656,7 +676,18 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         assert.strictEqual(facts.nvmeInInitramfs, true);
         assert.strictEqual(facts.ixgbevfDriver, true);
         assert.strictEqual(facts.nitroReady, true);
-        assert.strictEqual(facts.initramfsUpdatedWith, "", "the initramfs already had both: left as is");
+        if (layout === "rhel6") {
+          // The source's initramfs had neither: the image's own update-initramfs added them.
+          assert.strictEqual(initramfsHasNvme(img.image, img.kernel, work), false, "the bare source initramfs has nvme.ko");
+          assert.strictEqual(facts.initramfsUpdatedWith, "initramfs-tools");
+          assert.match(stderr, /has nvme\/ena modules its initramfs lacks: adding them with the image's own tool/);
+          // --no-nitro left it as it was, and said the image is for Xen HVM types only.
+          assert.strictEqual(firstFacts!.initramfsUpdatedWith, "");
+          assert.strictEqual(firstFacts!.nvmeInInitramfs, false);
+          assert.strictEqual(firstFacts!.nitroReady, false);
+        } else {
+          assert.strictEqual(facts.initramfsUpdatedWith, "", "the initramfs already had both: left as is");
+        }
         assert.deepStrictEqual(facts.fstabRemoved, layout === "rhel6" ? ["/dev/xvde3"] : []);
         assert.deepStrictEqual(facts.fstabNofail, layout === "rhel6" ? ["/media/ephemeral0"] : []);
         assert.strictEqual(facts.sanitized, true);

@@ -19,6 +19,7 @@
 #       rhel6:    ext4 on the whole image named as RHEL 6 kernels name it: root=/dev/xvde1 on the
 #                 kernel line and in fstab, swap on /dev/xvde3, an ephemeral disk /dev/xvdb; the
 #                 menu is boot/grub/grub.conf with menu.lst -> ./grub.conf, as on RHEL
+#       --bare-initramfs: the initramfs has the ext4 driver but neither NVMe nor ENA (Xen era).
 #       Once up, the image prints "AMI-FACTORY-BOOTED <TOKEN>" and its /proc/cmdline on /dev/ttyS0,
 #       then updates its kernel menu the way grubby does (a copy of the default entry with the
 #       extra argument ami_factory_update=<TOKEN> becomes the first entry and the default) and
@@ -237,8 +238,24 @@ EOF
   chmod 0755 "$dir/etc/init.d/opsworks-agent"
 }
 
+# bare_initramfs ROOT KVER: an initramfs as a Xen-era image has it: the root filesystem's driver and
+# no NVMe or ENA (MODULES=list, only ext4 listed), so that pv2hvm must add them for a Nitro boot.
+bare_initramfs() {
+  local dir=$1 kver=$2
+  printf 'FSTYPE=ext4\nMODULES=list\n' >"$dir/etc/initramfs-tools/conf.d/ami-factory"
+  sed -i -e '/^ena$/d' -e '/^nvme$/d' "$dir/etc/initramfs-tools/modules"
+  printf 'ext4\n' >>"$dir/etc/initramfs-tools/modules"
+  (
+    trap 'umount -l "$dir/dev" 2>/dev/null; umount -l "$dir/proc" 2>/dev/null' EXIT
+    mount -t proc proc "$dir/proc"
+    mount --bind /dev "$dir/dev"
+    chroot "$dir" update-initramfs -u -k "$kver" >"$dir.initramfs.log" 2>&1 || { tail -20 "$dir.initramfs.log" >&2; exit 1; }
+  ) || die "update-initramfs (bare) failed in the chroot"
+  rm -f "$dir.initramfs.log"
+}
+
 build_image() {
-  local layout="" out="" marker="" size_mib=2048 label=ami-root
+  local layout="" out="" marker="" size_mib=2048 label=ami-root bare_initramfs=0
   while [ $# -gt 0 ]; do
     case $1 in
       --layout) layout=$2; shift 2 ;;
@@ -246,6 +263,7 @@ build_image() {
       --marker) marker=$2; shift 2 ;;
       --size-mib) size_mib=$2; shift 2 ;;
       --label) label=$2; shift 2 ;;
+      --bare-initramfs) bare_initramfs=1; shift ;;
       *) die "build: unknown argument '$1'" ;;
     esac
   done
@@ -262,6 +280,7 @@ build_image() {
   kver=$(cd "$dir/boot" && ls vmlinuz-* | sed 's/^vmlinuz-//' | sort -V | tail -n1)
   [ -n "$kver" ] || die "no kernel in $tarball"
   customise_root "$dir" "$layout" "$label" "$marker" "$kver"
+  [ "$bare_initramfs" = 0 ] || bare_initramfs "$dir" "$kver"
 
   rm -f "$out"
   local boot_uuid="" boot_dir
