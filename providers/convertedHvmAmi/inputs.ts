@@ -3,7 +3,7 @@ import { Checker, Failure } from "../core/inputs";
 import type { BuiltImage } from "../worker/build";
 import { BUILD_FIELDS, BuildInputs, checkBuildInputs, diffBuiltImage } from "../worker/inputs";
 
-export const CONVERTED_FIELDS = ["sourceAmiId", "targetSizeGiB", "nitro", ...BUILD_FIELDS] as const;
+export const CONVERTED_FIELDS = ["sourceAmiId", "targetSizeGiB", ...BUILD_FIELDS, "nitro"] as const;
 
 export interface ConvertedHvmAmiInputs extends BuildInputs {
   sourceAmiId: string;
