@@ -74,8 +74,10 @@ guest_facts_channel() {
     return 0
   fi
   local dir child rc=0
+  # Run as `bash FILE`: the outermost source is the script file itself (not so for bash -s / bash -c).
+  [ "${BASH_SOURCE[-1]}" = "$0" ] && [ -r "$0" ] || die "run this script from a file (it re-runs itself to keep its facts line private)"
   dir=$(mktemp -d "${TMPDIR:-/tmp}/${GUEST_LOG_PREFIX}-facts.XXXXXX") || exit 1
-  GUEST_FACTS_FILE=$dir/facts bash "${BASH_SOURCE[-1]}" "$@" </dev/null >&2 &
+  GUEST_FACTS_FILE=$dir/facts bash "$0" "$@" </dev/null >&2 &
   child=$!
   # A signal for this process goes to the copy as SIGTERM (a background job ignores SIGINT), whose
   # traps clean up; its exit status is ours.
