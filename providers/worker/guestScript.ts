@@ -1,5 +1,5 @@
-// Guest scripts are bundled (their lib/ files inlined) when the program runs, and travel to the
-// provider inside its serialised closure; their hash is an input, so a changed script replaces.
+// Guest scripts are bundled (their lib/ files inlined) from the project's files: by the program for
+// their hash (an input), and again by the provider process, which ships them to the worker.
 import { execFileSync } from "child_process";
 import { createHash } from "crypto";
 import * as path from "path";
@@ -21,4 +21,13 @@ export function bundleGuestScript(relativePath: string): BundledScript {
   const content = execFileSync("bash", [path.join(GUEST_DIR, "lib/bundle.sh"), file], { encoding: "utf8", maxBuffer: 16 * 1024 * 1024 });
   bundled[relativePath] = { name: path.basename(relativePath, ".sh"), content, sha256: createHash("sha256").update(content).digest("hex") };
   return bundled[relativePath];
+}
+
+/** The script a create ships: bundled in the provider process, and the one the program hashed. */
+export function bundledGuestScript(relativePath: string, expectedSha256: string): BundledScript {
+  const script = bundleGuestScript(relativePath);
+  if (script.sha256 !== expectedSha256) {
+    throw new Error(`guest script ${relativePath} changed while pulumi ran (sha256 ${script.sha256}, the program saw ${expectedSha256}): run pulumi up again`);
+  }
+  return script;
 }

@@ -1,0 +1,36 @@
+import * as assert from "assert";
+import { ec2Client, ec2Sdk, iamClient, ssmClient } from "../../providers/core/clients";
+
+describe("AWS client factory", () => {
+  it("loads each SDK module once: the module itself, not a per-call copy of its exports", () => {
+    assert.strictEqual(ec2Sdk(), ec2Sdk());
+    assert.strictEqual(ec2Sdk(), require("@aws-sdk/client-ec2"));
+  });
+
+  it("reuses one client per region (adaptive retries learn across calls), a separate one per region", async () => {
+    assert.strictEqual(await ec2Client("eu-west-1"), await ec2Client("eu-west-1"));
+    assert.notStrictEqual(await ec2Client("eu-west-1"), await ec2Client("us-east-1"));
+  });
+
+  it("keeps the maxAttempts: 1 variants apart from the retrying clients", async () => {
+    const once = await ssmClient("eu-west-1", { maxAttempts: 1 });
+    assert.strictEqual(once, await ssmClient("eu-west-1", { maxAttempts: 1 }));
+    assert.notStrictEqual(once, await ssmClient("eu-west-1"));
+    assert.strictEqual(await once.config.maxAttempts(), 1);
+    assert.strictEqual(await (await ssmClient("eu-west-1")).config.maxAttempts(), 10);
+    assert.notStrictEqual(await iamClient("us-east-1", { maxAttempts: 1 }), await iamClient("us-east-1"));
+  });
+
+  it("makes a new client when the endpoint changes (a test pointing at another emulator)", async () => {
+    const saved = process.env.AWS_ENDPOINT_URL;
+    try {
+      process.env.AWS_ENDPOINT_URL = "http://127.0.0.1:1";
+      const a = await ec2Client("eu-west-1");
+      process.env.AWS_ENDPOINT_URL = "http://127.0.0.1:2";
+      assert.notStrictEqual(a, await ec2Client("eu-west-1"));
+    } finally {
+      if (saved === undefined) delete process.env.AWS_ENDPOINT_URL;
+      else process.env.AWS_ENDPOINT_URL = saved;
+    }
+  });
+});
