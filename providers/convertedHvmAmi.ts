@@ -33,7 +33,7 @@ export const convertedHvmAmiProvider = dynamicProvider<ConvertedHvmAmiInputs, Co
 });
 
 /** What each ConvertedHvmAmi stores as its provider: no code, no guest script (see thinProvider). */
-const serializedProvider = thinProvider("providers/convertedHvmAmi", "convertedHvmAmiProvider");
+const serializedProvider = thinProvider("ConvertedHvmAmi");
 
 /** A paravirtual image converted to HVM on a temporary worker, as stack state. */
 export class ConvertedHvmAmi extends pulumi.dynamic.Resource {

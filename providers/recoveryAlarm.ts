@@ -35,7 +35,7 @@ export const recoveryAlarmProvider = dynamicProvider<RecoveryAlarmInputs, Recove
 });
 
 /** What each RecoveryAlarm stores as its provider (a few hundred bytes, see thinProvider). */
-const serializedProvider = thinProvider("providers/recoveryAlarm", "recoveryAlarmProvider");
+const serializedProvider = thinProvider("RecoveryAlarm");
 
 /** A CloudWatch alarm that auto-recovers an EC2 instance when its system status check fails. */
 export class RecoveryAlarm extends pulumi.dynamic.Resource {

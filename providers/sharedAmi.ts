@@ -52,7 +52,7 @@ export const sharedAmiProvider = dynamicProvider<SharedAmiInputs, SharedAmiOutpu
 });
 
 /** What each SharedAmi stores as its provider (a few hundred bytes, see thinProvider). */
-const serializedProvider = thinProvider("providers/sharedAmi", "sharedAmiProvider");
+const serializedProvider = thinProvider("SharedAmi");
 
 /** An image copied to regions and shared with accounts, organizations and OUs. */
 export class SharedAmi extends pulumi.dynamic.Resource {

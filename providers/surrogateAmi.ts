@@ -41,7 +41,7 @@ export const surrogateAmiProvider = dynamicProvider<SurrogateAmiInputs, Surrogat
 });
 
 /** What each SurrogateAmi stores as its provider: no code, no guest script (see thinProvider). */
-const serializedProvider = thinProvider("providers/surrogateAmi", "surrogateAmiProvider");
+const serializedProvider = thinProvider("SurrogateAmi");
 
 /** An image built from nothing on an empty EBS volume by a recipe in code, as stack state. */
 export class SurrogateAmi extends pulumi.dynamic.Resource {
