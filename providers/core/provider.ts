@@ -71,11 +71,11 @@ export function thinProvider(kind: string): pulumi.dynamic.ResourceProvider {
     return require(path.join(dir, "providers/core/runtime.js"))(dir, kind);
   };
   return {
-    check: (olds, news) => impl().check(olds, news),
-    diff: (id, olds, news) => impl().diff(id, olds, news),
-    create: (inputs) => impl().create(inputs),
-    update: (id, olds, news) => impl().update(id, olds, news),
-    delete: (id, olds) => impl().delete(id, olds),
-    read: (id, olds) => impl().read(id, olds),
+    check: async (olds, news) => impl().check(olds, news),
+    diff: async (id, olds, news) => impl().diff(id, olds, news),
+    create: async (inputs) => impl().create(inputs),
+    update: async (id, olds, news) => impl().update(id, olds, news),
+    delete: async (id, olds) => impl().delete(id, olds),
+    read: async (id, olds) => impl().read(id, olds),
   };
 }
