@@ -59,9 +59,15 @@ export async function startCallMeter(target: string): Promise<CallMeter> {
   };
 }
 
-/** Peak resident memory (MiB) of processes whose environment holds `marker=value`, sampled until stopped. */
-export function watchProviderMemory(marker: string, value: string): { stop(): number } {
+/**
+ * Peak resident memory (MiB) and CPU seconds (user + system, summed) of the dynamic-provider
+ * processes whose environment holds `marker=value`, sampled until stopped. CPU seconds suffer less
+ * than wall time from other load on the machine.
+ */
+export function watchProviders(marker: string, value: string): { stop(): { peakMiB: number; cpuSeconds: number } } {
   const peakByPid = new Map<number, number>();
+  const cpuByPid = new Map<number, number>();
+  const ticks = 100; // USER_HZ on Linux
   const needle = `${marker}=${value}`;
   const sample = () => {
     for (const entry of fs.readdirSync("/proc")) {
@@ -72,6 +78,9 @@ export function watchProviderMemory(marker: string, value: string): { stop(): nu
         if (!fs.readFileSync(`/proc/${entry}/environ`, "utf8").split("\0").includes(needle)) continue;
         const hwm = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${entry}/status`, "utf8"));
         if (hwm) peakByPid.set(Number(entry), Math.max(peakByPid.get(Number(entry)) ?? 0, Number(hwm[1]) / 1024));
+        const stat = fs.readFileSync(`/proc/${entry}/stat`, "utf8");
+        const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+        cpuByPid.set(Number(entry), (Number(fields[11]) + Number(fields[12])) / ticks);
       } catch {
         // the process ended between listing and reading
       }
@@ -82,7 +91,7 @@ export function watchProviderMemory(marker: string, value: string): { stop(): nu
     stop() {
       clearInterval(timer);
       sample();
-      return Math.max(0, ...peakByPid.values());
+      return { peakMiB: Math.max(0, ...peakByPid.values()), cpuSeconds: [...cpuByPid.values()].reduce((a, b) => a + b, 0) };
     },
   };
 }

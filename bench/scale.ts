@@ -16,7 +16,7 @@ import { FIXTURE_FACTS } from "../test/fixtures/state/stack";
 import { startEmulator } from "../test/support/emulator";
 import { startFaultProxy } from "../test/support/faultProxy";
 import { testStack, TestStack } from "../test/support/stack";
-import { startCallMeter, watchProviderMemory, CallMeter } from "./meter";
+import { startCallMeter, watchProviders, CallMeter } from "./meter";
 
 const SOURCE_REGION = "us-east-1";
 const REGIONS_16 = [
@@ -24,7 +24,7 @@ const REGIONS_16 = [
   "eu-central-1", "eu-north-1", "ap-northeast-1", "ap-northeast-2", "ap-southeast-1", "ap-southeast-2", "ap-south-1", "me-south-1",
 ];
 const ACCOUNTS = ["111122223333", "444455556666"];
-const BASELINE_RUNS = 3;
+const BASELINE_RUNS = 5;
 const MARKER = "AMI_FACTORY_BENCH_RUN";
 
 interface Measure {
@@ -33,6 +33,7 @@ interface Measure {
   calls: number;
   peakInFlight: number;
   peakMiB: number;
+  cpuSeconds: number;
 }
 
 const measures: Measure[] = [];
@@ -40,14 +41,14 @@ const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.len
 
 async function measure(label: string, meter: CallMeter, runId: string, op: () => Promise<unknown>): Promise<Measure> {
   meter.reset();
-  const memory = watchProviderMemory(MARKER, runId);
+  const providers = watchProviders(MARKER, runId);
   const started = performance.now();
   try {
     await op();
   } finally {
-    const m = { label, seconds: (performance.now() - started) / 1000, ...meter.read(), peakMiB: memory.stop() };
+    const m = { label, seconds: (performance.now() - started) / 1000, ...meter.read(), ...providers.stop() };
     measures.push(m);
-    console.log(`  ${label}: ${m.seconds.toFixed(1)} s, ${m.calls} AWS calls, ${m.peakInFlight} in flight at most, provider ${m.peakMiB.toFixed(0)} MiB`);
+    console.log(`  ${label}: ${m.seconds.toFixed(1)} s, ${m.calls} AWS calls, ${m.peakInFlight} in flight at most, provider ${m.peakMiB.toFixed(0)} MiB, ${m.cpuSeconds.toFixed(1)} CPU s`);
   }
   return measures[measures.length - 1];
 }
@@ -152,7 +153,9 @@ async function main() {
     const otherState = await stateBytes(others);
     await measure("RecoveryAlarm + ConvertedHvmAmi destroy", meter, runId, () => others.stack.destroy({ onOutput: others.onOutput }));
 
-    const base = median(measures.filter((m) => /^1×1 up/.test(m.label)).map((m) => m.seconds));
+    const baselines = measures.filter((m) => /^1×1 up/.test(m.label));
+    const base = median(baselines.map((m) => m.seconds));
+    const baseCpu = median(baselines.map((m) => m.cpuSeconds));
     const ratioUp = bigUp.seconds / base;
     const ratioFault = faultUp.seconds / base;
     const ratioPreview = median(previews.hundred.map((m) => m.seconds)) / median(previews.one.map((m) => m.seconds));
@@ -163,6 +166,7 @@ async function main() {
 
     console.log("\nresults");
     console.log(`  10×16 up ÷ 1×1 up (median of ${BASELINE_RUNS}: ${base.toFixed(2)} s)   ${ratioUp.toFixed(2)}   goal ≤ 3   ${goal(ratioUp <= 3)}`);
+    console.log(`  the same in provider CPU seconds (${bigUp.cpuSeconds.toFixed(1)} ÷ ${baseCpu.toFixed(1)})     ${(bigUp.cpuSeconds / baseCpu).toFixed(2)}`);
     console.log(`  10×16 up with 20% faults ÷ 1×1 up                ${ratioFault.toFixed(2)}   (${injectedUp} faults injected during up, ${injected} with destroy)`);
     console.log(`  preview 100 entries ÷ 1 entry                    ${ratioPreview.toFixed(2)}   goal ≤ 2   ${goal(ratioPreview <= 2)}   (${previewCalls} AWS calls in all previews)`);
     console.log(`  state per SharedAmi, 1 region                    ${kb(stateOne.perResource.SharedAmi ?? 0)}   goal ≤ 8 KB   ${goal((stateOne.perResource.SharedAmi ?? 0) <= 8192)}`);
@@ -173,8 +177,8 @@ async function main() {
     console.log(`  provider peak memory                             ${peakMiB.toFixed(0)} MiB   goal ≤ 250 MiB   ${goal(peakMiB <= 250)}`);
     console.log(`  10×16 copies: ${bigCopies.total} (duplicates ${bigCopies.duplicates.length}); after destroy ${bigLeft.total} images, ${bigLeft.snapshots} snapshots`);
     console.log(`  20% faults: ${faultCopies.total} copies (duplicates ${faultCopies.duplicates.length}${faultCopies.duplicates.length ? `: ${faultCopies.duplicates.join("; ")}` : ""}); after destroy ${faultLeft.total} images, ${faultLeft.snapshots} snapshots   ${goal(faultCopies.total === 160 && !faultCopies.duplicates.length && !faultLeft.total && !faultLeft.snapshots)}`);
-    console.log("\n  | operation | s | AWS calls | peak in flight | provider MiB |\n  |---|---|---|---|---|");
-    for (const m of measures) console.log(`  | ${m.label} | ${m.seconds.toFixed(1)} | ${m.calls} | ${m.peakInFlight} | ${m.peakMiB.toFixed(0)} |`);
+    console.log("\n  | operation | s | AWS calls | peak in flight | provider MiB | provider CPU s |\n  |---|---|---|---|---|---|");
+    for (const m of measures) console.log(`  | ${m.label} | ${m.seconds.toFixed(1)} | ${m.calls} | ${m.peakInFlight} | ${m.peakMiB.toFixed(0)} | ${m.cpuSeconds.toFixed(1)} |`);
   } finally {
     await faultMeter.stop();
     await fault.stop();
