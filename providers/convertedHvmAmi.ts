@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { dynamicProvider } from "./core/provider";
+import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
-import { bundleGuestScript, BundledScript } from "./worker/guestScript";
+import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
 import { checkConvertedHvmAmi, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
 import { createConversion, deleteConversion, readConversion, updateConversion } from "./convertedHvmAmi/build";
 import type { BuildArgs } from "./worker/args";
@@ -23,18 +23,19 @@ export interface ConvertedHvmAmiArgs extends BuildArgs {
 
 const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "nitroReady", "schemaVersion"] as const;
 
-/** The provider, carrying the bundled guest script in its serialised closure. */
-function convertedHvmAmiProvider(pv2hvm: BundledScript) {
-  return dynamicProvider<ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs>({
-    kind: "ConvertedHvmAmi",
-    check: checkConvertedHvmAmi,
-    diff: diffConvertedHvmAmi,
-    create: (inputs, log) => createConversion(inputs, pv2hvm, log),
-    update: updateConversion,
-    delete: deleteConversion,
-    read: readConversion,
-  });
-}
+/** The implementation, loaded in the provider process by the thin provider below; it bundles the guest script there. */
+export const convertedHvmAmiProvider = dynamicProvider<ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs>({
+  kind: "ConvertedHvmAmi",
+  check: checkConvertedHvmAmi,
+  diff: diffConvertedHvmAmi,
+  create: (inputs, log) => createConversion(inputs, bundledGuestScript("pv2hvm.sh", inputs.guestScriptSha256), log),
+  update: updateConversion,
+  delete: deleteConversion,
+  read: readConversion,
+});
+
+/** What each ConvertedHvmAmi stores as its provider: no code, no guest script (see thinProvider). */
+const serializedProvider = thinProvider("ConvertedHvmAmi");
 
 /** A paravirtual image converted to HVM on a temporary worker, as stack state. */
 export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
@@ -50,7 +51,7 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   constructor(name: string, args: ConvertedHvmAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("pv2hvm.sh");
     super(
-      convertedHvmAmiProvider(script),
+      serializedProvider,
       name,
       { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: script.sha256 },
       opts,

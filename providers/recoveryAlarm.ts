@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { dynamicProvider } from "./core/provider";
+import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { checkRecoveryAlarm, diffRecoveryAlarm, RecoveryAlarmInputs, RecoveryAlarmOutputs } from "./recoveryAlarm/inputs";
 import { createRecoveryAlarm, deleteRecoveryAlarm, readRecoveryAlarm, updateRecoveryAlarm } from "./recoveryAlarm/operations";
@@ -23,7 +23,8 @@ export interface RecoveryAlarmArgs {
 
 const OUTPUTS = ["alarmArn", "alarmName", "recoverActionArn", "schemaVersion"] as const;
 
-const recoveryAlarmProvider = dynamicProvider<RecoveryAlarmInputs, RecoveryAlarmOutputs>({
+/** The implementation, loaded in the provider process by the thin provider below. */
+export const recoveryAlarmProvider = dynamicProvider<RecoveryAlarmInputs, RecoveryAlarmOutputs>({
   kind: "RecoveryAlarm",
   check: checkRecoveryAlarm,
   diff: diffRecoveryAlarm,
@@ -33,6 +34,9 @@ const recoveryAlarmProvider = dynamicProvider<RecoveryAlarmInputs, RecoveryAlarm
   read: readRecoveryAlarm,
 });
 
+/** What each RecoveryAlarm stores as its provider (a few hundred bytes, see thinProvider). */
+const serializedProvider = thinProvider("RecoveryAlarm");
+
 /** A CloudWatch alarm that auto-recovers an EC2 instance when its system status check fails. */
 export class RecoveryAlarm extends pulumi.dynamic.Resource {
   declare readonly alarmArn: pulumi.Output<string>;
@@ -41,7 +45,7 @@ export class RecoveryAlarm extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: RecoveryAlarmArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      recoveryAlarmProvider,
+      serializedProvider,
       name,
       { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name) },
       opts,

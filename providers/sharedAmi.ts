@@ -1,5 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
-import { dynamicProvider } from "./core/provider";
+import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { checkSharedAmi, SharedAmiInputs, SharedAmiOutputs } from "./sharedAmi/inputs";
 import { diffSharedAmi } from "./sharedAmi/diff";
@@ -40,7 +40,8 @@ export interface SharedAmiArgs {
 
 const OUTPUTS = ["imageIds", "snapshotIds", "copiedRegions", "imageName", "buildId", "schemaVersion"] as const;
 
-const sharedAmiProvider = dynamicProvider<SharedAmiInputs, SharedAmiOutputs>({
+/** The implementation, loaded in the provider process by the thin provider below. */
+export const sharedAmiProvider = dynamicProvider<SharedAmiInputs, SharedAmiOutputs>({
   kind: "SharedAmi",
   check: checkSharedAmi,
   diff: diffSharedAmi,
@@ -49,6 +50,9 @@ const sharedAmiProvider = dynamicProvider<SharedAmiInputs, SharedAmiOutputs>({
   delete: deleteSharedAmi,
   read: readSharedAmi,
 });
+
+/** What each SharedAmi stores as its provider (a few hundred bytes, see thinProvider). */
+const serializedProvider = thinProvider("SharedAmi");
 
 /** An image copied to regions and shared with accounts, organizations and OUs. */
 export class SharedAmi extends pulumi.dynamic.Resource {
@@ -62,7 +66,7 @@ export class SharedAmi extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: SharedAmiArgs, opts?: pulumi.CustomResourceOptions) {
     super(
-      sharedAmiProvider,
+      serializedProvider,
       name,
       { ...outputSlots(OUTPUTS), ...args, sourceRegion: args.sourceRegion ?? defaultRegion(), scope: scopeOf(name) },
       opts,

@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
-import { dynamicProvider } from "./core/provider";
+import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
-import { bundleGuestScript, BundledScript } from "./worker/guestScript";
+import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
 import type { BuildArgs } from "./worker/args";
 import { checkSurrogateAmi, diffSurrogateAmi, Recipe, SurrogateAmiInputs, SurrogateAmiOutputs } from "./surrogateAmi/inputs";
 import { createSurrogate, deleteSurrogate, readSurrogate, updateSurrogate } from "./surrogateAmi/build";
@@ -29,18 +29,19 @@ export interface SurrogateAmiArgs extends BuildArgs {
 
 const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "schemaVersion"] as const;
 
-/** The provider, carrying the bundled guest script in its serialised closure. */
-function surrogateAmiProvider(surrogate: BundledScript) {
-  return dynamicProvider<SurrogateAmiInputs, SurrogateAmiOutputs>({
-    kind: "SurrogateAmi",
-    check: checkSurrogateAmi,
-    diff: diffSurrogateAmi,
-    create: (inputs, log) => createSurrogate(inputs, surrogate, log),
-    update: updateSurrogate,
-    delete: deleteSurrogate,
-    read: readSurrogate,
-  });
-}
+/** The implementation, loaded in the provider process by the thin provider below; it bundles the guest script there. */
+export const surrogateAmiProvider = dynamicProvider<SurrogateAmiInputs, SurrogateAmiOutputs>({
+  kind: "SurrogateAmi",
+  check: checkSurrogateAmi,
+  diff: diffSurrogateAmi,
+  create: (inputs, log) => createSurrogate(inputs, bundledGuestScript("surrogate.sh", inputs.guestScriptSha256), log),
+  update: updateSurrogate,
+  delete: deleteSurrogate,
+  read: readSurrogate,
+});
+
+/** What each SurrogateAmi stores as its provider: no code, no guest script (see thinProvider). */
+const serializedProvider = thinProvider("SurrogateAmi");
 
 /** An image built from nothing on an empty EBS volume by a recipe in code, as stack state. */
 export class SurrogateAmi extends pulumi.dynamic.Resource {
@@ -54,7 +55,7 @@ export class SurrogateAmi extends pulumi.dynamic.Resource {
   constructor(name: string, args: SurrogateAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("surrogate.sh");
     super(
-      surrogateAmiProvider(script),
+      serializedProvider,
       name,
       { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: script.sha256 },
       opts,

@@ -1,6 +1,6 @@
 // Is the source image convertible? Checked before anything is created; every "no" says why and what to do.
 import type { BlockDeviceMapping, Image, Snapshot } from "@aws-sdk/client-ec2";
-import { ec2Client } from "../core/clients";
+import { ec2Client, ec2Sdk } from "../core/clients";
 import { describeImage } from "../core/images";
 import { errorName } from "../core/wait";
 
@@ -76,7 +76,7 @@ function rootMapping(image: Image) {
 }
 
 export async function inspectSource(region: string, sourceAmiId: string): Promise<SourceImage> {
-  const { DescribeSnapshotsCommand } = await import("@aws-sdk/client-ec2");
+  const { DescribeSnapshotsCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   const image = await describeImage(ec2, sourceAmiId);
   if (!image) throw new Error(`sourceAmiId ${sourceAmiId} was not found in ${region}: check the id and region (images are regional)`);

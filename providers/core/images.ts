@@ -1,7 +1,11 @@
 // Image and snapshot operations shared by every resource that makes or shares images.
 import type { EC2Client, Image, LaunchPermission } from "@aws-sdk/client-ec2";
-import { ec2Client } from "./clients";
+import { ec2Client, ec2Sdk } from "./clients";
+import { mapBounded } from "./concurrency";
 import { errorName, waitFor } from "./wait";
+
+/** Snapshots of one image (one per EBS volume) whose permissions change at once. */
+const SNAPSHOT_CONCURRENCY = 4;
 
 // A plain array, not a Set: module-level values travel in the provider's serialised closure, and a
 // Set does not survive that.
@@ -9,7 +13,7 @@ const NOT_FOUND = ["InvalidAMIID.NotFound", "InvalidAMIID.Unavailable", "Invalid
 
 /** The image, or undefined when it does not exist (any more). Deregistered images count as gone. */
 export async function describeImage(ec2: EC2Client, imageId: string): Promise<Image | undefined> {
-  const { DescribeImagesCommand } = await import("@aws-sdk/client-ec2");
+  const { DescribeImagesCommand } = ec2Sdk();
   try {
     const out = await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }));
     const image = out.Images?.find((i) => i.ImageId === imageId);
@@ -40,7 +44,7 @@ export async function waitForImageAvailable(ec2: EC2Client, imageId: string, wha
 
 /** Deregister an image and delete the snapshots behind it. Gone already is fine. */
 export async function deleteImageAndSnapshots(region: string, imageId: string, knownSnapshotIds: string[] = []): Promise<void> {
-  const { DeregisterImageCommand } = await import("@aws-sdk/client-ec2");
+  const { DeregisterImageCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   const image = await describeImage(ec2, imageId);
   const snapshots = new Set([...knownSnapshotIds, ...(image ? snapshotIdsOf(image) : [])]);
@@ -55,7 +59,7 @@ export async function deleteImageAndSnapshots(region: string, imageId: string, k
 }
 
 export async function deleteSnapshot(ec2: EC2Client, snapshotId: string): Promise<void> {
-  const { DeleteSnapshotCommand } = await import("@aws-sdk/client-ec2");
+  const { DeleteSnapshotCommand } = ec2Sdk();
   try {
     await ec2.send(new DeleteSnapshotCommand({ SnapshotId: snapshotId }));
   } catch (e) {
@@ -97,7 +101,7 @@ export const noPrincipals: Principals = { accountIds: [], organizationArns: [], 
 
 /** Grant and revoke launch permissions on an image. */
 export async function changeLaunchPermissions(ec2: EC2Client, imageId: string, add: Principals, remove: Principals): Promise<void> {
-  const { ModifyImageAttributeCommand } = await import("@aws-sdk/client-ec2");
+  const { ModifyImageAttributeCommand } = ec2Sdk();
   const Add = launchPermissions(add);
   const Remove = launchPermissions(remove);
   if (!Add.length && !Remove.length) return;
@@ -109,25 +113,25 @@ export async function changeLaunchPermissions(ec2: EC2Client, imageId: string, a
  * shared with organisations), and never the public group.
  */
 export async function changeSnapshotPermissions(ec2: EC2Client, snapshotIds: string[], addAccounts: string[], removeAccounts: string[]): Promise<void> {
-  const { ModifySnapshotAttributeCommand } = await import("@aws-sdk/client-ec2");
+  const { ModifySnapshotAttributeCommand } = ec2Sdk();
   const add = addAccounts.filter((a) => a !== "all");
   const remove = removeAccounts.filter((a) => a !== "all");
-  for (const SnapshotId of snapshotIds) {
+  await mapBounded(snapshotIds, SNAPSHOT_CONCURRENCY, async (SnapshotId) => {
     if (add.length) await ec2.send(new ModifySnapshotAttributeCommand({ SnapshotId, Attribute: "createVolumePermission", OperationType: "add", UserIds: add }));
     if (remove.length) await ec2.send(new ModifySnapshotAttributeCommand({ SnapshotId, Attribute: "createVolumePermission", OperationType: "remove", UserIds: remove }));
-  }
+  });
 }
 
 /** Set or clear an image's deprecation time. */
 export async function setDeprecation(ec2: EC2Client, imageId: string, deprecateAt: string | undefined): Promise<void> {
-  const { EnableImageDeprecationCommand, DisableImageDeprecationCommand } = await import("@aws-sdk/client-ec2");
+  const { EnableImageDeprecationCommand, DisableImageDeprecationCommand } = ec2Sdk();
   if (deprecateAt) await ec2.send(new EnableImageDeprecationCommand({ ImageId: imageId, DeprecateAt: new Date(deprecateAt) }));
   else await ec2.send(new DisableImageDeprecationCommand({ ImageId: imageId }));
 }
 
 /** Add or change tags and remove keys on a set of EC2 resources. */
 export async function retag(ec2: EC2Client, resourceIds: string[], set: Record<string, string>, removeKeys: string[]): Promise<void> {
-  const { CreateTagsCommand, DeleteTagsCommand } = await import("@aws-sdk/client-ec2");
+  const { CreateTagsCommand, DeleteTagsCommand } = ec2Sdk();
   if (!resourceIds.length) return;
   const Tags = Object.entries(set).map(([Key, Value]) => ({ Key, Value }));
   if (Tags.length) await ec2.send(new CreateTagsCommand({ Resources: resourceIds, Tags }));

@@ -44,3 +44,38 @@ export function dynamicProvider<I extends { scope: string }, O extends I>(ops: R
     },
   };
 }
+
+/**
+ * What a resource stores as its provider: a few lines that load the implementation from the
+ * project at run time, so that state holds no code (the whole provider and a bundled guest script
+ * were 60-170 KB per resource, stored twice: inputs and outputs) and a provider fix reaches
+ * resources made before it. Code in state can never be changed again, so it only finds the project
+ * and hands over to providers/core/runtime.js, which maps `kind` to its implementation and loads it
+ * from the project's current files.
+ *
+ * The engine runs the provider process in the project folder (where Pulumi.yaml is; a stack's
+ * workDir for the automation API), and the serialised code resolves modules from there: the
+ * project is found from that working directory upwards, never by an absolute path, so state stays
+ * valid when the project is moved, copied or checked out elsewhere (CI, another laptop).
+ *
+ * Pulumi serialises these functions as their source text with what they capture (only `kind`):
+ * every character below is stored twice per resource, hence the terse body.
+ */
+export function thinProvider(kind: string): pulumi.dynamic.ResourceProvider {
+  const impl = (): Required<pulumi.dynamic.ResourceProvider> => {
+    const path = require("path");
+    let dir = process.cwd();
+    while (!require("fs").existsSync(path.join(dir, "providers/core/runtime.js"))) {
+      if (dir === (dir = path.dirname(dir))) throw new Error(`no ami-factory project at or above ${process.cwd()}`);
+    }
+    return require(path.join(dir, "providers/core/runtime.js"))(dir, kind);
+  };
+  return {
+    check: async (olds, news) => impl().check(olds, news),
+    diff: async (id, olds, news) => impl().diff(id, olds, news),
+    create: async (inputs) => impl().create(inputs),
+    update: async (id, olds, news) => impl().update(id, olds, news),
+    delete: async (id, olds) => impl().delete(id, olds),
+    read: async (id, olds) => impl().read(id, olds),
+  };
+}

@@ -1,7 +1,7 @@
 // Finding and deleting what a crashed build left behind: everything tagged temporary by
 // ami-factory, plus snapshots of builds that never registered their image. Used by a create that
 // re-runs a build id (its own leftovers) and by `npm run sweep` (a stack's or everyone's).
-import { ec2Client, iamClient } from "./clients";
+import { ec2Client, iamClient, ec2Sdk, iamSdk } from "./clients";
 import { deleteSnapshot } from "./images";
 import { BUILD_ID_TAG, CREATED_TAG, EXPIRES_TAG, MANAGED_BY_TAG, STACK_TAG, TEMPORARY_TAG } from "./tags";
 import { errorName, waitFor } from "./wait";
@@ -53,7 +53,7 @@ function leftover(kind: LeftoverKind, id: string, region: string, tags: TagList)
 }
 
 export async function findLeftovers(region: string, f: LeftoverFilter, opts: { iam?: boolean } = {}): Promise<Leftover[]> {
-  const { DescribeInstancesCommand, DescribeVolumesCommand, DescribeSecurityGroupsCommand, DescribeSnapshotsCommand, DescribeImagesCommand } = await import("@aws-sdk/client-ec2");
+  const { DescribeInstancesCommand, DescribeVolumesCommand, DescribeSecurityGroupsCommand, DescribeSnapshotsCommand, DescribeImagesCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   const temporary = [{ Name: `tag:${TEMPORARY_TAG}`, Values: ["true"] }, ...(f.buildId ? [{ Name: `tag:${BUILD_ID_TAG}`, Values: [f.buildId] }] : [])];
   const found: Leftover[] = [];
@@ -80,7 +80,7 @@ export async function findLeftovers(region: string, f: LeftoverFilter, opts: { i
 }
 
 async function findIamLeftovers(region: string, f: LeftoverFilter): Promise<Leftover[]> {
-  const { ListRolesCommand, ListRoleTagsCommand, GetInstanceProfileCommand } = await import("@aws-sdk/client-iam");
+  const { ListRolesCommand, ListRoleTagsCommand, GetInstanceProfileCommand } = iamSdk();
   const iam = await iamClient(region);
   const found: Leftover[] = [];
   const roles = (await iam.send(new ListRolesCommand({ MaxItems: 1000 }))).Roles ?? [];
@@ -117,7 +117,7 @@ export async function deleteLeftovers(items: Leftover[], log: (l: string) => voi
 }
 
 async function deleteOne(item: Leftover): Promise<void> {
-  const ec2mod = await import("@aws-sdk/client-ec2");
+  const ec2mod = ec2Sdk();
   const gone = (names: string[]) => (e: unknown) => {
     if (!names.includes(errorName(e) ?? "")) throw e;
   };
@@ -149,7 +149,7 @@ async function deleteOne(item: Leftover): Promise<void> {
       }
     });
   } else {
-    const iammod = await import("@aws-sdk/client-iam");
+    const iammod = iamSdk();
     const iam = await iamClient(item.region);
     const noEntity = gone(["NoSuchEntity", "NoSuchEntityException"]);
     if (item.kind === "instance-profile") {

@@ -1,5 +1,6 @@
 // Waiting, the SDK way: a checkState that answers SUCCESS / FAILURE / RETRY, exponential backoff
 // from a short minimum delay, and always a maximum. Errors that can never succeed are FAILURE.
+import { waiterSdk } from "./clients";
 import type { WaiterResult } from "@smithy/util-waiter";
 
 export interface WaitOptions {
@@ -14,7 +15,7 @@ export interface WaitOptions {
 export type CheckResult<T> = { state: "SUCCESS"; value: T } | { state: "FAILURE"; reason: string } | { state: "RETRY"; reason?: string };
 
 export async function waitFor<T>(opts: WaitOptions, check: () => Promise<CheckResult<T>>): Promise<T> {
-  const { createWaiter, WaiterState } = await import("@smithy/util-waiter");
+  const { createWaiter, WaiterState } = waiterSdk();
   let last: CheckResult<T> | undefined;
   const result: WaiterResult = await createWaiter(
     {

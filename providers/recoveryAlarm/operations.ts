@@ -1,5 +1,5 @@
 // RecoveryAlarm against EC2 (the instance check) and CloudWatch (the alarm).
-import { cloudWatchClient, ec2Client, partitionOf } from "../core/clients";
+import { cloudWatchClient, ec2Client, partitionOf, cloudWatchSdk, ec2Sdk } from "../core/clients";
 import { awsTags, MANAGED_BY_TAG, removedTagKeys, Tags } from "../core/tags";
 import { errorName } from "../core/wait";
 import { RecoveryAlarmInputs, RecoveryAlarmOutputs, SCHEMA_VERSION } from "./inputs";
@@ -10,7 +10,7 @@ export function recoverActionArn(region: string): string {
 
 /** Recovery works only for an existing, EBS-backed instance: say so before the alarm exists. */
 export async function checkInstanceRecoverable(region: string, instanceId: string): Promise<void> {
-  const { DescribeInstancesCommand } = await import("@aws-sdk/client-ec2");
+  const { DescribeInstancesCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   let instance;
   try {
@@ -32,7 +32,7 @@ function alarmTags(inputs: RecoveryAlarmInputs): Tags {
 }
 
 async function putAlarm(inputs: RecoveryAlarmInputs): Promise<RecoveryAlarmOutputs> {
-  const { PutMetricAlarmCommand, DescribeAlarmsCommand } = await import("@aws-sdk/client-cloudwatch");
+  const { PutMetricAlarmCommand, DescribeAlarmsCommand } = cloudWatchSdk();
   const cw = await cloudWatchClient(inputs.region);
   const recover = recoverActionArn(inputs.region);
   await cw.send(
@@ -60,7 +60,7 @@ async function putAlarm(inputs: RecoveryAlarmInputs): Promise<RecoveryAlarmOutpu
 }
 
 export async function createRecoveryAlarm(inputs: RecoveryAlarmInputs): Promise<{ id: string; outs: RecoveryAlarmOutputs }> {
-  const { DescribeAlarmsCommand } = await import("@aws-sdk/client-cloudwatch");
+  const { DescribeAlarmsCommand } = cloudWatchSdk();
   await checkInstanceRecoverable(inputs.region, inputs.instanceId);
   const existing = await (await cloudWatchClient(inputs.region)).send(new DescribeAlarmsCommand({ AlarmNames: [inputs.alarmName] }));
   if (existing.MetricAlarms?.length || existing.CompositeAlarms?.length) {
@@ -76,19 +76,19 @@ export async function updateRecoveryAlarm(olds: RecoveryAlarmOutputs, news: Reco
   // PutMetricAlarm adds and overwrites tags but never removes them.
   const removed = removedTagKeys(alarmTags(olds), alarmTags(news));
   if (removed.length) {
-    const { UntagResourceCommand } = await import("@aws-sdk/client-cloudwatch");
+    const { UntagResourceCommand } = cloudWatchSdk();
     await (await cloudWatchClient(news.region)).send(new UntagResourceCommand({ ResourceARN: outs.alarmArn, TagKeys: removed }));
   }
   return outs;
 }
 
 export async function deleteRecoveryAlarm(olds: RecoveryAlarmOutputs): Promise<void> {
-  const { DeleteAlarmsCommand } = await import("@aws-sdk/client-cloudwatch");
+  const { DeleteAlarmsCommand } = cloudWatchSdk();
   await (await cloudWatchClient(olds.region)).send(new DeleteAlarmsCommand({ AlarmNames: [olds.alarmName] }));
 }
 
 export async function readRecoveryAlarm(id: string, olds: RecoveryAlarmOutputs): Promise<{ id?: string; props?: RecoveryAlarmOutputs }> {
-  const { DescribeAlarmsCommand } = await import("@aws-sdk/client-cloudwatch");
+  const { DescribeAlarmsCommand } = cloudWatchSdk();
   const out = await (await cloudWatchClient(olds.region)).send(new DescribeAlarmsCommand({ AlarmNames: [olds.alarmName], AlarmTypes: ["MetricAlarm"] }));
   const alarm = out.MetricAlarms?.[0];
   if (!alarm) return {};

@@ -1,10 +1,11 @@
 // SharedAmi create / update / delete / read against EC2.
-import { ec2Client } from "../core/clients";
+import { ec2Client, ec2Sdk } from "../core/clients";
 import {
   changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, describeImage, noPrincipals,
   Principals, principalsDelta, retag, setDeprecation, snapshotIdsOf, waitForImageAvailable,
 } from "../core/images";
 import { buildIdFor } from "../core/buildId";
+import { mapBounded, REGION_CONCURRENCY } from "../core/concurrency";
 import { runSteps, Step } from "../core/steps";
 import { provenanceTags, removedTagKeys, changedTags, tagSpecifications, Tags } from "../core/tags";
 import { needsCopy, SCHEMA_VERSION, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
@@ -58,14 +59,14 @@ function placeStep(regions: string[]): Step<ShareContext> {
   return {
     name: `copy to ${regions.join(", ")}`,
     async run(ctx) {
-      const { CopyImageCommand } = await import("@aws-sdk/client-ec2");
+      const { CopyImageCommand } = ec2Sdk();
       const { inputs } = ctx;
       const maxWaitSeconds = inputs.timeoutMinutes * 60;
       // Client tokens are idempotent for one placement; a region copied again later (dropped and
       // added back, or lost out of band) must not be answered with the old copy.
       const placedAt = Date.now().toString(36);
-      await Promise.all(
-        regions.map(async (region) => {
+      await mapBounded(
+        regions, REGION_CONCURRENCY, async (region) => {
           if (!needsCopy(inputs, region)) {
             ctx.images[region] = { imageId: inputs.sourceAmiId, snapshotIds: ctx.sourceSnapshotIds, copied: false };
             return;
@@ -90,14 +91,12 @@ function placeStep(regions: string[]): Step<ShareContext> {
           ctx.log(`copy of ${inputs.sourceAmiId} to ${region}: ${imageId}`);
           const image = await waitForImageAvailable(ec2, imageId, `copy ${imageId} in ${region}`, maxWaitSeconds, ctx.log);
           ctx.images[region].snapshotIds = snapshotIdsOf(image);
-        }),
+        },
       );
     },
     async cleanup(ctx, failed) {
       if (!failed) return;
-      await Promise.all(
-        regions.filter((r) => ctx.images[r]?.copied).map((r) => deleteImageAndSnapshots(r, ctx.images[r].imageId, ctx.images[r].snapshotIds)),
-      );
+      await mapBounded(regions.filter((r) => ctx.images[r]?.copied), REGION_CONCURRENCY, (r) => deleteImageAndSnapshots(r, ctx.images[r].imageId, ctx.images[r].snapshotIds));
       for (const r of regions) delete ctx.images[r];
     },
   };
@@ -108,21 +107,19 @@ function shareStep(regions: string[]): Step<ShareContext> {
     name: "share",
     async run(ctx) {
       const principals = principalsOf(ctx.inputs);
-      for (const region of regions) {
+      await mapBounded(regions, REGION_CONCURRENCY, async (region) => {
         const img = ctx.images[region];
         const ec2 = await ec2Client(region);
         ctx.shared.push(region);
         await changeLaunchPermissions(ec2, img.imageId, principals, noPrincipals);
         if (ctx.inputs.shareSnapshots) await changeSnapshotPermissions(ec2, img.snapshotIds, principals.accountIds, []);
         if (img.copied && ctx.inputs.deprecateAt) await setDeprecation(ec2, img.imageId, ctx.inputs.deprecateAt);
-      }
+      });
     },
     async cleanup(ctx, failed) {
       if (!failed) return;
       // Copies are deleted whole; the source keeps nothing this build granted.
-      for (const region of ctx.shared.filter((r) => ctx.images[r] && !ctx.images[r].copied)) {
-        await revokeInPlace(region, ctx.images[region], ctx.inputs);
-      }
+      await mapBounded(ctx.shared.filter((r) => ctx.images[r] && !ctx.images[r].copied), REGION_CONCURRENCY, (region) => revokeInPlace(region, ctx.images[region], ctx.inputs));
     },
   };
 }
@@ -164,31 +161,31 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
     images[region] = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
   }
   // Regions dropped: their copies go; a source shared in place loses what we granted.
-  for (const region of Object.keys(images).filter((r) => !news.regions.includes(r))) {
+  await mapBounded(Object.keys(images).filter((r) => !news.regions.includes(r)), REGION_CONCURRENCY, async (region) => {
     const img = images[region];
     if (img.copied) await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
     else await revokeInPlace(region, img, olds);
     log(`region ${region} dropped: ${img.copied ? `deleted copy ${img.imageId}` : `revoked sharing of ${img.imageId}`}`);
     delete images[region];
-  }
+  });
   // Regions kept: sharing, tags, description and deprecation brought up to date.
-  const { ModifyImageAttributeCommand } = await import("@aws-sdk/client-ec2");
+  const { ModifyImageAttributeCommand } = ec2Sdk();
   const launch = principalsDelta(principalsOf(olds), principalsOf(news));
   const snapBefore = olds.shareSnapshots ? olds.accountIds : [];
   const snapAfter = news.shareSnapshots ? news.accountIds : [];
   const oldTags = copyTags(olds, olds.buildId);
   const newTags = copyTags(news, olds.buildId);
-  for (const [region, img] of Object.entries(images)) {
+  await mapBounded(Object.entries(images), REGION_CONCURRENCY, async ([region, img]) => {
     const ec2 = await ec2Client(region);
     await changeLaunchPermissions(ec2, img.imageId, launch.add, launch.remove);
     await changeSnapshotPermissions(ec2, img.snapshotIds, snapAfter.filter((a) => !snapBefore.includes(a)), snapBefore.filter((a) => !snapAfter.includes(a)));
-    if (!img.copied) continue;
+    if (!img.copied) return;
     await retag(ec2, [img.imageId, ...img.snapshotIds], changedTags(oldTags, newTags), removedTagKeys(oldTags, newTags));
     if ((olds.description ?? "") !== (news.description ?? "")) {
       await ec2.send(new ModifyImageAttributeCommand({ ImageId: img.imageId, Description: { Value: news.description ?? "" } }));
     }
     if (olds.deprecateAt !== news.deprecateAt) await setDeprecation(ec2, img.imageId, news.deprecateAt);
-  }
+  });
   // Regions added (or lost out of band): placed and shared like a create.
   const ctx: ShareContext = { inputs: news, buildId: olds.buildId, imageName: olds.imageName, sourceSnapshotIds: [], images, shared: [], log };
   const missing = news.regions.filter((r) => !images[r]);
@@ -197,8 +194,8 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
 }
 
 export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise<void> {
-  await Promise.all(
-    Object.entries(olds.imageIds).map(async ([region, imageId]) => {
+  await mapBounded(
+    Object.entries(olds.imageIds), REGION_CONCURRENCY, async ([region, imageId]) => {
       const img = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
       if (img.copied) {
         await deleteImageAndSnapshots(region, imageId, img.snapshotIds);
@@ -207,16 +204,16 @@ export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise
         await revokeInPlace(region, img, olds);
         log(`revoked sharing of ${imageId} in ${region}`);
       }
-    }),
+    },
   );
 }
 
 /** Refresh: copies deregistered out of band drop out of the outputs (the next update re-copies). */
 export async function readSharedAmi(id: string, olds: SharedAmiOutputs): Promise<{ id: string; props: SharedAmiOutputs }> {
+  const found = await mapBounded(Object.entries(olds.imageIds), REGION_CONCURRENCY, async ([region, imageId]) => ({ region, imageId, image: await describeImage(await ec2Client(region), imageId) }));
   const imageIds: Record<string, string> = {};
   const snapshotIds: Record<string, string[]> = {};
-  for (const [region, imageId] of Object.entries(olds.imageIds)) {
-    const image = await describeImage(await ec2Client(region), imageId);
+  for (const { region, imageId, image } of found) {
     if (!image) continue;
     imageIds[region] = imageId;
     snapshotIds[region] = snapshotIdsOf(image);

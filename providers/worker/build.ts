@@ -1,7 +1,7 @@
 // Running a worker build (ConvertedHvmAmi, SurrogateAmi) and managing the image it made: adopt a
 // finished image of the same build id, clean the leftovers of a run that died, run the steps, and
 // later retag, read and delete the image.
-import { apiCalls, ec2Client } from "../core/clients";
+import { apiCalls, ec2Client, ec2Sdk } from "../core/clients";
 import { deleteImageAndSnapshots, deleteSnapshot, describeImage, retag, snapshotIdsOf } from "../core/images";
 import { deregisterOnly } from "./image";
 import { runSteps, Step } from "../core/steps";
@@ -84,7 +84,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
 
 /** Tags and description of a built image change in place (its registered name cannot). */
 export async function updateBuiltImage(region: string, image: BuiltImage, before: Tags, after: Tags, description?: { before?: string; after?: string }): Promise<void> {
-  const { ModifyImageAttributeCommand } = await import("@aws-sdk/client-ec2");
+  const { ModifyImageAttributeCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   await retag(ec2, [image.imageId, image.snapshotId].filter(Boolean), changedTags(before, after), removedTagKeys(before, after));
   if (description && description.after !== undefined && description.after !== description.before) {

@@ -1,6 +1,6 @@
 // Runs a guest script on the worker through SSM (AWS-RunShellScript) and reads the machine-
 // readable facts from the last line of its output, checked against the schema the script declares.
-import { ssmClient } from "../core/clients";
+import { ssmClient, ssmSdk } from "../core/clients";
 import type { Step } from "../core/steps";
 import { errorName, isTransient, waitFor } from "../core/wait";
 import { secondsLeft, WorkerBuild } from "./context";
@@ -47,7 +47,7 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
   return {
     name: `run ${cmd.name} on the worker`,
     async run(b) {
-      const { SendCommandCommand, GetCommandInvocationCommand, ListCommandsCommand } = await import("@aws-sdk/client-ssm");
+      const { SendCommandCommand, GetCommandInvocationCommand, ListCommandsCommand } = ssmSdk();
       const ssm = await ssmClient(b.region);
       // SendCommand has no client token: it is never retried blindly. After an error whose answer
       // may have been lost, the worker's command list says whether the script started anyway.
@@ -107,7 +107,7 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
     },
     async cleanup(b, failed) {
       if (!failed || !b.commandId) return;
-      const { CancelCommandCommand } = await import("@aws-sdk/client-ssm");
+      const { CancelCommandCommand } = ssmSdk();
       try {
         await (await ssmClient(b.region)).send(new CancelCommandCommand({ CommandId: b.commandId, InstanceIds: b.instanceId ? [b.instanceId] : undefined }));
       } catch (e) {

@@ -1,5 +1,5 @@
-// Guest scripts are bundled (their lib/ files inlined) when the program runs, and travel to the
-// provider inside its serialised closure; their hash is an input, so a changed script replaces.
+// Guest scripts are bundled (their lib/ files inlined) from the project's files: by the program for
+// their hash (an input), and again by the provider process, which ships them to the worker.
 // Each script declares the schema of its facts line (`# @facts {…}`, providers/worker/facts.ts).
 import { execFileSync } from "child_process";
 import { createHash } from "crypto";
@@ -26,4 +26,13 @@ export function bundleGuestScript(relativePath: string): BundledScript {
   const factsSchema = declaredFactsSchema(content, relativePath);
   bundled[relativePath] = { name: path.basename(relativePath, ".sh"), content, sha256: createHash("sha256").update(content).digest("hex"), factsSchema };
   return bundled[relativePath];
+}
+
+/** The script a create ships: bundled in the provider process, and the one the program hashed. */
+export function bundledGuestScript(relativePath: string, expectedSha256: string): BundledScript {
+  const script = bundleGuestScript(relativePath);
+  if (script.sha256 !== expectedSha256) {
+    throw new Error(`guest script ${relativePath} changed while pulumi ran (sha256 ${script.sha256}, the program saw ${expectedSha256}): run pulumi up again`);
+  }
+  return script;
 }

@@ -1,5 +1,5 @@
 // A temporary role and instance profile that let the worker talk to SSM, and nothing else.
-import { iamClient } from "../core/clients";
+import { iamClient, iamSdk } from "../core/clients";
 import type { Step } from "../core/steps";
 import { errorName, isTransient, waitFor } from "../core/wait";
 import type { WorkerBuild } from "./context";
@@ -21,7 +21,7 @@ export function instanceProfileStep(): Step<WorkerBuild> {
     name: "create instance profile",
     async run(b) {
       if (b.worker.instanceProfileName) return;
-      const { CreateRoleCommand, AttachRolePolicyCommand, CreateInstanceProfileCommand, AddRoleToInstanceProfileCommand, GetInstanceProfileCommand } = await import("@aws-sdk/client-iam");
+      const { CreateRoleCommand, AttachRolePolicyCommand, CreateInstanceProfileCommand, AddRoleToInstanceProfileCommand, GetInstanceProfileCommand } = iamSdk();
       const iam = await iamClient(b.region);
       const name = `ami-factory-${b.buildId}-${Date.now().toString(36)}`.slice(0, 64);
       const Tags = Object.entries(b.temporaryTags).map(([Key, Value]) => ({ Key, Value }));
@@ -51,7 +51,7 @@ export function instanceProfileStep(): Step<WorkerBuild> {
       });
     },
     async cleanup(b) {
-      const { RemoveRoleFromInstanceProfileCommand, DeleteInstanceProfileCommand, DetachRolePolicyCommand, DeleteRoleCommand } = await import("@aws-sdk/client-iam");
+      const { RemoveRoleFromInstanceProfileCommand, DeleteInstanceProfileCommand, DetachRolePolicyCommand, DeleteRoleCommand } = iamSdk();
       const iam = await iamClient(b.region);
       const gone = (e: unknown) => {
         if (errorName(e) !== "NoSuchEntity" && errorName(e) !== "NoSuchEntityException") throw e;

@@ -1,7 +1,7 @@
 // What a worker build outputs: a snapshot of the target volume and an image registered from it.
 // Both stay after success and go on failure.
 import type { RegisterImageCommandInput } from "@aws-sdk/client-ec2";
-import { ec2Client } from "../core/clients";
+import { ec2Client, ec2Sdk } from "../core/clients";
 import { deleteSnapshot, describeImage, waitForImageAvailable } from "../core/images";
 import { BUILD_ID_TAG, tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
@@ -12,7 +12,7 @@ export function snapshotStep(role: string, description: string): Step<WorkerBuil
   return {
     name: `snapshot the ${role} volume`,
     async run(b) {
-      const { CreateSnapshotCommand, DescribeSnapshotsCommand } = await import("@aws-sdk/client-ec2");
+      const { CreateSnapshotCommand, DescribeSnapshotsCommand } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       const out = await ec2.send(
         new CreateSnapshotCommand({ VolumeId: b.volumes[role], Description: description, TagSpecifications: tagSpecifications(["snapshot"] as const, b.outputTags) }),
@@ -42,7 +42,7 @@ export function snapshotStep(role: string, description: string): Step<WorkerBuil
 
 /** Deregisters an image (gone already is fine), leaving every snapshot it maps. */
 export async function deregisterOnly(region: string, imageId: string): Promise<void> {
-  const { DeregisterImageCommand } = await import("@aws-sdk/client-ec2");
+  const { DeregisterImageCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   if (!(await describeImage(ec2, imageId))) return;
   try {
@@ -53,7 +53,7 @@ export async function deregisterOnly(region: string, imageId: string): Promise<v
 }
 
 async function imageOfBuild(b: WorkerBuild, name: string): Promise<string | undefined> {
-  const { DescribeImagesCommand } = await import("@aws-sdk/client-ec2");
+  const { DescribeImagesCommand } = ec2Sdk();
   const out = await (await ec2Client(b.region)).send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [name] }] }));
   const image = out.Images?.find((i) => i.Tags?.some((t) => t.Key === BUILD_ID_TAG && t.Value === b.buildId) && i.BlockDeviceMappings?.some((m) => m.Ebs?.SnapshotId === b.snapshotId));
   return image?.ImageId;
@@ -64,7 +64,7 @@ export function registerStep(params: (b: WorkerBuild) => RegisterImageCommandInp
   return {
     name: "register image",
     async run(b) {
-      const { RegisterImageCommand } = await import("@aws-sdk/client-ec2");
+      const { RegisterImageCommand } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       const input = params(b);
       try {

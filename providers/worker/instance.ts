@@ -1,5 +1,5 @@
 // The worker instance: IMDSv2 only, no key pair, no inbound rules, terminated on every path.
-import { ec2Client, ssmClient } from "../core/clients";
+import { ec2Client, ssmClient, ec2Sdk, ssmSdk } from "../core/clients";
 import { tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
 import { errorName, waitFor } from "../core/wait";
@@ -19,7 +19,7 @@ export function workerImageStep(): Step<WorkerBuild> {
         b.workerImageId = b.worker.imageId;
         return;
       }
-      const { GetParameterCommand } = await import("@aws-sdk/client-ssm");
+      const { GetParameterCommand } = ssmSdk();
       const name = WORKER_IMAGE_PARAMETER[b.architecture];
       const out = await (await ssmClient(b.region)).send(new GetParameterCommand({ Name: name }));
       if (!out.Parameter?.Value) throw new Error(`the public SSM parameter ${name} has no value in ${b.region}: set worker.imageId`);
@@ -32,7 +32,7 @@ export function launchWorkerStep(): Step<WorkerBuild> {
   return {
     name: "launch worker",
     async run(b) {
-      const { RunInstancesCommand } = await import("@aws-sdk/client-ec2");
+      const { RunInstancesCommand } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       const profile = b.worker.instanceProfileName ?? b.createdInstanceProfileName;
       // A new instance profile takes a few seconds to be usable by EC2: retry just that error.
@@ -63,12 +63,12 @@ export function launchWorkerStep(): Step<WorkerBuild> {
       if (!instanceId) throw new Error("RunInstances returned no instance id");
       b.instanceId = instanceId;
       b.log(`worker ${instanceId} launched in ${b.availabilityZone}`);
-      const { waitUntilInstanceRunning } = await import("@aws-sdk/client-ec2");
+      const { waitUntilInstanceRunning } = ec2Sdk();
       await waitUntilInstanceRunning({ client: ec2, maxWaitTime: Math.min(600, secondsLeft(b)), minDelay: 2, maxDelay: 15 }, { InstanceIds: [instanceId] });
     },
     async cleanup(b) {
       if (!b.instanceId) return;
-      const { TerminateInstancesCommand, waitUntilInstanceTerminated } = await import("@aws-sdk/client-ec2");
+      const { TerminateInstancesCommand, waitUntilInstanceTerminated } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       try {
         await ec2.send(new TerminateInstancesCommand({ InstanceIds: [b.instanceId] }));

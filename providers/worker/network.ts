@@ -1,6 +1,6 @@
 // Where the worker runs (subnet, VPC, AZ) and its security group: no inbound rules at all (the
 // worker is driven through SSM, which needs only outbound HTTPS).
-import { ec2Client } from "../core/clients";
+import { ec2Client, ec2Sdk } from "../core/clients";
 import { tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
 import { errorName, waitFor } from "../core/wait";
@@ -10,7 +10,7 @@ export function networkStep(): Step<WorkerBuild> {
   return {
     name: "find subnet",
     async run(b) {
-      const { DescribeSubnetsCommand } = await import("@aws-sdk/client-ec2");
+      const { DescribeSubnetsCommand } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       const out = await ec2
         .send(b.worker.subnetId ? new DescribeSubnetsCommand({ SubnetIds: [b.worker.subnetId] }) : new DescribeSubnetsCommand({ Filters: [{ Name: "default-for-az", Values: ["true"] }] }))
@@ -37,7 +37,7 @@ export function securityGroupStep(): Step<WorkerBuild> {
   return {
     name: "create security group",
     async run(b) {
-      const { CreateSecurityGroupCommand, DescribeSecurityGroupsCommand } = await import("@aws-sdk/client-ec2");
+      const { CreateSecurityGroupCommand, DescribeSecurityGroupsCommand } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       const GroupName = `ami-factory-${b.buildId}-${Date.now().toString(36)}`;
       try {
@@ -60,7 +60,7 @@ export function securityGroupStep(): Step<WorkerBuild> {
     },
     async cleanup(b) {
       if (!b.securityGroupId) return;
-      const { DeleteSecurityGroupCommand } = await import("@aws-sdk/client-ec2");
+      const { DeleteSecurityGroupCommand } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       const id = b.securityGroupId;
       // A just-terminated worker's network interface can hold the group for a short while.

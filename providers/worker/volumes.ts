@@ -1,5 +1,5 @@
 // Volumes for the worker: made in the worker's AZ in parallel, attached, detached and deleted.
-import { ec2Client } from "../core/clients";
+import { ec2Client, ec2Sdk } from "../core/clients";
 import { tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
 import { errorName } from "../core/wait";
@@ -20,7 +20,7 @@ export function volumesStep<B extends WorkerBuild>(roles: string[], requestsOf: 
   return {
     name: `create volumes (${roles.join(", ")})`,
     async run(b) {
-      const { CreateVolumeCommand, waitUntilVolumeAvailable } = await import("@aws-sdk/client-ec2");
+      const { CreateVolumeCommand, waitUntilVolumeAvailable } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       await Promise.all(
         requestsOf(b).map(async (r) => {
@@ -45,7 +45,7 @@ export function volumesStep<B extends WorkerBuild>(roles: string[], requestsOf: 
       );
     },
     async cleanup(b) {
-      const { DeleteVolumeCommand } = await import("@aws-sdk/client-ec2");
+      const { DeleteVolumeCommand } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       for (const role of roles) {
         const id = b.volumes[role];
@@ -67,7 +67,7 @@ export function attachStep(roles: string[]): Step<WorkerBuild> {
   return {
     name: `attach volumes (${roles.join(", ")})`,
     async run(b) {
-      const { AttachVolumeCommand, waitUntilVolumeInUse } = await import("@aws-sdk/client-ec2");
+      const { AttachVolumeCommand, waitUntilVolumeInUse } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
       for (const [i, role] of roles.entries()) {
         b.attachments[role] = DEVICE_NAMES[i];
@@ -85,7 +85,7 @@ export function attachStep(roles: string[]): Step<WorkerBuild> {
 }
 
 export async function detachVolumes(b: WorkerBuild, roles: string[]): Promise<void> {
-  const { DetachVolumeCommand, waitUntilVolumeAvailable } = await import("@aws-sdk/client-ec2");
+  const { DetachVolumeCommand, waitUntilVolumeAvailable } = ec2Sdk();
   const ec2 = await ec2Client(b.region);
   const detached: string[] = [];
   for (const role of roles.filter((r) => b.attachments[r])) {
