@@ -2,9 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { bundleGuestScript, BundledScript } from "./worker/guestScript";
+import type { Verification } from "./worker/context";
 import { checkConvertedHvmAmi, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
 import { createConversion, deleteConversion, readConversion, updateConversion } from "./convertedHvmAmi/build";
-import type { BuildArgs } from "./worker/args";
+import { BuildArgs, warnIfNotVerified } from "./worker/args";
 
 export interface ConvertedHvmAmiArgs extends BuildArgs {
   /** The paravirtual (PV), EBS-backed image to convert. */
@@ -19,7 +20,7 @@ export interface ConvertedHvmAmiArgs extends BuildArgs {
   encrypted?: pulumi.Input<boolean>;
 }
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "verification", "schemaVersion"] as const;
 
 /** The provider, carrying the bundled guest script in its serialised closure. */
 function convertedHvmAmiProvider(pv2hvm: BundledScript) {
@@ -42,6 +43,8 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   declare readonly region: pulumi.Output<string>;
   /** What the guest script found: partitioned, fsType, kernels, enaDriver, nvmeDriver, copiedBytes, seconds. */
   declare readonly facts: pulumi.Output<Record<string, unknown>>;
+  /** The launch verification: { status: "passed", results: [{ instanceType, secondsToBootSignal, bootLine }] } or { status: "skipped" }. */
+  declare readonly verification: pulumi.Output<Verification>;
 
   constructor(name: string, args: ConvertedHvmAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("pv2hvm.sh");
@@ -53,5 +56,6 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
       "ami-factory",
       "ConvertedHvmAmi",
     );
+    warnIfNotVerified(this, args.verify);
   }
 }

@@ -7,10 +7,11 @@ import { runSteps, Step } from "../core/steps";
 import { deleteLeftovers, findLeftovers } from "../core/sweep";
 import { changedTags, removedTagKeys, Tags, temporaryTags } from "../core/tags";
 import { findBuiltImage } from "./adopt";
-import type { WorkerBuild, WorkerOptions } from "./context";
+import type { Verification, WorkerBuild, WorkerOptions } from "./context";
 import { instanceProfileStep } from "./iam";
 import { launchWorkerStep, workerImageStep } from "./instance";
 import { networkStep, securityGroupStep } from "./network";
+import { verificationFromTags } from "./verify";
 
 /** The worker, from subnet to a running instance: the same first steps for every worker build. */
 export function launchSteps(): Step<WorkerBuild>[] {
@@ -23,6 +24,8 @@ export interface BuiltImage {
   imageName: string;
   buildId: string;
   facts: Record<string, unknown>;
+  /** How the image was launch-verified (absent on images built before verification existed). */
+  verification?: Verification;
 }
 
 export interface WorkerBuildSpec {
@@ -49,7 +52,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
   if (adopted) {
     log(`adopting ${adopted.ImageId}, finished earlier by build ${buildId}`);
     const facts = adopted.Tags?.find((t) => t.Key === "ami-factory:facts")?.Value;
-    return { imageId: adopted.ImageId!, snapshotId: snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts: facts ? JSON.parse(facts) : {} };
+    return { imageId: adopted.ImageId!, snapshotId: snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts: facts ? JSON.parse(facts) : {}, verification: verificationFromTags(adopted.Tags) };
   }
   // ... or cleans the leftovers of a run that died, before starting over.
   const leftovers = await findLeftovers(region, { buildId });
@@ -73,7 +76,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
   });
   await runSteps(steps, build, { log });
   log(`${spec.what}: ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
-  return { imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, buildId, facts: build.facts ?? {} };
+  return { imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, buildId, facts: build.facts ?? {}, verification: build.verification };
 }
 
 /** Tags and description of a built image change in place (its registered name cannot). */
