@@ -5,10 +5,11 @@
 export type ConsoleVerdict = { state: "booting" } | { state: "booted"; line: string } | { state: "failed"; line: string; reason: string };
 
 /**
- * Userspace reached: a getty's login prompt ("debian login: "), systemd reaching the multi-user
- * target (old and new wording), cloud-init's final line ("Cloud-init v. 23.1 finished at ...").
+ * Userspace reached: a getty's login prompt ("debian login: ", often followed on the same line by
+ * kernel messages), systemd reaching the multi-user target (old and new wording), cloud-init's
+ * final line ("Cloud-init v. 23.1 finished at ...").
  */
-export const DEFAULT_BOOT_SIGNAL = /^\S+ login: *$|Reached target\b.*Multi-User System|^Cloud-init v\. \S+ finished at /m;
+export const DEFAULT_BOOT_SIGNAL = /^[\w.-]+ login: |Reached target\b.*Multi-User System|^Cloud-init v\. \S+ finished at /m;
 
 /** Boots that can no longer succeed, each with what it means. */
 export const FAILURE_SIGNALS: readonly { pattern: RegExp; reason: string }[] = [
@@ -41,16 +42,20 @@ function lastMatch(text: string, pattern: RegExp): Hit | undefined {
   let last: Hit | undefined;
   for (const m of text.matchAll(global)) {
     if (m.index === undefined) continue;
-    last = { index: m.index, line: lineAt(text, m.index) };
+    last = { index: m.index, line: lineAt(text, m.index, m[0].length) };
     if (m[0].length === 0) break; // an empty match would repeat forever
   }
   return last;
 }
 
-function lineAt(text: string, index: number): string {
+/** The line of a match, without the kernel messages that the console interleaved after it. */
+function lineAt(text: string, index: number, length: number): string {
   const start = text.lastIndexOf("\n", index - 1) + 1;
   const end = text.indexOf("\n", index);
-  return text.slice(start, end === -1 ? undefined : end).trim();
+  const line = text.slice(start, end === -1 ? undefined : end);
+  const matchEnd = index + length - start;
+  const kernel = line.slice(matchEnd).search(/\[\s*\d+\.\d+\]/);
+  return (kernel === -1 ? line : line.slice(0, matchEnd + kernel)).trim();
 }
 
 /**

@@ -12,6 +12,7 @@ import { CloudWatchClient, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwa
 import { DescribeImageAttributeCommand, DescribeInstancesCommand, DescribeSnapshotsCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { describeImage, ec2, imagesTagged, leftovers, seedPvImage, snapshotExists } from "../support/aws";
 import { startEmulator, Emulator } from "../support/emulator";
+import { bootByDefault } from "../support/hooks";
 import { FaultProxy, startFaultProxy } from "../support/faultProxy";
 import { resourceOutputs, testStack } from "../support/stack";
 import { REPO_ROOT } from "../../scripts/local/toolchain";
@@ -66,6 +67,7 @@ describe("every resource under 20% injected AWS faults (throttles, 500s, lost an
   });
   beforeEach(async () => {
     await emu.reset({ keepMoto: true });
+    await bootByDefault(emu); // the launch verification of the built images passes
     proxy.reset();
   });
   afterEach(function () {
