@@ -33,6 +33,7 @@ export function cleanConsole(raw: string): string {
 }
 
 interface Hit {
+  /** Where the matched line starts: matches on one line count as one place. */
   index: number;
   line: string;
 }
@@ -42,7 +43,7 @@ function lastMatch(text: string, pattern: RegExp): Hit | undefined {
   let last: Hit | undefined;
   for (const m of text.matchAll(global)) {
     if (m.index === undefined) continue;
-    last = { index: m.index, line: lineAt(text, m.index, m[0].length) };
+    last = { index: text.lastIndexOf("\n", m.index - 1) + 1, line: lineAt(text, m.index, m[0].length) };
     if (m[0].length === 0) break; // an empty match would repeat forever
   }
   return last;
@@ -60,7 +61,8 @@ function lineAt(text: string, index: number, length: number): string {
 
 /**
  * The verdict on a console text. Whatever comes last wins: a panic after a login prompt is a failed
- * boot; a login prompt after a failure (a reboot that worked) is a boot.
+ * boot; a login prompt after a failure (a reboot that worked) is a boot. On one line, the first
+ * failure signal listed names it ("Kernel panic - not syncing: VFS: Unable to mount root fs").
  */
 export function classifyConsole(raw: string, bootSignal: RegExp = DEFAULT_BOOT_SIGNAL): ConsoleVerdict {
   const text = cleanConsole(raw);

@@ -102,6 +102,8 @@ async function verifyOn(b: WorkerBuild, ec2: EC2Client, t: TypeInfo, bootSignal:
   const what = `${id} (${t.instanceType}) to boot ${b.imageId} to userspace`;
   try {
     return await waitFor({ what, maxWaitSeconds: Math.max(1, Math.floor((deadline - Date.now()) / 1000)), minDelaySeconds: 2, maxDelaySeconds: 15 }, async () => {
+      // The checks first, then the console: a failed check is reported with the console after it.
+      const status = (await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [id], IncludeAllInstances: true }))).InstanceStatuses?.[0];
       const output = await ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: latest }));
       text = output.Output ? Buffer.from(output.Output, "base64").toString("utf8") : text;
       const verdict = classifyConsole(text, bootSignal);
@@ -110,7 +112,6 @@ async function verifyOn(b: WorkerBuild, ec2: EC2Client, t: TypeInfo, bootSignal:
         signalAt = Date.now();
         signalLine = verdict.line;
       }
-      const status = (await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [id], IncludeAllInstances: true }))).InstanceStatuses?.[0];
       const state = status?.InstanceState?.Name;
       if (state && state !== "pending" && state !== "running") {
         const reason = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.StateReason?.Message;

@@ -43,6 +43,7 @@ describe("the console classifier on real consoles", () => {
     const verdict = classifyConsole(fixture("no-initramfs-panic.txt"));
     assert.strictEqual(verdict.state, "failed");
     assert.match((verdict as { line: string }).line, /Kernel panic - not syncing: VFS: Unable to mount root fs/);
+    assert.strictEqual((verdict as { reason: string }).reason, "kernel panic");
   });
 
   it("a console tail is the last lines, cleaned", () => {
