@@ -1065,7 +1065,7 @@ def patch_boot_outcomes() -> None:
       ENA support is "required" fails with InvalidParameterCombination "Enhanced networking with the
       Elastic Network Adapter (ENA) is required for the '<type>' instance type. Ensure that you are
       using an AMI that is enabled for ENA." (EC2 User Guide, Enhanced networking: all Nitro-based
-      instances use ENA)."""
+      instances use ENA). Images whose ENA support moto does not know (its own) are let through."""
     from moto.core.responses import ActionResult
     from moto.core.utils import utcnow
     from moto.ec2.exceptions import EC2ClientError
@@ -1139,8 +1139,10 @@ def patch_boot_outcomes() -> None:
     def run_instances(self: Any, image_id: str, count: int, *args: Any, **kwargs: Any) -> Any:
         image = self.amis.get(image_id)
         instance_type = kwargs.get("instance_type") or "m1.small"
-        ena = str(getattr(image, "ena_support", None)).lower() == "true" if image is not None else True
-        if not ena and (_instance_type_info(instance_type).get("NetworkInfo") or {}).get("EnaSupport") == "required":
+        # Only an image known to lack ENA (EnaSupport false, as RegisterImage was told): moto's own
+        # images do not say, and the images they stand for (Amazon Linux, ...) have ENA.
+        no_ena = image is not None and str(getattr(image, "ena_support", None)).lower() == "false"
+        if no_ena and (_instance_type_info(instance_type).get("NetworkInfo") or {}).get("EnaSupport") == "required":
             raise EC2ClientError(
                 "InvalidParameterCombination",
                 f"Enhanced networking with the Elastic Network Adapter (ENA) is required for the '{instance_type}' "
