@@ -8,7 +8,7 @@ import { ec2Client } from "../core/clients";
 import { retag } from "../core/images";
 import type { Step } from "../core/steps";
 import { BOOT_LINE_TAG, EXPIRES_TAG, STACK_TAG, tagSpecifications, Tags, VERIFICATION_TAG, VERIFIED_ON_TAG } from "../core/tags";
-import { errorName, waitFor } from "../core/wait";
+import { errorName, isTransient, waitFor } from "../core/wait";
 import { bootSignalRegex, classifyConsole, consoleTail, DEFAULT_BOOT_SIGNAL } from "./console";
 import type { Verification, WorkerBuild } from "./context";
 import type { VerifyInputs } from "./inputs";
@@ -103,8 +103,15 @@ async function verifyOn(b: WorkerBuild, ec2: EC2Client, t: TypeInfo, bootSignal:
   try {
     return await waitFor({ what, maxWaitSeconds: Math.max(1, Math.floor((deadline - Date.now()) / 1000)), minDelaySeconds: 2, maxDelaySeconds: 15 }, async () => {
       // The checks first, then the console: a failed check is reported with the console after it.
-      const status = (await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [id], IncludeAllInstances: true }))).InstanceStatuses?.[0];
-      const output = await ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: latest }));
+      // A new instance may not be visible to these calls yet (EC2 is eventually consistent).
+      let status, output;
+      try {
+        status = (await ec2.send(new DescribeInstanceStatusCommand({ InstanceIds: [id], IncludeAllInstances: true }))).InstanceStatuses?.[0];
+        output = await ec2.send(new GetConsoleOutputCommand({ InstanceId: id, Latest: latest }));
+      } catch (e) {
+        if (errorName(e) === "InvalidInstanceID.NotFound" || isTransient(e)) return { state: "RETRY", reason: `${errorName(e)}` };
+        throw e;
+      }
       text = output.Output ? Buffer.from(output.Output, "base64").toString("utf8") : text;
       const verdict = classifyConsole(text, bootSignal);
       if (verdict.state === "failed") return { state: "FAILURE", reason: `the console shows ${verdict.reason}: ${verdict.line}` };

@@ -38,7 +38,8 @@ Control API (only under /_ami_factory/, JSON in and out):
                                                    SendCommand calls fail with InvalidInstanceId
   DELETE /_ami_factory/ssm/unregistered            forget those
   POST   /_ami_factory/ec2/boot                    {"outcome": "boots"|"panics"|"impaired"|"never",
-                                                   "afterPolls"?, "imageId"? | "imageName"?, "console"?}:
+                                                   "afterPolls"?, "imageId"? | "imageName"?, "console"?,
+                                                   "notVisibleFor"?}:
                                                    how instances of an image boot (see BootScripts)
   GET    /_ami_factory/ec2/boot                    the rules
   DELETE /_ami_factory/ec2/boot                    clear the rules
@@ -966,7 +967,9 @@ class BootScripts:
     Rule fields: outcome ("boots" | "panics" | "impaired" | "never"), afterPolls (int >= 0, default 1:
     DescribeInstanceStatus calls naming the instance before the outcome shows; until then both checks
     are "initializing" and the console is empty), console (the serial console text once the outcome
-    shows; default DEFAULT_CONSOLES[outcome]).
+    shows; default DEFAULT_CONSOLES[outcome]), notVisibleFor (int >= 0, default 0: the first N
+    DescribeInstanceStatus / GetConsoleOutput calls naming the instance fail with
+    InvalidInstanceID.NotFound, as right after RunInstances: EC2 is eventually consistent).
     Outcomes: boots: system ok, instance ok. panics: system ok, instance impaired. impaired: system
     ok, instance impaired, and the console shows no panic. never: both stay initializing.
     Without a matching rule an instance behaves as moto makes it (both checks ok at once, moto's
@@ -986,10 +989,13 @@ class BootScripts:
         polls = rule.setdefault("afterPolls", 1)
         if not isinstance(polls, int) or isinstance(polls, bool) or polls < 0:
             raise ValueError("'afterPolls' must be a non-negative integer")
+        hidden = rule.setdefault("notVisibleFor", 0)
+        if not isinstance(hidden, int) or isinstance(hidden, bool) or hidden < 0:
+            raise ValueError("'notVisibleFor' must be a non-negative integer")
         for key in ("imageId", "imageName", "console"):
             if key in rule and not isinstance(rule[key], str):
                 raise ValueError(f"'{key}' must be a string")
-        unknown = set(rule) - {"outcome", "afterPolls", "imageId", "imageName", "console"}
+        unknown = set(rule) - {"outcome", "afterPolls", "imageId", "imageName", "console", "notVisibleFor"}
         if unknown:
             raise ValueError(f"unknown rule fields: {sorted(unknown)}")
         with self.lock:
@@ -1019,8 +1025,17 @@ class BootScripts:
                     continue
                 rule = r
                 break
-            state = self.instances[instance.id] = {"rule": rule, "polls": 0}
+            state = self.instances[instance.id] = {"rule": rule, "polls": 0, "hidden": rule["notVisibleFor"] if rule else 0}
         return state
+
+    def hidden(self, instance: Any) -> bool:
+        """True while the instance is still invisible to this call (counts the call)."""
+        with self.lock:
+            state = self._state(instance)
+            if state["hidden"] > 0:
+                state["hidden"] -= 1
+                return True
+            return False
 
     def polled(self, instance: Any) -> None:
         with self.lock:
@@ -1068,7 +1083,7 @@ def patch_boot_outcomes() -> None:
       instances use ENA). Images whose ENA support moto does not know (its own) are let through."""
     from moto.core.responses import ActionResult
     from moto.core.utils import utcnow
-    from moto.ec2.exceptions import EC2ClientError
+    from moto.ec2.exceptions import EC2ClientError, InvalidInstanceIdError
     from moto.ec2.models.instances import Instance, InstanceBackend
     from moto.ec2.responses.general import General
     from moto.ec2.utils import Base64EncodedString
@@ -1108,6 +1123,9 @@ def patch_boot_outcomes() -> None:
     original_describe = InstanceBackend.describe_instance_status
 
     def describe_instance_status(self: Any, instance_ids: list[str], include_all_instances: bool, filters: Any) -> Any:
+        for instance_id in instance_ids or []:
+            if BOOT_SCRIPTS.hidden(self.get_instance(instance_id)):
+                raise InvalidInstanceIdError(instance_id)
         instances = original_describe(self, instance_ids, include_all_instances, filters)
         for instance in instances:  # one poll per call naming the instance
             if instance.is_running():
@@ -1120,6 +1138,8 @@ def patch_boot_outcomes() -> None:
 
     def get_console_output(self: Any) -> Any:
         instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
+        if BOOT_SCRIPTS.hidden(instance):
+            raise InvalidInstanceIdError(instance.id)
         latest = str(self._get_param("Latest", False)).lower() == "true"
         if latest and _instance_type_info(instance.instance_type).get("Hypervisor") != "nitro":
             raise EC2ClientError("UnsupportedOperation",

@@ -56,6 +56,8 @@ export interface BootRule {
   imageName?: string;
   /** The serial console once the outcome shows. Default: a short one of the outcome's kind. */
   console?: string;
+  /** The first N DescribeInstanceStatus / GetConsoleOutput calls naming the instance fail with InvalidInstanceID.NotFound (eventual consistency). Default 0. */
+  notVisibleFor?: number;
 }
 
 export interface RecordedCall {

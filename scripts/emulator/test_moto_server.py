@@ -863,3 +863,17 @@ def test_reset_clears_boot_rules(server: Server) -> None:
     server.ok("POST", "ec2/boot", {"outcome": "never"})
     server.ok("POST", "reset")
     assert server.ok("GET", "ec2/boot") == []
+
+
+def test_a_new_instance_can_be_invisible_for_a_few_calls(server: Server) -> None:
+    ec2 = server.client("ec2")
+    image_id = register(ec2, snapshot(ec2), Name="eventual", Architecture="x86_64")
+    server.ok("POST", "ec2/boot", {"imageId": image_id, "outcome": "boots", "afterPolls": 0, "notVisibleFor": 2})
+    iid = ec2.run_instances(ImageId=image_id, InstanceType="t3.micro", MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    for call in (lambda: statuses(ec2, iid), lambda: console(ec2, iid)):
+        with pytest.raises(ClientError) as e:
+            call()
+        assert e.value.response["Error"]["Code"] == "InvalidInstanceID.NotFound"
+    assert statuses(ec2, iid) == ("ok", "ok")
+    status, body = server.control("POST", "ec2/boot", {"outcome": "boots", "notVisibleFor": -1})
+    assert status == 400

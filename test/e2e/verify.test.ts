@@ -45,7 +45,8 @@ describe("launch verification on the engine", function () {
   it("passes when the checks are ok and the console shows userspace: outputs and tags record it, the test instance is gone", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "verify-ok");
     await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
-    await emu.scriptBoot({ imageName: "verify-ok-hvm", outcome: "boots", afterPolls: 3 });
+    // Not visible at first (eventual consistency), then initializing for 3 polls.
+    await emu.scriptBoot({ imageName: "verify-ok-hvm", outcome: "boots", afterPolls: 3, notVisibleFor: 2 });
     const t = await testStack(emu, { conversions: [{ name: "ok", sourceAmiId }] });
     const up = await t.stack.up({ onOutput: t.onOutput });
     const imageId = (up.outputs.images.value as Images).ok["us-east-1"];
