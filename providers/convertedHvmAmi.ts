@@ -2,9 +2,10 @@ import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
+import type { Verification } from "./worker/context";
 import { checkConvertedHvmAmi, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
 import { createConversion, deleteConversion, readConversion, updateConversion } from "./convertedHvmAmi/build";
-import type { BuildArgs } from "./worker/args";
+import { BuildArgs, warnIfNotVerified } from "./worker/args";
 
 export interface ConvertedHvmAmiArgs extends BuildArgs {
   /** The paravirtual (PV), EBS-backed image to convert. */
@@ -21,7 +22,7 @@ export interface ConvertedHvmAmiArgs extends BuildArgs {
   nitro?: pulumi.Input<boolean>;
 }
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "nitroReady", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "nitroReady", "verification", "schemaVersion"] as const;
 
 /** The implementation, loaded in the provider process by the thin provider below; it bundles the guest script there. */
 export const convertedHvmAmiProvider = dynamicProvider<ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs>({
@@ -47,6 +48,8 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   declare readonly facts: pulumi.Output<Record<string, unknown>>;
   /** The root can be mounted from NVMe at boot and ENA is present: the image runs on Nitro instance types. false: Xen HVM types only (t2, m4, c4, r4, …). */
   declare readonly nitroReady: pulumi.Output<boolean>;
+  /** The launch verification: { status: "passed", results: [{ instanceType, secondsToBootSignal, bootLine }] } or { status: "skipped" }. */
+  declare readonly verification: pulumi.Output<Verification>;
 
   constructor(name: string, args: ConvertedHvmAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("pv2hvm.sh");
@@ -58,5 +61,6 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
       "ami-factory",
       "ConvertedHvmAmi",
     );
+    warnIfNotVerified(this, args.verify);
   }
 }

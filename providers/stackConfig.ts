@@ -59,6 +59,8 @@ export interface ConversionConfig {
   sanitize?: boolean;
   worker?: { instanceType?: string; subnetId?: string; instanceProfileName?: string; imageId?: string };
   timeoutMinutes?: number;
+  /** Launch verification (BuildArgs `verify`). */
+  verify?: false | { instanceType?: string | string[]; timeoutMinutes?: number; bootSignal?: string };
 }
 
 export interface BuildConfig {
@@ -81,6 +83,8 @@ export interface BuildConfig {
   sanitize?: boolean;
   worker?: { instanceType?: string; subnetId?: string; instanceProfileName?: string; imageId?: string };
   timeoutMinutes?: number;
+  /** Launch verification (BuildArgs `verify`). */
+  verify?: false | { instanceType?: string | string[]; timeoutMinutes?: number; bootSignal?: string };
 }
 
 export interface StackConfig {

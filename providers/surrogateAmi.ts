@@ -2,7 +2,8 @@ import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
-import type { BuildArgs } from "./worker/args";
+import type { Verification } from "./worker/context";
+import { BuildArgs, warnIfNotVerified } from "./worker/args";
 import { checkSurrogateAmi, diffSurrogateAmi, Recipe, SurrogateAmiInputs, SurrogateAmiOutputs } from "./surrogateAmi/inputs";
 import { createSurrogate, deleteSurrogate, readSurrogate, updateSurrogate } from "./surrogateAmi/build";
 
@@ -27,7 +28,7 @@ export interface SurrogateAmiArgs extends BuildArgs {
   imdsSupport?: pulumi.Input<"v2.0" | "optional">;
 }
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "verification", "schemaVersion"] as const;
 
 /** The implementation, loaded in the provider process by the thin provider below; it bundles the guest script there. */
 export const surrogateAmiProvider = dynamicProvider<SurrogateAmiInputs, SurrogateAmiOutputs>({
@@ -51,6 +52,8 @@ export class SurrogateAmi extends pulumi.dynamic.Resource {
   declare readonly region: pulumi.Output<string>;
   /** What the recipe's guest script reported: kernels, drivers, cloud-init, warnings. */
   declare readonly facts: pulumi.Output<Record<string, unknown>>;
+  /** The launch verification: { status: "passed", results: [{ instanceType, secondsToBootSignal, bootLine }] } or { status: "skipped" }. */
+  declare readonly verification: pulumi.Output<Verification>;
 
   constructor(name: string, args: SurrogateAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("surrogate.sh");
@@ -62,5 +65,6 @@ export class SurrogateAmi extends pulumi.dynamic.Resource {
       "ami-factory",
       "SurrogateAmi",
     );
+    warnIfNotVerified(this, args.verify);
   }
 }

@@ -32,6 +32,11 @@ async function main(): Promise<void> {
       await emu.failSsmCommands({ match: "", script, status: "Success", output: `${facts}\n` });
     }
     say("the guest steps of the conversion and the build are SIMULATED here: the emulator answers them with recorded facts lines");
+    // Launch verification runs as on EC2; the emulator is told how instances of the new images boot:
+    // both status checks ok after a few polls, and the serial console of a real Debian 12 boot.
+    const bootConsole = fs.readFileSync(path.join(REPO_ROOT, "test/fixtures/console/debian-12-boot.txt"), "utf8");
+    await emu.scriptBoot({ outcome: "boots", afterPolls: 2, console: bootConsole });
+    say("the test launches of the new images are SIMULATED too: the emulator shows a recorded Debian 12 boot console");
 
     // The emulator starts empty each time: so does the local stack's state.
     const workDir = path.join(REPO_ROOT, ".local/demo");

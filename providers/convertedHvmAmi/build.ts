@@ -10,6 +10,7 @@ import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
 import { registerStep, snapshotStep } from "../worker/image";
+import { verificationTags, verifyStep } from "../worker/verify";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { enaFrom } from "../worker/inputs";
 import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
@@ -50,7 +51,7 @@ function sourceStep(): Step<ConversionBuild> {
       b.source = source;
       b.architecture = source.architecture;
       b.imageName = b.inputs.name ?? defaultImageName(source.name);
-      b.outputTags = imageTags(b.inputs, b.buildId, b.imageName, new Date().toISOString());
+      b.outputTags = { ...imageTags(b.inputs, b.buildId, b.imageName, new Date().toISOString()), ...verificationTags(b.inputs.verify, b.temporaryTags) };
     },
   };
 }
@@ -109,6 +110,7 @@ function conversionSteps(script: BundledScript, inputs: ConvertedHvmAmiInputs): 
         BootMode: "legacy-bios",
       };
     }),
+    verifyStep((b) => (b as ConversionBuild).inputs.verify),
   ];
 }
 
@@ -132,7 +134,7 @@ export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: Conve
   const before = imageTags(olds, olds.buildId, olds.imageName, builtAt);
   const after = imageTags(news, olds.buildId, olds.imageName, builtAt);
   await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
-  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts, nitroReady: olds.nitroReady };
+  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts, nitroReady: olds.nitroReady, verification: olds.verification };
 }
 
 /** The image and the snapshot the conversion made; the source's data snapshots it maps stay. */

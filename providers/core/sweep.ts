@@ -1,12 +1,13 @@
 // Finding and deleting what a crashed build left behind: everything tagged temporary by
-// ami-factory, plus snapshots of builds that never registered their image. Used by a create that
+// ami-factory, images whose launch verification never finished (with their snapshots), and
+// snapshots of builds that never registered their image. Used by a create that
 // re-runs a build id (its own leftovers) and by `npm run sweep` (a stack's or everyone's).
 import { ec2Client, iamClient, ec2Sdk, iamSdk } from "./clients";
-import { deleteSnapshot } from "./images";
-import { BUILD_ID_TAG, CREATED_TAG, EXPIRES_TAG, MANAGED_BY_TAG, STACK_TAG, TEMPORARY_TAG } from "./tags";
+import { deleteImageAndSnapshots, deleteSnapshot } from "./images";
+import { BUILD_ID_TAG, CREATED_TAG, EXPIRES_TAG, MANAGED_BY_TAG, STACK_TAG, TEMPORARY_TAG, VERIFICATION_TAG } from "./tags";
 import { errorName, waitFor } from "./wait";
 
-export type LeftoverKind = "instance" | "volume" | "snapshot" | "security-group" | "instance-profile" | "role";
+export type LeftoverKind = "instance" | "image" | "volume" | "snapshot" | "security-group" | "instance-profile" | "role";
 
 export interface Leftover {
   kind: LeftoverKind;
@@ -29,7 +30,7 @@ export interface LeftoverFilter {
 }
 
 /** Deletion order: what holds a thing goes before it. */
-export const SWEEP_ORDER: LeftoverKind[] = ["instance", "volume", "snapshot", "security-group", "instance-profile", "role"];
+export const SWEEP_ORDER: LeftoverKind[] = ["instance", "image", "volume", "snapshot", "security-group", "instance-profile", "role"];
 
 type TagList = { Key?: string; Value?: string }[] | undefined;
 const tagOf = (tags: TagList, key: string) => tags?.find((t) => t.Key === key)?.Value;
@@ -61,6 +62,12 @@ export async function findLeftovers(region: string, f: LeftoverFilter, opts: { i
   for (const i of instances) if (i.State?.Name !== "terminated" && keep(f, i.Tags)) found.push(leftover("instance", i.InstanceId!, region, i.Tags));
   for (const v of (await ec2.send(new DescribeVolumesCommand({ Filters: temporary }))).Volumes ?? []) if (keep(f, v.Tags)) found.push(leftover("volume", v.VolumeId!, region, v.Tags));
   for (const g of (await ec2.send(new DescribeSecurityGroupsCommand({ Filters: temporary }))).SecurityGroups ?? []) if (keep(f, g.Tags)) found.push(leftover("security-group", g.GroupId!, region, g.Tags));
+  // An image is an output, but one whose verification is still pending when its build is gone
+  // never became one (it carries the build's expiry while pending).
+  const pending = [{ Name: `tag:${VERIFICATION_TAG}`, Values: ["pending"] }, ...(f.buildId ? [{ Name: `tag:${BUILD_ID_TAG}`, Values: [f.buildId] }] : [])];
+  for (const i of (await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: pending }))).Images ?? []) {
+    if (i.State !== "deregistered" && keep(f, i.Tags)) found.push(leftover("image", i.ImageId!, region, i.Tags));
+  }
   // Snapshots are outputs, not temporary: a build's snapshot is left over when no image of the
   // build uses it (the build died between snapshot and register).
   const built = [{ Name: `tag:${MANAGED_BY_TAG}`, Values: ["ami-factory"] }, ...(f.buildId ? [{ Name: `tag:${BUILD_ID_TAG}`, Values: [f.buildId] }] : [])];
@@ -134,6 +141,8 @@ async function deleteOne(item: Leftover): Promise<void> {
       await ec2mod.waitUntilVolumeAvailable({ client: ec2, maxWaitTime: 600, minDelay: 1, maxDelay: 10 }, { VolumeIds: [item.id] });
     }
     await ec2.send(new ec2mod.DeleteVolumeCommand({ VolumeId: item.id })).catch(gone(["InvalidVolume.NotFound"]));
+  } else if (item.kind === "image") {
+    await deleteImageAndSnapshots(item.region, item.id);
   } else if (item.kind === "snapshot") {
     await deleteSnapshot(await ec2Client(item.region), item.id);
   } else if (item.kind === "security-group") {

@@ -5,6 +5,12 @@ export const TAG_PREFIX = "ami-factory:";
 export const BUILD_ID_TAG = "ami-factory:build-id";
 export const MANAGED_BY_TAG = "ami-factory:managed-by";
 export const TEMPORARY_TAG = "ami-factory:temporary";
+/** A built image's launch verification: "pending" (until it passes), "passed" or "skipped". */
+export const VERIFICATION_TAG = "ami-factory:verification";
+/** Where it was verified: "t3.micro=41s t2.micro=57s" (instance type = seconds to the boot signal). */
+export const VERIFIED_ON_TAG = "ami-factory:verified-on";
+/** The console line that showed userspace on the first type. */
+export const BOOT_LINE_TAG = "ami-factory:boot-line";
 
 export type Tags = Record<string, string>;
 

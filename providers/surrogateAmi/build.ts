@@ -12,6 +12,7 @@ import type { BundledScript } from "../worker/guestScript";
 import { registerStep, snapshotStep } from "../worker/image";
 import { enaFrom } from "../worker/inputs";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
+import { verificationTags, verifyStep } from "../worker/verify";
 import { recipeArgs, recipeTags, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
 
 interface SurrogateBuild extends WorkerBuild {
@@ -49,7 +50,7 @@ function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step
     {
       name: "prepare",
       async run(b) {
-        b.outputTags = imageTags(b.inputs, b.buildId, new Date().toISOString());
+        b.outputTags = { ...imageTags(b.inputs, b.buildId, new Date().toISOString()), ...verificationTags(b.inputs.verify, b.temporaryTags) };
       },
     },
     ...launchSteps(),
@@ -89,6 +90,7 @@ function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step
         ImdsSupport: s.inputs.imdsSupport === "v2.0" ? "v2.0" : undefined,
       };
     }),
+    verifyStep((b) => (b as SurrogateBuild).inputs.verify),
   ];
 }
 
@@ -116,7 +118,7 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
 export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs): Promise<SurrogateAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
   await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description });
-  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts };
+  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts, verification: olds.verification };
 }
 
 export async function deleteSurrogate(olds: SurrogateAmiOutputs): Promise<void> {

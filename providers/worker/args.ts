@@ -1,4 +1,4 @@
-import type * as pulumi from "@pulumi/pulumi";
+import * as pulumi from "@pulumi/pulumi";
 import type { WorkerOptions } from "./context";
 
 /** The args every worker-built image has (ConvertedHvmAmi, SurrogateAmi). */
@@ -19,4 +19,29 @@ export interface BuildArgs {
   worker?: pulumi.Input<WorkerOptions>;
   /** How long the build may take before it fails and cleans up. Default: 60. */
   timeoutMinutes?: pulumi.Input<number>;
+  /**
+   * Launch verification before the create succeeds: an instance of the new image must pass both
+   * status checks and show userspace on its serial console. Default: on, one instance of a Nitro
+   * type (t3.micro / t4g.micro) when the facts say the image is Nitro-ready, else of t2.micro
+   * (Xen); 15 minutes (within timeoutMinutes); the boot signal is a login prompt, systemd's
+   * multi-user target or cloud-init's "finished" line. `false`: not verified (preview warns).
+   * Changing it alone changes nothing: it applies when the image is built.
+   */
+  verify?: pulumi.Input<false | VerifyArgs>;
+}
+
+export interface VerifyArgs {
+  /** One type or a list (each is verified). Default: chosen from the facts, as above. */
+  instanceType?: pulumi.Input<string | string[]>;
+  /** How long to wait for the boot signal, per build. Default: 15. */
+  timeoutMinutes?: pulumi.Input<number>;
+  /** A regular expression (multi-line) for the console line that shows userspace. Default: see `verify`. */
+  bootSignal?: pulumi.Input<string>;
+}
+
+/** Preview and up say it when an image will be registered without a test launch. */
+export function warnIfNotVerified(resource: pulumi.Resource, verify: BuildArgs["verify"]): void {
+  pulumi.output(verify).apply((v) => {
+    if (v === false) pulumi.log.warn("verify: false: the image will not be verified (no test launch before it counts as created)", resource);
+  });
 }

@@ -9,10 +9,11 @@ import { deleteLeftovers, findLeftovers } from "../core/sweep";
 import { changedTags, removedTagKeys, Tags, temporaryTags } from "../core/tags";
 import { findBuiltImage } from "./adopt";
 import { checkFactsTag, FactsSchema } from "./facts";
-import type { WorkerBuild, WorkerOptions } from "./context";
+import type { Verification, WorkerBuild, WorkerOptions } from "./context";
 import { instanceProfileStep } from "./iam";
 import { launchWorkerStep, workerImageStep } from "./instance";
 import { networkStep, securityGroupStep } from "./network";
+import { verificationFromTags } from "./verify";
 
 /** The worker, from subnet to a running instance: the same first steps for every worker build. */
 export function launchSteps(): Step<WorkerBuild>[] {
@@ -25,6 +26,8 @@ export interface BuiltImage {
   imageName: string;
   buildId: string;
   facts: Record<string, unknown>;
+  /** How the image was launch-verified (absent on images built before verification existed). */
+  verification?: Verification;
 }
 
 export interface WorkerBuildSpec {
@@ -55,7 +58,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     const tag = adopted.Tags?.find((t) => t.Key === "ami-factory:facts")?.Value;
     const facts = spec.factsSchema ? checkFactsTag(tag, spec.factsSchema, adopted.ImageId!) : tag ? JSON.parse(tag) : {};
     const root = adopted.BlockDeviceMappings?.find((m) => m.DeviceName === adopted.RootDeviceName)?.Ebs?.SnapshotId;
-    return { imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts };
+    return { imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts, verification: verificationFromTags(adopted.Tags) };
   }
   // ... or cleans the leftovers of a run that died, before starting over.
   const leftovers = await findLeftovers(region, { buildId });
@@ -79,7 +82,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
   });
   await runSteps(steps, build, { log });
   log(`${spec.what}: ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
-  return { imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, buildId, facts: build.facts ?? {} };
+  return { imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, buildId, facts: build.facts ?? {}, verification: build.verification };
 }
 
 /** Tags and description of a built image change in place (its registered name cannot). */

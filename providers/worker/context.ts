@@ -53,7 +53,15 @@ export interface WorkerBuild {
   facts?: Record<string, unknown>;
   snapshotId?: string;
   imageId?: string;
+  /** Launch verification: instance type → test instance id, recorded as each launch returns. */
+  testInstances?: Record<string, string>;
+  verification?: Verification;
 }
+
+/** How the new image was verified (an output of the built image). */
+export type Verification =
+  | { status: "skipped" }
+  | { status: "passed"; results: { instanceType: string; secondsToBootSignal: number; bootLine: string }[] };
 
 /** Seconds left until the build's deadline (at least 1). */
 export function secondsLeft(build: WorkerBuild): number {

@@ -2,12 +2,25 @@
 // worker, timeout): checked and normalised once for ConvertedHvmAmi and SurrogateAmi.
 import { Checker, isUnknown } from "../core/inputs";
 import type { Tags } from "../core/tags";
+import { bootSignalRegex } from "./console";
 import type { VolumeSpec, WorkerOptions } from "./context";
 
-export const BUILD_FIELDS = ["region", "name", "description", "tags", "volume", "encrypted", "kmsKeyId", "enaSupport", "sanitize", "worker", "timeoutMinutes", "scope", "guestScriptSha256"] as const;
+export const BUILD_FIELDS = ["region", "name", "description", "tags", "volume", "encrypted", "kmsKeyId", "enaSupport", "sanitize", "worker", "timeoutMinutes", "verify", "scope", "guestScriptSha256"] as const;
 const WORKER_FIELDS = ["instanceType", "subnetId", "instanceProfileName", "imageId"] as const;
 const VOLUME_FIELDS = ["type", "iops", "throughputMiBps"] as const;
 const VOLUME_TYPES = ["gp3", "gp2", "io1", "io2", "standard"];
+const VERIFY_FIELDS = ["instanceType", "timeoutMinutes", "bootSignal"] as const;
+const INSTANCE_TYPE = /^[a-z][a-z0-9-]*\.[a-z0-9]+$/;
+export const DEFAULT_VERIFY_MINUTES = 15;
+
+/** Launch verification of the new image (false: none). */
+export interface VerifyInputs {
+  /** Default: chosen from the facts (verifyPlan.ts). */
+  instanceTypes?: string[];
+  timeoutMinutes: number;
+  /** A regex (multi-line) over the console; default DEFAULT_BOOT_SIGNAL. */
+  bootSignal?: string;
+}
 
 export interface BuildInputs {
   region: string;
@@ -21,6 +34,7 @@ export interface BuildInputs {
   sanitize: boolean;
   worker: WorkerOptions;
   timeoutMinutes: number;
+  verify: VerifyInputs | false;
   scope: string;
   guestScriptSha256: string;
 }
@@ -57,6 +71,7 @@ export function checkBuildInputs(c: Checker, raw: Record<string, unknown>, opts:
     c.string("worker.instanceProfileName", worker.instanceProfileName, { max: 128 });
   }
   c.integer("timeoutMinutes", raw.timeoutMinutes, { min: 1, max: 24 * 60 });
+  const verify = checkVerify(c, raw.verify);
   return {
     region: raw.region as string,
     name: raw.name as string | undefined,
@@ -69,9 +84,37 @@ export function checkBuildInputs(c: Checker, raw: Record<string, unknown>, opts:
     sanitize: raw.sanitize !== false,
     worker: worker as WorkerOptions,
     timeoutMinutes: (raw.timeoutMinutes as number | undefined) ?? 60,
+    verify,
     scope: typeof raw.scope === "string" ? raw.scope : "",
     guestScriptSha256: String(raw.guestScriptSha256 ?? ""),
   };
+}
+
+/** `verify`: false, or what to launch the new image on and how long to wait for userspace. */
+export function checkVerify(c: Checker, raw: unknown): VerifyInputs | false {
+  if (raw === false) return false;
+  if (raw === undefined || raw === null || raw === true || isUnknown(raw)) return { timeoutMinutes: DEFAULT_VERIFY_MINUTES };
+  if (typeof raw !== "object" || Array.isArray(raw)) {
+    c.fail("verify", `verify must be false or { instanceType?, timeoutMinutes?, bootSignal? } (got ${JSON.stringify(raw)})`);
+    return false;
+  }
+  const v = raw as Record<string, unknown>;
+  c.knownKeys("verify", v, VERIFY_FIELDS);
+  let instanceTypes: string[] | undefined;
+  if (v.instanceType !== undefined && !isUnknown(v.instanceType)) {
+    const list = Array.isArray(v.instanceType) ? v.instanceType : [v.instanceType];
+    if (!list.length || list.some((t) => typeof t !== "string" || !INSTANCE_TYPE.test(t))) {
+      c.fail("verify.instanceType", `verify.instanceType must be an instance type such as t3.micro, or a list of them (got ${JSON.stringify(v.instanceType)})`);
+    } else if (new Set(list).size !== list.length) {
+      c.fail("verify.instanceType", "verify.instanceType names a type twice: list each once");
+    } else instanceTypes = list as string[];
+  }
+  c.integer("verify.timeoutMinutes", v.timeoutMinutes, { min: 1, max: 180 });
+  if (v.bootSignal !== undefined && !isUnknown(v.bootSignal)) {
+    const re = typeof v.bootSignal === "string" && v.bootSignal ? bootSignalRegex(v.bootSignal) : "it is not a non-empty string";
+    if (typeof re === "string") c.fail("verify.bootSignal", `verify.bootSignal must be a regular expression that matches the console line of a booted guest, such as "^\\S+ login:" (${re})`);
+  }
+  return { instanceTypes, timeoutMinutes: (v.timeoutMinutes as number | undefined) ?? DEFAULT_VERIFY_MINUTES, bootSignal: v.bootSignal as string | undefined };
 }
 
 /** ENA on the image: as asked, or ("auto") as the guest script found it. */

@@ -42,6 +42,26 @@ export interface SsmRule {
   times?: number;
 }
 
+/**
+ * How instances of an image boot (DescribeInstanceStatus, GetConsoleOutput). The most recent rule
+ * that matches an instance's image wins; without one an instance behaves as moto makes it (both
+ * checks ok at once, a console that never shows userspace).
+ */
+export interface BootRule {
+  /** boots: both checks ok; panics: instance check impaired; impaired: instance check impaired, no panic on the console; never: both initializing. */
+  outcome: "boots" | "panics" | "impaired" | "never";
+  /** DescribeInstanceStatus calls naming the instance before the outcome shows (checks initializing, console empty until then). Default 1. */
+  afterPolls?: number;
+  /** Only instances of this image. */
+  imageId?: string;
+  /** Only instances of images whose name contains this. */
+  imageName?: string;
+  /** The serial console once the outcome shows. Default: a short one of the outcome's kind. */
+  console?: string;
+  /** The first N DescribeInstanceStatus / GetConsoleOutput calls naming the instance fail with InvalidInstanceID.NotFound (eventual consistency). Default 0. */
+  notVisibleFor?: number;
+}
+
 export interface RecordedCall {
   action: string;
   /** X-Amz-Target for JSON-protocol calls ("AmazonSSM.SendCommand"), else null. */
@@ -74,6 +94,8 @@ export interface Emulator {
   instanceProfileNotReady(runs: number): Promise<void>;
   /** The next `sends` SendCommand calls (to these instances, or any) fail with InvalidInstanceId, as before the SSM agent registers. */
   ssmAgentNotRegistered(sends: number, instanceIds?: string[]): Promise<void>;
+  /** Script how instances of an image boot (see BootRule). */
+  scriptBoot(rule: BootRule): Promise<void>;
   /** Clean slate: moto's state (/moto-api/reset) and the emulator's recorder and rules. `{ keepMoto: true }` clears only the latter. */
   reset(opts?: { keepMoto?: boolean }): Promise<void>;
   /** Any control endpoint: control("GET", "health"). Throws on a non-2xx answer. */
@@ -270,6 +292,9 @@ export async function startEmulator(opts: StartOptions = {}): Promise<Emulator> 
     },
     ssmAgentNotRegistered: async (sends, instanceIds) => {
       await control("POST", "ssm/unregistered", { sends, instanceIds });
+    },
+    scriptBoot: async (rule) => {
+      await control("POST", "ec2/boot", rule);
     },
     reset: async (o) => {
       if (!o?.keepMoto) {

@@ -67,6 +67,8 @@ const previewRows: Row[] = [
   ["ENA support as a word", () => conversion({ enaSupport: "yes" }), /ami-factory:conversions\[0\]\.enaSupport: enaSupport must be "auto", true or false \(got "yes"\)/],
   ["a KMS key with encryption off", () => conversion({ encrypted: false, kmsKeyId: "alias/images" }), /ami-factory:conversions\[0\]\.kmsKeyId: kmsKeyId is set but encrypted is false: set encrypted: true or remove kmsKeyId/],
   ["a zero timeout", () => conversion({ timeoutMinutes: 0 }), /ami-factory:conversions\[0\]\.timeoutMinutes: timeoutMinutes must be a whole number from 1 to 1440 \(got -?\d+\)/],
+  ["a boot signal that is not a regular expression", () => conversion({ verify: { bootSignal: "login: (" } }), /ami-factory:conversions\[0\]\.verify\.bootSignal: verify\.bootSignal must be a regular expression .*Unterminated group/],
+  ["a verification instance type of the wrong shape", () => conversion({ verify: { instanceType: ["t3.micro", "micro"] } }), /ami-factory:conversions\[0\]\.verify\.instanceType: verify\.instanceType must be an instance type such as t3\.micro/],
   // SurrogateAmi
   ["an unknown recipe option", () => build({ recipe: { ...debian, suit: "bookworm" } }), /ami-factory:builds\[0\]\.recipe\.suit: unknown option "suit" for a debian recipe: its options are suite, mirror, packages/],
   ["an unknown recipe kind", () => build({ recipe: { kind: "ubuntu", suite: "noble" } }), /ami-factory:builds\[0\]\.recipe\.kind: recipe\.kind must be one of debian, el, image, script \(got "ubuntu"\)/],

@@ -47,6 +47,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.SnapshotId"], outs.snapshotId);
     assert.deepStrictEqual(outs.facts, FACTS);
     assert.strictEqual(outs.nitroReady, true);
+    assert.strictEqual((outs.verification as { status: string }).status, "passed", "verified by default");
     const image = await describeImage("us-east-1", imageId);
     const tags = Object.fromEntries((image?.Tags ?? []).map((x) => [x.Key, x.Value]));
     assert.strictEqual(tags.team, "web");
@@ -55,7 +56,9 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.ok(tags["ami-factory:tool-version"] && tags["ami-factory:built-at"] && tags["ami-factory:build-id"]);
 
     // The worker as the brief asks: IMDSv2, no key pair, the SSM command with --sanitize.
-    const run = (await emu.calls("RunInstances")).at(-1)!; // the first one seeded the source
+    const runs = await emu.calls("RunInstances");
+    assert.strictEqual(runs.length, 3, "the seed, the worker, the launch verification");
+    const run = runs[1];
     assert.strictEqual(run["MetadataOptions.HttpTokens"], "required");
     // Tagged at creation with the build id, the stack, the resource's URN and an expiry.
     const tagged = Object.fromEntries(Object.entries(run).filter(([k]) => /^TagSpecification\.1\.Tag\.\d+\.Key$/.test(k)).map(([k, v]) => [v, run[k.replace(/Key$/, "Value")]]));

@@ -1,8 +1,8 @@
 // Crash safety: the engine is killed (kill -9, with its plugins) in the middle of a
-// ConvertedHvmAmi create. After the documented recovery the next `pulumi up` converges to one image
+// ConvertedHvmAmi create (in its guest step, or in its launch verification). After the documented recovery the next `pulumi up` converges to one image
 // and nothing is left over; `npm run sweep` finds and removes what a crashed build left.
 import * as assert from "assert";
-import { imagesTagged, leftovers, seedPvImage } from "../support/aws";
+import { describeImage, imagesTagged, leftovers, seedPvImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { killHard, processTree } from "../support/processes";
@@ -66,6 +66,52 @@ describe("a crash in the middle of a create", function () {
     const converted = (up.outputs.images.value as Record<string, Record<string, string>>).legacy["us-east-1"];
     const built = await imagesTagged("us-east-1", "ami-factory:kind", "ConvertedHvmAmi");
     assert.deepStrictEqual(built.map((i) => i.ImageId), [converted], "exactly one image");
+    assert.deepStrictEqual(await leftovers(), []);
+    const after = await sweep({ stack: t.stack.name, regions: ["us-east-1"], olderThanMs: 0, yes: false }, () => undefined);
+    assert.deepStrictEqual(after.found, []);
+    await t.stack.destroy({ onOutput: t.onOutput });
+  });
+
+  it("recovers from a crash in the middle of the launch verification: one verified image, and no test instance, image or snapshot left", async () => {
+    await emu.reset({ keepMoto: true });
+    await emu.recordActions("*");
+    const { imageId } = await seedPvImage("us-east-1", "crash-verify");
+    await emu.clearSsmRules();
+    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${FACTS}\n` });
+    await emu.scriptBoot({ imageName: "crash-verify-hvm", outcome: "never", afterPolls: 0 }); // the test instance never boots
+    const t = await testStack(emu, { conversions: [{ name: "verifying", sourceAmiId: imageId }] });
+    const first = t.stack.up({ onOutput: t.onOutput }).then(
+      () => "finished",
+      () => "failed",
+    );
+    await until("the verification to poll the test instance's console", 180, async () => ((await emu.calls("GetConsoleOutput")).length ? true : undefined));
+    const tree = processTree(["pulumi", "up", `--stack ${t.stack.name}`]);
+    assert.ok(tree.length >= 2, `the engine and its plugins: ${tree}`);
+    killHard(tree);
+    assert.strictEqual(await first, "failed");
+    const left = await leftovers();
+    const pending = left.filter((l) => /^image ami-\w+ \(verification pending\)$/.test(l));
+    assert.strictEqual(pending.length, 1, `the crash left the unverified image: ${left}`);
+    assert.ok(left.filter((l) => l.startsWith("instance")).length >= 2, `the worker and the test instance: ${left}`);
+    const unverified = pending[0].split(" ")[1];
+    const unverifiedSnapshot = (await describeImage("us-east-1", unverified))!.BlockDeviceMappings![0].Ebs!.SnapshotId!;
+    const dry = await sweep({ stack: t.stack.name, regions: ["us-east-1"], olderThanMs: 0, yes: false }, () => undefined);
+    assert.ok(dry.found.some((f) => f.kind === "image" && f.id === unverified), `the sweep sees the unverified image: ${JSON.stringify(dry.found)}`);
+
+    // Recovery as the README says; this time the image boots.
+    await t.stack.cancel();
+    await t.stack.refresh({ clearPendingCreates: true, onOutput: t.onOutput });
+    await emu.scriptBoot({ imageName: "crash-verify-hvm", outcome: "boots", afterPolls: 1 });
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    assert.match(t.output.join(""), new RegExp(`cleaning \\d+ leftovers of an earlier run of build b-\\w+: .*image ${unverified}`));
+    const converted = (up.outputs.images.value as Record<string, Record<string, string>>).verifying["us-east-1"];
+    assert.notStrictEqual(converted, unverified, "the unverified image is not adopted");
+    const built = await imagesTagged("us-east-1", "ami-factory:kind", "ConvertedHvmAmi");
+    assert.deepStrictEqual(built.map((i) => i.ImageId), [converted], "exactly one image");
+    const tags = Object.fromEntries((built[0].Tags ?? []).map((x) => [x.Key, x.Value]));
+    assert.strictEqual(tags["ami-factory:verification"], "passed");
+    assert.strictEqual(await describeImage("us-east-1", unverified), undefined);
+    assert.strictEqual(await snapshotExists("us-east-1", unverifiedSnapshot), false);
     assert.deepStrictEqual(await leftovers(), []);
     const after = await sweep({ stack: t.stack.name, regions: ["us-east-1"], olderThanMs: 0, yes: false }, () => undefined);
     assert.deepStrictEqual(after.found, []);

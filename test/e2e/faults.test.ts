@@ -12,6 +12,7 @@ import { CloudWatchClient, DescribeAlarmsCommand } from "@aws-sdk/client-cloudwa
 import { DescribeImageAttributeCommand, DescribeInstancesCommand, DescribeSnapshotsCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { describeImage, ec2, imagesTagged, leftovers, seedPvImage, snapshotExists } from "../support/aws";
 import { startEmulator, Emulator } from "../support/emulator";
+import { bootByDefault } from "../support/hooks";
 import { FaultProxy, startFaultProxy } from "../support/faultProxy";
 import { resourceOutputs, testStack } from "../support/stack";
 import { REPO_ROOT } from "../../scripts/local/toolchain";
@@ -41,10 +42,10 @@ async function snapshotsOfBuild(region: string, buildId: string): Promise<string
   return (out.Snapshots ?? []).map((s) => s.SnapshotId!).sort();
 }
 
-/** Every instance ever launched for a build, terminated or not. */
+/** The type of every instance ever launched for a build, terminated or not, sorted. */
 async function instancesOfBuild(region: string, buildId: string): Promise<string[]> {
   const out = await ec2(region).send(new DescribeInstancesCommand({ Filters: [{ Name: `tag:${BUILD_ID_TAG}`, Values: [buildId] }] }));
-  return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceId!);
+  return (out.Reservations ?? []).flatMap((r) => r.Instances ?? []).map((i) => i.InstanceType!).sort();
 }
 
 async function allLeftovers(): Promise<string[]> {
@@ -67,6 +68,7 @@ describe("every resource under 20% injected AWS faults (throttles, 500s, lost an
   });
   beforeEach(async () => {
     await emu.reset({ keepMoto: true });
+    await bootByDefault(emu); // the launch verification of the built images passes
     proxy.reset();
   });
   afterEach(function () {
@@ -155,7 +157,7 @@ describe("every resource under 20% injected AWS faults (throttles, 500s, lost an
     const outs = (await resourceOutputs(t.stack, "legacy")) as { buildId: string; snapshotId: string; facts: unknown };
     assert.deepStrictEqual(await imagesOfBuild("us-east-1", outs.buildId), [imageId], "exactly one image of the build");
     assert.deepStrictEqual(await snapshotsOfBuild("us-east-1", outs.buildId), [outs.snapshotId], "exactly one snapshot of the build");
-    assert.strictEqual((await instancesOfBuild("us-east-1", outs.buildId)).length, 1, "one worker for the build");
+    assert.deepStrictEqual(await instancesOfBuild("us-east-1", outs.buildId), ["m6i.large", "t3.micro"], "one worker and one test launch for the build");
     assert.deepStrictEqual(outs.facts, PV2HVM_FACTS);
     const image = await describeImage("us-east-1", imageId);
     assert.strictEqual(image?.VirtualizationType, "hvm");
@@ -206,7 +208,7 @@ describe("every resource under 20% injected AWS faults (throttles, 500s, lost an
     const outs = (await resourceOutputs(t.stack, "debian")) as { buildId: string; snapshotId: string; facts: unknown };
     assert.deepStrictEqual(await imagesOfBuild("us-east-1", outs.buildId), [imageId], "exactly one image of the build");
     assert.deepStrictEqual(await snapshotsOfBuild("us-east-1", outs.buildId), [outs.snapshotId], "exactly one snapshot of the build");
-    assert.strictEqual((await instancesOfBuild("us-east-1", outs.buildId)).length, 1, "one worker for the build");
+    assert.deepStrictEqual(await instancesOfBuild("us-east-1", outs.buildId), ["m6i.large", "t3.micro"], "one worker and one test launch for the build");
     assert.deepStrictEqual(outs.facts, SURROGATE_FACTS);
     const image = await describeImage("us-east-1", imageId);
     assert.strictEqual(image?.Name, "debian-12-faulty");

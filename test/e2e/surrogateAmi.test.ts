@@ -42,6 +42,10 @@ describe("SurrogateAmi on the engine", function () {
     assert.strictEqual(tags["ami-factory:sources"], "http://deb.debian.org/debian");
     assert.match(tags["ami-factory:recipe-hash"], /^[0-9a-f]{16}$/);
     assert.strictEqual(tags.team, "platform");
+    // Verified by default: a UEFI, Nitro-ready image on a Nitro type.
+    assert.strictEqual(tags["ami-factory:verification"], "passed");
+    const verification = (await resourceOutputs(t.stack, "base")).verification as { status: string; results: { instanceType: string }[] };
+    assert.deepStrictEqual([verification.status, verification.results.map((r) => r.instanceType)], ["passed", ["t3.micro"]]);
     assert.deepStrictEqual(await leftovers(), []);
 
     t.configure({ builds: [{ ...build, tags: { team: "images" } }] });

@@ -63,13 +63,14 @@ export async function snapshotExists(region: string, snapshotId: string): Promis
   return (out.Snapshots ?? []).length > 0;
 }
 
-/** Everything temporary ami-factory left behind in a region: must be empty after every build. */
+/** Everything temporary ami-factory left behind in a region (and images never verified): must be empty after every build. */
 export async function leftovers(region = "us-east-1"): Promise<string[]> {
   const client = ec2(region);
   const tagged = [{ Name: "tag:ami-factory:temporary", Values: ["true"] }];
   const instances = (await client.send(new DescribeInstancesCommand({ Filters: tagged }))).Reservations?.flatMap((r) => r.Instances ?? []) ?? [];
   const volumes = (await client.send(new DescribeVolumesCommand({ Filters: tagged }))).Volumes ?? [];
   const groups = (await client.send(new DescribeSecurityGroupsCommand({ Filters: tagged }))).SecurityGroups ?? [];
+  const pending = (await client.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag:ami-factory:verification", Values: ["pending"] }] }))).Images ?? [];
   const iam = new IAMClient({ region });
   const roles = ((await iam.send(new ListRolesCommand({}))).Roles ?? []).filter((r) => r.RoleName?.startsWith("ami-factory-"));
   const profiles = ((await iam.send(new ListInstanceProfilesCommand({}))).InstanceProfiles ?? []).filter((p) => p.InstanceProfileName?.startsWith("ami-factory-"));
@@ -77,6 +78,7 @@ export async function leftovers(region = "us-east-1"): Promise<string[]> {
     ...instances.filter((i) => i.State?.Name !== "terminated").map((i) => `instance ${i.InstanceId} (${i.State?.Name})`),
     ...volumes.map((v) => `volume ${v.VolumeId} (${v.State})`),
     ...groups.map((g) => `security group ${g.GroupId}`),
+    ...pending.filter((i) => i.State !== "deregistered").map((i) => `image ${i.ImageId} (verification pending)`),
     ...roles.map((r) => `role ${r.RoleName}`),
     ...profiles.map((p) => `instance profile ${p.InstanceProfileName}`),
   ];

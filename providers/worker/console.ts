@@ -1,0 +1,95 @@
+// Reading an instance's serial console (GetConsoleOutput): did the guest reach userspace, or did
+// its boot fail? Pure: tested against real console texts in test/fixtures/console/.
+
+/** What a console shows: still booting, userspace reached, or a boot that cannot succeed. */
+export type ConsoleVerdict = { state: "booting" } | { state: "booted"; line: string } | { state: "failed"; line: string; reason: string };
+
+/**
+ * Userspace reached: a getty's login prompt ("debian login: ", often followed on the same line by
+ * kernel messages), systemd reaching the multi-user target (old and new wording), cloud-init's
+ * final line ("Cloud-init v. 23.1 finished at ...").
+ */
+export const DEFAULT_BOOT_SIGNAL = /^[\w.-]+ login: |Reached target\b.*Multi-User System|^Cloud-init v\. \S+ finished at /m;
+
+/** Boots that can no longer succeed, each with what it means. */
+export const FAILURE_SIGNALS: readonly { pattern: RegExp; reason: string }[] = [
+  { pattern: /Kernel panic - not syncing|^Kernel panic\b/m, reason: "kernel panic" },
+  { pattern: /VFS: Unable to mount root fs/, reason: "the kernel cannot mount the root file system" },
+  { pattern: /dracut: FATAL|dracut-initqueue\[\d+\]: Warning: Could not boot/, reason: "dracut (initramfs) gave up" },
+  // initramfs-tools (Debian, Ubuntu) when the root device never shows up.
+  { pattern: /Gave up waiting for root (file system )?device|ALERT! .* does not exist\. +Dropping to a shell!/, reason: "the initramfs did not find the root device" },
+  { pattern: /You are in emergency mode|Entering emergency mode/, reason: "systemd emergency mode" },
+  // GRUB prints its errors at the start of a line, in lower case ("error: no such device: ...").
+  { pattern: /^error: .+|^grub rescue> *$/m, reason: "GRUB error" },
+];
+
+/** The console as text lines: no carriage returns, no terminal escape sequences, no NULs. */
+export function cleanConsole(raw: string): string {
+  return raw
+    .replace(/\x1b\[[0-9;?]*[ -/]*[@-~]/g, "")
+    .replace(/\x1b[()][0-9A-Za-z]|\x1b[=>78cDEHM]/g, "")
+    .replace(/\r\n?/g, "\n")
+    .replace(/[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/g, "");
+}
+
+interface Hit {
+  /** Where the matched line starts: matches on one line count as one place. */
+  index: number;
+  line: string;
+}
+
+function lastMatch(text: string, pattern: RegExp): Hit | undefined {
+  const global = new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : pattern.flags + "g");
+  let last: Hit | undefined;
+  for (const m of text.matchAll(global)) {
+    if (m.index === undefined) continue;
+    last = { index: text.lastIndexOf("\n", m.index - 1) + 1, line: lineAt(text, m.index, m[0].length) };
+    if (m[0].length === 0) break; // an empty match would repeat forever
+  }
+  return last;
+}
+
+/** The line of a match, without the kernel messages that the console interleaved after it. */
+function lineAt(text: string, index: number, length: number): string {
+  const start = text.lastIndexOf("\n", index - 1) + 1;
+  const end = text.indexOf("\n", index);
+  const line = text.slice(start, end === -1 ? undefined : end);
+  const matchEnd = index + length - start;
+  const kernel = line.slice(matchEnd).search(/\[\s*\d+\.\d+\]/);
+  return (kernel === -1 ? line : line.slice(0, matchEnd + kernel)).trim();
+}
+
+/**
+ * The verdict on a console text. Whatever comes last wins: a panic after a login prompt is a failed
+ * boot; a login prompt after a failure (a reboot that worked) is a boot. On one line, the first
+ * failure signal listed names it ("Kernel panic - not syncing: VFS: Unable to mount root fs").
+ */
+export function classifyConsole(raw: string, bootSignal: RegExp = DEFAULT_BOOT_SIGNAL): ConsoleVerdict {
+  const text = cleanConsole(raw);
+  const booted = lastMatch(text, bootSignal);
+  let failed: (Hit & { reason: string }) | undefined;
+  for (const f of FAILURE_SIGNALS) {
+    const hit = lastMatch(text, f.pattern);
+    if (hit && (!failed || hit.index > failed.index)) failed = { ...hit, reason: f.reason };
+  }
+  if (failed && (!booted || failed.index > booted.index)) return { state: "failed", line: failed.line, reason: failed.reason };
+  if (booted) return { state: "booted", line: booted.line };
+  return { state: "booting" };
+}
+
+/** The last lines of a console, cleaned, for an error message. */
+export function consoleTail(raw: string, lines = 25): string {
+  const text = cleanConsole(raw).trimEnd();
+  return text ? text.split("\n").slice(-lines).join("\n") : "(the console is empty)";
+}
+
+/** A user's bootSignal as a multi-line regex, or why it is not one. */
+export function bootSignalRegex(source: string): RegExp | string {
+  try {
+    const re = new RegExp(source, "m");
+    if (re.test("")) return "it matches an empty console, so every boot would pass";
+    return re;
+  } catch (e) {
+    return e instanceof Error ? e.message : String(e);
+  }
+}
