@@ -7,16 +7,10 @@ import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, seedPvImageWi
 import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
+import { PV2HVM_FACTS, SURROGATE_FACTS } from "../support/facts";
 
 // A facts line in pv2hvm.sh's declared schema ("# @facts", version 2).
-const FACTS = {
-  script: "pv2hvm", schemaVersion: 2, partitioned: false, layout: "flat", fsType: "ext4", kernels: ["6.1.0-18-amd64"], defaultKernel: "6.1.0-18-amd64",
-  bootMenu: "menu.lst", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, ixgbevfDriver: true, initramfsUpdatedWith: "",
-  nitroReady: true, fstabRemoved: [], fstabNofail: ["/media/ephemeral0"], copiedBytes: 1234567, seconds: 42, sanitized: true,
-  rootUuid: "2166919c-d40e-4ab9-9838-e551b4ca33d9", rootLabel: "/", copyMethod: "e2image -ra",
-};
-/** What surrogate.sh prints: the wrong script's facts line for a conversion. */
-const SURROGATE_FACTS = { script: "surrogate", schemaVersion: 1, recipe: "debian", bootMode: "uefi", partitionTable: "gpt", fsType: "ext4", rootUuid: "x", rootLabel: "root", kernels: [], defaultKernel: "", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, cloudInit: true, warnings: [], sanitized: true, seconds: 1 };
+const FACTS = { ...PV2HVM_FACTS, ixgbevfDriver: true, fstabNofail: ["/media/ephemeral0"] };
 
 describe("ConvertedHvmAmi on the engine", function () {
   let emu: Emulator;

@@ -8,9 +8,10 @@ import { useEmulator } from "../support/hooks";
 import { killHard, processTree } from "../support/processes";
 import { testStack, TestStack } from "../support/stack";
 import { sweep } from "../../scripts/sweep";
+import { PV2HVM_FACTS } from "../support/facts";
 
 // A facts line in pv2hvm.sh's declared schema ("# @facts", version 2).
-const FACTS = JSON.stringify({ script: "pv2hvm", schemaVersion: 2, partitioned: false, layout: "flat", fsType: "ext4", kernels: ["6.1.0-18-amd64"], defaultKernel: "6.1.0-18-amd64", bootMenu: "menu.lst", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, ixgbevfDriver: false, initramfsUpdatedWith: "", nitroReady: true, fstabRemoved: [], fstabNofail: [], copiedBytes: 1234567, seconds: 42, sanitized: true, rootUuid: "2166919c-d40e-4ab9-9838-e551b4ca33d9", rootLabel: "/", copyMethod: "e2image -ra" });
+const FACTS = JSON.stringify(PV2HVM_FACTS);
 
 async function until<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
   const end = Date.now() + seconds * 1000;

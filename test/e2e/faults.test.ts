@@ -16,17 +16,12 @@ import { bootByDefault } from "../support/hooks";
 import { FaultProxy, startFaultProxy } from "../support/faultProxy";
 import { resourceOutputs, testStack } from "../support/stack";
 import { REPO_ROOT } from "../../scripts/local/toolchain";
+import { PV2HVM_FACTS, SURROGATE_FACTS } from "../support/facts";
 
 const RATE = 0.2;
 const SEED = Number(process.env.AMI_FACTORY_FAULT_SEED ?? 20261122);
 const REGIONS = ["us-east-1", "eu-west-1", "ap-northeast-1"];
 // Facts lines in the schemas the guest scripts declare ("# @facts" in pv2hvm.sh, surrogate.sh).
-const PV2HVM_FACTS = { script: "pv2hvm", schemaVersion: 2, partitioned: false, layout: "flat", fsType: "ext4", kernels: ["6.1.0-18-amd64"], defaultKernel: "6.1.0-18-amd64", bootMenu: "menu.lst", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, ixgbevfDriver: false, initramfsUpdatedWith: "", nitroReady: true, fstabRemoved: [], fstabNofail: [], copiedBytes: 1234567, seconds: 42, sanitized: true, rootUuid: "2166919c-d40e-4ab9-9838-e551b4ca33d9", rootLabel: "/", copyMethod: "e2image -ra" };
-const SURROGATE_FACTS = {
-  script: "surrogate", schemaVersion: 1, recipe: "debian", bootMode: "legacy-bios", partitionTable: "gpt", fsType: "ext4", rootUuid: "0b7c1a52-6f0e-4f3c-9d1e-3a2b1c0d9e8f", rootLabel: "root",
-  kernels: ["6.1.0-28-amd64"], defaultKernel: "6.1.0-28-amd64", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true,
-  cloudInit: true, warnings: [], sanitized: true, seconds: 300,
-};
 const BUILD_ID_TAG = "ami-factory:build-id";
 const WRITES = /^(Create|Run|Copy|Register|Attach|Detach|Put|Modify|Send|Add|Remove|Delete|Deregister|Terminate|Enable|Disable|Tag|Untag|Cancel)/;
 

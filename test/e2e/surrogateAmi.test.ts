@@ -6,8 +6,9 @@ import { describeImage, imagesTagged, leftovers, snapshotExists } from "../suppo
 import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
+import { SURROGATE_FACTS } from "../support/facts";
 
-const FACTS = { script: "surrogate", schemaVersion: 1, recipe: "debian", bootMode: "uefi", partitionTable: "gpt", fsType: "ext4", rootUuid: "0b1c", rootLabel: "root", kernels: ["6.1.0-28-amd64"], defaultKernel: "6.1.0-28-amd64", enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, cloudInit: true, warnings: [], sanitized: true, seconds: 300 };
+const FACTS = SURROGATE_FACTS;
 const debian = { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian", packages: ["cloud-init", "openssh-server"] };
 
 describe("SurrogateAmi on the engine", function () {

@@ -9,8 +9,9 @@ import { describeImage, ec2, imagesTagged, leftovers, seedPvImage } from "../sup
 import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
+import { PV2HVM_FACTS } from "../support/facts";
 
-const FACTS = { partitioned: false, fsType: "ext4", kernels: ["6.1.0-28-amd64"], enaDriver: true, nvmeDriver: true, enaInInitramfs: true, nvmeInInitramfs: true, copiedBytes: 1234567, seconds: 42, sanitized: true };
+const FACTS = PV2HVM_FACTS;
 const PANIC_CONSOLE = fs.readFileSync(path.join(__dirname, "../fixtures/console/no-initramfs-panic.txt"), "utf8");
 const BUILD_ID_TAG = "ami-factory:build-id";
 
@@ -89,7 +90,7 @@ describe("launch verification on the engine", function () {
 
   it("verifies on a Xen type (buffered console) when the image is not Nitro-ready, and on each type of a list", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "verify-xen");
-    const xenFacts = { ...FACTS, nvmeInInitramfs: false };
+    const xenFacts = { ...FACTS, nvmeInInitramfs: false, nitroReady: false };
     await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${JSON.stringify(xenFacts)}\n` });
     const t = await testStack(emu, { conversions: [{ name: "xen", sourceAmiId }, { name: "both", sourceAmiId, imageName: "verify-both", verify: { instanceType: ["t2.micro", "m7i.large"] } }] });
     await t.stack.up({ onOutput: t.onOutput });
