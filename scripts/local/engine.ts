@@ -28,11 +28,10 @@ export function localEngineEnv(workDir: string, extra: Record<string, string>): 
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     PULUMI_HOME: path.join(workDir, "pulumi-home"),
-    PATH: `${tc.pulumiBinDir}:${tc.pulumiPluginDir}:${process.env.PATH}`,
+    // setup.sh's Node (22/24) first: the dynamic-provider plugin and the language host start `node`.
+    PATH: `${tc.nodeBinDir}:${tc.pulumiBinDir}:${tc.pulumiPluginDir}:${process.env.PATH}`,
     // The dynamic provider resolves the SDK packages its serialised code requires from here.
     NODE_PATH: path.join(REPO_ROOT, "node_modules"),
-    // The pinned SDK runs on Node 20 by design (see README); its upgrade notice is noise here.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     ...extra,
   };
 }
