@@ -7,6 +7,7 @@ import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import type { IAMClient } from "@aws-sdk/client-iam";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { STSClient } from "@aws-sdk/client-sts";
+import { countCall } from "./progress";
 
 /** AWS API calls made by this provider process (each create logs how many it needed). */
 export const apiCalls = { count: 0 };
@@ -17,6 +18,7 @@ function counted<T>(client: T): T {
   (client as unknown as Countable).middlewareStack.add(
     (next) => async (args) => {
       apiCalls.count++;
+      countCall();
       return next(args);
     },
     { step: "initialize", name: "amiFactoryCallCounter" },

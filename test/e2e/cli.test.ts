@@ -60,6 +60,7 @@ describe("the plain pulumi CLI on a copy of the project (file backend)", functio
     const diagnostics = up.stdout.slice(up.stdout.indexOf("Diagnostics:"), up.stdout.indexOf("Outputs:", up.stdout.indexOf("Diagnostics:")));
     assert.match(diagnostics, /SharedAmi \(base\):\n    created /);
     assert.doesNotMatch(diagnostics, /step |pulumi:pulumi:Stack/);
+    assert.doesNotMatch(up.stdout + up.stderr, /NodeVersionSupportWarning|no longer support/i);
     await cli.ok(["preview", "--diff", "--expect-no-changes"]);
   });
 
