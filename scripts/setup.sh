@@ -40,10 +40,12 @@ case $(node -p 'process.versions.node.split(".")[0]') in
     if [ "$("$node_bin/node" --version 2>/dev/null)" != "v$node_version" ]; then
       case $(uname -m) in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) die "no node-linux package for $(uname -m)" ;; esac
       say "node $(node --version) is not 22 or 24: installing node v$node_version (npm package node-linux-$arch) into $cache/node"
-      tmp=$(mktemp -d)
+      mkdir -p "$cache/node" && tmp=$(mktemp -d "$cache/node/.install.XXXXXX")
       (cd "$tmp" && npm pack --silent "node-linux-$arch@$node_version" >/dev/null) || die "npm pack node-linux-$arch@$node_version failed"
-      rm -rf "$cache/node/v$node_version" && mkdir -p "$cache/node/v$node_version"
-      tar -xzf "$tmp"/node-linux-*.tgz -C "$cache/node/v$node_version" --strip-components=1 package/bin/node package/LICENSE
+      # Unpacked beside, then moved in whole: a concurrent run never sees half a node.
+      mkdir -p "$tmp/unpacked"
+      tar -xzf "$tmp"/node-linux-*.tgz -C "$tmp/unpacked" --strip-components=1 package/bin/node package/LICENSE
+      rm -rf "$cache/node/v$node_version" && mv "$tmp/unpacked" "$cache/node/v$node_version"
       rm -rf "$tmp"
       [ "$("$node_bin/node" --version)" = "v$node_version" ] || die "the installed node does not report v$node_version"
     fi
