@@ -58,7 +58,7 @@ describe("the plain pulumi CLI on a copy of the project (file backend)", functio
     // Progress is attached to the resource, and the diagnostics keep only its summary.
     assert.match(up.stdout, /SharedAmi base creating \(\d+s\) step share: started/);
     const diagnostics = up.stdout.slice(up.stdout.indexOf("Diagnostics:"), up.stdout.indexOf("Outputs:", up.stdout.indexOf("Diagnostics:")));
-    assert.match(diagnostics, /SharedAmi \(base\):\n    created /);
+    assert.match(diagnostics, /SharedAmi \(base\):\n    created: ami-\w+ in eu-west-1, ami-\w+ in us-east-1 \(\d+\.\d s, \d+ AWS API calls\)\n/);
     assert.doesNotMatch(diagnostics, /step |pulumi:pulumi:Stack/);
     assert.doesNotMatch(up.stdout + up.stderr, /NodeVersionSupportWarning|no longer support/i);
     await cli.ok(["preview", "--diff", "--expect-no-changes"]);
