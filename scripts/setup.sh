@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Idempotent set-up for local runs and tests: node modules, the Pulumi engine of the pinned
-# version, and a moto server; with --guest also the tools of the guest scripts' boot test (apt).
+# Idempotent set-up for local runs and tests: Node 22/24 (Node 24 LTS into the cache when the
+# machine's node is another major), node modules, the Pulumi CLI of the pinned version and a
+# pulumi-language-nodejs, actionlint, and a moto server; with --guest also the tools of the guest
+# scripts' boot test (apt). Versions: package.json "config" (pulumiCli, node, actionlint).
 # Quiet when there is nothing to do; says what it does on long steps.
-# Writes .local/toolchain.env, which the local runner and the test harness read.
+# Writes .local/toolchain.env, which scripts/local/with-toolchain.sh, the local runner and the
+# test harness read.
 set -euo pipefail
 
 guest=false
@@ -20,6 +23,35 @@ die() { printf 'setup: error: %s\n' "$*" >&2; exit 1; }
 
 cd "$repo"
 mkdir -p .local "$cache"
+pin() { node -p "require('./package.json').config[process.argv[1]] || ''" "$1"; }
+export GOSUMDB=${GOSUMDB:-off} # the checksum database is not reachable from every network; the module proxy is the trust root then
+
+# --- Node ---------------------------------------------------------------------------------------
+# The program, the tests and the engine's Node processes (language host, dynamic-provider plugin)
+# run on Node 22 or 24 (package.json engines). A machine's node of another major is left alone:
+# Node 24 LTS comes from the npm registry's node-linux-<arch> package (the official binary inside)
+# into the cache, and .local/toolchain.env puts it first on PATH for everything started from here.
+command -v node >/dev/null && command -v npm >/dev/null || die "node and npm are needed (any version; Node 24 is installed from npm)"
+node_version=$(pin node)
+case $(node -p 'process.versions.node.split(".")[0]') in
+  22|24) node_bin=$(dirname "$(command -v node)") ;;
+  *)
+    node_bin="$cache/node/v$node_version/bin"
+    if [ "$("$node_bin/node" --version 2>/dev/null)" != "v$node_version" ]; then
+      case $(uname -m) in x86_64) arch=x64 ;; aarch64) arch=arm64 ;; *) die "no node-linux package for $(uname -m)" ;; esac
+      say "node $(node --version) is not 22 or 24: installing node v$node_version (npm package node-linux-$arch) into $cache/node"
+      mkdir -p "$cache/node" && tmp=$(mktemp -d "$cache/node/.install.XXXXXX")
+      (cd "$tmp" && npm pack --silent "node-linux-$arch@$node_version" >/dev/null) || die "npm pack node-linux-$arch@$node_version failed"
+      # Unpacked beside, then moved in whole: a concurrent run never sees half a node.
+      mkdir -p "$tmp/unpacked"
+      tar -xzf "$tmp"/node-linux-*.tgz -C "$tmp/unpacked" --strip-components=1 package/bin/node package/LICENSE
+      rm -rf "$cache/node/v$node_version" && mv "$tmp/unpacked" "$cache/node/v$node_version"
+      rm -rf "$tmp"
+      [ "$("$node_bin/node" --version)" = "v$node_version" ] || die "the installed node does not report v$node_version"
+    fi
+    ;;
+esac
+export PATH="$node_bin:$PATH"
 
 # --- node modules -------------------------------------------------------------------------------
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
@@ -28,67 +60,79 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   touch node_modules
 fi
 
-# The one Pulumi version: the exact @pulumi/pulumi pinned in package.json.
-pulumi_version=$(node -p 'require("./package.json").dependencies["@pulumi/pulumi"]')
+# The example consumer is its own project (its own @pulumi/aws); its test loads it under mocks.
+if [ ! -d examples/consumer/node_modules ] || [ examples/consumer/package-lock.json -nt examples/consumer/node_modules ]; then
+  say "installing examples/consumer's node modules (npm ci)"
+  (cd examples/consumer && npm ci --no-audit --no-fund --loglevel=error >&2)
+  touch examples/consumer/node_modules
+fi
+
+# The Pulumi CLI version: package.json config.pulumiCli, a release the Go module proxy serves; the
+# SDK (@pulumi/pulumi) is pinned to the same or the nearest release on npm (README: Toolchain).
+pulumi_version=$(pin pulumiCli)
 [[ $pulumi_version =~ ^[0-9]+\.[0-9]+\.[0-9]+$ ]] ||
-  die "package.json must pin @pulumi/pulumi to an exact version (found '$pulumi_version')"
+  die "package.json must pin config.pulumiCli to an exact version (found '$pulumi_version')"
 pulumi_bin="$cache/pulumi/v$pulumi_version/bin"
 
 version_of() { "$1" version 2>/dev/null | head -n1 | sed 's/^v//'; }
 
 # --- the Pulumi CLI ------------------------------------------------------------------------------
+# go_build_main WORKDIR MODULE VERSION PACKAGE OUTPUT: builds PACKAGE of MODULE@VERSION from the Go
+# module proxy in a throw-away main module. Pulumi's modules carry replace lines that only a main
+# module may apply (so `go install pkg@version` refuses them): the ones that point at other module
+# versions are copied (not the ../sdk paths inside Pulumi's own repository).
+go_build_main() {
+  local work=$1 module=$2 version=$3 package=$4 output=$5
+  mkdir -p "$work" "$(dirname "$output")"
+  (
+    cd "$work"
+    export GOFLAGS=-mod=mod
+    printf 'module amifactory/build\n\ngo 1.25\n' >go.mod
+    printf '//go:build tools\npackage tools\n\nimport _ "%s"\n' "$package" >tools.go
+    go mod edit -require="$module@v$version"
+    local mod_file
+    mod_file=$(go mod download -json "$module@v$version" | node -e '
+      let s = ""; process.stdin.on("data", d => s += d).on("end", () => console.log(JSON.parse(s).GoMod || ""));')
+    [ -f "$mod_file" ] || die "could not download $module@v$version from the Go module proxy"
+    awk '/^replace[ \t]*\(/{inblock=1; next} inblock && /^\)/{inblock=0; next}
+         /^replace /{sub(/^replace[ \t]+/, ""); print; next} inblock{print}' "$mod_file" |
+      grep -v '=> \.' | while read -r old _ new newver; do
+        [ -n "${newver:-}" ] && go mod edit -replace="$old=$new@$newver"
+      done
+    go mod tidy >build.log 2>&1 || { tail -20 build.log >&2; die "go mod tidy for $package failed (log: $work/build.log)"; }
+    go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$version" \
+      -o "$output" "$package" >>build.log 2>&1 ||
+      { tail -20 build.log >&2; die "go build of $package failed (log: $work/build.log)"; }
+  )
+}
+
 build_pulumi_cli() {
   command -v go >/dev/null ||
     die "no pulumi v$pulumi_version on PATH and no Go to build it. Install the CLI of that exact version
        (https://www.pulumi.com/docs/install/versions/, e.g. 'curl -fsSL https://get.pulumi.com | sh -s -- --version $pulumi_version')
        or install Go >= 1.25 and run this script again."
-  local work="$cache/pulumi/v$pulumi_version/build"
-  mkdir -p "$work" "$pulumi_bin"
   say "building pulumi v$pulumi_version from the Go module proxy (one time, a few minutes)"
-  (
-    cd "$work"
-    # The checksum database is not reachable from every network; the module proxy is the trust root then.
-    export GOSUMDB=${GOSUMDB:-off} GOFLAGS=-mod=mod
-    cat >go.mod <<EOF
-module amifactory/pulumibuild
-
-go 1.25
-EOF
-    printf '//go:build tools\npackage tools\n\nimport _ "github.com/pulumi/pulumi/pkg/v3/cmd/pulumi"\n' >tools.go
-    go mod edit -require="github.com/pulumi/pulumi/pkg/v3@v$pulumi_version" \
-                -require="github.com/pulumi/pulumi/sdk/v3@v$pulumi_version"
-    # pkg/v3 carries replace lines that only a main module may apply: copy the ones that point at
-    # other module versions (not the ../sdk path inside Pulumi's own repository).
-    local pkg_mod
-    pkg_mod=$(go mod download -json "github.com/pulumi/pulumi/pkg/v3@v$pulumi_version" | node -e '
-      let s = ""; process.stdin.on("data", d => s += d).on("end", () => console.log(JSON.parse(s).GoMod || ""));')
-    [ -f "$pkg_mod" ] || die "could not download github.com/pulumi/pulumi/pkg/v3@v$pulumi_version from the Go module proxy"
-    awk '/^replace[ \t]*\(/{inblock=1; next} inblock && /^\)/{inblock=0; next}
-         /^replace /{sub(/^replace[ \t]+/, ""); print; next} inblock{print}' "$pkg_mod" |
-      grep -v '=> \.' | while read -r old _ new newver; do
-        [ -n "${newver:-}" ] && go mod edit -replace="$old=$new@$newver"
-      done
-    go mod tidy >build.log 2>&1 || { tail -20 build.log >&2; die "go mod tidy failed (log: $work/build.log)"; }
-    go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$pulumi_version" \
-      -o "$pulumi_bin/pulumi" github.com/pulumi/pulumi/pkg/v3/cmd/pulumi >>build.log 2>&1 ||
-      { tail -20 build.log >&2; die "go build of the pulumi CLI failed (log: $work/build.log)"; }
-  )
+  go_build_main "$cache/pulumi/v$pulumi_version/build" github.com/pulumi/pulumi/pkg/v3 "$pulumi_version" \
+    github.com/pulumi/pulumi/pkg/v3/cmd/pulumi "$pulumi_bin/pulumi"
 }
 
-# pulumi-language-nodejs has no version tags: the pseudo-version of the release commit is the one to
-# use, and some module proxies refuse it. The local runner and the tests do not need it (they serve
-# the program from the Node SDK's own language runtime through the automation API), so its absence
-# is reported, not fatal. Tried once per version; delete the .unavailable marker to try again.
-build_language_host() {
+# --- pulumi-language-nodejs ----------------------------------------------------------------------
+# The plain path (`pulumi up` through Pulumi.yaml) needs the Node.js language host. Of the pinned
+# version if the module proxy serves it: it has no version tags, so that is the pseudo-version of the
+# release commit, which some proxies refuse (tried once per version; delete the .unavailable marker
+# to try again). Else the newest one the proxy serves: package nodejs/cmd/pulumi-language-nodejs
+# inside github.com/pulumi/pulumi/sdk/v3, up to v3.68.0 (config.languageHostFallback); it only
+# starts node on the SDK's own runner, so it drives a current CLI and SDK (README: Toolchain).
+# $pulumi_bin/.language-host says which one is there.
+build_pinned_language_host() {
   local marker="$pulumi_bin/.language-host-unavailable"
-  [ -x "$pulumi_bin/pulumi-language-nodejs" ] || [ -f "$marker" ] && return 0
-  command -v go >/dev/null || return 0
+  [ -f "$marker" ] && return 1
   local work="$cache/pulumi/v$pulumi_version/build-langhost"
   mkdir -p "$work"
-  say "trying to build pulumi-language-nodejs for v$pulumi_version"
+  say "trying to build pulumi-language-nodejs v$pulumi_version"
   if (
     cd "$work"
-    export GOSUMDB=${GOSUMDB:-off} GOFLAGS=-mod=mod
+    export GOFLAGS=-mod=mod
     printf 'module amifactory/langhostbuild\n\ngo 1.25\n' >go.mod
     printf '//go:build tools\npackage tools\n\nimport _ "github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3"\n' >tools.go
     go mod edit -require="github.com/pulumi/pulumi/pkg/v3@v$pulumi_version" \
@@ -109,12 +153,25 @@ build_language_host() {
       go build -trimpath -ldflags "-s -w -X github.com/pulumi/pulumi/sdk/v3/go/common/version.Version=v$pulumi_version" \
         -o "$pulumi_bin/pulumi-language-nodejs" github.com/pulumi/pulumi/sdk/nodejs/cmd/pulumi-language-nodejs/v3 >>build.log 2>&1
   ); then
-    say "built pulumi-language-nodejs"
+    printf 'v%s (the pinned version)\n' "$pulumi_version" >"$pulumi_bin/.language-host"
   else
     date -u +%FT%TZ >"$marker"
-    say "note: pulumi-language-nodejs v$pulumi_version is not available from the Go module proxy here;"
-    say "      'npm start' and 'npm test' do not need it. For plain 'pulumi up' install the official CLI."
+    say "pulumi-language-nodejs v$pulumi_version is not available from the Go module proxy here"
+    return 1
   fi
+}
+
+build_fallback_language_host() {
+  local v dir
+  v=$(pin languageHostFallback)
+  dir="$cache/pulumi-language-nodejs/v$v/bin"
+  if [ ! -x "$dir/pulumi-language-nodejs" ]; then
+    say "building pulumi-language-nodejs v$v (github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs) from the Go module proxy"
+    go_build_main "$cache/pulumi-language-nodejs/v$v/build" github.com/pulumi/pulumi/sdk/v3 "$v" \
+      github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs "$dir/pulumi-language-nodejs"
+  fi
+  install -m 0755 "$dir/pulumi-language-nodejs" "$pulumi_bin/pulumi-language-nodejs"
+  printf 'v%s (github.com/pulumi/pulumi/sdk/v3/nodejs/cmd/pulumi-language-nodejs: the newest the Go module proxy serves; the pinned one is refused)\n' "$v" >"$pulumi_bin/.language-host"
 }
 
 cli=""
@@ -128,8 +185,35 @@ else
   cli="$pulumi_bin/pulumi"
   say "pulumi v$pulumi_version ready at $cli"
 fi
-if [ "$cli" = "$pulumi_bin/pulumi" ] && ! command -v pulumi-language-nodejs >/dev/null; then
-  build_language_host
+# Next to the CLI, where the engine looks first; else a user's own one on PATH.
+if [ ! -x "$pulumi_bin/pulumi-language-nodejs" ] && [ "$cli" = "$pulumi_bin/pulumi" ]; then
+  langhost_path=$(command -v pulumi-language-nodejs || true)
+  if [ -n "$langhost_path" ]; then
+    install -m 0755 "$langhost_path" "$pulumi_bin/pulumi-language-nodejs"
+    printf '%s (from PATH: %s)\n' "$(version_of "$langhost_path")" "$langhost_path" >"$pulumi_bin/.language-host"
+  elif command -v go >/dev/null; then
+    build_pinned_language_host || build_fallback_language_host
+  fi
+fi
+if [ -x "$pulumi_bin/pulumi-language-nodejs" ]; then
+  language_host="$pulumi_bin/pulumi-language-nodejs"
+  language_host_note=$(cat "$pulumi_bin/.language-host" 2>/dev/null || echo unknown)
+else
+  language_host=$(command -v pulumi-language-nodejs || true)
+  language_host_note="from PATH"
+  [ -n "$language_host" ] || die "no pulumi-language-nodejs: install the official Pulumi CLI v$pulumi_version, or Go to build one"
+fi
+[ -f .local/language-host.said ] && [ "$(cat .local/language-host.said)" = "$language_host $language_host_note" ] ||
+  say "pulumi-language-nodejs: $language_host_note"
+printf '%s %s' "$language_host" "$language_host_note" >.local/language-host.said
+
+# --- actionlint (checks .github/workflows in npm test) ----------------------------------------------
+actionlint_version=$(pin actionlint)
+actionlint="$cache/actionlint/v$actionlint_version/bin/actionlint"
+if [ ! -x "$actionlint" ]; then
+  command -v go >/dev/null || die "Go is needed to build actionlint v$actionlint_version (or put it at $actionlint)"
+  say "building actionlint v$actionlint_version from the Go module proxy"
+  GOBIN=$(dirname "$actionlint") go install "github.com/rhysd/actionlint/cmd/actionlint@v$actionlint_version" >&2
 fi
 
 # The dynamic-provider plugin ships inside @pulumi/pulumi; the engine looks for it by this exact
@@ -168,9 +252,12 @@ if $guest; then
 fi
 
 cat >.local/toolchain.env <<EOF
+NODE_BIN_DIR=$node_bin
 PULUMI_VERSION=$pulumi_version
 PULUMI_CLI=$cli
 PULUMI_BIN_DIR=$(dirname "$cli")
 PULUMI_PLUGIN_DIR=$plugin_dir
 MOTO_PYTHON=$moto_python
+LANGUAGE_HOST=$language_host
+ACTIONLINT=$actionlint
 EOF

@@ -1,12 +1,16 @@
 // The example consumer stack (examples/consumer): chooseImage as a pure function, and what the
 // program declares under Pulumi mocks (the AWS provider plugin is never started).
+// The example is its own Node project (scripts/setup.sh installs its node_modules): mocks and config
+// are set on the @pulumi/pulumi that the example itself loads, not on the repository root's copy.
 import * as assert from "assert";
 import * as path from "path";
-import * as pulumi from "@pulumi/pulumi";
+import type * as PulumiSdk from "@pulumi/pulumi";
 
 const PROJECT = "ami-consumer";
 const FACTORY = "acme/ami-factory/dev";
 const PROGRAM = path.join(__dirname, "..", "examples", "consumer");
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const pulumi: typeof PulumiSdk = require(require.resolve("@pulumi/pulumi", { paths: [PROGRAM] }));
 
 // Fixtures: what the ami-factory stack exports.
 const IMAGES = {
@@ -24,9 +28,9 @@ interface Run {
   /** The program's result: the stack outputs, or why it failed. */
   outputs: ReturnType<Program>;
   /** Every resource the program registered or read, in order. */
-  resources: pulumi.runtime.MockResourceArgs[];
+  resources: PulumiSdk.runtime.MockResourceArgs[];
   /** Every provider function the program invoked. */
-  calls: pulumi.runtime.MockCallArgs[];
+  calls: PulumiSdk.runtime.MockCallArgs[];
 }
 
 interface RunOptions {
@@ -45,8 +49,8 @@ interface RunOptions {
  * program runs until `outputs` settles.
  */
 async function runProgram(opts: RunOptions): Promise<Run> {
-  const resources: pulumi.runtime.MockResourceArgs[] = [];
-  const calls: pulumi.runtime.MockCallArgs[] = [];
+  const resources: PulumiSdk.runtime.MockResourceArgs[] = [];
+  const calls: PulumiSdk.runtime.MockCallArgs[] = [];
   await pulumi.runtime.setMocks(
     {
       newResource(args) {
@@ -81,7 +85,7 @@ async function runProgram(opts: RunOptions): Promise<Run> {
 }
 
 /** An Output's value. Output#promise is internal to the SDK, but stable, and the way to await one. */
-function valueOf<T>(o: pulumi.Output<T>): Promise<T> {
+function valueOf<T>(o: PulumiSdk.Output<T>): Promise<T> {
   return (o as unknown as { promise(): Promise<T> }).promise();
 }
 

@@ -13,6 +13,7 @@ import type { CloudWatchClient } from "@aws-sdk/client-cloudwatch";
 import type { IAMClient } from "@aws-sdk/client-iam";
 import type { SSMClient } from "@aws-sdk/client-ssm";
 import type { STSClient } from "@aws-sdk/client-sts";
+import { countCall } from "./progress";
 
 type Ec2Sdk = typeof import("@aws-sdk/client-ec2");
 type CloudWatchSdk = typeof import("@aws-sdk/client-cloudwatch");
@@ -46,6 +47,7 @@ function counted<T>(client: T): T {
   (client as unknown as Countable).middlewareStack.add(
     (next) => async (args) => {
       apiCalls.count++;
+      countCall();
       return next(args);
     },
     { step: "initialize", name: "amiFactoryCallCounter" },

@@ -3,6 +3,7 @@
 // undefined on the wire, a progress log named after the resource, "gone" on read as no id.
 import type * as pulumi from "@pulumi/pulumi";
 import type { Failure } from "./inputs";
+import { withCallCount, type Progress } from "./progress";
 import { compact, progressLog } from "./resource";
 
 type Log = (line: string) => void;
@@ -19,6 +20,30 @@ export interface ResourceOperations<I extends { scope: string }, O extends I> {
   read(id: string, olds: O): Promise<{ id?: string; props?: O }>;
 }
 
+/** What an operation made, for its summary line: images by region, an image, an alarm. */
+function made(outs: Record<string, unknown> | undefined): string {
+  if (!outs) return "";
+  if (outs.imageIds && typeof outs.imageIds === "object") {
+    return `: ${Object.entries(outs.imageIds as Record<string, string>).map(([r, id]) => `${id} in ${r}`).join(", ")}`;
+  }
+  if (typeof outs.imageId === "string") return `: ${outs.imageId}${typeof outs.region === "string" ? ` in ${outs.region}` : ""}`;
+  if (typeof outs.alarmName === "string") return `: alarm ${outs.alarmName}`;
+  return "";
+}
+
+/** Runs an operation with its progress log; then the one line that stays in the update's diagnostics: what, how long, how many AWS calls. */
+async function logged<T>(kind: string, scope: string, what: string, op: (log: Progress) => Promise<T>, outsOf: (r: T) => unknown): Promise<T> {
+  const log = progressLog(kind, scope);
+  const started = Date.now();
+  return withCallCount(async (calls) => {
+    const result = await op(log).finally(() => log.flushed());
+    const seconds = ((Date.now() - started) / 1000).toFixed(1);
+    log.summary(`${what}${made(outsOf(result) as Record<string, unknown> | undefined)} (${seconds} s, ${calls.count} AWS API calls)`);
+    await log.flushed();
+    return result;
+  });
+}
+
 export function dynamicProvider<I extends { scope: string }, O extends I>(ops: ResourceOperations<I, O>): pulumi.dynamic.ResourceProvider<I, O> {
   return {
     async check(_olds, news) {
@@ -29,14 +54,14 @@ export function dynamicProvider<I extends { scope: string }, O extends I>(ops: R
       return ops.diff(olds, news);
     },
     async create(inputs) {
-      const { id, outs } = await ops.create(inputs, progressLog(ops.kind, inputs.scope));
+      const { id, outs } = await logged(ops.kind, inputs.scope, "created", (log) => ops.create(inputs, log), (r) => r.outs);
       return { id, outs: compact(outs) };
     },
     async update(_id, olds, news) {
-      return { outs: compact(await ops.update(olds, news, progressLog(ops.kind, news.scope))) };
+      return { outs: compact(await logged(ops.kind, news.scope, "updated", (log) => ops.update(olds, news, log), (outs) => outs)) };
     },
     async delete(_id, olds) {
-      await ops.delete(olds, progressLog(ops.kind, olds.scope));
+      await logged(ops.kind, olds.scope, "deleted", (log) => ops.delete(olds, log), () => undefined);
     },
     async read(id, props) {
       const found = await ops.read(id, props as O);

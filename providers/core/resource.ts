@@ -1,5 +1,6 @@
 // What every ami-factory resource does the same way at declaration time.
 import * as pulumi from "@pulumi/pulumi";
+import { progressFor, Progress } from "./progress";
 
 /** project/stack/name: the scope that makes a resource's build ids its own. */
 export function scopeOf(name: string): string {
@@ -11,10 +12,9 @@ export function defaultRegion(): string | undefined {
   return new pulumi.Config("aws").get("region") ?? process.env.AWS_REGION ?? process.env.AWS_DEFAULT_REGION;
 }
 
-/** A logger for provider progress: the engine shows a dynamic provider's stdout as info lines. */
-export function progressLog(kind: string, scope: string): (line: string) => void {
-  const name = scope.split("/").pop() || scope;
-  return (line) => console.log(`[${kind} ${name}] ${line}`);
+/** A logger for provider progress, attached to the resource in the engine's display (./progress.ts). */
+export function progressLog(kind: string, scope: string): Progress {
+  return progressFor(kind, scope);
 }
 
 /** Output property names declared as undefined inputs, so the engine records them as outputs. */

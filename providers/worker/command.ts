@@ -43,6 +43,24 @@ export function lastLines(text: string | undefined, n = 15): string {
   return (text ?? "").trimEnd().split("\n").slice(-n).join("\n");
 }
 
+/** A guest script that did not succeed, in plain words, with its stderr and stdout labelled. */
+export function guestFailure(
+  name: string,
+  instanceId: string,
+  out: { Status?: string; ResponseCode?: number; StatusDetails?: string; StandardOutputContent?: string; StandardErrorContent?: string },
+): string {
+  const how =
+    out.Status === "Failed" ? `exited with code ${out.ResponseCode}`
+    : out.Status === "TimedOut" ? "ran out of time (SSM TimedOut)"
+    : out.Status === "Cancelled" ? "was cancelled"
+    : `ended as ${out.Status}${out.StatusDetails ? ` (${out.StatusDetails})` : ""}${out.ResponseCode !== undefined && out.ResponseCode >= 0 ? `, exit code ${out.ResponseCode}` : ""}`;
+  const block = (label: string, text: string | undefined) => {
+    const lines = lastLines(text);
+    return lines ? `\n  ${label} (last lines):\n${lines.split("\n").map((l) => `    ${l}`).join("\n")}` : `\n  ${label}: (empty)`;
+  };
+  return `the guest script ${name} on worker ${instanceId} ${how}${block("stderr", out.StandardErrorContent)}${block("stdout", out.StandardOutputContent)}`;
+}
+
 export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
   return {
     name: `run ${cmd.name} on the worker`,
@@ -95,13 +113,10 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
           lastProgress = progress;
           b.log(`${cmd.name} (${Math.round((Date.now() - started) / 1000)}s): ${progress}`);
         }
-        if (out.Status === "Success") return { state: "SUCCESS", value: out };
         if (out.Status === "Pending" || out.Status === "InProgress" || out.Status === "Delayed") return { state: "RETRY", reason: out.Status };
-        return {
-          state: "FAILURE",
-          reason: `status ${out.Status} (exit ${out.ResponseCode}); last output:\n${lastLines(out.StandardOutputContent)}\n${lastLines(out.StandardErrorContent)}`,
-        };
+        return { state: "SUCCESS", value: out };
       });
+      if (invocation.Status !== "Success") throw new Error(guestFailure(cmd.name, b.instanceId!, invocation));
       b.facts = checkFacts(parseFacts(invocation.StandardOutputContent ?? ""), declaredFactsSchema(cmd.script, cmd.name));
       b.log(`${cmd.name} facts: ${JSON.stringify(b.facts)}`);
     },

@@ -4,6 +4,7 @@
 // pulumi-resource-pulumi-nodejs plugin, a child of the CLI.
 import * as fs from "fs";
 import * as path from "path";
+import * as pulumi from "@pulumi/pulumi";
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
 import { readToolchain, REPO_ROOT } from "./toolchain";
 
@@ -28,12 +29,29 @@ export function localEngineEnv(workDir: string, extra: Record<string, string>): 
     PULUMI_SKIP_UPDATE_CHECK: "true",
     PULUMI_DISABLE_AUTOMATIC_PLUGIN_ACQUISITION: "true",
     PULUMI_HOME: path.join(workDir, "pulumi-home"),
-    PATH: `${tc.pulumiBinDir}:${tc.pulumiPluginDir}:${process.env.PATH}`,
+    // setup.sh's Node (22/24) first: the dynamic-provider plugin and the language host start `node`.
+    PATH: `${tc.nodeBinDir}:${tc.pulumiBinDir}:${tc.pulumiPluginDir}:${process.env.PATH}`,
     // The dynamic provider resolves the SDK packages its serialised code requires from here.
     NODE_PATH: path.join(REPO_ROOT, "node_modules"),
-    // The pinned SDK runs on Node 20 by design (see README); its upgrade notice is noise here.
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     ...extra,
+  };
+}
+
+/**
+ * An inline program's RunError (e.g. a bad stack config) is reported by the automation API's
+ * language server twice: as the run's error and again from the rejection it leaves behind. Logged
+ * here once instead, as the plain CLI path shows it; the run still fails (the engine sees a logged
+ * error). Other errors pass through unchanged.
+ */
+function reportRunErrorsOnce(program: () => Promise<Record<string, unknown>>): () => Promise<Record<string, unknown>> {
+  return async () => {
+    try {
+      return await program();
+    } catch (e) {
+      if (!pulumi.RunError.isInstance(e)) throw e;
+      await pulumi.log.error(e.message);
+      return {};
+    }
   };
 }
 
@@ -46,7 +64,7 @@ export async function localStack(opts: LocalStackOptions): Promise<Stack> {
   // The inline program runs in this process: it must see the same AWS settings as the plugins.
   for (const [k, v] of Object.entries(opts.env)) process.env[k] = v;
   const pulumiCommand = await PulumiCommand.get({ root: path.dirname(tc.pulumiBinDir), version: undefined });
-  const program = opts.program ?? (async () => (require(path.join(REPO_ROOT, "index")) as () => Record<string, unknown>)());
+  const program = reportRunErrorsOnce(opts.program ?? (async () => (require(path.join(REPO_ROOT, "index")) as () => Record<string, unknown>)()));
   return LocalWorkspace.createOrSelectStack(
     { stackName: opts.stackName, projectName: "ami-factory", program },
     { workDir: opts.workDir, envVars: env, pulumiCommand, secretsProvider: "passphrase" },

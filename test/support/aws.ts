@@ -1,6 +1,4 @@
 // Seeding and inspecting the emulator's AWS state through the SDK (what a test asserts on).
-// The pinned SDK runs on Node 20 by design (see README); its upgrade notice is noise in test output.
-process.env.AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED ??= "true";
 import {
   CreateImageCommand, CreateSnapshotCommand, CreateVolumeCommand, DescribeImagesCommand, DescribeInstancesCommand, DescribeSecurityGroupsCommand,
   DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client, RegisterImageCommand, RunInstancesCommand,
