@@ -87,20 +87,18 @@ export function dynamicProvider<I extends { scope: string }, O extends I>(ops: R
  * every character below is stored twice per resource, hence the terse body.
  */
 export function thinProvider(kind: string): pulumi.dynamic.ResourceProvider {
-  const impl = (): Required<pulumi.dynamic.ResourceProvider> => {
-    const path = require("path");
-    let dir = process.cwd();
-    while (!require("fs").existsSync(path.join(dir, "providers/core/runtime.js"))) {
-      if (dir === (dir = path.dirname(dir))) throw new Error(`no ami-factory project at or above ${process.cwd()}`);
-    }
-    return require(path.join(dir, "providers/core/runtime.js"))(dir, kind);
+  const m = (d = process.cwd()): Required<pulumi.dynamic.ResourceProvider> => {
+    const p = require("path"), r = p.join(d, "providers/core/runtime.js"), u = p.dirname(d);
+    if (require("fs").existsSync(r)) return require(r)(d, kind);
+    if (d === u) throw new Error(`no ami-factory project at or above ${process.cwd()}`);
+    return m(u);
   };
   return {
-    check: async (olds, news) => impl().check(olds, news),
-    diff: async (id, olds, news) => impl().diff(id, olds, news),
-    create: async (inputs) => impl().create(inputs),
-    update: async (id, olds, news) => impl().update(id, olds, news),
-    delete: async (id, olds) => impl().delete(id, olds),
-    read: async (id, olds) => impl().read(id, olds),
+    check: (...a) => m().check(...a),
+    diff: (...a) => m().diff(...a),
+    create: (...a) => m().create(...a),
+    update: (...a) => m().update(...a),
+    delete: (...a) => m().delete(...a),
+    read: (...a) => m().read(...a),
   };
 }
