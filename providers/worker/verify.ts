@@ -66,9 +66,6 @@ async function describeTypes(ec2: EC2Client, types: string[]): Promise<TypeInfo[
   });
 }
 
-/** The Name tag of a test instance and of its volumes. */
-const testInstanceName = (b: WorkerBuild) => (instanceType: string): string => `ami-factory ${b.buildId} verify ${instanceType}`;
-
 interface Verified {
   instanceType: string;
   secondsToBootSignal: number;
@@ -88,7 +85,7 @@ async function verifyOn(b: WorkerBuild, ec2: EC2Client, t: TypeInfo, bootSignal:
       MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
       InstanceInitiatedShutdownBehavior: "terminate",
       ClientToken: `${b.buildId}-verify-${t.instanceType}-${b.deadline}`.slice(0, 64),
-      TagSpecifications: tagSpecifications(["instance", "volume", "network-interface"] as const, { ...b.temporaryTags, Name: testInstanceName(b)(t.instanceType) }),
+      TagSpecifications: tagSpecifications(["instance", "volume", "network-interface"] as const, { ...b.temporaryTags, Name: `ami-factory ${b.buildId} verify ${t.instanceType}` }),
     }),
   );
   const id = out.Instances?.[0]?.InstanceId;
@@ -190,17 +187,6 @@ export function verifyStep(verifyOf: (b: WorkerBuild) => VerifyInputs | false): 
       // Wait, so that the security group can go next.
       await waitUntilInstanceTerminated({ client: ec2, maxWaitTime: 600, minDelay: 2, maxDelay: 15 }, { InstanceIds: ids });
       b.log(`verify: test instance${ids.length > 1 ? "s" : ""} ${ids.join(", ")} terminated`);
-      // A converted image keeps the source's data disks, some with DeleteOnTermination false: those
-      // volumes of the test instances (tagged with their name at launch) outlive them, so they go here.
-      const { DescribeVolumesCommand, DeleteVolumeCommand } = ec2Sdk();
-      const names = Object.keys(b.testInstances ?? {}).map(testInstanceName(b));
-      const kept = await ec2.send(new DescribeVolumesCommand({ Filters: [{ Name: "tag:Name", Values: names }, { Name: "status", Values: ["available"] }] }));
-      for (const v of kept.Volumes ?? []) {
-        await ec2.send(new DeleteVolumeCommand({ VolumeId: v.VolumeId })).catch((e) => {
-          if (errorName(e) !== "InvalidVolume.NotFound") throw e;
-        });
-      }
-      if (kept.Volumes?.length) b.log(`verify: deleted the test instances' kept volumes ${kept.Volumes.map((v) => v.VolumeId).join(", ")}`);
     },
   };
 }
