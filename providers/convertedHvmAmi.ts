@@ -19,7 +19,7 @@ export interface ConvertedHvmAmiArgs extends BuildArgs {
   encrypted?: pulumi.Input<boolean>;
 }
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "schemaVersion"] as const;
 
 /** The provider, carrying the bundled guest script in its serialised closure. */
 function convertedHvmAmiProvider(pv2hvm: BundledScript) {
@@ -38,7 +38,10 @@ function convertedHvmAmiProvider(pv2hvm: BundledScript) {
 export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   declare readonly imageId: pulumi.Output<string>;
   declare readonly snapshotId: pulumi.Output<string>;
+  /** The registered name: `name` plus the build stamp, or exactly `name` with exactName. */
   declare readonly imageName: pulumi.Output<string>;
+  /** The hash of the guest script that built this image (provenance: an upgrade does not change it). */
+  declare readonly guestScriptSha256: pulumi.Output<string>;
   declare readonly region: pulumi.Output<string>;
   /** What the guest script found: partitioned, fsType, kernels, enaDriver, nvmeDriver, copiedBytes, seconds. */
   declare readonly facts: pulumi.Output<Record<string, unknown>>;

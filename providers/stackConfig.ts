@@ -59,6 +59,10 @@ export interface ConversionConfig {
   sanitize?: boolean;
   worker?: { instanceType?: string; subnetId?: string; instanceProfileName?: string; imageId?: string };
   timeoutMinutes?: number;
+  /** Any string; a change rebuilds the image. */
+  rebuildTrigger?: string;
+  /** Register with exactly imageName (no build stamp); a replacement then deletes first. */
+  exactName?: boolean;
 }
 
 export interface BuildConfig {
@@ -81,6 +85,10 @@ export interface BuildConfig {
   sanitize?: boolean;
   worker?: { instanceType?: string; subnetId?: string; instanceProfileName?: string; imageId?: string };
   timeoutMinutes?: number;
+  /** Any string; a change rebuilds the image. */
+  rebuildTrigger?: string;
+  /** Register with exactly imageName (no build stamp); a replacement then deletes first. */
+  exactName?: boolean;
 }
 
 export interface StackConfig {

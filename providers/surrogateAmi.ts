@@ -27,7 +27,7 @@ export interface SurrogateAmiArgs extends BuildArgs {
   imdsSupport?: pulumi.Input<"v2.0" | "optional">;
 }
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "schemaVersion"] as const;
 
 /** The provider, carrying the bundled guest script in its serialised closure. */
 function surrogateAmiProvider(surrogate: BundledScript) {
@@ -46,7 +46,10 @@ function surrogateAmiProvider(surrogate: BundledScript) {
 export class SurrogateAmi extends pulumi.dynamic.Resource {
   declare readonly imageId: pulumi.Output<string>;
   declare readonly snapshotId: pulumi.Output<string>;
+  /** The registered name: `name` plus the build stamp, or exactly `name` with exactName. */
   declare readonly imageName: pulumi.Output<string>;
+  /** The hash of the guest script that built this image (provenance: an upgrade does not change it). */
+  declare readonly guestScriptSha256: pulumi.Output<string>;
   declare readonly region: pulumi.Output<string>;
   /** What the recipe's guest script reported: kernels, drivers, cloud-init, warnings. */
   declare readonly facts: pulumi.Output<Record<string, unknown>>;

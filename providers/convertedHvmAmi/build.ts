@@ -2,17 +2,18 @@
 // delete and read of the image it made.
 import { buildIdFor } from "../core/buildId";
 import type { Step } from "../core/steps";
-import { provenanceTags, Tags } from "../core/tags";
+import { registeredName } from "../core/naming";
+import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
 import { factsTag } from "../worker/adopt";
-import { builtImageTag, deleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
 import { registerStep, snapshotStep } from "../worker/image";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { enaFrom } from "../worker/inputs";
-import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
+import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, REPLACE_FIELDS, SCHEMA_VERSION } from "./inputs";
 import { inspectSource, SourceImage } from "./source";
 
 interface ConversionBuild extends WorkerBuild {
@@ -20,18 +21,19 @@ interface ConversionBuild extends WorkerBuild {
   source?: SourceImage;
 }
 
+/** From the scope and the fields that make the image (not the guest script's hash: a tool upgrade is not a new build). */
 export function conversionBuildId(inputs: ConvertedHvmAmiInputs): string {
-  const { sourceAmiId, region, targetSizeGiB, volume, encrypted, kmsKeyId, enaSupport, sanitize, guestScriptSha256 } = inputs;
-  return buildIdFor(inputs.scope, { sourceAmiId, region, targetSizeGiB, volume, encrypted, kmsKeyId, enaSupport, sanitize, guestScriptSha256 });
+  return buildIdFor(inputs.scope, Object.fromEntries(REPLACE_FIELDS.map((f) => [f, inputs[f]])));
 }
 
 export function defaultImageName(sourceName: string): string {
   return `${sourceName}`.slice(0, 124) + "-hvm";
 }
 
-function imageTags(inputs: ConvertedHvmAmiInputs, buildId: string, imageName: string, builtAt: string): Tags {
+/** `baseName`: the given (or default) name, unstamped: the Name tag. */
+function imageTags(inputs: ConvertedHvmAmiInputs, buildId: string, baseName: string, builtAt: string): Tags {
   return provenanceTags(inputs.tags, buildId, {
-    Name: inputs.name ?? imageName,
+    Name: inputs.name ?? baseName,
     "ami-factory:source-ami": inputs.sourceAmiId,
     "ami-factory:tool-version": TOOL_VERSION,
     "ami-factory:built-at": builtAt,
@@ -49,8 +51,9 @@ function sourceStep(): Step<ConversionBuild> {
       }
       b.source = source;
       b.architecture = source.architecture;
-      b.imageName = b.inputs.name ?? defaultImageName(source.name);
-      b.outputTags = imageTags(b.inputs, b.buildId, b.imageName, new Date().toISOString());
+      b.baseName = b.inputs.name ?? defaultImageName(source.name);
+      b.imageName = registeredName(b.baseName, b.exactName, b.stamp);
+      b.outputTags = { ...imageTags(b.inputs, b.buildId, b.baseName, new Date().toISOString()), [GUEST_SCRIPT_TAG]: b.guestScriptSha256 };
     },
   };
 }
@@ -110,7 +113,10 @@ function targetSize(b: ConversionBuild): number {
 
 export async function createConversion(inputs: ConvertedHvmAmiInputs, script: BundledScript, log: (l: string) => void): Promise<{ id: string; outs: ConvertedHvmAmiOutputs }> {
   const built = await runWorkerBuild<ConversionBuild>(
-    { region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64", what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi" },
+    {
+      region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64",
+      exactName: inputs.exactName, guestScriptSha256: inputs.guestScriptSha256, what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi",
+    },
     (base) => ({ ...base, inputs }),
     conversionSteps(script, inputs.sanitize),
     log,
@@ -121,10 +127,11 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
 /** Tags, the Name tag and the description change in place; the registered AMI name cannot. */
 export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs): Promise<ConvertedHvmAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
-  const before = imageTags(olds, olds.buildId, olds.imageName, builtAt);
-  const after = imageTags(news, olds.buildId, olds.imageName, builtAt);
+  const baseName = olds.baseName ?? olds.imageName;
+  const before = imageTags(olds, olds.buildId, baseName, builtAt);
+  const after = imageTags(news, olds.buildId, baseName, builtAt);
   await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
-  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts };
+  return { ...olds, ...news, ...keptOnUpdate(olds) };
 }
 
 export async function deleteConversion(olds: ConvertedHvmAmiOutputs): Promise<void> {

@@ -4,6 +4,8 @@
 import type * as pulumi from "@pulumi/pulumi";
 import type { Failure } from "./inputs";
 import { compact, progressLog } from "./resource";
+import { engineLog } from "./engineLog";
+import { resourceUrn } from "./tags";
 
 type Log = (line: string) => void;
 
@@ -26,7 +28,13 @@ export function dynamicProvider<I extends { scope: string }, O extends I>(ops: R
       return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
     },
     async diff(_id, olds, news) {
-      return ops.diff(olds, news);
+      const result = ops.diff(olds, news);
+      // Shown at preview, on the resource: what forces a replacement, a gap in service it causes.
+      for (const note of (result as { notes?: string[] }).notes ?? []) {
+        const warning = note.startsWith("warning: ");
+        await engineLog(resourceUrn(ops.kind, news.scope), warning ? "warning" : "info", warning ? note.slice(9) : note);
+      }
+      return result;
     },
     async create(inputs) {
       const { id, outs } = await ops.create(inputs, progressLog(ops.kind, inputs.scope));

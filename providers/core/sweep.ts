@@ -16,6 +16,8 @@ export interface Leftover {
   stack?: string;
   /** When it may be swept at the latest (its build's deadline plus a margin). */
   expiresAt?: string;
+  /** When its build started (ami-factory:created-at). */
+  createdAt?: string;
 }
 
 export interface LeftoverFilter {
@@ -49,7 +51,7 @@ function keep(f: LeftoverFilter, tags: TagList): boolean {
 }
 
 function leftover(kind: LeftoverKind, id: string, region: string, tags: TagList): Leftover {
-  return { kind, id, region, buildId: tagOf(tags, BUILD_ID_TAG), stack: tagOf(tags, STACK_TAG), expiresAt: tagOf(tags, EXPIRES_TAG) };
+  return { kind, id, region, buildId: tagOf(tags, BUILD_ID_TAG), stack: tagOf(tags, STACK_TAG), expiresAt: tagOf(tags, EXPIRES_TAG), createdAt: tagOf(tags, CREATED_TAG) };
 }
 
 export async function findLeftovers(region: string, f: LeftoverFilter, opts: { iam?: boolean } = {}): Promise<Leftover[]> {

@@ -1,10 +1,11 @@
 // SharedAmi inputs: what the provider keeps after check (normalised, validated) and its outputs.
 import { Checker, Failure, isoOrUndefined, sortedUnique } from "../core/inputs";
+import { maxGivenName } from "../core/naming";
 import type { Tags } from "../core/tags";
 
 export const SHARED_AMI_FIELDS = [
   "sourceAmiId", "sourceRegion", "regions", "accountIds", "organizationArns", "organizationalUnitArns",
-  "allowPublic", "shareSnapshots", "encrypted", "kmsKeyIds", "name", "description", "tags", "deprecateAt",
+  "allowPublic", "shareSnapshots", "encrypted", "kmsKeyIds", "name", "exactName", "description", "tags", "deprecateAt",
   "timeoutMinutes", "scope",
 ] as const;
 
@@ -20,6 +21,8 @@ export interface SharedAmiInputs {
   encrypted: boolean;
   kmsKeyIds: Record<string, string>;
   name?: string;
+  /** Copies take exactly `name` (no build stamp); a replacement then deletes the old copies first. */
+  exactName: boolean;
   description?: string;
   tags: Tags;
   deprecateAt?: string;
@@ -36,7 +39,7 @@ export interface SharedAmiOutputs extends SharedAmiInputs {
   snapshotIds: Record<string, string[]>;
   /** The regions whose image this resource copied (and so deletes). */
   copiedRegions: string[];
-  /** The name the copies were given. */
+  /** The name the copies were registered with (the given name plus the build stamp, unless exactName). */
   imageName: string;
   buildId: string;
 }
@@ -77,7 +80,12 @@ export function checkSharedAmi(raw: Record<string, unknown>): { inputs?: SharedA
     }
     if (Object.keys(kmsKeyIds).length && raw.encrypted !== true) c.fail("kmsKeyIds", "kmsKeyIds is set but encrypted is not: set encrypted: true");
   }
+  c.boolean("exactName", raw.exactName);
   if (raw.name !== undefined) c.string("name", raw.name, { pattern: "imageName" });
+  const longest = maxGivenName(raw.exactName === true);
+  if (typeof raw.name === "string" && raw.name.length > longest && raw.name.length <= 128) {
+    c.fail("name", `name is ${raw.name.length} characters long: with the build stamp ami-factory adds (e.g. -20261126T101005Z) at most ${longest} fit in EC2's 128; shorten it, or set exactName: true`);
+  }
   c.string("description", raw.description, { max: 255 });
   c.tags("tags", raw.tags);
   if (raw.deprecateAt !== undefined) {
@@ -100,6 +108,7 @@ export function checkSharedAmi(raw: Record<string, unknown>): { inputs?: SharedA
       encrypted: raw.encrypted === true,
       kmsKeyIds: Object.fromEntries(Object.entries(kmsKeyIds as Record<string, string>).sort()),
       name: raw.name as string | undefined,
+      exactName: raw.exactName === true,
       description: raw.description as string | undefined,
       tags: (raw.tags ?? {}) as Tags,
       deprecateAt: isoOrUndefined(raw.deprecateAt),

@@ -5,6 +5,7 @@ import {
   Principals, principalsDelta, retag, setDeprecation, snapshotIdsOf, waitForImageAvailable,
 } from "../core/images";
 import { buildIdFor } from "../core/buildId";
+import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
 import { provenanceTags, removedTagKeys, changedTags, tagSpecifications, Tags } from "../core/tags";
 import { needsCopy, SCHEMA_VERSION, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
@@ -48,7 +49,7 @@ function sourceStep(): Step<ShareContext> {
       if (!image) throw new Error(`sourceAmiId ${sourceAmiId} does not exist in ${sourceRegion} (or is not visible to this account): check the id and sourceRegion`);
       if (image.State !== "available") throw new Error(`sourceAmiId ${sourceAmiId} is ${image.State}, not available: wait for it or pick another image`);
       ctx.sourceSnapshotIds = snapshotIdsOf(image);
-      ctx.imageName ||= ctx.inputs.name ?? image.Name ?? sourceAmiId;
+      ctx.imageName ||= registeredName(ctx.inputs.name ?? image.Name ?? sourceAmiId, ctx.inputs.exactName, buildStamp(new Date()));
     },
   };
 }

@@ -2,25 +2,25 @@
 // amazon-ebssurrogate), then snapshot and RegisterImage; the same worker steps as ConvertedHvmAmi.
 import { buildIdFor } from "../core/buildId";
 import type { Step } from "../core/steps";
-import { provenanceTags, Tags } from "../core/tags";
+import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
 import { factsTag } from "../worker/adopt";
-import { builtImageTag, deleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
 import { registerStep, snapshotStep } from "../worker/image";
 import { enaFrom } from "../worker/inputs";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
-import { recipeArgs, recipeTags, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
+import { recipeArgs, recipeTags, REPLACE_FIELDS, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
 
 interface SurrogateBuild extends WorkerBuild {
   inputs: SurrogateAmiInputs;
 }
 
+/** From the scope and the fields that make the image (not the guest script's hash: a tool upgrade is not a new build). */
 export function surrogateBuildId(inputs: SurrogateAmiInputs): string {
-  const { recipe, region, architecture, rootSizeGiB, volume, encrypted, kmsKeyId, bootMode, imdsSupport, enaSupport, sanitize, guestScriptSha256 } = inputs;
-  return buildIdFor(inputs.scope, { recipe, region, architecture, rootSizeGiB, volume, encrypted, kmsKeyId, bootMode, imdsSupport, enaSupport, sanitize, guestScriptSha256 });
+  return buildIdFor(inputs.scope, Object.fromEntries(REPLACE_FIELDS.map((f) => [f, inputs[f]])));
 }
 
 function imageTags(inputs: SurrogateAmiInputs, buildId: string, builtAt: string): Tags {
@@ -49,7 +49,7 @@ function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step
     {
       name: "prepare",
       async run(b) {
-        b.outputTags = imageTags(b.inputs, b.buildId, new Date().toISOString());
+        b.outputTags = { ...imageTags(b.inputs, b.buildId, new Date().toISOString()), [GUEST_SCRIPT_TAG]: b.guestScriptSha256 };
       },
     },
     ...launchSteps(),
@@ -65,7 +65,7 @@ function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step
       const facts = factsTag(s.facts);
       if (facts) s.outputTags = { ...s.outputTags, "ami-factory:facts": facts };
       return {
-        Name: s.inputs.name,
+        Name: s.imageName,
         Description: s.inputs.description ?? `${s.inputs.recipe.kind} image built from nothing by ami-factory`,
         Architecture: s.inputs.architecture,
         VirtualizationType: "hvm",
@@ -101,7 +101,9 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
       timeoutMinutes: inputs.timeoutMinutes,
       worker: inputs.worker,
       architecture: inputs.architecture,
-      imageName: inputs.name,
+      givenName: inputs.name,
+      exactName: inputs.exactName,
+      guestScriptSha256: inputs.guestScriptSha256,
       what: `built ${inputs.name} (${inputs.recipe.kind})`,
       kind: "SurrogateAmi",
     },
@@ -115,7 +117,7 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
 export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs): Promise<SurrogateAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
   await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description });
-  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts };
+  return { ...olds, ...news, ...keptOnUpdate(olds) };
 }
 
 export async function deleteSurrogate(olds: SurrogateAmiOutputs): Promise<void> {

@@ -35,8 +35,9 @@ export interface SurrogateAmiOutputs extends SurrogateAmiInputs, BuiltImage {
 
 export const SCHEMA_VERSION = 1;
 
+/** Inputs whose change changes the image itself, and the explicit rebuild trigger. Also the build id's inputs. */
 export const REPLACE_FIELDS = [
-  "recipe", "region", "architecture", "rootSizeGiB", "volume", "encrypted", "kmsKeyId", "bootMode", "imdsSupport", "enaSupport", "sanitize", "guestScriptSha256",
+  "recipe", "region", "architecture", "rootSizeGiB", "volume", "encrypted", "kmsKeyId", "bootMode", "imdsSupport", "enaSupport", "sanitize", "rebuildTrigger",
 ] as const;
 
 const PACKAGE = /^[A-Za-z0-9@][A-Za-z0-9+._:@-]*$/;

@@ -19,4 +19,15 @@ export interface BuildArgs {
   worker?: pulumi.Input<WorkerOptions>;
   /** How long the build may take before it fails and cleans up. Default: 60. */
   timeoutMinutes?: pulumi.Input<number>;
+  /**
+   * Any string; changing it rebuilds the image (a replacement, new image first). Upgrading
+   * ami-factory never rebuilds by itself (the guest script's hash is provenance only). Default: none.
+   */
+  rebuildTrigger?: pulumi.Input<string>;
+  /**
+   * Register the image with exactly `name`. Default: false, the name gets a build stamp
+   * (`legacy-web-hvm-20261126T101005Z`; the Name tag stays `name`) so that a replacement is built
+   * before the old image is deleted. With true, a replacement deletes the old image first.
+   */
+  exactName?: pulumi.Input<boolean>;
 }

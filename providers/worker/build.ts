@@ -5,7 +5,8 @@ import { apiCalls, ec2Client } from "../core/clients";
 import { deleteImageAndSnapshots, describeImage, retag, snapshotIdsOf } from "../core/images";
 import { runSteps, Step } from "../core/steps";
 import { deleteLeftovers, findLeftovers } from "../core/sweep";
-import { changedTags, removedTagKeys, Tags, temporaryTags } from "../core/tags";
+import { buildStamp, registeredName } from "../core/naming";
+import { changedTags, GUEST_SCRIPT_TAG, HANDED_OVER_TAG, removedTagKeys, Tags, temporaryTags } from "../core/tags";
 import { findBuiltImage } from "./adopt";
 import type { WorkerBuild, WorkerOptions } from "./context";
 import { instanceProfileStep } from "./iam";
@@ -20,8 +21,13 @@ export function launchSteps(): Step<WorkerBuild>[] {
 export interface BuiltImage {
   imageId: string;
   snapshotId: string;
+  /** The registered name: the given name plus the build stamp, or exactly the given name. */
   imageName: string;
+  /** The given name (the Name tag); older state has none (imageName is it). */
+  baseName?: string;
   buildId: string;
+  /** The hash of the guest script that built this image (provenance, kept across updates). */
+  guestScriptSha256: string;
   facts: Record<string, unknown>;
 }
 
@@ -32,8 +38,10 @@ export interface WorkerBuildSpec {
   timeoutMinutes: number;
   worker: WorkerOptions;
   architecture: "x86_64" | "arm64";
-  /** Known up front (SurrogateAmi); a step may set it (ConvertedHvmAmi). */
-  imageName?: string;
+  /** The given name, known up front (SurrogateAmi); else a step sets the build's names (ConvertedHvmAmi). */
+  givenName?: string;
+  exactName: boolean;
+  guestScriptSha256: string;
   /** What the log calls the build: "converted ami-1", "built debian". */
   what: string;
   /** The resource kind, for the URN tag: "ConvertedHvmAmi". */
@@ -48,11 +56,20 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
   const adopted = await findBuiltImage(region, buildId);
   if (adopted) {
     log(`adopting ${adopted.ImageId}, finished earlier by build ${buildId}`);
-    const facts = adopted.Tags?.find((t) => t.Key === "ami-factory:facts")?.Value;
-    return { imageId: adopted.ImageId!, snapshotId: snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts: facts ? JSON.parse(facts) : {} };
+    const tag = (key: string) => adopted.Tags?.find((t) => t.Key === key)?.Value;
+    const facts = tag("ami-factory:facts");
+    await handOver(region, adopted.ImageId!);
+    return {
+      imageId: adopted.ImageId!, snapshotId: snapshotIdsOf(adopted)[0], imageName: adopted.Name!, baseName: tag("Name") ?? adopted.Name!, buildId,
+      guestScriptSha256: tag(GUEST_SCRIPT_TAG) ?? spec.guestScriptSha256, facts: facts ? JSON.parse(facts) : {},
+    };
   }
   // ... or cleans the leftovers of a run that died, before starting over.
   const leftovers = await findLeftovers(region, { buildId });
+  // The build stamp belongs to the build id: a re-run takes its first run's start from the
+  // leftovers' created-at tags (the clock only when the first run left nothing).
+  const firstStart = leftovers.map((l) => Date.parse(l.createdAt ?? "")).filter((t) => !Number.isNaN(t)).sort()[0];
+  const stamp = buildStamp(new Date(firstStart ?? started));
   if (leftovers.length) {
     log(`cleaning ${leftovers.length} leftovers of an earlier run of build ${buildId}: ${leftovers.map((l) => `${l.kind} ${l.id}`).join(", ")}`);
     const failures = await deleteLeftovers(leftovers, log);
@@ -63,17 +80,40 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     buildId,
     architecture: spec.architecture,
     worker: spec.worker,
-    temporaryTags: temporaryTags(buildId, spec.kind, spec.scope, new Date(started + (spec.timeoutMinutes + 60) * 60_000), `ami-factory ${buildId}`),
+    temporaryTags: temporaryTags(buildId, spec.kind, spec.scope, new Date(started + (spec.timeoutMinutes + 60) * 60_000), `ami-factory ${buildId}`, new Date(firstStart ?? started)),
     outputTags: {},
     deadline: started + spec.timeoutMinutes * 60_000,
     log,
     volumes: {},
     attachments: {},
-    imageName: spec.imageName ?? "",
+    stamp,
+    exactName: spec.exactName,
+    baseName: spec.givenName ?? "",
+    imageName: spec.givenName ? registeredName(spec.givenName, spec.exactName, stamp) : "",
+    guestScriptSha256: spec.guestScriptSha256,
   });
   await runSteps(steps, build, { log });
+  await handOver(region, build.imageId!);
   log(`${spec.what}: ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
-  return { imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, buildId, facts: build.facts ?? {} };
+  return {
+    imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, baseName: build.baseName, buildId,
+    guestScriptSha256: spec.guestScriptSha256, facts: build.facts ?? {},
+  };
+}
+
+/**
+ * Marks the image as handed to the engine: a later create with the same build id (`pulumi up
+ * --replace` with unchanged inputs, which builds before it deletes) must build anew, not adopt the
+ * image it is about to replace. Only an image whose create never returned is adopted.
+ */
+async function handOver(region: string, imageId: string): Promise<void> {
+  await retag(await ec2Client(region), [imageId], { [HANDED_OVER_TAG]: new Date().toISOString() }, []);
+}
+
+/** What an in-place update never changes: the image, its names, its build and its provenance. */
+export function keptOnUpdate(olds: BuiltImage): BuiltImage {
+  const { imageId, snapshotId, imageName, baseName, buildId, guestScriptSha256, facts } = olds;
+  return { imageId, snapshotId, imageName, baseName, buildId, guestScriptSha256, facts };
 }
 
 /** Tags and description of a built image change in place (its registered name cannot). */

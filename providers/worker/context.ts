@@ -32,8 +32,15 @@ export interface WorkerBuild {
   /** When the whole build must be done (ms since epoch): waits stop there. */
   deadline: number;
   log: (line: string) => void;
-  /** The name the image is registered with. */
+  /** The build stamp (20261126T101005Z): fixed per build id, the suffix of the registered name. */
+  stamp: string;
+  exactName: boolean;
+  /** The given name (the Name tag). */
+  baseName: string;
+  /** The name the image is registered with: baseName plus the stamp unless exactName. */
   imageName: string;
+  /** Provenance tag value for the outputs. */
+  guestScriptSha256: string;
 
   // Recorded by the steps.
   subnetId?: string;

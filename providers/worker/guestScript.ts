@@ -1,5 +1,6 @@
 // Guest scripts are bundled (their lib/ files inlined) when the program runs, and travel to the
-// provider inside its serialised closure; their hash is an input, so a changed script replaces.
+// provider inside its serialised closure. Their hash is provenance (an output and a tag of each
+// image), never a replace trigger: upgrading ami-factory must not rebuild the images users run.
 import { execFileSync } from "child_process";
 import { createHash } from "crypto";
 import * as path from "path";

@@ -33,7 +33,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.strictEqual(sent.SriovNetSupport, "simple");
     assert.strictEqual(sent.BootMode, "legacy-bios");
     assert.strictEqual(sent.Architecture, "x86_64");
-    assert.strictEqual(sent.Name, "legacy-web-hvm");
+    assert.match(sent.Name, /^legacy-web-hvm-\d{8}T\d{6}Z$/, "the default name plus the build stamp");
 
     const outs = await resourceOutputs(t.stack, "legacy");
     assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.SnapshotId"], outs.snapshotId);

@@ -22,7 +22,7 @@ describe("SurrogateAmi on the engine", function () {
     const imageId = (up.outputs.images.value as Record<string, Record<string, string>>).base["us-east-1"];
 
     const [sent] = await emu.calls("RegisterImage");
-    assert.strictEqual(sent.Name, "debian-12-base");
+    assert.match(sent.Name, /^debian-12-base-\d{8}T\d{6}Z$/);
     assert.strictEqual(sent.VirtualizationType, "hvm");
     assert.strictEqual(sent.BootMode, "uefi");
     assert.strictEqual(sent.ImdsSupport, "v2.0");

@@ -107,8 +107,17 @@ describe("SharedAmi diff", () => {
     assert.deepStrictEqual(d.replaces, []);
   });
 
-  it("deletes before replacing when the new copies would take the same name in the same region", () => {
-    assert.strictEqual(diffSharedAmi(olds, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "base" })).deleteBeforeReplace, true);
-    assert.strictEqual(diffSharedAmi(olds, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "other-name" })).deleteBeforeReplace, false);
+  it("copies before deleting on a replacement (names are unique per build), and names the field", () => {
+    const d = diffSharedAmi(olds, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "base" }));
+    assert.strictEqual(d.deleteBeforeReplace, false);
+    assert.match(d.notes[0], /replaces the copies named base because sourceAmiId/);
+  });
+
+  it("deletes before replacing, with a warning naming the copies, when exactName keeps the same name in the same region", () => {
+    const exact = { ...olds, exactName: true };
+    const d = diffSharedAmi(exact, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "base", exactName: true }));
+    assert.strictEqual(d.deleteBeforeReplace, true);
+    assert.match(d.notes[1], /warning: exactName: the copies ami-\w+ \(eu-west-1\).* named base are deleted before/);
+    assert.strictEqual(diffSharedAmi(exact, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "other-name", exactName: true })).deleteBeforeReplace, false);
   });
 });
