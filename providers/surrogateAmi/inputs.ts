@@ -152,6 +152,7 @@ export function recipeTags(recipe: Recipe): Record<string, string> {
   const tags: Record<string, string> = { "ami-factory:recipe": recipe.kind, "ami-factory:recipe-hash": hash };
   if (recipe.kind === "debian") tags["ami-factory:suite"] = recipe.suite;
   if (recipe.kind === "el") tags["ami-factory:releasever"] = recipe.releasever;
-  if (sources.length) tags["ami-factory:sources"] = sources.join(" ").slice(0, 256);
+  // Without user:password@ (a mirror URL may carry credentials; tags are readable by anyone the image is shared with).
+  if (sources.length) tags["ami-factory:sources"] = sources.map((u) => u.replace(/^([a-z0-9+.-]+:\/\/)[^/@\s]*@/i, "$1")).join(" ").slice(0, 256);
   return tags;
 }
