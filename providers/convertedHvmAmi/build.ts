@@ -10,7 +10,7 @@ import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltIm
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
-import { registerStep, snapshotStep } from "../worker/image";
+import { nameFreeStep, registerStep, snapshotStep } from "../worker/image";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { enaFrom } from "../worker/inputs";
 import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, REPLACE_FIELDS, SCHEMA_VERSION } from "./inputs";
@@ -61,6 +61,7 @@ function sourceStep(): Step<ConversionBuild> {
 function conversionSteps(script: BundledScript, sanitize: boolean): Step<ConversionBuild>[] {
   return [
     sourceStep(),
+    nameFreeStep(),
     ...launchSteps(),
     volumesStep<ConversionBuild>(["source", "target"], (b) => {
       const encrypted = b.inputs.encrypted ?? b.source!.encrypted;

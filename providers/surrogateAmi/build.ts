@@ -9,7 +9,7 @@ import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltIm
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
-import { registerStep, snapshotStep } from "../worker/image";
+import { nameFreeStep, registerStep, snapshotStep } from "../worker/image";
 import { enaFrom } from "../worker/inputs";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { recipeArgs, recipeTags, REPLACE_FIELDS, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
@@ -52,6 +52,7 @@ function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step
         b.outputTags = { ...imageTags(b.inputs, b.buildId, new Date().toISOString()), [GUEST_SCRIPT_TAG]: b.guestScriptSha256 };
       },
     },
+    nameFreeStep(),
     ...launchSteps(),
     volumesStep<SurrogateBuild>(["target"], (b) => [
       { role: "target", sizeGiB: b.inputs.rootSizeGiB, spec: b.inputs.volume, encrypted: b.inputs.encrypted ?? false, kmsKeyId: b.inputs.kmsKeyId },

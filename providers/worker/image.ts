@@ -40,6 +40,21 @@ export function snapshotStep(role: string, description: string): Step<WorkerBuil
   };
 }
 
+/** Before any worker starts: the name must be free in the account and region (EC2 names are unique there). */
+export function nameFreeStep(): Step<WorkerBuild> {
+  return {
+    name: "check the image name is free",
+    async run(b) {
+      const { DescribeImagesCommand } = await import("@aws-sdk/client-ec2");
+      const out = await (await ec2Client(b.region)).send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [b.imageName] }] }));
+      const taken = out.Images?.find((i) => i.State !== "deregistered");
+      if (taken) {
+        throw new Error(`an image named ${JSON.stringify(b.imageName)} already exists in ${b.region} (${taken.ImageId}): give the resource another name, or deregister that image`);
+      }
+    },
+  };
+}
+
 async function imageOfBuild(b: WorkerBuild, name: string): Promise<string | undefined> {
   const { DescribeImagesCommand } = await import("@aws-sdk/client-ec2");
   const out = await (await ec2Client(b.region)).send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [name] }] }));

@@ -85,6 +85,10 @@ const previewRows: Row[] = [
   ["an upper-case logical name", () => share({ name: "Base" }), /ami-factory:shares\[0\]\.name must be a short lower-case name \(letters, digits, -\), got "Base"/],
   ["a name used twice", () => ({ shares: [...share().shares, ...share().shares] }), /ami-factory:shares\[1\]\.name "base" is used twice in ami-factory:shares: names must be unique/],
   ["a share and a conversion of the same name", () => ({ ...share(), ...conversion({ name: "base" }) }), /ami-factory:conversions: the name "base" is also used in ami-factory:shares: both appear in the images output, so rename one/],
+  ["two builds of one image name in one region", () => ({ builds: [...build().builds, { ...build().builds[0], name: "os2" }] }), /ami-factory:builds\[1\] \(os2\)\.imageName: "debian-12-base" in us-east-1 is also the image name of ami-factory:builds\[0\] \(os\): EC2 names are unique per account and region, so rename one/],
+  ["a conversion named like a build", () => ({ ...build(), ...conversion({ imageName: "debian-12-base" }) }), /ami-factory:conversions\[0\] \(legacy\)\.imageName: "debian-12-base" in us-east-1 is also the image name of ami-factory:builds\[0\] \(os\)/],
+  ["two shares copying one name to one region", () => ({ shares: [share({ imageName: "base-copy" }).shares[0], share({ name: "base2", imageName: "base-copy" }).shares[0]] }), /ami-factory:shares\[1\] \(base2\)\.imageName: "base-copy" in eu-west-1 is also the image name of ami-factory:shares\[0\] \(base\)/],
+  ["a misspelt config namespace", () => ({ "ami-factroy:conversions": conversion().conversions }), /ami-factroy:conversions: the namespace "ami-factroy" looks like a misspelling of ami-factory: rename the key to ami-factory:conversions/],
 ];
 
 /** Stopped by `up` before anything is made: what only AWS can tell. */
@@ -98,6 +102,7 @@ const upRows: Row[] = [
   ["a share of an image still pending", (f) => share({ sourceAmiId: f.pending }), /sourceAmiId ami-[0-9a-f]+ is pending, not available: wait for it or pick another image/],
   ["a recovery alarm for an instance-store instance", (f) => alarm({ instanceId: f.instanceStoreInstance }), /instanceId i-[0-9a-f]+ has an instance-store root volume: EC2 auto-recovery works only for EBS-backed instances; relaunch it from an EBS-backed AMI or drop this alarm/],
   ["a recovery alarm for an instance that does not exist", () => alarm(), /instanceId i-0123456789abcdef0 does not exist in us-east-1: check the id and region/],
+  ["a build whose exact name an image in the account has", () => build({ imageName: "bad-input-hvm", exactName: true }), /step "check the image name is free" failed: an image named "bad-input-hvm" already exists in us-east-1 \(ami-[0-9a-f]+\): give the resource another name, or deregister that image/],
 ];
 
 const WRITES = /^(Create|Run|Register|Copy|Attach|Put|Modify|Send|Add|Enable|Import)/;

@@ -7,7 +7,7 @@ describe("secrets from stack config", () => {
     const entry = secretEntry({ name: "os", imageName: "debian-12", region: "us-east-1", recipe: { kind: "script", script: "echo" }, tags: { a: "b" } }, true);
     assert.strictEqual(entry.name, "os");
     assert.strictEqual(entry.region, "us-east-1");
-    assert.ok(pulumi.Output.isInstance(entry.recipe) && (await (entry.recipe as unknown as pulumi.Output<unknown>).isSecret));
+    assert.ok(pulumi.Output.isInstance(entry.recipe) && (await (entry.recipe as unknown as { isSecret: Promise<boolean> }).isSecret));
     assert.ok(pulumi.Output.isInstance(entry.tags));
   });
 
