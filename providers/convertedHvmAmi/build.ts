@@ -116,7 +116,10 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
   const built = await runWorkerBuild<ConversionBuild>(
     {
       region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64",
-      exactName: inputs.exactName, guestScriptSha256: inputs.guestScriptSha256, what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi",
+      exactName: inputs.exactName,
+      guestScriptSha256: inputs.guestScriptSha256,
+      workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
+      what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi",
     },
     (base) => ({ ...base, inputs }),
     conversionSteps(script, inputs.sanitize),

@@ -12,7 +12,7 @@ import type { BundledScript } from "../worker/guestScript";
 import { nameFreeStep, registerStep, snapshotStep } from "../worker/image";
 import { enaFrom } from "../worker/inputs";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
-import { recipeArgs, recipeTags, REPLACE_FIELDS, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
+import { recipeArgs, recipeSources, recipeTags, REPLACE_FIELDS, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
 
 interface SurrogateBuild extends WorkerBuild {
   inputs: SurrogateAmiInputs;
@@ -103,7 +103,9 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
       worker: inputs.worker,
       architecture: inputs.architecture,
       givenName: inputs.name,
+      extraEgressPorts: recipeSources(inputs.recipe).some((u) => u.startsWith("http://")) ? [80] : [],
       exactName: inputs.exactName,
+      workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
       guestScriptSha256: inputs.guestScriptSha256,
       what: `built ${inputs.name} (${inputs.recipe.kind})`,
       kind: "SurrogateAmi",

@@ -40,6 +40,13 @@ export const REPLACE_FIELDS = [
   "recipe", "region", "architecture", "rootSizeGiB", "volume", "encrypted", "kmsKeyId", "bootMode", "imdsSupport", "enaSupport", "sanitize", "rebuildTrigger",
 ] as const;
 
+/**
+ * The largest recipe.script: it travels base64-encoded (4/3) in the SSM command beside the
+ * compressed surrogate bundle (about 38 KB), within SEND_COMMAND_BUDGET_BYTES (worker/command.ts;
+ * test/unit/command.test.ts holds the sum to the budget).
+ */
+export const USER_SCRIPT_MAX_BYTES = 12 * 1024;
+
 const PACKAGE = /^[A-Za-z0-9@][A-Za-z0-9+._:@-]*$/;
 const HTTP_URL = /^https?:\/\/[^\s'"]+$/;
 
@@ -89,7 +96,9 @@ function checkRecipe(c: Checker, raw: unknown): void {
     if (r.format !== undefined && r.format !== "raw" && r.format !== "qcow2") c.fail("recipe.format", `recipe.format must be "raw" or "qcow2" (got ${JSON.stringify(r.format)})`);
   } else if (kind === "script") {
     if (typeof r.script !== "string" || !r.script.trim()) c.fail("recipe.script", "recipe.script must be the script's text (it runs with TARGET_DEVICE and TARGET_ROOT set)");
-    else if (r.script.length > 32_000) c.fail("recipe.script", `recipe.script is ${r.script.length} characters: SSM commands carry at most about 32 KB; fetch the rest from S3 in the script`);
+    else if (Buffer.byteLength(r.script, "utf8") > USER_SCRIPT_MAX_BYTES) {
+      c.fail("recipe.script", `recipe.script is ${Buffer.byteLength(r.script, "utf8")} bytes: at most ${USER_SCRIPT_MAX_BYTES} fit in the SSM command beside the guest script (AWS limits a command to 64 KB); fetch the rest from S3 in the script`);
+    }
   }
 }
 
@@ -145,10 +154,15 @@ export function recipeArgs(recipe: Recipe): string[] {
   }
 }
 
+/** The URLs a recipe downloads from. */
+export function recipeSources(recipe: Recipe): string[] {
+  return recipe.kind === "debian" ? [recipe.mirror] : recipe.kind === "el" ? Object.values(recipe.repos) : recipe.kind === "image" ? [recipe.url] : [];
+}
+
 /** Provenance of a recipe, as tag values (each at most 256 characters). */
 export function recipeTags(recipe: Recipe): Record<string, string> {
   const hash = createHash("sha256").update(canonicalJson(recipe)).digest("hex").slice(0, 16);
-  const sources = recipe.kind === "debian" ? [recipe.mirror] : recipe.kind === "el" ? Object.values(recipe.repos) : recipe.kind === "image" ? [recipe.url] : [];
+  const sources = recipeSources(recipe);
   const tags: Record<string, string> = { "ami-factory:recipe": recipe.kind, "ami-factory:recipe-hash": hash };
   if (recipe.kind === "debian") tags["ami-factory:suite"] = recipe.suite;
   if (recipe.kind === "el") tags["ami-factory:releasever"] = recipe.releasever;

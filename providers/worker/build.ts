@@ -42,6 +42,10 @@ export interface WorkerBuildSpec {
   givenName?: string;
   exactName: boolean;
   guestScriptSha256: string;
+  /** Outbound ports beyond HTTPS the build needs (80 for an http:// mirror). Default: none. */
+  extraEgressPorts?: number[];
+  /** The image is encrypted (with this key): so is the worker's root volume. */
+  workerRootEncryption?: { kmsKeyId?: string };
   /** What the log calls the build: "converted ami-1", "built debian". */
   what: string;
   /** The resource kind, for the URN tag: "ConvertedHvmAmi". */
@@ -91,6 +95,8 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     baseName: spec.givenName ?? "",
     imageName: spec.givenName ? registeredName(spec.givenName, spec.exactName, stamp) : "",
     guestScriptSha256: spec.guestScriptSha256,
+    egressPorts: [443, ...(spec.extraEgressPorts ?? [])],
+    workerRootEncryption: spec.workerRootEncryption,
   });
   await runSteps(steps, build, { log });
   await handOver(region, build.imageId!);

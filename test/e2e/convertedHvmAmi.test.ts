@@ -5,6 +5,7 @@ import * as assert from "assert";
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
 import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
+import { egressOf } from "../support/egress";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 
@@ -57,6 +58,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.strictEqual(run.KeyName, undefined);
     const [send] = await emu.calls<{ Parameters: { commands: string[] } }>("SendCommand");
     assert.match(send.Parameters.commands.at(-1)!, /--source' 'vol-[0-9a-f]+' '--target' 'vol-[0-9a-f]+' '--sanitize'/);
+    assert.deepStrictEqual(await egressOf(emu), { revoked: ["-1 0.0.0.0/0"], allowed: ["tcp 443 0.0.0.0/0"] }, "outbound HTTPS only");
     assert.deepStrictEqual(await leftovers(), []);
 
     await t.stack.destroy({ onOutput: t.onOutput });

@@ -2,8 +2,9 @@
 // emulator answers the surrogate SSM command with the facts line a real run prints (the recipes
 // themselves are proven by booting in test/guest/surrogate.test.ts).
 import * as assert from "assert";
-import { describeImage, imagesTagged, leftovers, snapshotExists } from "../support/aws";
+import { describeImage, imagesTagged, leftovers, seedHvmImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
+import { egressOf } from "../support/egress";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 
@@ -43,6 +44,8 @@ describe("SurrogateAmi on the engine", function () {
     assert.match(tags["ami-factory:recipe-hash"], /^[0-9a-f]{16}$/);
     assert.strictEqual(tags.team, "platform");
     assert.deepStrictEqual(await leftovers(), []);
+    // The worker may reach out over HTTPS, and HTTP for the recipe's http:// mirror: nothing else.
+    assert.deepStrictEqual(await egressOf(emu), { revoked: ["-1 0.0.0.0/0"], allowed: ["tcp 443 0.0.0.0/0", "tcp 80 0.0.0.0/0"] });
 
     t.configure({ builds: [{ ...build, tags: { team: "images" } }] });
     const retag = await t.stack.preview({ diff: true });
@@ -64,6 +67,23 @@ describe("SurrogateAmi on the engine", function () {
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.strictEqual(await describeImage("us-east-1", newImageId), undefined);
     assert.strictEqual(await snapshotExists("us-east-1", outs.snapshotId as string), false);
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+
+  it("with encrypted: true and an https mirror: the worker's root volume is encrypted too, and its egress is HTTPS only", async () => {
+    await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
+    const kmsKeyId = "alias/images";
+    const workerImage = await seedHvmImage("us-east-1", "al2023-like-worker");
+    const t = await testStack(emu, { builds: [{ name: "sealed", imageName: "sealed-base", recipe: { ...debian, mirror: "https://deb.debian.org/debian" }, encrypted: true, kmsKeyId, worker: { imageId: workerImage } }] });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await egressOf(emu), { revoked: ["-1 0.0.0.0/0"], allowed: ["tcp 443 0.0.0.0/0"] });
+    const run = (await emu.calls("RunInstances")).at(-1)!;
+    assert.strictEqual(run["BlockDeviceMapping.1.Ebs.Encrypted"], "true", JSON.stringify(run));
+    assert.strictEqual(run["BlockDeviceMapping.1.Ebs.KmsKeyId"], kmsKeyId);
+    assert.strictEqual(run["BlockDeviceMapping.1.DeviceName"], "/dev/xvda", "the worker image's root device");
+    assert.strictEqual(run["BlockDeviceMapping.1.Ebs.VolumeSize"], "8");
+    assert.strictEqual((await emu.calls("CreateVolume")).at(-1)!.Encrypted, "true");
+    await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual(await leftovers(), []);
   });
 
