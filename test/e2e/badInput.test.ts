@@ -74,6 +74,8 @@ const previewRows: Row[] = [
   ["a negative root size", () => build({ rootSizeGiB: -1 }), /ami-factory:builds\[0\]\.rootSizeGiB: rootSizeGiB must be a whole number from 2 to 16384 \(got -?\d+\)/],
   ["legacy BIOS on arm64", () => build({ architecture: "arm64", bootMode: "legacy-bios" }), /ami-factory:builds\[0\]\.bootMode: arm64 instances boot with UEFI only: set bootMode: uefi \(or leave it out\)/],
   ["a disk image recipe without its checksum", () => build({ recipe: { kind: "image", url: "https://example.com/disk.raw" } }), /ami-factory:builds\[0\]\.recipe\.sha256: recipe\.sha256 is required: the disk image's SHA-256 as 64 lower-case hex digits/],
+  ["an el repository without its signing key", () => build({ recipe: { kind: "el", releasever: "2023", repos: { os: { baseurl: "https://r.example/os/" } } } }), /ami-factory:builds\[0\]\.recipe\.repos\.os\.gpgkey: recipe\.repos\.os\.gpgkey is required: the https:\/\/ URL of the key its packages are signed with \(gpgcheck is always on\)/],
+  ["an el repository over http", () => build({ recipe: { kind: "el", releasever: "2023", repos: { os: { baseurl: "http://r.example/os/", gpgkey: "https://r.example/KEY" } } } }), /ami-factory:builds\[0\]\.recipe\.repos\.os\.baseurl: .* must be an https:\/\/ URL/],
   // RecoveryAlarm
   ["a malformed instance id", () => alarm({ instanceId: "web-1" }), /ami-factory:recoveryAlarms\[0\]\.instanceId: instanceId "web-1" is not a valid instanceId: use a value like i-0123456789abcdef0/],
   ["a period CloudWatch does not take", () => alarm({ period: 45 }), /ami-factory:recoveryAlarms\[0\]\.period: period must be 10, 30 or a multiple of 60 seconds \(got 45\)/],
