@@ -176,7 +176,10 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
   const shares = list("shares");
   shares.forEach((item, i) => {
     const { name, imageName, ...rest } = item;
-    const { failures } = checkSharedAmi({ ...rest, name: imageName, sourceRegion: rest.sourceRegion ?? defaultRegion ?? "", scope: String(name) });
+    const raw = { ...rest, name: imageName, sourceRegion: rest.sourceRegion ?? defaultRegion ?? "", scope: String(name) };
+    // The state is not known here: a passed deprecateAt is judged by the resource's own check,
+    // which sees whether it is new (refused) or unchanged on an existing share (kept).
+    const { failures } = checkSharedAmi(raw, raw);
     report("shares", i, failures.map(renameImageName));
     if (!rest.sourceRegion && !defaultRegion) problems.push(`${CONFIG_NAMESPACE}:shares[${i}].sourceRegion: not set and the stack has no aws:region: set one of them`);
   });

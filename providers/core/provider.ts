@@ -12,7 +12,8 @@ type Log = (line: string) => void;
 export interface ResourceOperations<I extends { scope: string }, O extends I> {
   /** For log lines: "SharedAmi". */
   kind: string;
-  check(raw: Record<string, unknown>): { inputs?: I; failures: Failure[] };
+  /** `olds`: the resource's inputs in the state (undefined on create), for rules about a change. */
+  check(raw: Record<string, unknown>, olds?: Record<string, unknown>): { inputs?: I; failures: Failure[] };
   diff(olds: O, news: I): pulumi.dynamic.DiffResult;
   create(inputs: I, log: Log): Promise<{ id: string; outs: O }>;
   update(olds: O, news: I, log: Log): Promise<O>;
@@ -23,8 +24,9 @@ export interface ResourceOperations<I extends { scope: string }, O extends I> {
 
 export function dynamicProvider<I extends { scope: string }, O extends I>(ops: ResourceOperations<I, O>): pulumi.dynamic.ResourceProvider<I, O> {
   return {
-    async check(_olds, news) {
-      const { inputs, failures } = ops.check(news as unknown as Record<string, unknown>);
+    async check(olds, news) {
+      const previous = olds && Object.keys(olds).length ? (olds as unknown as Record<string, unknown>) : undefined;
+      const { inputs, failures } = ops.check(news as unknown as Record<string, unknown>, previous);
       return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
     },
     async diff(_id, olds, news) {
