@@ -24,10 +24,17 @@ export function diffSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs): Sh
   const replaces = REPLACE_FIELDS.filter((f) => !same(olds[f], news[f]));
   const changed: string[] = UPDATE_FIELDS.filter((f) => !same(olds[f], news[f]));
   // Drift seen by refresh: a region asked for has no image any more.
+  const missing = news.regions.filter((r) => olds.regions?.includes(r) && !olds.imageIds?.[r]);
   if (!changed.includes("regions") && news.regions.some((r) => !olds.imageIds?.[r])) changed.push("regions");
   // State written before exactName existed has none: read as false (no change, no rebuild).
   if (!same(olds.exactName ?? false, news.exactName)) changed.push("exactName");
   const notes = replaces.length ? [`replaces the copies named ${olds.imageName} because ${replaces.join(", ")} changed`] : [];
+  for (const region of missing) {
+    const lost = olds.lostCopies?.[region];
+    notes.push(`regions: the copy in ${region}${lost ? ` (${lost.imageId})` : ""} is gone (deregistered out of band): the update copies it again${lost?.snapshotIds.length ? ` and deletes its left-over snapshots ${lost.snapshotIds.join(", ")}` : ""}`);
+  }
+  const drift = UPDATE_FIELDS.filter((f) => f !== "regions" && changed.includes(f));
+  if (drift.length && !replaces.length) notes.push(`updates ${drift.join(", ")} to the inputs (changed in the config, or out of band as refresh saw)`);
   // Copies get a name unique per build unless exactName: only an exact name shared with old copies
   // in the same region forces those out first.
   const sameName = news.name === undefined || news.name === olds.imageName;

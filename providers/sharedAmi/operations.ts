@@ -1,13 +1,14 @@
 // SharedAmi create / update / delete / read against EC2.
 import { ec2Client } from "../core/clients";
 import {
-  changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, describeImage, noPrincipals,
+  changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, deleteSnapshot, describeImage, noPrincipals,
   Principals, principalsDelta, retag, setDeprecation, snapshotIdsOf, waitForImageAvailable,
 } from "../core/images";
 import { buildIdFor } from "../core/buildId";
 import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
-import { provenanceTags, removedTagKeys, changedTags, tagSpecifications, Tags } from "../core/tags";
+import { isoOrUndefined } from "../core/inputs";
+import { provenanceTags, removedTagKeys, changedTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
 import { needsCopy, SCHEMA_VERSION, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
 type Log = (line: string) => void;
@@ -160,6 +161,12 @@ export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promis
 }
 
 export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs, log: Log): Promise<SharedAmiOutputs> {
+  // Copies deregistered out of band left their snapshots: ours (made by the copy), so they go.
+  for (const [region, lost] of Object.entries(olds.lostCopies ?? {})) {
+    const ec2 = await ec2Client(region);
+    for (const snapshotId of lost.snapshotIds) await deleteSnapshot(ec2, snapshotId);
+    log(`copy ${lost.imageId} in ${region} was deregistered out of band: deleted its snapshots ${lost.snapshotIds.join(", ") || "(none)"}`);
+  }
   const images: Record<string, RegionImage> = {};
   for (const [region, imageId] of Object.entries(olds.imageIds)) {
     images[region] = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
@@ -212,16 +219,61 @@ export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise
   );
 }
 
-/** Refresh: copies deregistered out of band drop out of the outputs (the next update re-copies). */
+/**
+ * Refresh reads what AWS has: copies deregistered out of band drop out (their snapshots are kept in
+ * lostCopies for the next update to delete), and the sharing, tags, description and deprecation
+ * seen on the images replace the recorded ones, so `pulumi refresh --diff` shows a change made
+ * out of band and the next `up` puts the inputs back.
+ */
 export async function readSharedAmi(id: string, olds: SharedAmiOutputs): Promise<{ id: string; props: SharedAmiOutputs }> {
+  const { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } = await import("@aws-sdk/client-ec2");
   const imageIds: Record<string, string> = {};
   const snapshotIds: Record<string, string[]> = {};
+  const lostCopies = { ...(olds.lostCopies ?? {}) };
+  const seen: { accounts: string[]; orgs: string[]; ous: string[]; snapshotsShared: boolean }[] = [];
+  let copy: { tags: Tags; description?: string; deprecateAt?: string } | undefined;
   for (const [region, imageId] of Object.entries(olds.imageIds)) {
-    const image = await describeImage(await ec2Client(region), imageId);
-    if (!image) continue;
+    const ec2 = await ec2Client(region);
+    const image = await describeImage(ec2, imageId);
+    if (!image) {
+      if (olds.copiedRegions.includes(region)) lostCopies[region] = { imageId, snapshotIds: olds.snapshotIds[region] ?? [] };
+      continue;
+    }
     imageIds[region] = imageId;
     snapshotIds[region] = snapshotIdsOf(image);
+    const perms = (await ec2.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: "launchPermission" }))).LaunchPermissions ?? [];
+    let snapshotsShared = true;
+    for (const snapshotId of snapshotIds[region]) {
+      const vol = (await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: "createVolumePermission" }))).CreateVolumePermissions ?? [];
+      if (olds.accountIds.some((a) => a !== "all" && !vol.some((v) => v.UserId === a))) snapshotsShared = false;
+    }
+    seen.push({
+      accounts: perms.map((p) => (p.Group === "all" ? "all" : p.UserId)).filter((x): x is string => !!x),
+      orgs: perms.map((p) => p.OrganizationArn).filter((x): x is string => !!x),
+      ous: perms.map((p) => p.OrganizationalUnitArn).filter((x): x is string => !!x),
+      snapshotsShared,
+    });
+    if (!copy && olds.copiedRegions.includes(region)) {
+      const tags = Object.fromEntries((image.Tags ?? []).filter((t) => t.Key && !t.Key.startsWith(TAG_PREFIX)).map((t) => [t.Key!, t.Value ?? ""]));
+      copy = { tags, description: image.Description || undefined, deprecateAt: isoOrUndefined(image.DeprecationTime) };
+    }
   }
+  // What every image grants (a principal missing in one region is missing: the update re-grants it).
+  const common = (pick: (x: (typeof seen)[number]) => string[], recorded: string[]) => recorded.filter((v) => seen.every((x) => pick(x).includes(v)));
   const copiedRegions = olds.copiedRegions.filter((r) => imageIds[r]);
-  return { id, props: { ...olds, imageIds, snapshotIds, copiedRegions } };
+  return {
+    id,
+    props: {
+      ...olds,
+      imageIds,
+      snapshotIds,
+      copiedRegions,
+      accountIds: common((x) => x.accounts, olds.accountIds),
+      organizationArns: common((x) => x.orgs, olds.organizationArns),
+      organizationalUnitArns: common((x) => x.ous, olds.organizationalUnitArns),
+      shareSnapshots: olds.shareSnapshots && seen.every((x) => x.snapshotsShared),
+      ...(copy ? { tags: copy.tags, description: copy.description, deprecateAt: copy.deprecateAt } : {}),
+      ...(Object.keys(lostCopies).length ? { lostCopies } : {}),
+    },
+  };
 }
