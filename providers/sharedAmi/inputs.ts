@@ -39,6 +39,8 @@ export interface SharedAmiOutputs extends SharedAmiInputs {
   snapshotIds: Record<string, string[]>;
   /** The regions whose image this resource copied (and so deletes). */
   copiedRegions: string[];
+  /** region → how many times it was copied again (part of the CopyImage client token). */
+  placements?: Record<string, number>;
   /** Copies refresh found deregistered out of band: their snapshots (ours) are deleted by the next update. */
   lostCopies?: Record<string, { imageId: string; snapshotIds: string[] }>;
   /** The name the copies were registered with (the given name plus the build stamp, unless exactName). */

@@ -1,4 +1,5 @@
 // SharedAmi create / update / delete / read against EC2.
+import { createHash } from "crypto";
 import { ec2Client } from "../core/clients";
 import {
   changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, deleteSnapshot, describeImage, noPrincipals,
@@ -8,8 +9,8 @@ import { buildIdFor } from "../core/buildId";
 import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
 import { isoOrUndefined } from "../core/inputs";
-import { provenanceTags, removedTagKeys, changedTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
-import { needsCopy, SCHEMA_VERSION, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
+import { BUILD_ID_TAG, HANDED_OVER_TAG, provenanceTags, removedTagKeys, changedTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
+import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
 type Log = (line: string) => void;
 
@@ -28,6 +29,10 @@ interface ShareContext {
   images: Record<string, RegionImage>;
   /** Regions whose image got this build's permissions (revoked on failure where not copied). */
   shared: string[];
+  /** region → how many times it was copied (in the client token: a region copied again gets a new copy). */
+  placements: Record<string, number>;
+  /** region → a copy a dead run of this build finished or started (adopted instead of copying again). */
+  adoptable: Record<string, string>;
   log: Log;
 }
 
@@ -50,6 +55,13 @@ function sourceStep(): Step<ShareContext> {
       if (!image) throw new Error(`sourceAmiId ${sourceAmiId} does not exist in ${sourceRegion} (or is not visible to this account): check the id and sourceRegion`);
       if (image.State !== "available") throw new Error(`sourceAmiId ${sourceAmiId} is ${image.State}, not available: wait for it or pick another image`);
       ctx.sourceSnapshotIds = snapshotIdsOf(image);
+      // Copies a dead run of this build made are adopted, and their name (its build stamp) kept.
+      for (const region of ctx.inputs.regions.filter((r) => needsCopy(ctx.inputs, r) && !ctx.images[r])) {
+        const copy = await unclaimedCopy(region, ctx.buildId);
+        if (!copy) continue;
+        ctx.adoptable[region] = copy.ImageId!;
+        ctx.imageName ||= copy.Name ?? "";
+      }
       ctx.imageName ||= registeredName(ctx.inputs.name ?? image.Name ?? sourceAmiId, ctx.inputs.exactName, buildStamp(new Date()));
     },
   };
@@ -63,9 +75,6 @@ function placeStep(regions: string[]): Step<ShareContext> {
       const { CopyImageCommand } = await import("@aws-sdk/client-ec2");
       const { inputs } = ctx;
       const maxWaitSeconds = inputs.timeoutMinutes * 60;
-      // Client tokens are idempotent for one placement; a region copied again later (dropped and
-      // added back, or lost out of band) must not be answered with the old copy.
-      const placedAt = Date.now().toString(36);
       await Promise.all(
         regions.map(async (region) => {
           if (!needsCopy(inputs, region)) {
@@ -74,6 +83,13 @@ function placeStep(regions: string[]): Step<ShareContext> {
           }
           const ec2 = await ec2Client(region);
           const tags = copyTags(inputs, ctx.buildId);
+          if (ctx.adoptable[region]) {
+            const imageId = ctx.adoptable[region];
+            ctx.images[region] = { imageId, snapshotIds: [], copied: true };
+            ctx.log(`adopting copy ${imageId} in ${region}, made earlier by build ${ctx.buildId}`);
+            ctx.images[region].snapshotIds = snapshotIdsOf(await waitForImageAvailable(ec2, imageId, `copy ${imageId} in ${region}`, maxWaitSeconds, ctx.log));
+            return;
+          }
           const out = await ec2.send(
             new CopyImageCommand({
               SourceImageId: inputs.sourceAmiId,
@@ -82,8 +98,7 @@ function placeStep(regions: string[]): Step<ShareContext> {
               Description: inputs.description,
               Encrypted: inputs.encrypted || undefined,
               KmsKeyId: inputs.kmsKeyIds[region],
-              // Idempotent on retries: the same build copies to a region once.
-              ClientToken: `${ctx.buildId}-${region}-${placedAt}`,
+              ClientToken: copyToken(ctx, region),
               TagSpecifications: tagSpecifications(["image", "snapshot"] as const, tags),
             }),
           );
@@ -150,14 +165,51 @@ function outputsOf(ctx: ShareContext): SharedAmiOutputs {
     copiedRegions: regions.filter((r) => ctx.images[r].copied),
     imageName: ctx.imageName,
     buildId: ctx.buildId,
+    placements: ctx.placements,
   };
 }
 
+/**
+ * CopyImage's client token: from the build id, not the clock, so a retried call gets the same copy.
+ * The registered name (its build stamp) tells a `--replace` with the same inputs from the copies it
+ * replaces; a region copied again later (dropped and added back, lost out of band) counts up.
+ */
+export function copyToken(ctx: Pick<ShareContext, "buildId" | "imageName" | "placements">, region: string): string {
+  const digest = createHash("sha256").update(`${ctx.imageName}\0${region}\0${ctx.placements[region] ?? 0}`).digest("hex").slice(0, 24);
+  return `${ctx.buildId}-${digest}`;
+}
+
+/** A copy tagged with this build id that no create or update handed to the engine. */
+async function unclaimedCopy(region: string, buildId: string) {
+  const { DescribeImagesCommand } = await import("@aws-sdk/client-ec2");
+  const out = await (await ec2Client(region)).send(
+    new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${BUILD_ID_TAG}`, Values: [buildId] }, { Name: "state", Values: ["available", "pending"] }] }),
+  );
+  return out.Images?.find((i) => !i.Tags?.some((t) => t.Key === HANDED_OVER_TAG));
+}
+
+/** Marks the copies as the engine's: never adopted by another create (`--replace` copies anew). */
+async function handOver(outs: SharedAmiOutputs): Promise<void> {
+  for (const region of outs.copiedRegions) await retag(await ec2Client(region), [outs.imageIds[region]], { [HANDED_OVER_TAG]: new Date().toISOString() }, []);
+}
+
+/**
+ * From the scope and the inputs that decide the copies and their sharing (not tags or description,
+ * which change in place), named one by one: the engine's inputs also carry `__provider`, the
+ * serialised provider code, which must not make every ami-factory upgrade a new build.
+ */
+export function sharedBuildId(inputs: SharedAmiInputs): string {
+  const fields = SHARED_AMI_FIELDS.filter((f) => f !== "tags" && f !== "description" && f !== "scope");
+  return buildIdFor(inputs.scope, Object.fromEntries(fields.map((f) => [f, inputs[f]])));
+}
+
 export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promise<{ id: string; outs: SharedAmiOutputs }> {
-  const buildId = buildIdFor(inputs.scope, { ...inputs, tags: undefined, description: undefined });
-  const ctx: ShareContext = { inputs, buildId, imageName: "", sourceSnapshotIds: [], images: {}, shared: [], log };
+  const buildId = sharedBuildId(inputs);
+  const ctx: ShareContext = { inputs, buildId, imageName: "", sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
   await place(ctx, inputs.regions, true);
-  return { id: buildId, outs: outputsOf(ctx) };
+  const outs = outputsOf(ctx);
+  await handOver(outs);
+  return { id: buildId, outs };
 }
 
 export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs, log: Log): Promise<SharedAmiOutputs> {
@@ -198,10 +250,16 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
     if (olds.deprecateAt !== news.deprecateAt) await setDeprecation(ec2, img.imageId, news.deprecateAt);
   }
   // Regions added (or lost out of band): placed and shared like a create.
-  const ctx: ShareContext = { inputs: news, buildId: olds.buildId, imageName: olds.imageName, sourceSnapshotIds: [], images, shared: [], log };
+  const placements = { ...(olds.placements ?? {}) };
   const missing = news.regions.filter((r) => !images[r]);
+  // A region copied before (dropped and added back, or lost out of band) gets a new client token.
+  for (const r of missing) if (olds.copiedRegions.includes(r) || olds.lostCopies?.[r] || placements[r] !== undefined) placements[r] = (placements[r] ?? 0) + 1;
+  const ctx: ShareContext = { inputs: news, buildId: olds.buildId, imageName: olds.imageName, sourceSnapshotIds: [], images, shared: [], placements, adoptable: {}, log };
   if (missing.length) await place(ctx, missing, true);
-  return outputsOf(ctx);
+  const outs = outputsOf(ctx);
+  delete outs.lostCopies;
+  await handOver(outs);
+  return outs;
 }
 
 export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise<void> {
