@@ -6,7 +6,7 @@ import { deleteImageAndSnapshots, describeImage, retag, snapshotIdsOf } from "..
 import { runSteps, Step } from "../core/steps";
 import { deleteLeftovers, findLeftovers } from "../core/sweep";
 import { buildStamp, registeredName } from "../core/naming";
-import { changedTags, GUEST_SCRIPT_TAG, HANDED_OVER_TAG, removedTagKeys, Tags, temporaryTags } from "../core/tags";
+import { changedTags, GUEST_SCRIPT_TAG, HANDED_OVER_TAG, removedTagKeys, TAG_PREFIX, Tags, temporaryTags } from "../core/tags";
 import { findBuiltImage } from "./adopt";
 import type { WorkerBuild, WorkerOptions } from "./context";
 import { instanceProfileStep } from "./iam";
@@ -141,8 +141,24 @@ export async function deleteBuiltImage(region: string, image: { imageId: string;
   await deleteImageAndSnapshots(region, image.imageId, image.snapshotId ? [image.snapshotId] : []);
 }
 
-/** Refresh: gone when deregistered out of band. */
-export async function readBuiltImage<T extends { snapshotId: string }>(region: string, id: string, olds: T): Promise<{ id?: string; props?: T }> {
+/**
+ * Refresh: gone when deregistered out of band; else the user's tags and description as the image
+ * has them, so a change made out of band shows on refresh and the next `up` puts the inputs back.
+ * (Provenance tags, ami-factory:*, and the Name tag ami-factory sets are not the user's.)
+ */
+export async function readBuiltImage<T extends { snapshotId: string; tags: Tags; description?: string }>(region: string, id: string, olds: T): Promise<{ id?: string; props?: T }> {
   const image = await describeImage(await ec2Client(region), id);
-  return image ? { id, props: { ...olds, snapshotId: snapshotIdsOf(image)[0] ?? olds.snapshotId } } : {};
+  if (!image) return {};
+  const userTag = (key: string) => !key.startsWith(TAG_PREFIX) && (key !== "Name" || "Name" in (olds.tags ?? {}));
+  const tags = Object.fromEntries((image.Tags ?? []).filter((t) => t.Key && userTag(t.Key)).map((t) => [t.Key!, t.Value ?? ""]));
+  return {
+    id,
+    props: {
+      ...olds,
+      snapshotId: snapshotIdsOf(image)[0] ?? olds.snapshotId,
+      tags,
+      // A description ami-factory wrote by default is not an input to compare with.
+      ...(olds.description !== undefined ? { description: image.Description ?? "" } : {}),
+    },
+  };
 }

@@ -2,7 +2,8 @@
 // emulator answers the surrogate SSM command with the facts line a real run prints (the recipes
 // themselves are proven by booting in test/guest/surrogate.test.ts).
 import * as assert from "assert";
-import { describeImage, imagesTagged, leftovers, seedHvmImage, snapshotExists } from "../support/aws";
+import { CreateTagsCommand } from "@aws-sdk/client-ec2";
+import { describeImage, ec2, imagesTagged, leftovers, seedHvmImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { egressOf } from "../support/egress";
 import { useEmulator } from "../support/hooks";
@@ -53,6 +54,14 @@ describe("SurrogateAmi on the engine", function () {
     await t.stack.up({ onOutput: t.onOutput });
     const retagged = await describeImage("us-east-1", imageId);
     assert.strictEqual(retagged?.Tags?.find((x) => x.Key === "team")?.Value, "images");
+
+    // A tag changed out of band shows on refresh, and the next up puts the input back.
+    await ec2("us-east-1").send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: "team", Value: "someone-else" }] }));
+    await t.stack.refresh({ onOutput: t.onOutput });
+    assert.deepStrictEqual((await resourceOutputs(t.stack, "base")).tags, { team: "someone-else" });
+    assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 1, update: 1 });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.strictEqual((await describeImage("us-east-1", imageId))?.Tags?.find((x) => x.Key === "team")?.Value, "images", "restored");
 
     t.configure({ builds: [{ ...build, tags: { team: "images" }, recipe: { ...debian, suite: "trixie" } }] });
     const rebuild = await t.stack.preview({ diff: true });
