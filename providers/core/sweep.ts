@@ -2,11 +2,11 @@
 // ami-factory, plus snapshots of builds that never registered their image. Used by a create that
 // re-runs a build id (its own leftovers) and by `npm run sweep` (a stack's or everyone's).
 import { ec2Client, iamClient } from "./clients";
-import { deleteSnapshot } from "./images";
-import { BUILD_ID_TAG, CREATED_TAG, EXPIRES_TAG, MANAGED_BY_TAG, STACK_TAG, TEMPORARY_TAG } from "./tags";
+import { deleteImageAndSnapshots, deleteSnapshot } from "./images";
+import { BUILD_ID_TAG, COPY_OF_TAG, CREATED_TAG, EXPIRES_TAG, HANDED_OVER_TAG, MANAGED_BY_TAG, STACK_TAG, TEMPORARY_TAG } from "./tags";
 import { errorName, waitFor } from "./wait";
 
-export type LeftoverKind = "instance" | "volume" | "snapshot" | "security-group" | "instance-profile" | "role";
+export type LeftoverKind = "instance" | "image" | "volume" | "snapshot" | "security-group" | "instance-profile" | "role";
 
 export interface Leftover {
   kind: LeftoverKind;
@@ -31,7 +31,7 @@ export interface LeftoverFilter {
 }
 
 /** Deletion order: what holds a thing goes before it. */
-export const SWEEP_ORDER: LeftoverKind[] = ["instance", "volume", "snapshot", "security-group", "instance-profile", "role"];
+export const SWEEP_ORDER: LeftoverKind[] = ["instance", "image", "volume", "snapshot", "security-group", "instance-profile", "role"];
 
 type TagList = { Key?: string; Value?: string }[] | undefined;
 const tagOf = (tags: TagList, key: string) => tags?.find((t) => t.Key === key)?.Value;
@@ -76,6 +76,13 @@ export async function findLeftovers(region: string, f: LeftoverFilter, opts: { i
       if (s.State === "pending" && !f.buildId) continue;
       if (tagOf(s.Tags, "ami-factory:kind")) found.push(leftover("snapshot", s.SnapshotId!, region, s.Tags));
     }
+  }
+  // SharedAmi copies of a run that died: tagged at CopyImage with the build id and an expiry, and
+  // never handed to the engine (handed-over copies are in some stack's state).
+  const copies = [{ Name: `tag:${MANAGED_BY_TAG}`, Values: ["ami-factory"] }, { Name: "tag-key", Values: [COPY_OF_TAG] }, ...(f.buildId ? [{ Name: `tag:${BUILD_ID_TAG}`, Values: [f.buildId] }] : [])];
+  for (const image of (await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: copies }))).Images ?? []) {
+    if (image.State === "deregistered" || tagOf(image.Tags, HANDED_OVER_TAG) || !tagOf(image.Tags, EXPIRES_TAG) || !keep(f, image.Tags)) continue;
+    found.push(leftover("image", image.ImageId!, region, image.Tags));
   }
   if (opts.iam !== false) found.push(...(await findIamLeftovers(region, f)));
   return found;
@@ -136,6 +143,8 @@ async function deleteOne(item: Leftover): Promise<void> {
       await ec2mod.waitUntilVolumeAvailable({ client: ec2, maxWaitTime: 600, minDelay: 1, maxDelay: 10 }, { VolumeIds: [item.id] });
     }
     await ec2.send(new ec2mod.DeleteVolumeCommand({ VolumeId: item.id })).catch(gone(["InvalidVolume.NotFound"]));
+  } else if (item.kind === "image") {
+    await deleteImageAndSnapshots(item.region, item.id);
   } else if (item.kind === "snapshot") {
     await deleteSnapshot(await ec2Client(item.region), item.id);
   } else if (item.kind === "security-group") {

@@ -7,6 +7,8 @@ export const MANAGED_BY_TAG = "ami-factory:managed-by";
 export const TEMPORARY_TAG = "ami-factory:temporary";
 /** On a built image once its create returned it to the engine: never adopted by another create. */
 export const HANDED_OVER_TAG = "ami-factory:handed-over";
+/** On SharedAmi copies: the source region (tells a copy from a built image). */
+export const COPY_OF_TAG = "ami-factory:source-region";
 /** The hash of the guest script that built an image (provenance). */
 export const GUEST_SCRIPT_TAG = "ami-factory:guest-script-sha256";
 

@@ -9,7 +9,7 @@ import { buildIdFor } from "../core/buildId";
 import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
 import { isoOrUndefined } from "../core/inputs";
-import { BUILD_ID_TAG, HANDED_OVER_TAG, provenanceTags, removedTagKeys, changedTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
+import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, removedTagKeys, changedTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
 type Log = (line: string) => void;
@@ -99,7 +99,8 @@ function placeStep(regions: string[]): Step<ShareContext> {
               Encrypted: inputs.encrypted || undefined,
               KmsKeyId: inputs.kmsKeyIds[region],
               ClientToken: copyToken(ctx, region),
-              TagSpecifications: tagSpecifications(["image", "snapshot"] as const, tags),
+              // Plus, until handed over, what `npm run sweep` needs to find the copy of a run that died.
+              TagSpecifications: tagSpecifications(["image", "snapshot"] as const, { ...tags, ...sweepTags(inputs) }),
             }),
           );
           const imageId = out.ImageId!;
@@ -177,6 +178,12 @@ function outputsOf(ctx: ShareContext): SharedAmiOutputs {
 export function copyToken(ctx: Pick<ShareContext, "buildId" | "imageName" | "placements">, region: string): string {
   const digest = createHash("sha256").update(`${ctx.imageName}\0${region}\0${ctx.placements[region] ?? 0}`).digest("hex").slice(0, 24);
   return `${ctx.buildId}-${digest}`;
+}
+
+/** The stack a copy belongs to and when a sweep may take it if no run hands it over (the deadline plus an hour). */
+function sweepTags(inputs: SharedAmiInputs): Tags {
+  const [project, stack] = inputs.scope.split("/");
+  return { [STACK_TAG]: `${project}/${stack}`, [EXPIRES_TAG]: new Date(Date.now() + (inputs.timeoutMinutes + 60) * 60_000).toISOString() };
 }
 
 /** A copy tagged with this build id that no create or update handed to the engine. */

@@ -3,7 +3,8 @@
 // and keeps its name; copies handed over are never adopted.
 import * as assert from "assert";
 import { CopyImageCommand, DescribeImagesCommand } from "@aws-sdk/client-ec2";
-import { ec2, seedPvImage } from "../support/aws";
+import { describeImage, ec2, seedPvImage } from "../support/aws";
+import { sweep } from "../../scripts/sweep";
 import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
@@ -39,4 +40,26 @@ describe("SharedAmi after a crash", function () {
     assert.ok(tagged.Images?.[0].Tags?.some((x) => x.Key === "ami-factory:handed-over"), "handed over to the engine");
     await t.stack.destroy({ onOutput: t.onOutput });
   });
+
+  it("are found by npm run sweep when a dead run's copy is past its expiry, never when handed over", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "sweep-base");
+    const t = await testStack(emu, { shares: [{ name: "kept", sourceAmiId, regions: ["eu-west-1"] }] });
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    const kept = (up.outputs.images.value as Record<string, Record<string, string>>).kept["eu-west-1"];
+    const tag = (Key: string, Value: string) => ({ Key, Value });
+    const dead = await ec2("eu-west-1").send(new CopyImageCommand({
+      SourceImageId: sourceAmiId, SourceRegion: "us-east-1", Name: "sweep-base-20261126T000000Z",
+      TagSpecifications: [{ ResourceType: "image", Tags: [
+        tag("ami-factory:build-id", "b-0000000000000dead"), tag("ami-factory:managed-by", "ami-factory"), tag("ami-factory:source-region", "us-east-1"),
+        tag("ami-factory:stack", `ami-factory/${t.stack.name}`), tag("ami-factory:expires-at", "2026-01-01T00:00:00.000Z"),
+      ] }],
+    }));
+    const swept = await sweep({ stack: t.stack.name, regions: ["eu-west-1"], yes: true }, () => undefined);
+    assert.deepStrictEqual(swept.found.filter((f) => f.kind === "image").map((f) => f.id), [dead.ImageId]);
+    assert.deepStrictEqual(swept.failures, []);
+    assert.strictEqual(await describeImage("eu-west-1", dead.ImageId!), undefined, "the dead run's copy is gone");
+    assert.ok(await describeImage("eu-west-1", kept), "the stack's own copy (handed over) stays");
+    await t.stack.destroy({ onOutput: t.onOutput });
+  });
 });
+
