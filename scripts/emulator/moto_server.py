@@ -53,6 +53,7 @@ from __future__ import annotations
 import argparse
 import copy
 import datetime as dt
+import functools
 import gzip
 import inspect
 import io
@@ -1561,6 +1562,35 @@ def patch_iam_remove_role_from_instance_profile() -> None:
     APPLIED.append(name)
 
 
+# ---- issue 9: SendCommand size (one self-contained block) ---------------------------------------
+# AWS caps what a command carries: its parameters are rendered into the command document, and an SSM
+# document holds at most 64 KB (MaxDocumentSizeExceeded, SSM API reference). moto takes any size, so a
+# guest script that grew past it would pass every test here and fail on AWS.
+SEND_COMMAND_PARAMETERS_MAX_BYTES = 64 * 1024
+
+
+def patch_ssm_send_command_size() -> None:
+    """SendCommand whose Parameters (as JSON) exceed 64 KB fails with InvalidParameters."""
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    name = "ssm-send-command-size"
+    _need(_has_params(SimpleSystemManagerBackend.send_command, "parameters"), name,
+          "SimpleSystemManagerBackend.send_command signature changed")
+    original = SimpleSystemManagerBackend.send_command
+
+    @functools.wraps(original)  # keeps the signature other patches check
+    def send_command(self: Any, *args: Any, **kwargs: Any) -> Any:
+        size = len(json.dumps(kwargs.get("parameters") or {}, separators=(",", ":")).encode("utf-8"))
+        if size > SEND_COMMAND_PARAMETERS_MAX_BYTES:
+            raise _ssm_error("InvalidParameters", f"the command's parameters are {size} bytes; at most "
+                             f"{SEND_COMMAND_PARAMETERS_MAX_BYTES} are allowed")
+        return original(self, *args, **kwargs)
+
+    SimpleSystemManagerBackend.send_command = send_command  # type: ignore[method-assign]
+    APPLIED.append(name)
+# ---- end issue 9 block ----------------------------------------------------------------------------
+
+
 def apply_patches() -> None:
     patch_ami_model()
     patch_snapshot_in_use()
@@ -1576,6 +1606,7 @@ def apply_patches() -> None:
     patch_boot_outcomes()
     patch_ssm_commands()
     patch_ssm_cancel_command()
+    patch_ssm_send_command_size()  # issue 9: before ssm-send-command-targets, which checks the signature
     patch_ssm_send_command_targets()
     patch_ssm_describe_instance_information()
     patch_modify_image_attribute()
