@@ -40,6 +40,8 @@ export function commandLines(cmd: GuestCommand, volumes: Record<string, string>)
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const packed = (require("zlib") as typeof import("zlib")).gzipSync(Buffer.from(cmd.script, "utf8"), { level: 9 }).toString("base64");
   return [
+    // Plain text for SSM's command history (and people reading it): which script this is.
+    `# ami-factory guest script ${cmd.name}`,
     `base64 -d <<'AMI_FACTORY_GUEST_SCRIPT' | gunzip > ${file}`,
     ...(packed.match(/.{1,1024}/g) ?? []),
     "AMI_FACTORY_GUEST_SCRIPT",

@@ -51,6 +51,7 @@ Control API (only under /_ami_factory/, JSON in and out):
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import datetime as dt
 import functools
@@ -155,6 +156,28 @@ class Recorder:
 FACTS_DECLARATION = re.compile(r'^# @facts \{"script":"([A-Za-z0-9_-]+)"', re.MULTILINE)
 
 
+# issue-9 ships guest scripts gzip+base64 in a here-document (providers/worker/command.ts):
+#   base64 -d <<'AMI_FACTORY_GUEST_SCRIPT' | gunzip > /root/ami-factory-NAME.sh
+# Rules and the script identity look at what the worker would run, so the payload is decoded first
+# (a harness convenience: AWS never looks inside a command).
+GUEST_SCRIPT_HEREDOC = re.compile(
+    r"^base64 -d <<'(?P<tag>[A-Z_]+)' \| gunzip > \S+\n(?P<payload>.*?)^(?P=tag)$", re.MULTILINE | re.DOTALL
+)
+
+
+def expand_guest_scripts(commands_text: str) -> str:
+    """The command text with each compressed guest-script here-document replaced by the script itself."""
+
+    def decode(m: "re.Match[str]") -> str:
+        try:
+            script = gzip.decompress(base64.b64decode("".join(m.group("payload").split()))).decode("utf-8")
+        except (ValueError, OSError, UnicodeDecodeError):
+            return m.group(0)  # not a payload this harness made: matched as sent
+        return m.group(0).split("\n", 1)[0] + "\n" + script + "\n" + m.group("tag")
+
+    return GUEST_SCRIPT_HEREDOC.sub(decode, commands_text)
+
+
 def script_identity(commands_text: str) -> str | None:
     """The guest script a command carries: the first `# @facts {"script":"NAME"` line, if any."""
     m = FACTS_DECLARATION.search(commands_text)
@@ -163,7 +186,8 @@ def script_identity(commands_text: str) -> str | None:
 
 class SsmRules:
     """Outcome rules for SSM SendCommand. A rule matches a command when `match` is a substring of its
-    `commands` parameter (joined with newlines; all parameter values when it has no `commands`),
+    `commands` parameter (joined with newlines, compressed guest scripts decoded: expand_guest_scripts;
+    all parameter values when it has no `commands`),
     when `script` (optional) is the identity of the guest script the command carries (the name in
     its `# @facts {"script":"NAME",…}` declaration: a substring would also match a script that
     merely mentions another one) and, if given, the invocation's instance id is in `instanceIds`.
@@ -1272,6 +1296,7 @@ def patch_ssm_commands() -> None:
             text = "\n".join(str(c) for c in params["commands"])
         else:
             text = "\n".join(str(v) for vs in params.values() for v in (vs if isinstance(vs, list) else [vs]))
+        text = expand_guest_scripts(text)
         used: set[int] = set()
         for inv in self.invocations:
             _need(isinstance(inv, dict) and "Status" in inv, name, "ssm invocations are no longer dicts")

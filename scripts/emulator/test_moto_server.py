@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import json
 import os
 import re
@@ -524,6 +525,35 @@ def test_ssm_rule_matches_the_script_identity(server: Server) -> None:
         assert ssm.get_command_invocation(CommandId=cmd, InstanceId=instance_id)["StandardOutputContent"] == output
     status, body = server.control("POST", "ssm/fail", {"match": "", "script": 3})
     assert status == 400 and "script" in body["error"]
+
+
+def compressed_command(name: str, script: str) -> list[str]:
+    """A command in the shape providers/worker/command.ts sends: the script gzip+base64 in a here-document."""
+    packed = base64.b64encode(gzip.compress(script.encode())).decode()
+    return [f"base64 -d <<'AMI_FACTORY_GUEST_SCRIPT' | gunzip > /root/ami-factory-{name}.sh",
+            *[packed[i:i + 1024] for i in range(0, len(packed), 1024)], "AMI_FACTORY_GUEST_SCRIPT",
+            f"exec bash /root/ami-factory-{name}.sh '--target' 'vol-1'"]
+
+
+def test_ssm_rules_see_inside_compressed_guest_scripts(server: Server) -> None:
+    instance_id = run_instance(server.client("ec2"))
+    ssm = server.client("ssm")
+    filler = "".join(f"# line {i}: {i * 7919 % 10007}\n" for i in range(2000))  # several payload lines
+    pv2hvm = compressed_command("pv2hvm", '#!/bin/bash\n# @facts {"script":"pv2hvm","schemaVersion":2,"fields":{}}\n'
+                                          + filler + "# mentions surrogate and GRUB_MARKER_IN_BODY\n")
+    surrogate = compressed_command("surrogate", '#!/bin/bash\n# @facts {"script":"surrogate","schemaVersion":1,"fields":{}}\n')
+    assert "GRUB_MARKER_IN_BODY" not in "\n".join(pv2hvm)
+    server.ok("POST", "ssm/fail", {"match": "", "script": "surrogate", "status": "Success", "output": "surrogate facts\n"})
+    server.ok("POST", "ssm/fail", {"match": "", "script": "pv2hvm", "status": "Success", "output": "pv2hvm facts\n"})
+    for commands, output in [(pv2hvm, "pv2hvm facts\n"), (surrogate, "surrogate facts\n")]:
+        cmd = send(ssm, instance_id, commands)
+        assert ssm.get_command_invocation(CommandId=cmd, InstanceId=instance_id)["StandardOutputContent"] == output
+    # A substring of the script's body matches too, as it did when scripts travelled uncompressed.
+    server.ok("POST", "ssm/fail", {"match": "GRUB_MARKER_IN_BODY", "status": "Failed", "stderr": "boom"})
+    cmd = send(ssm, instance_id, pv2hvm)
+    assert ssm.get_command_invocation(CommandId=cmd, InstanceId=instance_id)["Status"] == "Failed"
+    cmd = send(ssm, instance_id, surrogate)
+    assert ssm.get_command_invocation(CommandId=cmd, InstanceId=instance_id)["StandardOutputContent"] == "surrogate facts\n"
 
 
 def test_register_image_refuses_encrypted_beside_a_snapshot(server: Server) -> None:
