@@ -890,13 +890,39 @@ def patch_instances() -> None:
                 if m.get("NoDevice") is not None:
                     merged.pop(device, None)
                 elif device in merged:
-                    merged[device]["Ebs"].update({k: v for k, v in (m.get("Ebs") or {}).items() if v is not None})
+                    given = {k: v for k, v in (m.get("Ebs") or {}).items() if v is not None}
+                    # moto's parser fills Encrypted=false when not given: an image's encrypted volume stays so.
+                    given["Encrypted"] = bool(merged[device]["Ebs"].get("Encrypted")) or bool(given.get("Encrypted"))
+                    merged[device]["Ebs"].update(given)
                 else:
                     merged[device] = m
             kwargs["block_device_mappings"] = list(merged.values())
+        # A request mapping that changes an image's EBS mapping may give only what it changes
+        # (DeleteOnTermination, say); one for a new device needs a size or a snapshot (EC2 refuses it).
+        for m in kwargs.get("block_device_mappings") or []:
+            ebs = m.get("Ebs") or {}
+            if m.get("NoDevice") is None and m.get("Ebs") is not None and not ebs.get("VolumeSize") and not ebs.get("SnapshotId"):
+                raise EC2ClientError("MissingParameter", "The request must contain the parameter size or snapshotId")
         return original_run(self, image_id, count, *args, **kwargs)
 
     InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+
+    # moto checks each request mapping for a size or a snapshot before it knows the image; EC2 lets a
+    # mapping of the AMI's device change only DeleteOnTermination (EC2 User Guide, "Block device
+    # mappings": update the AMI's block device mapping at launch). The check moves to run_instances.
+    from moto.ec2.responses.instances import InstanceResponse
+
+    _need(hasattr(InstanceResponse, "_validate_block_device_mapping"), name,
+          "InstanceResponse._validate_block_device_mapping missing")
+    original_validate = InstanceResponse._validate_block_device_mapping
+
+    def validate_block_device_mapping(device_mapping: dict[str, Any]) -> None:
+        ebs = device_mapping.get("Ebs")
+        if isinstance(ebs, dict) and "NoDevice" not in device_mapping and not ebs.get("VolumeSize") and not ebs.get("SnapshotId"):
+            return
+        original_validate(device_mapping)
+
+    InstanceResponse._validate_block_device_mapping = staticmethod(validate_block_device_mapping)  # type: ignore[method-assign]
 
     original_stop = InstanceBackend.stop_instances
 

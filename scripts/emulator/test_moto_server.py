@@ -932,3 +932,22 @@ def test_a_new_instance_can_be_invisible_for_a_few_calls(server: Server) -> None
     assert statuses(ec2, iid) == ("ok", "ok")
     status, body = server.control("POST", "ec2/boot", {"outcome": "boots", "notVisibleFor": -1})
     assert status == 400
+
+
+def test_run_instances_may_change_only_delete_on_termination_of_an_image_mapping(server: Server) -> None:
+    ec2 = server.client("ec2")
+    root, data = snapshot(ec2), snapshot(ec2)
+    image = ec2.register_image(Name="with-data", RootDeviceName="/dev/xvda", VirtualizationType="hvm", Architecture="x86_64",
+                               BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": root}},
+                                                    {"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": data, "DeleteOnTermination": False}}])["ImageId"]
+    out = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                            BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": True}}])
+    mappings = {m["DeviceName"]: m["Ebs"] for m in out["Instances"][0]["BlockDeviceMappings"]}
+    assert mappings["/dev/sdf"]["DeleteOnTermination"] is True
+    volume = ec2.describe_volumes(VolumeIds=[mappings["/dev/sdf"]["VolumeId"]])["Volumes"][0]
+    assert volume["SnapshotId"] == data
+    # A device the image does not map still needs a size or a snapshot.
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                          BlockDeviceMappings=[{"DeviceName": "/dev/sdg", "Ebs": {"DeleteOnTermination": True}}])
+    assert e.value.response["Error"]["Code"] == "MissingParameter"
