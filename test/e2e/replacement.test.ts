@@ -4,10 +4,11 @@
 import * as assert from "assert";
 import { describeImage, imagesTagged, leftovers, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
+import { SURROGATE_FACTS } from "../support/facts";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack, TestStack } from "../support/stack";
 
-const FACTS = { recipe: "debian", bootMode: "legacy-bios", fsType: "ext4", kernels: ["6.1.0-28-amd64"], enaDriver: true, nvmeDriver: true, cloudInit: true, warnings: [], sanitized: true };
+const FACTS = { ...SURROGATE_FACTS, bootMode: "legacy-bios", partitionTable: "msdos" };
 const build = { name: "web", imageName: "web-base", recipe: { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian" } };
 const STAMPED = /^web-base-\d{8}T\d{6}Z$/;
 
@@ -15,13 +16,13 @@ const imageOf = (up: { outputs: Record<string, { value: unknown }> }) => (up.out
 const available = async (id: string) => (await describeImage("us-east-1", id))?.State === "available";
 
 /** Samples the images' states every 100 ms while `run` goes on: [time, state per id]. */
-async function timeline(ids: () => string[], run: () => Promise<void>): Promise<Record<string, boolean>[]> {
+async function timeline(ids: () => string[] | Promise<string[]>, run: () => Promise<void>): Promise<Record<string, boolean>[]> {
   const samples: Record<string, boolean>[] = [];
   let done = false;
   const sampler = (async () => {
     while (!done) {
       const sample: Record<string, boolean> = {};
-      for (const id of ids()) sample[id] = await available(id);
+      for (const id of await ids()) sample[id] = await available(id);
       samples.push(sample);
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -82,7 +83,9 @@ describe("replacements on the engine", function () {
     const seen: { op: string; old: boolean; new: boolean }[] = [];
     const checks: Promise<void>[] = [];
     const samples = await timeline(
-      () => [oldId, ...(newId ? [newId] : [])],
+      // Every SurrogateAmi image as soon as it is registered (the engine names the new one only
+      // once its create returns, and then deletes the old one at once).
+      async () => [...new Set([oldId, ...(await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi")).map((i) => i.ImageId!)])],
       async () => {
         await t.stack.up({
           onOutput: t.onOutput,

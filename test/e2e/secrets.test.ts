@@ -10,6 +10,7 @@ import { localStack } from "../../scripts/local/engine";
 import { REPO_ROOT } from "../../scripts/local/toolchain";
 import { RecoveryAlarm, SharedAmi } from "../../providers";
 import { describeImage, leftovers, seedPvImage } from "../support/aws";
+import { SURROGATE_FACTS } from "../support/facts";
 import { testStack } from "../support/stack";
 
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
@@ -56,7 +57,7 @@ describe("secrets from stack config", function () {
   it("stay secret end to end: secret inputs and outputs, encrypted in the state file, never printed, not in image tags", async () => {
     const password = `pw-${process.pid}-x7`;
     const owner = `owner-${process.pid}-q9`;
-    const facts = { recipe: "debian", bootMode: "legacy-bios", fsType: "ext4", kernels: ["6.1.0-28-amd64"], enaDriver: true, nvmeDriver: true, cloudInit: true, warnings: [] };
+    const facts = { ...SURROGATE_FACTS, bootMode: "legacy-bios", partitionTable: "msdos" };
     await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(facts)}\n` });
     const t = await testStack(emu, { builds: [{ name: "os", imageName: "debian-12", recipe: { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian" } }] });
     // As a user would: pulumi config set --secret --path for a mirror with credentials and a tag.

@@ -91,7 +91,8 @@ describe("SurrogateAmi on the engine", function () {
     const t = await testStack(emu, { builds: [{ name: "sealed", imageName: "sealed-base", recipe: { ...debian, mirror: "https://deb.debian.org/debian" }, encrypted: true, kmsKeyId, worker: { imageId: workerImage } }] });
     await t.stack.up({ onOutput: t.onOutput });
     assert.deepStrictEqual(await egressOf(emu), { revoked: ["-1 0.0.0.0/0"], allowed: ["tcp 443 0.0.0.0/0"] });
-    const run = (await emu.calls("RunInstances")).at(-1)!;
+    // The worker's launch (the verification launch of the image comes after it).
+    const run = (await emu.calls<Record<string, string>>("RunInstances")).find((c) => c.ImageId === workerImage)!;
     assert.strictEqual(run["BlockDeviceMapping.1.Ebs.Encrypted"], "true", JSON.stringify(run));
     assert.strictEqual(run["BlockDeviceMapping.1.Ebs.KmsKeyId"], kmsKeyId);
     assert.strictEqual(run["BlockDeviceMapping.1.DeviceName"], "/dev/xvda", "the worker image's root device");
