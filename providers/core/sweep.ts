@@ -1,6 +1,7 @@
 // Finding and deleting what a crashed build left behind: everything tagged temporary by
-// ami-factory, images whose launch verification never finished (with their snapshots), and
-// snapshots of builds that never registered their image. Used by a create that
+// ami-factory, images whose launch verification never finished (with their snapshots), SharedAmi
+// copies a dead run never handed over, and snapshots of builds that never registered their image.
+// Used by a create that
 // re-runs a build id (its own leftovers) and by `npm run sweep` (a stack's or everyone's).
 import { ec2Client, iamClient, ec2Sdk, iamSdk } from "./clients";
 import { deleteImageAndSnapshots, deleteSnapshot } from "./images";
