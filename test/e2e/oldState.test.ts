@@ -12,7 +12,8 @@ import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, snapshotExist
 import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { testStack, TestStack } from "../support/stack";
-import { FIXTURE_FACTS, fixtureConfig, FixtureIds } from "../fixtures/state/stack";
+import { fixtureConfig, FixtureIds } from "../fixtures/state/stack";
+import { PV2HVM_FACTS } from "../support/facts";
 
 interface StateResource {
   urn: string;
@@ -83,7 +84,8 @@ describe("state written by the previous release", function () {
       pvSource: (await seedPvImage("us-east-1", `fixture-legacy-${n}`)).imageId,
       instanceId: (await ec2().send(new RunInstancesCommand({ ImageId: "ami-00000000", MinCount: 1, MaxCount: 1 }))).Instances![0].InstanceId!,
     };
-    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${JSON.stringify(FIXTURE_FACTS)}\n` });
+    // Today's code makes the AWS objects (the old state then replaces its state): today's pv2hvm facts.
+    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${JSON.stringify(PV2HVM_FACTS)}\n` });
     const t = await testStack(emu, fixtureConfig(ids));
     await t.stack.up({ onOutput: t.onOutput });
     await importOldState(t);
