@@ -3,6 +3,7 @@
 // Other stacks read these through a StackReference (see examples/consumer).
 import * as pulumi from "@pulumi/pulumi";
 import { ConvertedHvmAmi, RecoveryAlarm, SharedAmi, SurrogateAmi } from "./providers";
+import { isSecretConfigKey, redactSecrets, secretEntry } from "./providers/configSecrets";
 import { defaultRegion } from "./providers/core/resource";
 import { parseStackConfig, StackConfig, StackConfigError } from "./providers/stackConfig";
 
@@ -11,34 +12,36 @@ function readConfig(): StackConfig {
     return parseStackConfig(pulumi.getStack(), pulumi.runtime.allConfig(), defaultRegion());
   } catch (e) {
     // RunError: the engine shows just the message, not a stack trace of the program.
-    if (e instanceof StackConfigError) throw new pulumi.RunError(e.message);
+    if (e instanceof StackConfigError) throw new pulumi.RunError(redactSecrets(e.message, pulumi.runtime.allConfig()));
     throw e;
   }
 }
 
 function main() {
   const config = readConfig();
+  // Entries of a key set with `pulumi config set --secret` stay secret inputs (configSecrets.ts).
+  const secret = (key: string) => isSecretConfigKey(`ami-factory:${key}`);
 
   const images: Record<string, pulumi.Output<Record<string, string>>> = {};
   for (const share of config.shares) {
-    const { name, imageName, ...args } = share;
+    const { name, imageName, ...args } = secretEntry(share, secret("shares"));
     images[name] = new SharedAmi(name, { ...args, name: imageName }).imageIds;
   }
 
   for (const conversion of config.conversions) {
-    const { name, imageName, ...args } = conversion;
+    const { name, imageName, ...args } = secretEntry(conversion, secret("conversions"));
     const image = new ConvertedHvmAmi(name, { ...args, name: imageName });
     images[name] = pulumi.all([image.region, image.imageId]).apply(([region, imageId]) => ({ [region]: imageId }));
   }
 
   for (const build of config.builds) {
-    const { name, imageName, ...args } = build;
+    const { name, imageName, ...args } = secretEntry(build, secret("builds"));
     const image = new SurrogateAmi(name, { ...args, name: imageName });
     images[name] = pulumi.all([image.region, image.imageId]).apply(([region, imageId]) => ({ [region]: imageId }));
   }
 
   const alarms: Record<string, pulumi.Output<{ alarmName: string; alarmArn: string; instanceId: string }>> = {};
-  for (const { name, ...args } of config.recoveryAlarms) {
+  for (const { name, ...args } of config.recoveryAlarms.map((a) => secretEntry(a, secret("recoveryAlarms")))) {
     const alarm = new RecoveryAlarm(name, args);
     alarms[name] = pulumi.all([alarm.alarmName, alarm.alarmArn, alarm.instanceId]).apply(([alarmName, alarmArn, instanceId]) => ({ alarmName, alarmArn, instanceId }));
   }

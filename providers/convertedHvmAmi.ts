@@ -22,7 +22,7 @@ export interface ConvertedHvmAmiArgs extends BuildArgs {
   nitro?: pulumi.Input<boolean>;
 }
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "nitroReady", "verification", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "nitroReady", "verification", "schemaVersion"] as const;
 
 /** The implementation, loaded in the provider process by the thin provider below; it bundles the guest script there. */
 export const convertedHvmAmiProvider = dynamicProvider<ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs>({
@@ -42,7 +42,10 @@ const serializedProvider = thinProvider("ConvertedHvmAmi");
 export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   declare readonly imageId: pulumi.Output<string>;
   declare readonly snapshotId: pulumi.Output<string>;
+  /** The registered name: `name` plus the build stamp, or exactly `name` with exactName. */
   declare readonly imageName: pulumi.Output<string>;
+  /** The hash of the guest script that built this image (provenance: an upgrade does not change it). */
+  declare readonly guestScriptSha256: pulumi.Output<string>;
   declare readonly region: pulumi.Output<string>;
   /** What the guest script found, in its declared schema (scripts/guest/pv2hvm.sh "# @facts"): layout, bootMenu, kernels, drivers, fstab changes, … */
   declare readonly facts: pulumi.Output<Record<string, unknown>>;

@@ -26,8 +26,13 @@ export interface SharedAmiArgs {
   encrypted?: pulumi.Input<boolean>;
   /** region → KMS key for the copies there. Default: the account's default EBS key. */
   kmsKeyIds?: pulumi.Input<Record<string, pulumi.Input<string>>>;
-  /** Name of the copies. Default: the source image's name. */
+  /** Name of the copies. Default: the source image's name. A build stamp is added unless `exactName`. */
   name?: pulumi.Input<string>;
+  /**
+   * Copy with exactly `name`. Default: false, copies are named `name-20261126T101005Z` so that a
+   * replacement copies before it deletes. With true, a replacement deletes the old copies first.
+   */
+  exactName?: pulumi.Input<boolean>;
   /** Description of the copies. Default: none. */
   description?: pulumi.Input<string>;
   /** Tags for the copies and their snapshots. Default: none (provenance tags are always added). */

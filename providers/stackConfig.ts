@@ -61,6 +61,10 @@ export interface ConversionConfig {
   timeoutMinutes?: number;
   /** Launch verification (BuildArgs `verify`). */
   verify?: false | { instanceType?: string | string[]; timeoutMinutes?: number; bootSignal?: string };
+  /** Any string; a change rebuilds the image. */
+  rebuildTrigger?: string;
+  /** Register with exactly imageName (no build stamp); a replacement then deletes first. */
+  exactName?: boolean;
 }
 
 export interface BuildConfig {
@@ -85,6 +89,10 @@ export interface BuildConfig {
   timeoutMinutes?: number;
   /** Launch verification (BuildArgs `verify`). */
   verify?: false | { instanceType?: string | string[]; timeoutMinutes?: number; bootSignal?: string };
+  /** Any string; a change rebuilds the image. */
+  rebuildTrigger?: string;
+  /** Register with exactly imageName (no build stamp); a replacement then deletes first. */
+  exactName?: boolean;
 }
 
 export interface StackConfig {
@@ -136,6 +144,10 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
     if (ns === CONFIG_NAMESPACE && !(CONFIG_KEYS as readonly string[]).includes(name)) {
       problems.push(`${key} is not a known key: the known keys are ${CONFIG_KEYS.map((k) => `${CONFIG_NAMESPACE}:${k}`).join(", ")}`);
     }
+    // A misspelt namespace would be ignored silently (nothing to do, the conversion just is not there).
+    if (ns !== CONFIG_NAMESPACE && looksLikeNamespace(ns)) {
+      problems.push(`${key}: the namespace ${JSON.stringify(ns)} looks like a misspelling of ${CONFIG_NAMESPACE}: rename the key to ${CONFIG_NAMESPACE}:${name} (pulumi config rm ${JSON.stringify(key)}, then set it again)`);
+    }
   }
   const names = new Set<string>();
   const list = (key: string): Record<string, unknown>[] => {
@@ -168,7 +180,10 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
   const shares = list("shares");
   shares.forEach((item, i) => {
     const { name, imageName, ...rest } = item;
-    const { failures } = checkSharedAmi({ ...rest, name: imageName, sourceRegion: rest.sourceRegion ?? defaultRegion ?? "", scope: String(name) });
+    const raw = { ...rest, name: imageName, sourceRegion: rest.sourceRegion ?? defaultRegion ?? "", scope: String(name) };
+    // The state is not known here: a passed deprecateAt is judged by the resource's own check,
+    // which sees whether it is new (refused) or unchanged on an existing share (kept).
+    const { failures } = checkSharedAmi(raw, raw);
     report("shares", i, failures.map(renameImageName));
     if (!rest.sourceRegion && !defaultRegion) problems.push(`${CONFIG_NAMESPACE}:shares[${i}].sourceRegion: not set and the stack has no aws:region: set one of them`);
   });
@@ -204,6 +219,8 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
     }
   });
 
+  problems.push(...duplicateImageNames({ shares, conversions, builds }, defaultRegion));
+
   if (problems.length) throw new StackConfigError(stack, problems);
   return {
     shares: shares as unknown as ShareConfig[],
@@ -211,4 +228,48 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
     conversions: conversions as unknown as ConversionConfig[],
     builds: builds as unknown as BuildConfig[],
   };
+}
+
+/** Edit distance of two short strings (Levenshtein). */
+export function editDistance(a: string, b: string): number {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    for (let j = 1; j <= b.length; j++) row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    prev = row;
+  }
+  return prev[b.length];
+}
+
+/** "ami-factroy", "amifactory", "ami_factory", "Ami-Factory": close to the namespace but not it. */
+function looksLikeNamespace(ns: string): boolean {
+  const plain = (x: string) => x.toLowerCase().replace(/[^a-z0-9]/g, "");
+  return plain(ns) === plain(CONFIG_NAMESPACE) || editDistance(ns.toLowerCase(), CONFIG_NAMESPACE) <= 2;
+}
+
+/**
+ * Two entries that would register (or copy) an image of the same name in one region: EC2 refuses
+ * the second one, an hour into `up`. Only names given in config are known here (a conversion's
+ * default name comes from its source image).
+ */
+export function duplicateImageNames(lists: Record<"shares" | "conversions" | "builds", Record<string, unknown>[]>, defaultRegion: string | undefined): string[] {
+  const seen = new Map<string, string>();
+  const problems: string[] = [];
+  const place = (where: string, imageName: unknown, region: unknown) => {
+    if (typeof imageName !== "string" || typeof region !== "string" || !region) return;
+    const key = `${region}\0${imageName}`;
+    const first = seen.get(key);
+    if (first) problems.push(`${where}.imageName: ${JSON.stringify(imageName)} in ${region} is also the image name of ${first}: EC2 names are unique per account and region, so rename one`);
+    else seen.set(key, where);
+  };
+  for (const key of ["builds", "conversions"] as const) {
+    lists[key].forEach((item, i) => place(`${CONFIG_NAMESPACE}:${key}[${i}] (${item.name})`, item.imageName, item.region ?? defaultRegion));
+  }
+  lists.shares.forEach((item, i) => {
+    const sourceRegion = (item.sourceRegion as string | undefined) ?? defaultRegion;
+    const regions = Array.isArray(item.regions) ? (item.regions as unknown[]) : [];
+    // The source region shares the source in place (no copy, no new name) unless encrypted.
+    for (const region of regions) if (region !== sourceRegion || item.encrypted === true) place(`${CONFIG_NAMESPACE}:shares[${i}] (${item.name})`, item.imageName, region);
+  });
+  return problems;
 }

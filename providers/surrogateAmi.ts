@@ -28,7 +28,7 @@ export interface SurrogateAmiArgs extends BuildArgs {
   imdsSupport?: pulumi.Input<"v2.0" | "optional">;
 }
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "buildId", "facts", "verification", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "verification", "schemaVersion"] as const;
 
 /** The implementation, loaded in the provider process by the thin provider below; it bundles the guest script there. */
 export const surrogateAmiProvider = dynamicProvider<SurrogateAmiInputs, SurrogateAmiOutputs>({
@@ -48,7 +48,10 @@ const serializedProvider = thinProvider("SurrogateAmi");
 export class SurrogateAmi extends pulumi.dynamic.Resource {
   declare readonly imageId: pulumi.Output<string>;
   declare readonly snapshotId: pulumi.Output<string>;
+  /** The registered name: `name` plus the build stamp, or exactly `name` with exactName. */
   declare readonly imageName: pulumi.Output<string>;
+  /** The hash of the guest script that built this image (provenance: an upgrade does not change it). */
+  declare readonly guestScriptSha256: pulumi.Output<string>;
   declare readonly region: pulumi.Output<string>;
   /** What the recipe's guest script reported: kernels, drivers, cloud-init, warnings. */
   declare readonly facts: pulumi.Output<Record<string, unknown>>;

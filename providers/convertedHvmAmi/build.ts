@@ -2,18 +2,19 @@
 // delete and read of the image it made.
 import { buildIdFor } from "../core/buildId";
 import type { Step } from "../core/steps";
-import { provenanceTags, Tags } from "../core/tags";
+import { registeredName } from "../core/naming";
+import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
 import { factsTag } from "../worker/facts";
-import { builtImageTag, deleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
-import { registerStep, snapshotStep } from "../worker/image";
+import { nameFreeStep, registerStep, snapshotStep } from "../worker/image";
 import { verificationTags, verifyStep } from "../worker/verify";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { enaFrom } from "../worker/inputs";
-import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
+import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, REPLACE_FIELDS, SCHEMA_VERSION } from "./inputs";
 import { HVM_ROOT_DEVICE, inspectSource, SourceImage } from "./source";
 
 interface ConversionBuild extends WorkerBuild {
@@ -21,18 +22,19 @@ interface ConversionBuild extends WorkerBuild {
   source?: SourceImage;
 }
 
+/** From the scope and the fields that make the image (not the guest script's hash: a tool upgrade is not a new build). */
 export function conversionBuildId(inputs: ConvertedHvmAmiInputs): string {
-  const { sourceAmiId, region, targetSizeGiB, volume, encrypted, kmsKeyId, enaSupport, sanitize, nitro, guestScriptSha256 } = inputs;
-  return buildIdFor(inputs.scope, { sourceAmiId, region, targetSizeGiB, volume, encrypted, kmsKeyId, enaSupport, sanitize, nitro, guestScriptSha256 });
+  return buildIdFor(inputs.scope, Object.fromEntries(REPLACE_FIELDS.map((f) => [f, inputs[f]])));
 }
 
 export function defaultImageName(sourceName: string): string {
   return `${sourceName}`.slice(0, 124) + "-hvm";
 }
 
-function imageTags(inputs: ConvertedHvmAmiInputs, buildId: string, imageName: string, builtAt: string): Tags {
+/** `baseName`: the given (or default) name, unstamped: the Name tag. */
+function imageTags(inputs: ConvertedHvmAmiInputs, buildId: string, baseName: string, builtAt: string): Tags {
   return provenanceTags(inputs.tags, buildId, {
-    Name: inputs.name ?? imageName,
+    Name: inputs.name ?? baseName,
     "ami-factory:source-ami": inputs.sourceAmiId,
     "ami-factory:tool-version": TOOL_VERSION,
     "ami-factory:built-at": builtAt,
@@ -50,8 +52,13 @@ function sourceStep(): Step<ConversionBuild> {
       }
       b.source = source;
       b.architecture = source.architecture;
-      b.imageName = b.inputs.name ?? defaultImageName(source.name);
-      b.outputTags = { ...imageTags(b.inputs, b.buildId, b.imageName, new Date().toISOString()), ...verificationTags(b.inputs.verify, b.temporaryTags) };
+      b.baseName = b.inputs.name ?? defaultImageName(source.name);
+      b.imageName = registeredName(b.baseName, b.exactName, b.stamp);
+      b.outputTags = {
+        ...imageTags(b.inputs, b.buildId, b.baseName, new Date().toISOString()),
+        [GUEST_SCRIPT_TAG]: b.guestScriptSha256,
+        ...verificationTags(b.inputs.verify, b.temporaryTags),
+      };
     },
   };
 }
@@ -66,6 +73,7 @@ function conversionSteps(script: BundledScript, inputs: ConvertedHvmAmiInputs): 
   const flags = [...(inputs.sanitize ? ["--sanitize"] : []), ...(inputs.nitro === false ? ["--no-nitro"] : [])];
   return [
     sourceStep(),
+    nameFreeStep(),
     ...launchSteps(),
     volumesStep<ConversionBuild>(["source", "target"], (b) => {
       const encrypted = b.inputs.encrypted ?? b.source!.encrypted;
@@ -120,7 +128,13 @@ function targetSize(b: ConversionBuild): number {
 
 export async function createConversion(inputs: ConvertedHvmAmiInputs, script: BundledScript, log: (l: string) => void): Promise<{ id: string; outs: ConvertedHvmAmiOutputs }> {
   const built = await runWorkerBuild<ConversionBuild>(
-    { region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64", what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi", factsSchema: script.factsSchema },
+    {
+      region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64",
+      exactName: inputs.exactName,
+      guestScriptSha256: inputs.guestScriptSha256,
+      workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
+      what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi", factsSchema: script.factsSchema,
+    },
     (base) => ({ ...base, inputs }),
     conversionSteps(script, inputs),
     log,
@@ -131,10 +145,11 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
 /** Tags, the Name tag and the description change in place; the registered AMI name cannot. */
 export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs): Promise<ConvertedHvmAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
-  const before = imageTags(olds, olds.buildId, olds.imageName, builtAt);
-  const after = imageTags(news, olds.buildId, olds.imageName, builtAt);
+  const baseName = olds.baseName ?? olds.imageName;
+  const before = imageTags(olds, olds.buildId, baseName, builtAt);
+  const after = imageTags(news, olds.buildId, baseName, builtAt);
   await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
-  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts, nitroReady: olds.nitroReady, verification: olds.verification };
+  return { ...olds, ...news, ...keptOnUpdate(olds), nitroReady: olds.nitroReady };
 }
 
 /** The image and the snapshot the conversion made; the source's data snapshots it maps stay. */

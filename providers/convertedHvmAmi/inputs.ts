@@ -20,8 +20,8 @@ export interface ConvertedHvmAmiOutputs extends ConvertedHvmAmiInputs, BuiltImag
 
 export const SCHEMA_VERSION = 2;
 
-/** Inputs whose change changes the image itself. */
-export const REPLACE_FIELDS = ["sourceAmiId", "region", "targetSizeGiB", "volume", "encrypted", "kmsKeyId", "enaSupport", "sanitize", "nitro", "guestScriptSha256"] as const;
+/** Inputs whose change changes the image itself, and the explicit rebuild trigger. Also the build id's inputs. */
+export const REPLACE_FIELDS = ["sourceAmiId", "region", "targetSizeGiB", "volume", "encrypted", "kmsKeyId", "enaSupport", "sanitize", "nitro", "rebuildTrigger"] as const;
 
 export function checkConvertedHvmAmi(raw: Record<string, unknown>): { inputs?: ConvertedHvmAmiInputs; failures: Failure[] } {
   const c = new Checker();

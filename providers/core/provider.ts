@@ -5,13 +5,16 @@ import type * as pulumi from "@pulumi/pulumi";
 import type { Failure } from "./inputs";
 import { withCallCount, type Progress } from "./progress";
 import { compact, progressLog } from "./resource";
+import { engineLog } from "./engineLog";
+import { resourceUrn } from "./tags";
 
 type Log = (line: string) => void;
 
 export interface ResourceOperations<I extends { scope: string }, O extends I> {
   /** For log lines: "SharedAmi". */
   kind: string;
-  check(raw: Record<string, unknown>): { inputs?: I; failures: Failure[] };
+  /** `olds`: the resource's inputs in the state (undefined on create), for rules about a change. */
+  check(raw: Record<string, unknown>, olds?: Record<string, unknown>): { inputs?: I; failures: Failure[] };
   diff(olds: O, news: I): pulumi.dynamic.DiffResult;
   create(inputs: I, log: Log): Promise<{ id: string; outs: O }>;
   update(olds: O, news: I, log: Log): Promise<O>;
@@ -46,12 +49,19 @@ async function logged<T>(kind: string, scope: string, what: string, op: (log: Pr
 
 export function dynamicProvider<I extends { scope: string }, O extends I>(ops: ResourceOperations<I, O>): pulumi.dynamic.ResourceProvider<I, O> {
   return {
-    async check(_olds, news) {
-      const { inputs, failures } = ops.check(news as unknown as Record<string, unknown>);
+    async check(olds, news) {
+      const previous = olds && Object.keys(olds).length ? (olds as unknown as Record<string, unknown>) : undefined;
+      const { inputs, failures } = ops.check(news as unknown as Record<string, unknown>, previous);
       return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
     },
     async diff(_id, olds, news) {
-      return ops.diff(olds, news);
+      const result = ops.diff(olds, news);
+      // Shown at preview, on the resource: what forces a replacement, a gap in service it causes.
+      for (const note of (result as { notes?: string[] }).notes ?? []) {
+        const warning = note.startsWith("warning: ");
+        await engineLog(resourceUrn(ops.kind, news.scope), warning ? "warning" : "info", warning ? note.slice(9) : note);
+      }
+      return result;
     },
     async create(inputs) {
       const { id, outs } = await logged(ops.kind, inputs.scope, "created", (log) => ops.create(inputs, log), (r) => r.outs);

@@ -1,10 +1,11 @@
 // Finding and deleting what a crashed build left behind: everything tagged temporary by
-// ami-factory, images whose launch verification never finished (with their snapshots), and
-// snapshots of builds that never registered their image. Used by a create that
+// ami-factory, images whose launch verification never finished (with their snapshots), SharedAmi
+// copies a dead run never handed over, and snapshots of builds that never registered their image.
+// Used by a create that
 // re-runs a build id (its own leftovers) and by `npm run sweep` (a stack's or everyone's).
 import { ec2Client, iamClient, ec2Sdk, iamSdk } from "./clients";
 import { deleteImageAndSnapshots, deleteSnapshot } from "./images";
-import { BUILD_ID_TAG, CREATED_TAG, EXPIRES_TAG, MANAGED_BY_TAG, STACK_TAG, TEMPORARY_TAG, VERIFICATION_TAG } from "./tags";
+import { BUILD_ID_TAG, COPY_OF_TAG, CREATED_TAG, EXPIRES_TAG, HANDED_OVER_TAG, MANAGED_BY_TAG, STACK_TAG, TEMPORARY_TAG, VERIFICATION_TAG } from "./tags";
 import { errorName, waitFor } from "./wait";
 
 export type LeftoverKind = "instance" | "image" | "volume" | "snapshot" | "security-group" | "instance-profile" | "role";
@@ -17,6 +18,8 @@ export interface Leftover {
   stack?: string;
   /** When it may be swept at the latest (its build's deadline plus a margin). */
   expiresAt?: string;
+  /** When its build started (ami-factory:created-at). */
+  createdAt?: string;
 }
 
 export interface LeftoverFilter {
@@ -50,7 +53,7 @@ function keep(f: LeftoverFilter, tags: TagList): boolean {
 }
 
 function leftover(kind: LeftoverKind, id: string, region: string, tags: TagList): Leftover {
-  return { kind, id, region, buildId: tagOf(tags, BUILD_ID_TAG), stack: tagOf(tags, STACK_TAG), expiresAt: tagOf(tags, EXPIRES_TAG) };
+  return { kind, id, region, buildId: tagOf(tags, BUILD_ID_TAG), stack: tagOf(tags, STACK_TAG), expiresAt: tagOf(tags, EXPIRES_TAG), createdAt: tagOf(tags, CREATED_TAG) };
 }
 
 export async function findLeftovers(region: string, f: LeftoverFilter, opts: { iam?: boolean } = {}): Promise<Leftover[]> {
@@ -81,6 +84,13 @@ export async function findLeftovers(region: string, f: LeftoverFilter, opts: { i
       if (s.State === "pending" && !f.buildId) continue;
       if (tagOf(s.Tags, "ami-factory:kind")) found.push(leftover("snapshot", s.SnapshotId!, region, s.Tags));
     }
+  }
+  // SharedAmi copies of a run that died: tagged at CopyImage with the build id and an expiry, and
+  // never handed to the engine (handed-over copies are in some stack's state).
+  const copies = [{ Name: `tag:${MANAGED_BY_TAG}`, Values: ["ami-factory"] }, { Name: "tag-key", Values: [COPY_OF_TAG] }, ...(f.buildId ? [{ Name: `tag:${BUILD_ID_TAG}`, Values: [f.buildId] }] : [])];
+  for (const image of (await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: copies }))).Images ?? []) {
+    if (image.State === "deregistered" || tagOf(image.Tags, HANDED_OVER_TAG) || !tagOf(image.Tags, EXPIRES_TAG) || !keep(f, image.Tags)) continue;
+    found.push(leftover("image", image.ImageId!, region, image.Tags));
   }
   if (opts.iam !== false) found.push(...(await findIamLeftovers(region, f)));
   return found;

@@ -11,6 +11,12 @@ export const VERIFICATION_TAG = "ami-factory:verification";
 export const VERIFIED_ON_TAG = "ami-factory:verified-on";
 /** The console line that showed userspace on the first type. */
 export const BOOT_LINE_TAG = "ami-factory:boot-line";
+/** On a built image once its create returned it to the engine: never adopted by another create. */
+export const HANDED_OVER_TAG = "ami-factory:handed-over";
+/** On SharedAmi copies: the source region (tells a copy from a built image). */
+export const COPY_OF_TAG = "ami-factory:source-region";
+/** The hash of the guest script that built an image (provenance). */
+export const GUEST_SCRIPT_TAG = "ami-factory:guest-script-sha256";
 
 export type Tags = Record<string, string>;
 
@@ -46,7 +52,7 @@ export const CREATED_TAG = "ami-factory:created-at";
  * Tags for a temporary resource of a build: the build id, the stack and resource it belongs to
  * (from the scope project/stack/name) and when it may be swept at the latest.
  */
-export function temporaryTags(buildId: string, kind: string, scope: string, expiresAt: Date, name?: string): Tags {
+export function temporaryTags(buildId: string, kind: string, scope: string, expiresAt: Date, name?: string, createdAt = new Date()): Tags {
   const [project, stack, resource] = scope.split("/");
   return {
     [URN_TAG]: resourceUrn(kind, scope).slice(0, 256),
@@ -55,7 +61,7 @@ export function temporaryTags(buildId: string, kind: string, scope: string, expi
     [TEMPORARY_TAG]: "true",
     [STACK_TAG]: `${project}/${stack}`,
     [RESOURCE_TAG]: resource ?? "",
-    [CREATED_TAG]: new Date().toISOString(),
+    [CREATED_TAG]: createdAt.toISOString(),
     [EXPIRES_TAG]: expiresAt.toISOString(),
     ...(name ? { Name: name } : {}),
   };

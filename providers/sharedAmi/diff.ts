@@ -14,6 +14,8 @@ export interface SharedAmiDiff {
   replaces: string[];
   changed: string[];
   deleteBeforeReplace: boolean;
+  /** What preview says: the fields behind a replacement, a gap in service. */
+  notes: string[];
 }
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
@@ -22,14 +24,30 @@ export function diffSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs): Sh
   const replaces = REPLACE_FIELDS.filter((f) => !same(olds[f], news[f]));
   const changed: string[] = UPDATE_FIELDS.filter((f) => !same(olds[f], news[f]));
   // Drift seen by refresh: a region asked for has no image any more.
+  const missing = news.regions.filter((r) => olds.regions?.includes(r) && !olds.imageIds?.[r]);
   if (!changed.includes("regions") && news.regions.some((r) => !olds.imageIds?.[r])) changed.push("regions");
-  // Copies keep their names; a replacement with the same name in the same region would collide.
+  // State written before exactName existed has none: read as false (no change, no rebuild).
+  if (!same(olds.exactName ?? false, news.exactName)) changed.push("exactName");
+  const notes = replaces.length ? [`replaces the copies named ${olds.imageName} because ${replaces.join(", ")} changed`] : [];
+  for (const region of missing) {
+    const lost = olds.lostCopies?.[region];
+    notes.push(`regions: the copy in ${region}${lost ? ` (${lost.imageId})` : ""} is gone (deregistered out of band): the update copies it again${lost?.snapshotIds.length ? ` and deletes its left-over snapshots ${lost.snapshotIds.join(", ")}` : ""}`);
+  }
+  const drift = UPDATE_FIELDS.filter((f) => f !== "regions" && changed.includes(f));
+  if (drift.length && !replaces.length) notes.push(`updates ${drift.join(", ")} to the inputs (changed in the config, or out of band as refresh saw)`);
+  // Copies get a name unique per build unless exactName: only an exact name shared with old copies
+  // in the same region forces those out first.
   const sameName = news.name === undefined || news.name === olds.imageName;
-  const overlap = news.regions.some((r) => olds.copiedRegions?.includes(r) && needsCopy(news, r));
+  const overlap = news.regions.filter((r) => olds.copiedRegions?.includes(r) && needsCopy(news, r));
+  const deleteBeforeReplace = replaces.length > 0 && news.exactName && sameName && overlap.length > 0;
+  if (deleteBeforeReplace) {
+    notes.push(`warning: exactName: the copies ${overlap.map((r) => `${olds.imageIds[r]} (${r})`).join(", ")} named ${olds.imageName} are deleted before their replacements are copied, so those regions have no image of that name meanwhile (leave exactName unset to copy first)`);
+  }
   return {
     changes: replaces.length > 0 || changed.length > 0,
     replaces: [...replaces],
     changed: [...replaces, ...changed],
-    deleteBeforeReplace: replaces.length > 0 && sameName && overlap,
+    deleteBeforeReplace,
+    notes,
   };
 }

@@ -1,10 +1,11 @@
 // SharedAmi inputs: what the provider keeps after check (normalised, validated) and its outputs.
 import { Checker, Failure, isoOrUndefined, sortedUnique } from "../core/inputs";
+import { maxGivenName } from "../core/naming";
 import type { Tags } from "../core/tags";
 
 export const SHARED_AMI_FIELDS = [
   "sourceAmiId", "sourceRegion", "regions", "accountIds", "organizationArns", "organizationalUnitArns",
-  "allowPublic", "shareSnapshots", "encrypted", "kmsKeyIds", "name", "description", "tags", "deprecateAt",
+  "allowPublic", "shareSnapshots", "encrypted", "kmsKeyIds", "name", "exactName", "description", "tags", "deprecateAt",
   "timeoutMinutes", "scope",
 ] as const;
 
@@ -20,6 +21,8 @@ export interface SharedAmiInputs {
   encrypted: boolean;
   kmsKeyIds: Record<string, string>;
   name?: string;
+  /** Copies take exactly `name` (no build stamp); a replacement then deletes the old copies first. */
+  exactName: boolean;
   description?: string;
   tags: Tags;
   deprecateAt?: string;
@@ -36,7 +39,11 @@ export interface SharedAmiOutputs extends SharedAmiInputs {
   snapshotIds: Record<string, string[]>;
   /** The regions whose image this resource copied (and so deletes). */
   copiedRegions: string[];
-  /** The name the copies were given. */
+  /** region → how many times it was copied again (part of the CopyImage client token). */
+  placements?: Record<string, number>;
+  /** Copies refresh found deregistered out of band: their snapshots (ours) are deleted by the next update. */
+  lostCopies?: Record<string, { imageId: string; snapshotIds: string[] }>;
+  /** The name the copies were registered with (the given name plus the build stamp, unless exactName). */
   imageName: string;
   buildId: string;
 }
@@ -48,7 +55,48 @@ export function needsCopy(inputs: Pick<SharedAmiInputs, "sourceRegion" | "encryp
   return region !== inputs.sourceRegion || inputs.encrypted;
 }
 
-export function checkSharedAmi(raw: Record<string, unknown>): { inputs?: SharedAmiInputs; failures: Failure[] } {
+/**
+ * EnableImageDeprecation: "You can't specify a date in the past. The upper limit for DeprecateAt is
+ * 10 years from now, except for public AMIs, where the upper limit is 2 years from the creation
+ * date." (EC2 API reference). A copy made after the date could not be deprecated.
+ */
+export const DEPRECATE_AT_MAX_YEARS = 10;
+export const DEPRECATE_AT_MAX_YEARS_PUBLIC = 2;
+
+/** AWS's rules for a share that EC2 would refuse only after the copies are made. `olds`: the inputs in the state. */
+function checkAwsRules(c: Checker, raw: Record<string, unknown>, regions: string[], accountIds: string[], orgs: string[], ous: string[], olds?: Record<string, unknown>, now = Date.now()): void {
+  const deprecateAt = typeof raw.deprecateAt === "string" ? Date.parse(raw.deprecateAt) : NaN;
+  if (!Number.isNaN(deprecateAt)) {
+    const unchanged = olds !== undefined && isoOrUndefined(olds.deprecateAt) === isoOrUndefined(raw.deprecateAt);
+    const oldRegions = Array.isArray(olds?.regions) ? (olds!.regions as string[]) : [];
+    const added = regions.filter((r) => !oldRegions.includes(r));
+    if (deprecateAt <= now && !unchanged) {
+      c.fail("deprecateAt", `deprecateAt ${raw.deprecateAt} is in the past: EC2 deprecates only at a future time; give a later date or remove deprecateAt`);
+    } else if (deprecateAt <= now && added.length) {
+      c.fail("regions", `regions adds ${added.join(", ")} after deprecateAt (${raw.deprecateAt}) has passed: a new copy cannot be deprecated in the past; move deprecateAt to a future date or leave the regions as they were`);
+    }
+    const isPublic = accountIds.includes("all");
+    const years = isPublic ? DEPRECATE_AT_MAX_YEARS_PUBLIC : DEPRECATE_AT_MAX_YEARS;
+    const limit = new Date(now);
+    limit.setUTCFullYear(limit.getUTCFullYear() + years);
+    if (deprecateAt > limit.getTime()) {
+      c.fail("deprecateAt", `deprecateAt ${raw.deprecateAt} is more than ${years} years ahead: EC2 deprecates ${isPublic ? "public images" : "images"} at most ${years} years out; give a date before ${limit.toISOString().slice(0, 10)}`);
+    }
+  }
+  // "You can't share an AMI that has volumes that are encrypted with an AWS managed key" (EC2 User
+  // Guide, "Share an AMI with specific AWS accounts"): an encrypted copy shared with anyone needs a
+  // customer-managed key in every region that gets a copy.
+  const sharedWithOthers = accountIds.length + orgs.length + ous.length > 0;
+  if (raw.encrypted === true && sharedWithOthers) {
+    const keys = (raw.kmsKeyIds ?? {}) as Record<string, unknown>;
+    const missing = regions.filter((r) => typeof keys[r] !== "string" || /(^|:)alias\/aws\/ebs$/.test(keys[r] as string));
+    if (missing.length) {
+      c.fail("kmsKeyIds", `encrypted copies shared with other accounts need a customer-managed KMS key (the AWS-managed EBS key cannot be shared): set kmsKeyIds for ${missing.join(", ")}, and grant the accounts use of those keys`);
+    }
+  }
+}
+
+export function checkSharedAmi(raw: Record<string, unknown>, olds?: Record<string, unknown>): { inputs?: SharedAmiInputs; failures: Failure[] } {
   const c = new Checker();
   c.knownKeys("", raw, SHARED_AMI_FIELDS);
   c.id("sourceAmiId", raw.sourceAmiId, "amiId");
@@ -77,7 +125,12 @@ export function checkSharedAmi(raw: Record<string, unknown>): { inputs?: SharedA
     }
     if (Object.keys(kmsKeyIds).length && raw.encrypted !== true) c.fail("kmsKeyIds", "kmsKeyIds is set but encrypted is not: set encrypted: true");
   }
+  c.boolean("exactName", raw.exactName);
   if (raw.name !== undefined) c.string("name", raw.name, { pattern: "imageName" });
+  const longest = maxGivenName(raw.exactName === true);
+  if (typeof raw.name === "string" && raw.name.length > longest && raw.name.length <= 128) {
+    c.fail("name", `name is ${raw.name.length} characters long: with the build stamp ami-factory adds (e.g. -20261126T101005Z) at most ${longest} fit in EC2's 128; shorten it, or set exactName: true`);
+  }
   c.string("description", raw.description, { max: 255 });
   c.tags("tags", raw.tags);
   if (raw.deprecateAt !== undefined) {
@@ -85,6 +138,7 @@ export function checkSharedAmi(raw: Record<string, unknown>): { inputs?: SharedA
     if (Number.isNaN(t)) c.fail("deprecateAt", `deprecateAt must be an ISO 8601 time such as 2027-01-01T00:00:00Z (got ${JSON.stringify(raw.deprecateAt)})`);
   }
   c.integer("timeoutMinutes", raw.timeoutMinutes, { min: 1, max: 24 * 60 });
+  if (!c.failures.length) checkAwsRules(c, raw, regions, accountIds, organizationArns, organizationalUnitArns, olds);
   if (c.failures.length) return { failures: c.failures };
   return {
     failures: [],
@@ -100,6 +154,7 @@ export function checkSharedAmi(raw: Record<string, unknown>): { inputs?: SharedA
       encrypted: raw.encrypted === true,
       kmsKeyIds: Object.fromEntries(Object.entries(kmsKeyIds as Record<string, string>).sort()),
       name: raw.name as string | undefined,
+      exactName: raw.exactName === true,
       description: raw.description as string | undefined,
       tags: (raw.tags ?? {}) as Tags,
       deprecateAt: isoOrUndefined(raw.deprecateAt),

@@ -1,14 +1,17 @@
 // SharedAmi create / update / delete / read against EC2.
+import { createHash } from "crypto";
 import { ec2Client, ec2Sdk } from "../core/clients";
 import {
-  changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, describeImage, noPrincipals,
+  changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, deleteSnapshot, describeImage, noPrincipals,
   Principals, principalsDelta, retag, setDeprecation, snapshotIdsOf, waitForImageAvailable,
 } from "../core/images";
 import { buildIdFor } from "../core/buildId";
 import { mapBounded, REGION_CONCURRENCY } from "../core/concurrency";
+import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
-import { provenanceTags, removedTagKeys, changedTags, tagSpecifications, Tags } from "../core/tags";
-import { needsCopy, SCHEMA_VERSION, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
+import { isoOrUndefined } from "../core/inputs";
+import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, removedTagKeys, changedTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
+import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
 type Log = (line: string) => void;
 
@@ -27,6 +30,10 @@ interface ShareContext {
   images: Record<string, RegionImage>;
   /** Regions whose image got this build's permissions (revoked on failure where not copied). */
   shared: string[];
+  /** region → how many times it was copied (in the client token: a region copied again gets a new copy). */
+  placements: Record<string, number>;
+  /** region → a copy a dead run of this build finished or started (adopted instead of copying again). */
+  adoptable: Record<string, string>;
   log: Log;
 }
 
@@ -49,7 +56,16 @@ function sourceStep(): Step<ShareContext> {
       if (!image) throw new Error(`sourceAmiId ${sourceAmiId} does not exist in ${sourceRegion} (or is not visible to this account): check the id and sourceRegion`);
       if (image.State !== "available") throw new Error(`sourceAmiId ${sourceAmiId} is ${image.State}, not available: wait for it or pick another image`);
       ctx.sourceSnapshotIds = snapshotIdsOf(image);
-      ctx.imageName ||= ctx.inputs.name ?? image.Name ?? sourceAmiId;
+      // Copies a dead run of this build made are adopted, and their name (its build stamp) kept.
+      const regions = ctx.inputs.regions.filter((r) => needsCopy(ctx.inputs, r) && !ctx.images[r]);
+      const copies = await mapBounded(regions, REGION_CONCURRENCY, (region) => unclaimedCopy(region, ctx.buildId));
+      regions.forEach((region, i) => {
+        const copy = copies[i];
+        if (!copy) return;
+        ctx.adoptable[region] = copy.ImageId!;
+        ctx.imageName ||= copy.Name ?? "";
+      });
+      ctx.imageName ||= registeredName(ctx.inputs.name ?? image.Name ?? sourceAmiId, ctx.inputs.exactName, buildStamp(new Date()));
     },
   };
 }
@@ -62,9 +78,6 @@ function placeStep(regions: string[]): Step<ShareContext> {
       const { CopyImageCommand } = ec2Sdk();
       const { inputs } = ctx;
       const maxWaitSeconds = inputs.timeoutMinutes * 60;
-      // Client tokens are idempotent for one placement; a region copied again later (dropped and
-      // added back, or lost out of band) must not be answered with the old copy.
-      const placedAt = Date.now().toString(36);
       await mapBounded(
         regions, REGION_CONCURRENCY, async (region) => {
           if (!needsCopy(inputs, region)) {
@@ -73,6 +86,13 @@ function placeStep(regions: string[]): Step<ShareContext> {
           }
           const ec2 = await ec2Client(region);
           const tags = copyTags(inputs, ctx.buildId);
+          if (ctx.adoptable[region]) {
+            const imageId = ctx.adoptable[region];
+            ctx.images[region] = { imageId, snapshotIds: [], copied: true };
+            ctx.log(`adopting copy ${imageId} in ${region}, made earlier by build ${ctx.buildId}`);
+            ctx.images[region].snapshotIds = snapshotIdsOf(await waitForImageAvailable(ec2, imageId, `copy ${imageId} in ${region}`, maxWaitSeconds, ctx.log));
+            return;
+          }
           const out = await ec2.send(
             new CopyImageCommand({
               SourceImageId: inputs.sourceAmiId,
@@ -81,9 +101,9 @@ function placeStep(regions: string[]): Step<ShareContext> {
               Description: inputs.description,
               Encrypted: inputs.encrypted || undefined,
               KmsKeyId: inputs.kmsKeyIds[region],
-              // Idempotent on retries: the same build copies to a region once.
-              ClientToken: `${ctx.buildId}-${region}-${placedAt}`,
-              TagSpecifications: tagSpecifications(["image", "snapshot"] as const, tags),
+              ClientToken: copyToken(ctx, region),
+              // Plus, until handed over, what `npm run sweep` needs to find the copy of a run that died.
+              TagSpecifications: tagSpecifications(["image", "snapshot"] as const, { ...tags, ...sweepTags(inputs) }),
             }),
           );
           const imageId = out.ImageId!;
@@ -145,17 +165,67 @@ function outputsOf(ctx: ShareContext): SharedAmiOutputs {
     copiedRegions: regions.filter((r) => ctx.images[r].copied),
     imageName: ctx.imageName,
     buildId: ctx.buildId,
+    placements: ctx.placements,
   };
 }
 
+/**
+ * CopyImage's client token: from the build id, not the clock, so a retried call gets the same copy.
+ * The registered name (its build stamp) tells a `--replace` with the same inputs from the copies it
+ * replaces; a region copied again later (dropped and added back, lost out of band) counts up.
+ */
+export function copyToken(ctx: Pick<ShareContext, "buildId" | "imageName" | "placements">, region: string): string {
+  const digest = createHash("sha256").update(`${ctx.imageName}\0${region}\0${ctx.placements[region] ?? 0}`).digest("hex").slice(0, 24);
+  return `${ctx.buildId}-${digest}`;
+}
+
+/** The stack a copy belongs to and when a sweep may take it if no run hands it over (the deadline plus an hour). */
+function sweepTags(inputs: SharedAmiInputs): Tags {
+  const [project, stack] = inputs.scope.split("/");
+  return { [STACK_TAG]: `${project}/${stack}`, [EXPIRES_TAG]: new Date(Date.now() + (inputs.timeoutMinutes + 60) * 60_000).toISOString() };
+}
+
+/** A copy tagged with this build id that no create or update handed to the engine. */
+async function unclaimedCopy(region: string, buildId: string) {
+  const { DescribeImagesCommand } = ec2Sdk();
+  const out = await (await ec2Client(region)).send(
+    new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${BUILD_ID_TAG}`, Values: [buildId] }, { Name: "state", Values: ["available", "pending"] }] }),
+  );
+  return out.Images?.find((i) => !i.Tags?.some((t) => t.Key === HANDED_OVER_TAG));
+}
+
+/** Marks the copies as the engine's: never adopted by another create (`--replace` copies anew). */
+async function handOver(outs: SharedAmiOutputs): Promise<void> {
+  const at = new Date().toISOString();
+  await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, async (region) => retag(await ec2Client(region), [outs.imageIds[region]], { [HANDED_OVER_TAG]: at }, []));
+}
+
+/**
+ * From the scope and the inputs that decide the copies and their sharing (not tags or description,
+ * which change in place), named one by one: the engine's inputs also carry `__provider`, the
+ * serialised provider code, which must not make every ami-factory upgrade a new build.
+ */
+export function sharedBuildId(inputs: SharedAmiInputs): string {
+  const fields = SHARED_AMI_FIELDS.filter((f) => f !== "tags" && f !== "description" && f !== "scope");
+  return buildIdFor(inputs.scope, Object.fromEntries(fields.map((f) => [f, inputs[f]])));
+}
+
 export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promise<{ id: string; outs: SharedAmiOutputs }> {
-  const buildId = buildIdFor(inputs.scope, { ...inputs, tags: undefined, description: undefined });
-  const ctx: ShareContext = { inputs, buildId, imageName: "", sourceSnapshotIds: [], images: {}, shared: [], log };
+  const buildId = sharedBuildId(inputs);
+  const ctx: ShareContext = { inputs, buildId, imageName: "", sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
   await place(ctx, inputs.regions, true);
-  return { id: buildId, outs: outputsOf(ctx) };
+  const outs = outputsOf(ctx);
+  await handOver(outs);
+  return { id: buildId, outs };
 }
 
 export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs, log: Log): Promise<SharedAmiOutputs> {
+  // Copies deregistered out of band left their snapshots: ours (made by the copy), so they go.
+  await mapBounded(Object.entries(olds.lostCopies ?? {}), REGION_CONCURRENCY, async ([region, lost]) => {
+    const ec2 = await ec2Client(region);
+    for (const snapshotId of lost.snapshotIds) await deleteSnapshot(ec2, snapshotId);
+    log(`copy ${lost.imageId} in ${region} was deregistered out of band: deleted its snapshots ${lost.snapshotIds.join(", ") || "(none)"}`);
+  });
   const images: Record<string, RegionImage> = {};
   for (const [region, imageId] of Object.entries(olds.imageIds)) {
     images[region] = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
@@ -187,10 +257,16 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
     if (olds.deprecateAt !== news.deprecateAt) await setDeprecation(ec2, img.imageId, news.deprecateAt);
   });
   // Regions added (or lost out of band): placed and shared like a create.
-  const ctx: ShareContext = { inputs: news, buildId: olds.buildId, imageName: olds.imageName, sourceSnapshotIds: [], images, shared: [], log };
+  const placements = { ...(olds.placements ?? {}) };
   const missing = news.regions.filter((r) => !images[r]);
+  // A region copied before (dropped and added back, or lost out of band) gets a new client token.
+  for (const r of missing) if (olds.copiedRegions.includes(r) || olds.lostCopies?.[r] || placements[r] !== undefined) placements[r] = (placements[r] ?? 0) + 1;
+  const ctx: ShareContext = { inputs: news, buildId: olds.buildId, imageName: olds.imageName, sourceSnapshotIds: [], images, shared: [], placements, adoptable: {}, log };
   if (missing.length) await place(ctx, missing, true);
-  return outputsOf(ctx);
+  const outs = outputsOf(ctx);
+  delete outs.lostCopies;
+  await handOver(outs);
+  return outs;
 }
 
 export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise<void> {
@@ -208,16 +284,66 @@ export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise
   );
 }
 
-/** Refresh: copies deregistered out of band drop out of the outputs (the next update re-copies). */
+/**
+ * Refresh reads what AWS has: copies deregistered out of band drop out (their snapshots are kept in
+ * lostCopies for the next update to delete), and the sharing, tags, description and deprecation
+ * seen on the images replace the recorded ones, so `pulumi refresh --diff` shows a change made
+ * out of band and the next `up` puts the inputs back.
+ */
 export async function readSharedAmi(id: string, olds: SharedAmiOutputs): Promise<{ id: string; props: SharedAmiOutputs }> {
-  const found = await mapBounded(Object.entries(olds.imageIds), REGION_CONCURRENCY, async ([region, imageId]) => ({ region, imageId, image: await describeImage(await ec2Client(region), imageId) }));
+  const { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } = ec2Sdk();
+  // Each region read on its own (bounded), then folded in the recorded order.
+  const found = await mapBounded(Object.entries(olds.imageIds), REGION_CONCURRENCY, async ([region, imageId]) => {
+    const ec2 = await ec2Client(region);
+    const image = await describeImage(ec2, imageId);
+    if (!image) return { region, imageId };
+    const perms = (await ec2.send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: "launchPermission" }))).LaunchPermissions ?? [];
+    let snapshotsShared = true;
+    for (const snapshotId of snapshotIdsOf(image)) {
+      const vol = (await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: "createVolumePermission" }))).CreateVolumePermissions ?? [];
+      if (olds.accountIds.some((a) => a !== "all" && !vol.some((v) => v.UserId === a))) snapshotsShared = false;
+    }
+    return { region, imageId, image, perms, snapshotsShared };
+  });
   const imageIds: Record<string, string> = {};
   const snapshotIds: Record<string, string[]> = {};
-  for (const { region, imageId, image } of found) {
-    if (!image) continue;
+  const lostCopies = { ...(olds.lostCopies ?? {}) };
+  const seen: { accounts: string[]; orgs: string[]; ous: string[]; snapshotsShared: boolean }[] = [];
+  let copy: { tags: Tags; description?: string; deprecateAt?: string } | undefined;
+  for (const { region, imageId, image, perms, snapshotsShared } of found) {
+    if (!image) {
+      if (olds.copiedRegions.includes(region)) lostCopies[region] = { imageId, snapshotIds: olds.snapshotIds[region] ?? [] };
+      continue;
+    }
     imageIds[region] = imageId;
     snapshotIds[region] = snapshotIdsOf(image);
+    seen.push({
+      accounts: perms.map((p) => (p.Group === "all" ? "all" : p.UserId)).filter((x): x is string => !!x),
+      orgs: perms.map((p) => p.OrganizationArn).filter((x): x is string => !!x),
+      ous: perms.map((p) => p.OrganizationalUnitArn).filter((x): x is string => !!x),
+      snapshotsShared,
+    });
+    if (!copy && olds.copiedRegions.includes(region)) {
+      const tags = Object.fromEntries((image.Tags ?? []).filter((t) => t.Key && !t.Key.startsWith(TAG_PREFIX)).map((t) => [t.Key!, t.Value ?? ""]));
+      copy = { tags, description: image.Description || undefined, deprecateAt: isoOrUndefined(image.DeprecationTime) };
+    }
   }
+  // What every image grants (a principal missing in one region is missing: the update re-grants it).
+  const common = (pick: (x: (typeof seen)[number]) => string[], recorded: string[]) => recorded.filter((v) => seen.every((x) => pick(x).includes(v)));
   const copiedRegions = olds.copiedRegions.filter((r) => imageIds[r]);
-  return { id, props: { ...olds, imageIds, snapshotIds, copiedRegions } };
+  return {
+    id,
+    props: {
+      ...olds,
+      imageIds,
+      snapshotIds,
+      copiedRegions,
+      accountIds: common((x) => x.accounts, olds.accountIds),
+      organizationArns: common((x) => x.orgs, olds.organizationArns),
+      organizationalUnitArns: common((x) => x.ous, olds.organizationalUnitArns),
+      shareSnapshots: olds.shareSnapshots && seen.every((x) => x.snapshotsShared),
+      ...(copy ? { tags: copy.tags, description: copy.description, deprecateAt: copy.deprecateAt } : {}),
+      ...(Object.keys(lostCopies).length ? { lostCopies } : {}),
+    },
+  };
 }

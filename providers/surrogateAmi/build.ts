@@ -2,26 +2,26 @@
 // amazon-ebssurrogate), then snapshot and RegisterImage; the same worker steps as ConvertedHvmAmi.
 import { buildIdFor } from "../core/buildId";
 import type { Step } from "../core/steps";
-import { provenanceTags, Tags } from "../core/tags";
+import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
-import { factsTag } from "../worker/adopt";
-import { builtImageTag, deleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { factsTag } from "../worker/facts";
+import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
-import { registerStep, snapshotStep } from "../worker/image";
+import { nameFreeStep, registerStep, snapshotStep } from "../worker/image";
 import { enaFrom } from "../worker/inputs";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { verificationTags, verifyStep } from "../worker/verify";
-import { recipeArgs, recipeTags, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
+import { recipeArgs, recipeSources, recipeTags, REPLACE_FIELDS, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
 
 interface SurrogateBuild extends WorkerBuild {
   inputs: SurrogateAmiInputs;
 }
 
+/** From the scope and the fields that make the image (not the guest script's hash: a tool upgrade is not a new build). */
 export function surrogateBuildId(inputs: SurrogateAmiInputs): string {
-  const { recipe, region, architecture, rootSizeGiB, volume, encrypted, kmsKeyId, bootMode, imdsSupport, enaSupport, sanitize, guestScriptSha256 } = inputs;
-  return buildIdFor(inputs.scope, { recipe, region, architecture, rootSizeGiB, volume, encrypted, kmsKeyId, bootMode, imdsSupport, enaSupport, sanitize, guestScriptSha256 });
+  return buildIdFor(inputs.scope, Object.fromEntries(REPLACE_FIELDS.map((f) => [f, inputs[f]])));
 }
 
 function imageTags(inputs: SurrogateAmiInputs, buildId: string, builtAt: string): Tags {
@@ -50,9 +50,14 @@ function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step
     {
       name: "prepare",
       async run(b) {
-        b.outputTags = { ...imageTags(b.inputs, b.buildId, new Date().toISOString()), ...verificationTags(b.inputs.verify, b.temporaryTags) };
+        b.outputTags = {
+          ...imageTags(b.inputs, b.buildId, new Date().toISOString()),
+          [GUEST_SCRIPT_TAG]: b.guestScriptSha256,
+          ...verificationTags(b.inputs.verify, b.temporaryTags),
+        };
       },
     },
+    nameFreeStep(),
     ...launchSteps(),
     volumesStep<SurrogateBuild>(["target"], (b) => [
       { role: "target", sizeGiB: b.inputs.rootSizeGiB, spec: b.inputs.volume, encrypted: b.inputs.encrypted ?? false, kmsKeyId: b.inputs.kmsKeyId },
@@ -66,7 +71,7 @@ function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step
       const facts = factsTag(s.facts);
       if (facts) s.outputTags = { ...s.outputTags, "ami-factory:facts": facts };
       return {
-        Name: s.inputs.name,
+        Name: s.imageName,
         Description: s.inputs.description ?? `${s.inputs.recipe.kind} image built from nothing by ami-factory`,
         Architecture: s.inputs.architecture,
         VirtualizationType: "hvm",
@@ -103,7 +108,11 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
       timeoutMinutes: inputs.timeoutMinutes,
       worker: inputs.worker,
       architecture: inputs.architecture,
-      imageName: inputs.name,
+      givenName: inputs.name,
+      extraEgressPorts: recipeSources(inputs.recipe).some((u) => u.startsWith("http://")) ? [80] : [],
+      exactName: inputs.exactName,
+      workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
+      guestScriptSha256: inputs.guestScriptSha256,
       what: `built ${inputs.name} (${inputs.recipe.kind})`,
       kind: "SurrogateAmi",
       factsSchema: script.factsSchema,
@@ -118,7 +127,7 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
 export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs): Promise<SurrogateAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
   await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description });
-  return { ...olds, ...news, imageId: olds.imageId, snapshotId: olds.snapshotId, imageName: olds.imageName, buildId: olds.buildId, facts: olds.facts, verification: olds.verification };
+  return { ...olds, ...news, ...keptOnUpdate(olds) };
 }
 
 export async function deleteSurrogate(olds: SurrogateAmiOutputs): Promise<void> {

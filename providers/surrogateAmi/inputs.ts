@@ -7,9 +7,15 @@ import { BUILD_FIELDS, BuildInputs, checkBuildInputs, diffBuiltImage } from "../
 
 export type Recipe =
   | { kind: "debian"; suite: string; mirror: string; packages?: string[]; keyringSha256?: string }
-  | { kind: "el"; releasever: string; repos: Record<string, string>; packages?: string[] }
+  | { kind: "el"; releasever: string; repos: Record<string, ElRepo>; packages?: string[] }
   | { kind: "image"; url: string; sha256: string; format?: "raw" | "qcow2" }
   | { kind: "script"; script: string };
+
+/** An el repository: over https, with the key(s) its packages are signed with (gpgcheck is always on). */
+export interface ElRepo {
+  baseurl: string;
+  gpgkey: string | string[];
+}
 
 export const RECIPE_FIELDS: Record<Recipe["kind"], readonly string[]> = {
   debian: ["kind", "suite", "mirror", "packages", "keyringSha256"],
@@ -35,12 +41,22 @@ export interface SurrogateAmiOutputs extends SurrogateAmiInputs, BuiltImage {
 
 export const SCHEMA_VERSION = 1;
 
+/** Inputs whose change changes the image itself, and the explicit rebuild trigger. Also the build id's inputs. */
 export const REPLACE_FIELDS = [
-  "recipe", "region", "architecture", "rootSizeGiB", "volume", "encrypted", "kmsKeyId", "bootMode", "imdsSupport", "enaSupport", "sanitize", "guestScriptSha256",
+  "recipe", "region", "architecture", "rootSizeGiB", "volume", "encrypted", "kmsKeyId", "bootMode", "imdsSupport", "enaSupport", "sanitize", "rebuildTrigger",
 ] as const;
+
+/**
+ * The largest recipe.script: it travels base64-encoded (4/3) in the SSM command beside the
+ * compressed surrogate bundle (about 38 KB), within SEND_COMMAND_BUDGET_BYTES (worker/command.ts;
+ * test/unit/command.test.ts holds the sum to the budget). 11 KB: with the facts schemas (issue 8)
+ * the bundle grew and 12 KB no longer fit.
+ */
+export const USER_SCRIPT_MAX_BYTES = 11 * 1024;
 
 const PACKAGE = /^[A-Za-z0-9@][A-Za-z0-9+._:@-]*$/;
 const HTTP_URL = /^https?:\/\/[^\s'"]+$/;
+const HTTPS_URL = /^https:\/\/[^\s'"]+$/;
 
 function checkRecipe(c: Checker, raw: unknown): void {
   if (isUnknown(raw)) return;
@@ -73,12 +89,27 @@ function checkRecipe(c: Checker, raw: unknown): void {
   } else if (kind === "el") {
     if (typeof r.releasever !== "string" || !/^[0-9A-Za-z._-]+$/.test(r.releasever)) c.fail("recipe.releasever", `recipe.releasever must be a release such as "2023" or "9" (got ${JSON.stringify(r.releasever)})`);
     const repos = r.repos as Record<string, unknown> | undefined;
+    const example = `{ baseos: { baseurl: "https://…/BaseOS/x86_64/os/", gpgkey: "https://…/RPM-GPG-KEY" } }`;
     if (!repos || typeof repos !== "object" || Array.isArray(repos) || Object.keys(repos).length === 0) {
-      c.fail("recipe.repos", `recipe.repos must name at least one repository: { baseos: "https://…/BaseOS/x86_64/os/" }`);
+      c.fail("recipe.repos", `recipe.repos must name at least one repository: ${example}`);
     } else {
-      for (const [name, u] of Object.entries(repos)) {
-        if (!/^[A-Za-z0-9._-]+$/.test(name)) c.fail(`recipe.repos.${name}`, `repository names may use letters, digits, . _ - only`);
-        if (typeof u !== "string" || !HTTP_URL.test(u)) c.fail(`recipe.repos.${name}`, `recipe.repos.${name} must be an http(s) URL (got ${JSON.stringify(u)})`);
+      // Nothing unsigned: every repository over https with its signing key; gpgcheck is always on.
+      for (const [name, repo] of Object.entries(repos)) {
+        const where = `recipe.repos.${name}`;
+        if (!/^[A-Za-z0-9._-]+$/.test(name)) c.fail(where, `repository names may use letters, digits, . _ - only`);
+        if (isUnknown(repo)) continue;
+        if (typeof repo !== "object" || repo === null || Array.isArray(repo)) {
+          c.fail(where, `${where} must be { baseurl, gpgkey } (packages are always signature-checked), such as ${example}`);
+          continue;
+        }
+        const { baseurl, gpgkey, ...rest } = repo as Record<string, unknown>;
+        for (const k of Object.keys(rest)) c.fail(`${where}.${k}`, `unknown option ${JSON.stringify(k)} for a repository: its options are baseurl, gpgkey`);
+        if (!isUnknown(baseurl) && (typeof baseurl !== "string" || !HTTPS_URL.test(baseurl))) c.fail(`${where}.baseurl`, `${where}.baseurl must be an https:// URL (got ${JSON.stringify(baseurl)})`);
+        const keys = Array.isArray(gpgkey) ? gpgkey : gpgkey === undefined ? [] : [gpgkey];
+        if (!isUnknown(gpgkey) && keys.length === 0) c.fail(`${where}.gpgkey`, `${where}.gpgkey is required: the https:// URL of the key its packages are signed with (gpgcheck is always on)`);
+        keys.forEach((k) => {
+          if (!isUnknown(k) && (typeof k !== "string" || !HTTPS_URL.test(k))) c.fail(`${where}.gpgkey`, `${where}.gpgkey must be https:// URLs (got ${JSON.stringify(k)})`);
+        });
       }
     }
     packages("packages");
@@ -88,7 +119,9 @@ function checkRecipe(c: Checker, raw: unknown): void {
     if (r.format !== undefined && r.format !== "raw" && r.format !== "qcow2") c.fail("recipe.format", `recipe.format must be "raw" or "qcow2" (got ${JSON.stringify(r.format)})`);
   } else if (kind === "script") {
     if (typeof r.script !== "string" || !r.script.trim()) c.fail("recipe.script", "recipe.script must be the script's text (it runs with TARGET_DEVICE and TARGET_ROOT set)");
-    else if (r.script.length > 32_000) c.fail("recipe.script", `recipe.script is ${r.script.length} characters: SSM commands carry at most about 32 KB; fetch the rest from S3 in the script`);
+    else if (Buffer.byteLength(r.script, "utf8") > USER_SCRIPT_MAX_BYTES) {
+      c.fail("recipe.script", `recipe.script is ${Buffer.byteLength(r.script, "utf8")} bytes: at most ${USER_SCRIPT_MAX_BYTES} fit in the SSM command beside the guest script (AWS limits a command to 64 KB); fetch the rest from S3 in the script`);
+    }
   }
 }
 
@@ -134,7 +167,10 @@ export function recipeArgs(recipe: Recipe): string[] {
     case "el":
       return [
         "--recipe", "el", "--releasever", recipe.releasever,
-        ...Object.entries(recipe.repos).sort(([a], [b]) => a.localeCompare(b)).flatMap(([name, url]) => ["--repo", `${name}=${url}`]),
+        ...Object.entries(recipe.repos).sort(([a], [b]) => a.localeCompare(b)).flatMap(([name, repo]) => [
+          "--repo", `${name}=${repo.baseurl}`,
+          ...[repo.gpgkey].flat().flatMap((key) => ["--gpgkey", `${name}=${key}`]),
+        ]),
         ...(recipe.packages?.length ? ["--packages", recipe.packages.join(",")] : []),
       ];
     case "image":
@@ -144,13 +180,19 @@ export function recipeArgs(recipe: Recipe): string[] {
   }
 }
 
+/** The URLs a recipe downloads from. */
+export function recipeSources(recipe: Recipe): string[] {
+  return recipe.kind === "debian" ? [recipe.mirror] : recipe.kind === "el" ? Object.values(recipe.repos).map((r) => r.baseurl) : recipe.kind === "image" ? [recipe.url] : [];
+}
+
 /** Provenance of a recipe, as tag values (each at most 256 characters). */
 export function recipeTags(recipe: Recipe): Record<string, string> {
   const hash = createHash("sha256").update(canonicalJson(recipe)).digest("hex").slice(0, 16);
-  const sources = recipe.kind === "debian" ? [recipe.mirror] : recipe.kind === "el" ? Object.values(recipe.repos) : recipe.kind === "image" ? [recipe.url] : [];
+  const sources = recipeSources(recipe);
   const tags: Record<string, string> = { "ami-factory:recipe": recipe.kind, "ami-factory:recipe-hash": hash };
   if (recipe.kind === "debian") tags["ami-factory:suite"] = recipe.suite;
   if (recipe.kind === "el") tags["ami-factory:releasever"] = recipe.releasever;
-  if (sources.length) tags["ami-factory:sources"] = sources.join(" ").slice(0, 256);
+  // Without user:password@ (a mirror URL may carry credentials; tags are readable by anyone the image is shared with).
+  if (sources.length) tags["ami-factory:sources"] = sources.map((u) => u.replace(/^([a-z0-9+.-]+:\/\/)[^/@\s]*@/i, "$1")).join(" ").slice(0, 256);
   return tags;
 }

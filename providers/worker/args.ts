@@ -28,6 +28,17 @@ export interface BuildArgs {
    * Changing it alone changes nothing: it applies when the image is built.
    */
   verify?: pulumi.Input<false | VerifyArgs>;
+  /**
+   * Any string; changing it rebuilds the image (a replacement, new image first). Upgrading
+   * ami-factory never rebuilds by itself (the guest script's hash is provenance only). Default: none.
+   */
+  rebuildTrigger?: pulumi.Input<string>;
+  /**
+   * Register the image with exactly `name`. Default: false, the name gets a build stamp
+   * (`legacy-web-hvm-20261126T101005Z`; the Name tag stays `name`) so that a replacement is built
+   * before the old image is deleted. With true, a replacement deletes the old image first.
+   */
+  exactName?: pulumi.Input<boolean>;
 }
 
 export interface VerifyArgs {

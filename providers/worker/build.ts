@@ -6,7 +6,8 @@ import { deleteImageAndSnapshots, deleteSnapshot, describeImage, retag, snapshot
 import { deregisterOnly } from "./image";
 import { runSteps, Step } from "../core/steps";
 import { deleteLeftovers, findLeftovers } from "../core/sweep";
-import { changedTags, removedTagKeys, Tags, temporaryTags } from "../core/tags";
+import { buildStamp, registeredName } from "../core/naming";
+import { changedTags, GUEST_SCRIPT_TAG, HANDED_OVER_TAG, removedTagKeys, TAG_PREFIX, Tags, temporaryTags } from "../core/tags";
 import { findBuiltImage } from "./adopt";
 import { checkFactsTag, FactsSchema } from "./facts";
 import type { Verification, WorkerBuild, WorkerOptions } from "./context";
@@ -23,8 +24,13 @@ export function launchSteps(): Step<WorkerBuild>[] {
 export interface BuiltImage {
   imageId: string;
   snapshotId: string;
+  /** The registered name: the given name plus the build stamp, or exactly the given name. */
   imageName: string;
+  /** The given name (the Name tag); older state has none (imageName is it). */
+  baseName?: string;
   buildId: string;
+  /** The hash of the guest script that built this image (provenance, kept across updates). */
+  guestScriptSha256: string;
   facts: Record<string, unknown>;
   /** How the image was launch-verified (absent on images built before verification existed). */
   verification?: Verification;
@@ -37,8 +43,14 @@ export interface WorkerBuildSpec {
   timeoutMinutes: number;
   worker: WorkerOptions;
   architecture: "x86_64" | "arm64";
-  /** Known up front (SurrogateAmi); a step may set it (ConvertedHvmAmi). */
-  imageName?: string;
+  /** The given name, known up front (SurrogateAmi); else a step sets the build's names (ConvertedHvmAmi). */
+  givenName?: string;
+  exactName: boolean;
+  guestScriptSha256: string;
+  /** Outbound ports beyond HTTPS the build needs (80 for an http:// mirror). Default: none. */
+  extraEgressPorts?: number[];
+  /** The image is encrypted (with this key): so is the worker's root volume. */
+  workerRootEncryption?: { kmsKeyId?: string };
   /** What the log calls the build: "converted ami-1", "built debian". */
   what: string;
   /** The resource kind, for the URN tag: "ConvertedHvmAmi". */
@@ -55,13 +67,22 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
   const adopted = await findBuiltImage(region, buildId);
   if (adopted) {
     log(`adopting ${adopted.ImageId}, finished earlier by build ${buildId}`);
-    const tag = adopted.Tags?.find((t) => t.Key === "ami-factory:facts")?.Value;
-    const facts = spec.factsSchema ? checkFactsTag(tag, spec.factsSchema, adopted.ImageId!) : tag ? JSON.parse(tag) : {};
+    const tag = (key: string) => adopted.Tags?.find((t) => t.Key === key)?.Value;
+    const factsText = tag("ami-factory:facts");
+    const facts = spec.factsSchema ? checkFactsTag(factsText, spec.factsSchema, adopted.ImageId!) : factsText ? JSON.parse(factsText) : {};
     const root = adopted.BlockDeviceMappings?.find((m) => m.DeviceName === adopted.RootDeviceName)?.Ebs?.SnapshotId;
-    return { imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, buildId, facts, verification: verificationFromTags(adopted.Tags) };
+    await handOver(region, adopted.ImageId!);
+    return {
+      imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, baseName: tag("Name") ?? adopted.Name!, buildId,
+      guestScriptSha256: tag(GUEST_SCRIPT_TAG) ?? spec.guestScriptSha256, facts, verification: verificationFromTags(adopted.Tags),
+    };
   }
   // ... or cleans the leftovers of a run that died, before starting over.
   const leftovers = await findLeftovers(region, { buildId });
+  // The build stamp belongs to the build id: a re-run takes its first run's start from the
+  // leftovers' created-at tags (the clock only when the first run left nothing).
+  const firstStart = leftovers.map((l) => Date.parse(l.createdAt ?? "")).filter((t) => !Number.isNaN(t)).sort()[0];
+  const stamp = buildStamp(new Date(firstStart ?? started));
   if (leftovers.length) {
     log(`cleaning ${leftovers.length} leftovers of an earlier run of build ${buildId}: ${leftovers.map((l) => `${l.kind} ${l.id}`).join(", ")}`);
     const failures = await deleteLeftovers(leftovers, log);
@@ -72,17 +93,42 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     buildId,
     architecture: spec.architecture,
     worker: spec.worker,
-    temporaryTags: temporaryTags(buildId, spec.kind, spec.scope, new Date(started + (spec.timeoutMinutes + 60) * 60_000), `ami-factory ${buildId}`),
+    temporaryTags: temporaryTags(buildId, spec.kind, spec.scope, new Date(started + (spec.timeoutMinutes + 60) * 60_000), `ami-factory ${buildId}`, new Date(firstStart ?? started)),
     outputTags: {},
     deadline: started + spec.timeoutMinutes * 60_000,
     log,
     volumes: {},
     attachments: {},
-    imageName: spec.imageName ?? "",
+    stamp,
+    exactName: spec.exactName,
+    baseName: spec.givenName ?? "",
+    imageName: spec.givenName ? registeredName(spec.givenName, spec.exactName, stamp) : "",
+    guestScriptSha256: spec.guestScriptSha256,
+    egressPorts: [443, ...(spec.extraEgressPorts ?? [])],
+    workerRootEncryption: spec.workerRootEncryption,
   });
   await runSteps(steps, build, { log });
+  await handOver(region, build.imageId!);
   log(`${spec.what}: ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
-  return { imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, buildId, facts: build.facts ?? {}, verification: build.verification };
+  return {
+    imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, baseName: build.baseName, buildId,
+    guestScriptSha256: spec.guestScriptSha256, facts: build.facts ?? {}, verification: build.verification,
+  };
+}
+
+/**
+ * Marks the image as handed to the engine: a later create with the same build id (`pulumi up
+ * --replace` with unchanged inputs, which builds before it deletes) must build anew, not adopt the
+ * image it is about to replace. Only an image whose create never returned is adopted.
+ */
+async function handOver(region: string, imageId: string): Promise<void> {
+  await retag(await ec2Client(region), [imageId], { [HANDED_OVER_TAG]: new Date().toISOString() }, []);
+}
+
+/** What an in-place update never changes: the image, its names, its build, its provenance and its verification. */
+export function keptOnUpdate(olds: BuiltImage): BuiltImage {
+  const { imageId, snapshotId, imageName, baseName, buildId, guestScriptSha256, facts, verification } = olds;
+  return { imageId, snapshotId, imageName, baseName, buildId, guestScriptSha256, facts, verification };
 }
 
 /** Tags and description of a built image change in place (its registered name cannot). */
@@ -110,8 +156,24 @@ export async function deleteBuiltImage(region: string, image: { imageId: string;
   if (image.snapshotId) await deleteSnapshot(await ec2Client(region), image.snapshotId);
 }
 
-/** Refresh: gone when deregistered out of band. */
-export async function readBuiltImage<T extends { snapshotId: string }>(region: string, id: string, olds: T): Promise<{ id?: string; props?: T }> {
+/**
+ * Refresh: gone when deregistered out of band; else the user's tags and description as the image
+ * has them, so a change made out of band shows on refresh and the next `up` puts the inputs back.
+ * (Provenance tags, ami-factory:*, and the Name tag ami-factory sets are not the user's.)
+ */
+export async function readBuiltImage<T extends { snapshotId: string; tags: Tags; description?: string }>(region: string, id: string, olds: T): Promise<{ id?: string; props?: T }> {
   const image = await describeImage(await ec2Client(region), id);
-  return image ? { id, props: { ...olds, snapshotId: snapshotIdsOf(image)[0] ?? olds.snapshotId } } : {};
+  if (!image) return {};
+  const userTag = (key: string) => !key.startsWith(TAG_PREFIX) && (key !== "Name" || "Name" in (olds.tags ?? {}));
+  const tags = Object.fromEntries((image.Tags ?? []).filter((t) => t.Key && userTag(t.Key)).map((t) => [t.Key!, t.Value ?? ""]));
+  return {
+    id,
+    props: {
+      ...olds,
+      snapshotId: snapshotIdsOf(image)[0] ?? olds.snapshotId,
+      tags,
+      // A description ami-factory wrote by default is not an input to compare with.
+      ...(olds.description !== undefined ? { description: image.Description ?? "" } : {}),
+    },
+  };
 }

@@ -15,7 +15,21 @@ export interface GuestCommand {
   args: string[];
 }
 
-/** The shell lines SSM runs: the script written to a file, then run with its arguments. */
+/**
+ * The most an SSM command's parameters may weigh. Run Command renders them into the command
+ * document the agent runs, and an SSM document holds at most 64 KB ("The size limit of a document is
+ * 64 KB", MaxDocumentSizeExceeded, SSM API reference); a SendCommand-specific figure was not found
+ * in AWS's documentation, so the document limit is the ceiling. The emulator refuses more
+ * (scripts/emulator/moto_server.py, "ssm-send-command-size").
+ */
+export const SEND_COMMAND_PARAMETERS_MAX_BYTES = 64 * 1024;
+/** What ami-factory lets a command weigh: the limit less a margin of one eighth. */
+export const SEND_COMMAND_BUDGET_BYTES = SEND_COMMAND_PARAMETERS_MAX_BYTES - 8 * 1024;
+
+/**
+ * The shell lines SSM runs: the script, gzip-compressed and base64-encoded (the 92 KB surrogate
+ * bundle would not fit a command otherwise), written to a file and run with its arguments.
+ */
 export function commandLines(cmd: GuestCommand, volumes: Record<string, string>): string[] {
   const args = cmd.args.map((a) => a.replace(/\{volume:([a-z]+)\}/g, (_m, role: string) => {
     if (!volumes[role]) throw new Error(`no ${role} volume for the guest script ${cmd.name}`);
@@ -23,8 +37,21 @@ export function commandLines(cmd: GuestCommand, volumes: Record<string, string>)
   }));
   const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
   const file = `/root/ami-factory-${cmd.name}.sh`;
-  // A here-document with a quoted delimiter keeps the script byte for byte.
-  return [`cat > ${file} <<'AMI_FACTORY_GUEST_SCRIPT'`, ...cmd.script.replace(/\n$/, "").split("\n"), "AMI_FACTORY_GUEST_SCRIPT", `exec bash ${file} ${quoted}`];
+  // eslint-disable-next-line @typescript-eslint/no-var-requires
+  const packed = (require("zlib") as typeof import("zlib")).gzipSync(Buffer.from(cmd.script, "utf8"), { level: 9 }).toString("base64");
+  return [
+    // Plain text for SSM's command history (and people reading it): which script this is.
+    `# ami-factory guest script ${cmd.name}`,
+    `base64 -d <<'AMI_FACTORY_GUEST_SCRIPT' | gunzip > ${file}`,
+    ...(packed.match(/.{1,1024}/g) ?? []),
+    "AMI_FACTORY_GUEST_SCRIPT",
+    `exec bash ${file} ${quoted}`,
+  ];
+}
+
+/** The size of SendCommand's Parameters as sent (JSON), to hold against the budget. */
+export function parametersBytes(parameters: Record<string, string[]>): number {
+  return Buffer.byteLength(JSON.stringify(parameters), "utf8");
 }
 
 /** The facts: the last non-empty stdout line, which must be a JSON object. */
@@ -70,7 +97,11 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
       // SendCommand has no client token: it is never retried blindly. After an error whose answer
       // may have been lost, the worker's command list says whether the script started anyway.
       const sender = await ssmClient(b.region, { maxAttempts: 1 });
-      const commands = commandLines(cmd, b.volumes);
+      const parameters = { commands: commandLines(cmd, b.volumes), executionTimeout: [String(secondsLeft(b))] };
+      const bytes = parametersBytes(parameters);
+      if (bytes > SEND_COMMAND_BUDGET_BYTES) {
+        throw new Error(`the ${cmd.name} command is ${bytes} bytes, over the ${SEND_COMMAND_BUDGET_BYTES} ami-factory allows an SSM command (AWS: ${SEND_COMMAND_PARAMETERS_MAX_BYTES}): shorten recipe.script, or fetch its bulk from S3`);
+      }
       const comment = `ami-factory ${b.buildId} ${cmd.name}`.slice(0, 100);
       let sentBefore = false;
       // The SSM agent registers a little after the instance runs: until then SendCommand says InvalidInstanceId.
@@ -88,7 +119,7 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
               DocumentName: "AWS-RunShellScript",
               Comment: comment,
               TimeoutSeconds: secondsLeft(b),
-              Parameters: { commands, executionTimeout: [String(secondsLeft(b))] },
+              Parameters: parameters,
             }),
           );
           return { state: "SUCCESS", value: out.Command?.CommandId };

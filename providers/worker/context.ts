@@ -32,8 +32,19 @@ export interface WorkerBuild {
   /** When the whole build must be done (ms since epoch): waits stop there. */
   deadline: number;
   log: (line: string) => void;
-  /** The name the image is registered with. */
+  /** The build stamp (20261126T101005Z): fixed per build id, the suffix of the registered name. */
+  stamp: string;
+  exactName: boolean;
+  /** The given name (the Name tag). */
+  baseName: string;
+  /** The name the image is registered with: baseName plus the stamp unless exactName. */
   imageName: string;
+  /** Outbound TCP ports the worker's security group allows: 443, and 80 for an http:// recipe mirror. */
+  egressPorts: number[];
+  /** Set when the image is encrypted: the worker's root volume is encrypted too (with this key). */
+  workerRootEncryption?: { kmsKeyId?: string };
+  /** Provenance tag value for the outputs. */
+  guestScriptSha256: string;
 
   // Recorded by the steps.
   subnetId?: string;
@@ -43,6 +54,8 @@ export interface WorkerBuild {
   roleName?: string;
   createdInstanceProfileName?: string;
   workerImageId?: string;
+  /** The worker image's root device and size (read when its root is to be encrypted). */
+  workerRoot?: { device: string; sizeGiB: number };
   instanceId?: string;
   /** role (e.g. "source", "target") → volume id. */
   volumes: Record<string, string>;

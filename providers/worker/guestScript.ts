@@ -1,6 +1,8 @@
 // Guest scripts are bundled (their lib/ files inlined) from the project's files: by the program for
-// their hash (an input), and again by the provider process, which ships them to the worker.
-// Each script declares the schema of its facts line (`# @facts {…}`, providers/worker/facts.ts).
+// their hash, and again by the provider process, which ships them to the worker. The hash is
+// provenance (an output and a tag of each image), never a replace trigger: upgrading ami-factory
+// must not rebuild the images users run. Each script declares the schema of its facts line
+// (`# @facts {…}`, providers/worker/facts.ts).
 import { execFileSync } from "child_process";
 import { createHash } from "crypto";
 import * as path from "path";

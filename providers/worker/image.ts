@@ -52,6 +52,21 @@ export async function deregisterOnly(region: string, imageId: string): Promise<v
   }
 }
 
+/** Before any worker starts: the name must be free in the account and region (EC2 names are unique there). */
+export function nameFreeStep(): Step<WorkerBuild> {
+  return {
+    name: "check the image name is free",
+    async run(b) {
+      const { DescribeImagesCommand } = ec2Sdk();
+      const out = await (await ec2Client(b.region)).send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [b.imageName] }] }));
+      const taken = out.Images?.find((i) => i.State !== "deregistered");
+      if (taken) {
+        throw new Error(`an image named ${JSON.stringify(b.imageName)} already exists in ${b.region} (${taken.ImageId}): give the resource another name, or deregister that image`);
+      }
+    },
+  };
+}
+
 async function imageOfBuild(b: WorkerBuild, name: string): Promise<string | undefined> {
   const { DescribeImagesCommand } = ec2Sdk();
   const out = await (await ec2Client(b.region)).send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "name", Values: [name] }] }));

@@ -1,11 +1,15 @@
 // The inputs every worker build has (image name, tags, root volume, encryption, ENA, sanitize,
 // worker, timeout): checked and normalised once for ConvertedHvmAmi and SurrogateAmi.
 import { Checker, isUnknown } from "../core/inputs";
+import { maxGivenName } from "../core/naming";
 import type { Tags } from "../core/tags";
 import { bootSignalRegex } from "./console";
 import type { VolumeSpec, WorkerOptions } from "./context";
 
-export const BUILD_FIELDS = ["region", "name", "description", "tags", "volume", "encrypted", "kmsKeyId", "enaSupport", "sanitize", "worker", "timeoutMinutes", "verify", "scope", "guestScriptSha256"] as const;
+export const BUILD_FIELDS = [
+  "region", "name", "exactName", "description", "tags", "volume", "encrypted", "kmsKeyId", "enaSupport", "sanitize", "worker", "timeoutMinutes",
+  "verify", "rebuildTrigger", "scope", "guestScriptSha256",
+] as const;
 const WORKER_FIELDS = ["instanceType", "subnetId", "instanceProfileName", "imageId"] as const;
 const VOLUME_FIELDS = ["type", "iops", "throughputMiBps"] as const;
 const VOLUME_TYPES = ["gp3", "gp2", "io1", "io2", "standard"];
@@ -25,6 +29,8 @@ export interface VerifyInputs {
 export interface BuildInputs {
   region: string;
   name?: string;
+  /** Register with exactly `name` (no build stamp): a replacement then deletes the old image first. */
+  exactName: boolean;
   description?: string;
   tags: Tags;
   volume: VolumeSpec;
@@ -35,13 +41,22 @@ export interface BuildInputs {
   worker: WorkerOptions;
   timeoutMinutes: number;
   verify: VerifyInputs | false;
+  /** Any string; a change rebuilds the image (a replacement). */
+  rebuildTrigger?: string;
   scope: string;
+  /** The bundled guest script's hash: provenance of a build (output and tag), never a trigger. */
   guestScriptSha256: string;
 }
 
 export function checkBuildInputs(c: Checker, raw: Record<string, unknown>, opts: { nameRequired?: boolean } = {}): BuildInputs {
   c.id("region", raw.region, "region");
+  c.boolean("exactName", raw.exactName);
   if (raw.name !== undefined || opts.nameRequired) c.string("name", raw.name, { pattern: "imageName", required: opts.nameRequired });
+  const longest = maxGivenName(raw.exactName === true);
+  if (typeof raw.name === "string" && raw.name.length > longest && raw.name.length <= 128) {
+    c.fail("name", `name is ${raw.name.length} characters long: with the build stamp ami-factory adds (e.g. -20261126T101005Z) at most ${longest} fit in EC2's 128; shorten it, or set exactName: true`);
+  }
+  c.string("rebuildTrigger", raw.rebuildTrigger, { max: 256 });
   c.string("description", raw.description, { max: 255 });
   c.tags("tags", raw.tags);
   const volume = (raw.volume ?? {}) as Record<string, unknown>;
@@ -85,6 +100,8 @@ export function checkBuildInputs(c: Checker, raw: Record<string, unknown>, opts:
     worker: worker as WorkerOptions,
     timeoutMinutes: (raw.timeoutMinutes as number | undefined) ?? 60,
     verify,
+    exactName: raw.exactName === true,
+    rebuildTrigger: raw.rebuildTrigger as string | undefined,
     scope: typeof raw.scope === "string" ? raw.scope : "",
     guestScriptSha256: String(raw.guestScriptSha256 ?? ""),
   };
@@ -126,11 +143,32 @@ export function enaFrom(asked: "auto" | boolean, facts: Record<string, unknown> 
 
 const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
 
-/** A built image's diff: `replaceFields` make a new image; tags, name and description change in place. */
-export function diffBuiltImage<T extends BuildInputs>(olds: T & { imageName: string }, news: T, replaceFields: readonly (keyof T)[]) {
+export interface BuiltImageDiff {
+  changes: boolean;
+  /** The fields whose change makes a new image. */
+  replaces: string[];
+  deleteBeforeReplace: boolean;
+  /** What preview should say about this change (the fields behind a replacement, a gap in service). */
+  notes: string[];
+}
+
+/**
+ * A built image's diff: `replaceFields` make a new image; tags, name and description change in
+ * place. The guest script's hash is provenance, not a trigger: a tool upgrade changes nothing.
+ */
+export function diffBuiltImage<T extends BuildInputs>(olds: T & { imageName: string }, news: T, replaceFields: readonly (keyof T)[]): BuiltImageDiff {
   const replaces = replaceFields.filter((f) => !same(olds[f], news[f])).map(String);
-  const changed = (["tags", "name", "description", "worker", "timeoutMinutes"] as const).filter((f) => !same(olds[f], news[f]));
-  // A new image with the same name would collide with the old one: delete the old one first then.
+  const changed: string[] = (["tags", "name", "description", "worker", "timeoutMinutes"] as const).filter((f) => !same(olds[f], news[f]));
+  // State written before exactName existed has none: read as false (no change, no rebuild).
+  if (!same(olds.exactName ?? false, news.exactName)) changed.push("exactName");
+  const notes: string[] = [];
+  if (replaces.length) notes.push(`replaces image ${olds.imageName} because ${replaces.join(", ")} changed`);
+  // Names are unique per build unless exactName: only an exact name the new image shares with the
+  // old one forces the old image out first.
   const sameName = news.name === undefined ? olds.name === undefined : news.name === olds.imageName;
-  return { changes: replaces.length + changed.length > 0, replaces, deleteBeforeReplace: replaces.length > 0 && sameName };
+  const deleteBeforeReplace = replaces.length > 0 && news.exactName && sameName;
+  if (deleteBeforeReplace) {
+    notes.push(`warning: exactName: image ${olds.imageName} (${(olds as { imageId?: string }).imageId}) is deregistered before its replacement is built, so no image of that name exists until the rebuild finishes (leave exactName unset to build the new image first)`);
+  }
+  return { changes: replaces.length + changed.length > 0, replaces, deleteBeforeReplace, notes };
 }

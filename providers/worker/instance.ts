@@ -1,5 +1,6 @@
 // The worker instance: IMDSv2 only, no key pair, no inbound rules, terminated on every path.
 import { ec2Client, ssmClient, ec2Sdk, ssmSdk } from "../core/clients";
+import { describeImage } from "../core/images";
 import { tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
 import { errorName, waitFor } from "../core/wait";
@@ -17,13 +18,22 @@ export function workerImageStep(): Step<WorkerBuild> {
     async run(b) {
       if (b.worker.imageId) {
         b.workerImageId = b.worker.imageId;
-        return;
+      } else {
+        const { GetParameterCommand } = ssmSdk();
+        const name = WORKER_IMAGE_PARAMETER[b.architecture];
+        const out = await (await ssmClient(b.region)).send(new GetParameterCommand({ Name: name }));
+        if (!out.Parameter?.Value) throw new Error(`the public SSM parameter ${name} has no value in ${b.region}: set worker.imageId`);
+        b.workerImageId = out.Parameter.Value;
       }
-      const { GetParameterCommand } = ssmSdk();
-      const name = WORKER_IMAGE_PARAMETER[b.architecture];
-      const out = await (await ssmClient(b.region)).send(new GetParameterCommand({ Name: name }));
-      if (!out.Parameter?.Value) throw new Error(`the public SSM parameter ${name} has no value in ${b.region}: set worker.imageId`);
-      b.workerImageId = out.Parameter.Value;
+      // The root device, to encrypt the worker's own root volume when the image is encrypted.
+      if (b.workerRootEncryption) {
+        const image = await describeImage(await ec2Client(b.region), b.workerImageId);
+        const root = image?.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName)?.Ebs;
+        if (!image?.RootDeviceName || !root?.VolumeSize) {
+          throw new Error(`cannot read the root volume of the worker image ${b.workerImageId} in ${b.region}, which encrypted: true needs to encrypt the worker too: set worker.imageId to an EBS-backed image this account can describe`);
+        }
+        b.workerRoot = { device: image.RootDeviceName, sizeGiB: root.VolumeSize };
+      }
     },
   };
 }
@@ -50,6 +60,10 @@ export function launchWorkerStep(): Step<WorkerBuild> {
               MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
               InstanceInitiatedShutdownBehavior: "terminate",
               EbsOptimized: true,
+              // With encrypted: true nothing of the build is written unencrypted, the worker's own root included.
+              BlockDeviceMappings: b.workerRootEncryption
+                ? [{ DeviceName: b.workerRoot!.device, Ebs: { Encrypted: true, KmsKeyId: b.workerRootEncryption.kmsKeyId, VolumeSize: b.workerRoot!.sizeGiB, DeleteOnTermination: true } }]
+                : undefined,
               ClientToken: `${b.buildId}-worker-${b.deadline}`.slice(0, 64),
               TagSpecifications: tagSpecifications(["instance", "volume", "network-interface"] as const, b.temporaryTags),
             }),

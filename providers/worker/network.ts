@@ -1,5 +1,6 @@
 // Where the worker runs (subnet, VPC, AZ) and its security group: no inbound rules at all (the
-// worker is driven through SSM, which needs only outbound HTTPS).
+// worker is driven through SSM), and outbound only HTTPS (SSM, package repositories), plus HTTP
+// when a recipe's mirror is given as http:// (b.egressPorts).
 import { ec2Client, ec2Sdk } from "../core/clients";
 import { tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
@@ -57,6 +58,7 @@ export function securityGroupStep(): Step<WorkerBuild> {
         b.securityGroupId = found.SecurityGroups?.[0]?.GroupId;
         if (!b.securityGroupId) throw e;
       }
+      await restrictEgress(b);
     },
     async cleanup(b) {
       if (!b.securityGroupId) return;
@@ -76,4 +78,26 @@ export function securityGroupStep(): Step<WorkerBuild> {
       });
     },
   };
+}
+
+/** A new group allows all outbound traffic: replace that with TCP to the ports the build needs. */
+async function restrictEgress(b: WorkerBuild): Promise<void> {
+  const { RevokeSecurityGroupEgressCommand, AuthorizeSecurityGroupEgressCommand } = ec2Sdk();
+  const ec2 = await ec2Client(b.region);
+  // Retries after a lost answer find the rule gone or there already: both are done.
+  const done = (names: string[]) => (e: unknown) => {
+    if (!names.includes(errorName(e) ?? "")) throw e;
+  };
+  await ec2
+    .send(new RevokeSecurityGroupEgressCommand({ GroupId: b.securityGroupId, IpPermissions: [{ IpProtocol: "-1", IpRanges: [{ CidrIp: "0.0.0.0/0" }] }] }))
+    .catch(done(["InvalidPermission.NotFound"]));
+  const ports = [...new Set(b.egressPorts)].sort((x, y) => y - x);
+  await ec2
+    .send(
+      new AuthorizeSecurityGroupEgressCommand({
+        GroupId: b.securityGroupId,
+        IpPermissions: ports.map((p) => ({ IpProtocol: "tcp", FromPort: p, ToPort: p, IpRanges: [{ CidrIp: "0.0.0.0/0", Description: p === 443 ? "HTTPS: SSM, package repositories" : "HTTP: the recipe's http mirror" }] })),
+      }),
+    )
+    .catch(done(["InvalidPermission.Duplicate"]));
 }

@@ -72,6 +72,19 @@ interface Verified {
   bootLine: string;
 }
 
+/**
+ * The image's EBS mappings with DeleteOnTermination forced on: a converted image keeps the source's
+ * data disks as they were (some DeleteOnTermination false), and a test instance must not leave their
+ * volumes behind. RunInstances may change DeleteOnTermination of an AMI's mapping (EC2 User Guide,
+ * "Block device mappings": update the block device mapping when you launch an instance).
+ */
+async function deletedOnTermination(ec2: EC2Client, imageId: string): Promise<{ DeviceName: string; Ebs: { DeleteOnTermination: true } }[] | undefined> {
+  const { DescribeImagesCommand } = ec2Sdk();
+  const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [imageId] }))).Images?.[0];
+  const kept = (image?.BlockDeviceMappings ?? []).filter((m) => m.DeviceName && m.Ebs && m.Ebs.DeleteOnTermination !== true);
+  return kept.length ? kept.map((m) => ({ DeviceName: m.DeviceName!, Ebs: { DeleteOnTermination: true } })) : undefined;
+}
+
 async function verifyOn(b: WorkerBuild, ec2: EC2Client, t: TypeInfo, bootSignal: RegExp, deadline: number): Promise<Verified> {
   const { RunInstancesCommand, DescribeInstanceStatusCommand, DescribeInstancesCommand, GetConsoleOutputCommand } = ec2Sdk();
   const out = await ec2.send(
@@ -82,6 +95,7 @@ async function verifyOn(b: WorkerBuild, ec2: EC2Client, t: TypeInfo, bootSignal:
       MaxCount: 1,
       SubnetId: b.subnetId,
       SecurityGroupIds: b.securityGroupId ? [b.securityGroupId] : undefined,
+      BlockDeviceMappings: await deletedOnTermination(ec2, b.imageId!),
       MetadataOptions: { HttpTokens: "required", HttpEndpoint: "enabled", HttpPutResponseHopLimit: 1 },
       InstanceInitiatedShutdownBehavior: "terminate",
       ClientToken: `${b.buildId}-verify-${t.instanceType}-${b.deadline}`.slice(0, 64),

@@ -51,8 +51,10 @@ Control API (only under /_ami_factory/, JSON in and out):
 from __future__ import annotations
 
 import argparse
+import base64
 import copy
 import datetime as dt
+import functools
 import gzip
 import inspect
 import io
@@ -154,6 +156,28 @@ class Recorder:
 FACTS_DECLARATION = re.compile(r'^# @facts \{"script":"([A-Za-z0-9_-]+)"', re.MULTILINE)
 
 
+# issue-9 ships guest scripts gzip+base64 in a here-document (providers/worker/command.ts):
+#   base64 -d <<'AMI_FACTORY_GUEST_SCRIPT' | gunzip > /root/ami-factory-NAME.sh
+# Rules and the script identity look at what the worker would run, so the payload is decoded first
+# (a harness convenience: AWS never looks inside a command).
+GUEST_SCRIPT_HEREDOC = re.compile(
+    r"^base64 -d <<'(?P<tag>[A-Z_]+)' \| gunzip > \S+\n(?P<payload>.*?)^(?P=tag)$", re.MULTILINE | re.DOTALL
+)
+
+
+def expand_guest_scripts(commands_text: str) -> str:
+    """The command text with each compressed guest-script here-document replaced by the script itself."""
+
+    def decode(m: "re.Match[str]") -> str:
+        try:
+            script = gzip.decompress(base64.b64decode("".join(m.group("payload").split()))).decode("utf-8")
+        except (ValueError, OSError, UnicodeDecodeError):
+            return m.group(0)  # not a payload this harness made: matched as sent
+        return m.group(0).split("\n", 1)[0] + "\n" + script + "\n" + m.group("tag")
+
+    return GUEST_SCRIPT_HEREDOC.sub(decode, commands_text)
+
+
 def script_identity(commands_text: str) -> str | None:
     """The guest script a command carries: the first `# @facts {"script":"NAME"` line, if any."""
     m = FACTS_DECLARATION.search(commands_text)
@@ -162,7 +186,8 @@ def script_identity(commands_text: str) -> str | None:
 
 class SsmRules:
     """Outcome rules for SSM SendCommand. A rule matches a command when `match` is a substring of its
-    `commands` parameter (joined with newlines; all parameter values when it has no `commands`),
+    `commands` parameter (joined with newlines, compressed guest scripts decoded: expand_guest_scripts;
+    all parameter values when it has no `commands`),
     when `script` (optional) is the identity of the guest script the command carries (the name in
     its `# @facts {"script":"NAME",…}` declaration: a substring would also match a script that
     merely mentions another one) and, if given, the invocation's instance id is in `instanceIds`.
@@ -865,13 +890,39 @@ def patch_instances() -> None:
                 if m.get("NoDevice") is not None:
                     merged.pop(device, None)
                 elif device in merged:
-                    merged[device]["Ebs"].update({k: v for k, v in (m.get("Ebs") or {}).items() if v is not None})
+                    given = {k: v for k, v in (m.get("Ebs") or {}).items() if v is not None}
+                    # moto's parser fills Encrypted=false when not given: an image's encrypted volume stays so.
+                    given["Encrypted"] = bool(merged[device]["Ebs"].get("Encrypted")) or bool(given.get("Encrypted"))
+                    merged[device]["Ebs"].update(given)
                 else:
                     merged[device] = m
             kwargs["block_device_mappings"] = list(merged.values())
+        # A request mapping that changes an image's EBS mapping may give only what it changes
+        # (DeleteOnTermination, say); one for a new device needs a size or a snapshot (EC2 refuses it).
+        for m in kwargs.get("block_device_mappings") or []:
+            ebs = m.get("Ebs") or {}
+            if m.get("NoDevice") is None and m.get("Ebs") is not None and not ebs.get("VolumeSize") and not ebs.get("SnapshotId"):
+                raise EC2ClientError("MissingParameter", "The request must contain the parameter size or snapshotId")
         return original_run(self, image_id, count, *args, **kwargs)
 
     InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+
+    # moto checks each request mapping for a size or a snapshot before it knows the image; EC2 lets a
+    # mapping of the AMI's device change only DeleteOnTermination (EC2 User Guide, "Block device
+    # mappings": update the AMI's block device mapping at launch). The check moves to run_instances.
+    from moto.ec2.responses.instances import InstanceResponse
+
+    _need(hasattr(InstanceResponse, "_validate_block_device_mapping"), name,
+          "InstanceResponse._validate_block_device_mapping missing")
+    original_validate = InstanceResponse._validate_block_device_mapping
+
+    def validate_block_device_mapping(device_mapping: dict[str, Any]) -> None:
+        ebs = device_mapping.get("Ebs")
+        if isinstance(ebs, dict) and "NoDevice" not in device_mapping and not ebs.get("VolumeSize") and not ebs.get("SnapshotId"):
+            return
+        original_validate(device_mapping)
+
+    InstanceResponse._validate_block_device_mapping = staticmethod(validate_block_device_mapping)  # type: ignore[method-assign]
 
     original_stop = InstanceBackend.stop_instances
 
@@ -1271,6 +1322,7 @@ def patch_ssm_commands() -> None:
             text = "\n".join(str(c) for c in params["commands"])
         else:
             text = "\n".join(str(v) for vs in params.values() for v in (vs if isinstance(vs, list) else [vs]))
+        text = expand_guest_scripts(text)
         used: set[int] = set()
         for inv in self.invocations:
             _need(isinstance(inv, dict) and "Status" in inv, name, "ssm invocations are no longer dicts")
@@ -1561,6 +1613,35 @@ def patch_iam_remove_role_from_instance_profile() -> None:
     APPLIED.append(name)
 
 
+# ---- issue 9: SendCommand size (one self-contained block) ---------------------------------------
+# AWS caps what a command carries: its parameters are rendered into the command document, and an SSM
+# document holds at most 64 KB (MaxDocumentSizeExceeded, SSM API reference). moto takes any size, so a
+# guest script that grew past it would pass every test here and fail on AWS.
+SEND_COMMAND_PARAMETERS_MAX_BYTES = 64 * 1024
+
+
+def patch_ssm_send_command_size() -> None:
+    """SendCommand whose Parameters (as JSON) exceed 64 KB fails with InvalidParameters."""
+    from moto.ssm.models import SimpleSystemManagerBackend
+
+    name = "ssm-send-command-size"
+    _need(_has_params(SimpleSystemManagerBackend.send_command, "parameters"), name,
+          "SimpleSystemManagerBackend.send_command signature changed")
+    original = SimpleSystemManagerBackend.send_command
+
+    @functools.wraps(original)  # keeps the signature other patches check
+    def send_command(self: Any, *args: Any, **kwargs: Any) -> Any:
+        size = len(json.dumps(kwargs.get("parameters") or {}, separators=(",", ":")).encode("utf-8"))
+        if size > SEND_COMMAND_PARAMETERS_MAX_BYTES:
+            raise _ssm_error("InvalidParameters", f"the command's parameters are {size} bytes; at most "
+                             f"{SEND_COMMAND_PARAMETERS_MAX_BYTES} are allowed")
+        return original(self, *args, **kwargs)
+
+    SimpleSystemManagerBackend.send_command = send_command  # type: ignore[method-assign]
+    APPLIED.append(name)
+# ---- end issue 9 block ----------------------------------------------------------------------------
+
+
 def apply_patches() -> None:
     patch_ami_model()
     patch_snapshot_in_use()
@@ -1576,6 +1657,7 @@ def apply_patches() -> None:
     patch_boot_outcomes()
     patch_ssm_commands()
     patch_ssm_cancel_command()
+    patch_ssm_send_command_size()  # issue 9: before ssm-send-command-targets, which checks the signature
     patch_ssm_send_command_targets()
     patch_ssm_describe_instance_information()
     patch_modify_image_attribute()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gzip
 import json
 import os
 import re
@@ -526,6 +527,35 @@ def test_ssm_rule_matches_the_script_identity(server: Server) -> None:
     assert status == 400 and "script" in body["error"]
 
 
+def compressed_command(name: str, script: str) -> list[str]:
+    """A command in the shape providers/worker/command.ts sends: the script gzip+base64 in a here-document."""
+    packed = base64.b64encode(gzip.compress(script.encode())).decode()
+    return [f"base64 -d <<'AMI_FACTORY_GUEST_SCRIPT' | gunzip > /root/ami-factory-{name}.sh",
+            *[packed[i:i + 1024] for i in range(0, len(packed), 1024)], "AMI_FACTORY_GUEST_SCRIPT",
+            f"exec bash /root/ami-factory-{name}.sh '--target' 'vol-1'"]
+
+
+def test_ssm_rules_see_inside_compressed_guest_scripts(server: Server) -> None:
+    instance_id = run_instance(server.client("ec2"))
+    ssm = server.client("ssm")
+    filler = "".join(f"# line {i}: {i * 7919 % 10007}\n" for i in range(2000))  # several payload lines
+    pv2hvm = compressed_command("pv2hvm", '#!/bin/bash\n# @facts {"script":"pv2hvm","schemaVersion":2,"fields":{}}\n'
+                                          + filler + "# mentions surrogate and GRUB_MARKER_IN_BODY\n")
+    surrogate = compressed_command("surrogate", '#!/bin/bash\n# @facts {"script":"surrogate","schemaVersion":1,"fields":{}}\n')
+    assert "GRUB_MARKER_IN_BODY" not in "\n".join(pv2hvm)
+    server.ok("POST", "ssm/fail", {"match": "", "script": "surrogate", "status": "Success", "output": "surrogate facts\n"})
+    server.ok("POST", "ssm/fail", {"match": "", "script": "pv2hvm", "status": "Success", "output": "pv2hvm facts\n"})
+    for commands, output in [(pv2hvm, "pv2hvm facts\n"), (surrogate, "surrogate facts\n")]:
+        cmd = send(ssm, instance_id, commands)
+        assert ssm.get_command_invocation(CommandId=cmd, InstanceId=instance_id)["StandardOutputContent"] == output
+    # A substring of the script's body matches too, as it did when scripts travelled uncompressed.
+    server.ok("POST", "ssm/fail", {"match": "GRUB_MARKER_IN_BODY", "status": "Failed", "stderr": "boom"})
+    cmd = send(ssm, instance_id, pv2hvm)
+    assert ssm.get_command_invocation(CommandId=cmd, InstanceId=instance_id)["Status"] == "Failed"
+    cmd = send(ssm, instance_id, surrogate)
+    assert ssm.get_command_invocation(CommandId=cmd, InstanceId=instance_id)["StandardOutputContent"] == "surrogate facts\n"
+
+
 def test_register_image_refuses_encrypted_beside_a_snapshot(server: Server) -> None:
     ec2 = server.client("ec2")
     snap = snapshot(ec2)
@@ -902,3 +932,22 @@ def test_a_new_instance_can_be_invisible_for_a_few_calls(server: Server) -> None
     assert statuses(ec2, iid) == ("ok", "ok")
     status, body = server.control("POST", "ec2/boot", {"outcome": "boots", "notVisibleFor": -1})
     assert status == 400
+
+
+def test_run_instances_may_change_only_delete_on_termination_of_an_image_mapping(server: Server) -> None:
+    ec2 = server.client("ec2")
+    root, data = snapshot(ec2), snapshot(ec2)
+    image = ec2.register_image(Name="with-data", RootDeviceName="/dev/xvda", VirtualizationType="hvm", Architecture="x86_64",
+                               BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": root}},
+                                                    {"DeviceName": "/dev/sdf", "Ebs": {"SnapshotId": data, "DeleteOnTermination": False}}])["ImageId"]
+    out = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                            BlockDeviceMappings=[{"DeviceName": "/dev/sdf", "Ebs": {"DeleteOnTermination": True}}])
+    mappings = {m["DeviceName"]: m["Ebs"] for m in out["Instances"][0]["BlockDeviceMappings"]}
+    assert mappings["/dev/sdf"]["DeleteOnTermination"] is True
+    volume = ec2.describe_volumes(VolumeIds=[mappings["/dev/sdf"]["VolumeId"]])["Volumes"][0]
+    assert volume["SnapshotId"] == data
+    # A device the image does not map still needs a size or a snapshot.
+    with pytest.raises(ClientError) as e:
+        ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro",
+                          BlockDeviceMappings=[{"DeviceName": "/dev/sdg", "Ebs": {"DeleteOnTermination": True}}])
+    assert e.value.response["Error"]["Code"] == "MissingParameter"

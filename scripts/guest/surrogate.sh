@@ -9,7 +9,7 @@
 #
 #   debian: --suite S [--mirror URL] [--packages a,b] [--debootstrap-tarball PATH]
 #           [--keyring-sha256 HEX] [--user-script-b64 B64]                (surrogate/debian.sh)
-#   el:     --releasever V --repo name=URL [--repo …] [--packages a,b] [--gpgkey URL]
+#   el:     --releasever V --repo name=https://URL --gpgkey name=https://KEY [--repo … --gpgkey …] [--packages a,b]
 #           [--user-script-b64 B64] [--dry-run]                           (surrogate/el.sh)
 #   image:  --url URL|PATH --sha256 HEX [--format raw|qcow2]               (surrogate/image.sh)
 #   script: --user-script-b64 B64                                          (surrogate/script.sh)
@@ -146,8 +146,15 @@ case $recipe in
     [ -n "$releasever" ] || usage_error "--releasever is required for --recipe el (e.g. --releasever 2023)"
     [[ $releasever =~ ^[A-Za-z0-9._-]+$ ]] || usage_error "--releasever '$releasever' is not a release version"
     [ ${#repos[@]} -gt 0 ] || usage_error "--repo name=URL is required for --recipe el (at least one)"
+    # Nothing unsigned: repositories over https only, each with its signing key (gpgcheck is always on).
     for r in "${repos[@]}"; do
-      [[ $r =~ ^[A-Za-z0-9_.-]+=(https?|file|s3)://[^[:space:]]+$ ]] || usage_error "--repo must be name=URL (got '$r')"
+      [[ $r =~ ^[A-Za-z0-9_.-]+=https://[^[:space:]]+$ ]] || usage_error "--repo must be name=https://URL (got '$r')"
+      has_key=0
+      for k in "${gpgkeys[@]}"; do [ "${k%%=*}" = "${r%%=*}" ] && has_key=1; done
+      [ "$has_key" = 1 ] || usage_error "--repo ${r%%=*} has no --gpgkey ${r%%=*}=https://URL: every repository needs its signing key"
+    done
+    for k in "${gpgkeys[@]}"; do
+      [[ $k =~ ^[A-Za-z0-9_.-]+=https://[^[:space:]]+$ ]] || usage_error "--gpgkey must be name=https://URL (got '$k')"
     done ;;
   image)
     [ -n "$url" ] || usage_error "--url is required for --recipe image"
@@ -272,12 +279,11 @@ else
     el)
       EL_CONFIG_DIR=$work/dnf
       [ "$dry_run" = 1 ] || { on_exit "rm -rf '$EL_CONFIG_DIR'"; }
-      [ ${#gpgkeys[@]} -gt 0 ] || warn "no --gpgkey: package signatures are not checked"
       if [ "$dry_run" = 1 ]; then
         # In a dry run nothing is written: show the configuration on stderr instead.
         el_write_config() { :; }
       fi
-      el_populate "$mnt" "$arch" "$boot_mode" "$releasever" "$packages" "${gpgkeys[*]}" "${repos[@]}" ;;
+      EL_GPGKEYS="${gpgkeys[*]}" el_populate "$mnt" "$arch" "$boot_mode" "$releasever" "$packages" "${repos[@]}" ;;
     script) user_script_run "$user_b64" "$target_dev" "$mnt" "$arch" "$boot_mode" ;;
   esac
   if [ "$recipe" != script ] && [ "$have_user_b64" = 1 ]; then

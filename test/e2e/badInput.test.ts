@@ -76,6 +76,11 @@ const previewRows: Row[] = [
   ["a negative root size", () => build({ rootSizeGiB: -1 }), /ami-factory:builds\[0\]\.rootSizeGiB: rootSizeGiB must be a whole number from 2 to 16384 \(got -?\d+\)/],
   ["legacy BIOS on arm64", () => build({ architecture: "arm64", bootMode: "legacy-bios" }), /ami-factory:builds\[0\]\.bootMode: arm64 instances boot with UEFI only: set bootMode: uefi \(or leave it out\)/],
   ["a disk image recipe without its checksum", () => build({ recipe: { kind: "image", url: "https://example.com/disk.raw" } }), /ami-factory:builds\[0\]\.recipe\.sha256: recipe\.sha256 is required: the disk image's SHA-256 as 64 lower-case hex digits/],
+  ["an el repository without its signing key", () => build({ recipe: { kind: "el", releasever: "2023", repos: { os: { baseurl: "https://r.example/os/" } } } }), /ami-factory:builds\[0\]\.recipe\.repos\.os\.gpgkey: recipe\.repos\.os\.gpgkey is required: the https:\/\/ URL of the key its packages are signed with \(gpgcheck is always on\)/],
+  ["an el repository over http", () => build({ recipe: { kind: "el", releasever: "2023", repos: { os: { baseurl: "http://r.example/os/", gpgkey: "https://r.example/KEY" } } } }), /ami-factory:builds\[0\]\.recipe\.repos\.os\.baseurl: .* must be an https:\/\/ URL/],
+  ["sharing copies encrypted with the AWS-managed key", () => share({ encrypted: true }), /ami-factory:shares\[0\]\.kmsKeyIds: encrypted copies shared with other accounts need a customer-managed KMS key \(the AWS-managed EBS key cannot be shared\): set kmsKeyIds for us-east-1, eu-west-1/],
+  ["a deprecation date in the past", () => share({ deprecateAt: "2021-06-01T00:00:00Z" }), /property deprecateAt value .* has a problem: deprecateAt 2021-06-01T00:00:00Z is in the past: EC2 deprecates only at a future time/],
+  ["a deprecation date beyond AWS's ten years", () => share({ deprecateAt: "2099-01-01T00:00:00Z" }), /ami-factory:shares\[0\]\.deprecateAt: deprecateAt 2099-01-01T00:00:00Z is more than 10 years ahead/],
   // RecoveryAlarm
   ["a malformed instance id", () => alarm({ instanceId: "web-1" }), /ami-factory:recoveryAlarms\[0\]\.instanceId: instanceId "web-1" is not a valid instanceId: use a value like i-0123456789abcdef0/],
   ["a period CloudWatch does not take", () => alarm({ period: 45 }), /ami-factory:recoveryAlarms\[0\]\.period: period must be 10, 30 or a multiple of 60 seconds \(got 45\)/],
@@ -87,6 +92,10 @@ const previewRows: Row[] = [
   ["an upper-case logical name", () => share({ name: "Base" }), /ami-factory:shares\[0\]\.name must be a short lower-case name \(letters, digits, -\), got "Base"/],
   ["a name used twice", () => ({ shares: [...share().shares, ...share().shares] }), /ami-factory:shares\[1\]\.name "base" is used twice in ami-factory:shares: names must be unique/],
   ["a share and a conversion of the same name", () => ({ ...share(), ...conversion({ name: "base" }) }), /ami-factory:conversions: the name "base" is also used in ami-factory:shares: both appear in the images output, so rename one/],
+  ["two builds of one image name in one region", () => ({ builds: [...build().builds, { ...build().builds[0], name: "os2" }] }), /ami-factory:builds\[1\] \(os2\)\.imageName: "debian-12-base" in us-east-1 is also the image name of ami-factory:builds\[0\] \(os\): EC2 names are unique per account and region, so rename one/],
+  ["a conversion named like a build", () => ({ ...build(), ...conversion({ imageName: "debian-12-base" }) }), /ami-factory:conversions\[0\] \(legacy\)\.imageName: "debian-12-base" in us-east-1 is also the image name of ami-factory:builds\[0\] \(os\)/],
+  ["two shares copying one name to one region", () => ({ shares: [share({ imageName: "base-copy" }).shares[0], share({ name: "base2", imageName: "base-copy" }).shares[0]] }), /ami-factory:shares\[1\] \(base2\)\.imageName: "base-copy" in eu-west-1 is also the image name of ami-factory:shares\[0\] \(base\)/],
+  ["a misspelt config namespace", () => ({ "ami-factroy:conversions": conversion().conversions }), /ami-factroy:conversions: the namespace "ami-factroy" looks like a misspelling of ami-factory: rename the key to ami-factory:conversions/],
 ];
 
 /** Stopped by `up` before anything is made: what only AWS can tell. */
@@ -100,6 +109,7 @@ const upRows: Row[] = [
   ["a share of an image still pending", (f) => share({ sourceAmiId: f.pending }), /sourceAmiId ami-[0-9a-f]+ is pending, not available: wait for it or pick another image/],
   ["a recovery alarm for an instance-store instance", (f) => alarm({ instanceId: f.instanceStoreInstance }), /instanceId i-[0-9a-f]+ has an instance-store root volume: EC2 auto-recovery works only for EBS-backed instances; relaunch it from an EBS-backed AMI or drop this alarm/],
   ["a recovery alarm for an instance that does not exist", () => alarm(), /instanceId i-0123456789abcdef0 does not exist in us-east-1: check the id and region/],
+  ["a build whose exact name an image in the account has", () => build({ imageName: "bad-input-hvm", exactName: true }), /step "check the image name is free" failed: an image named "bad-input-hvm" already exists in us-east-1 \(ami-[0-9a-f]+\): give the resource another name, or deregister that image/],
 ];
 
 const WRITES = /^(Create|Run|Register|Copy|Attach|Put|Modify|Send|Add|Enable|Import)/;

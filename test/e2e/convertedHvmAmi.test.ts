@@ -5,6 +5,7 @@ import * as assert from "assert";
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
 import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, seedPvImageWithDisks, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
+import { egressOf } from "../support/egress";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 import { PV2HVM_FACTS, SURROGATE_FACTS } from "../support/facts";
@@ -35,7 +36,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.strictEqual(sent.SriovNetSupport, "simple", "the image has ixgbevf");
     assert.strictEqual(sent.BootMode, "legacy-bios");
     assert.strictEqual(sent.Architecture, "x86_64");
-    assert.strictEqual(sent.Name, "legacy-web-hvm");
+    assert.match(sent.Name, /^legacy-web-hvm-\d{8}T\d{6}Z$/, "the default name plus the build stamp");
 
     const outs = await resourceOutputs(t.stack, "legacy");
     assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.SnapshotId"], outs.snapshotId);
@@ -64,6 +65,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.strictEqual(run.KeyName, undefined);
     const [send] = await emu.calls<{ Parameters: { commands: string[] } }>("SendCommand");
     assert.match(send.Parameters.commands.at(-1)!, /--source' 'vol-[0-9a-f]+' '--target' 'vol-[0-9a-f]+' '--sanitize'/);
+    assert.deepStrictEqual(await egressOf(emu), { revoked: ["-1 0.0.0.0/0"], allowed: ["tcp 443 0.0.0.0/0"] }, "outbound HTTPS only");
     assert.deepStrictEqual(await leftovers(), []);
 
     await t.stack.destroy({ onOutput: t.onOutput });

@@ -9,7 +9,9 @@ import { useEmulator } from "../support/hooks";
 import { localStack } from "../../scripts/local/engine";
 import { REPO_ROOT } from "../../scripts/local/toolchain";
 import { RecoveryAlarm, SharedAmi } from "../../providers";
-import { seedPvImage } from "../support/aws";
+import { describeImage, leftovers, seedPvImage } from "../support/aws";
+import { SURROGATE_FACTS } from "../support/facts";
+import { testStack } from "../support/stack";
 
 const SECRET_SIG = "4dabf18193072939515e22adb298388d";
 
@@ -45,5 +47,46 @@ describe("secret inputs", function () {
     assert.strictEqual(plaintext, "", `plaintext secret in ${plaintext}`);
     assert.ok(!printed.join("").includes(secret), "the engine printed the secret");
     await stack.destroy({});
+  });
+});
+
+describe("secrets from stack config", function () {
+  let emu: Emulator;
+  useEmulator({ iam: true }, (e) => (emu = e));
+
+  it("stay secret end to end: secret inputs and outputs, encrypted in the state file, never printed, not in image tags", async () => {
+    const password = `pw-${process.pid}-x7`;
+    const owner = `owner-${process.pid}-q9`;
+    const facts = { ...SURROGATE_FACTS, bootMode: "legacy-bios", partitionTable: "msdos" };
+    await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(facts)}\n` });
+    const t = await testStack(emu, { builds: [{ name: "os", imageName: "debian-12", recipe: { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian" } }] });
+    // As a user would: pulumi config set --secret --path for a mirror with credentials and a tag.
+    await t.stack.setConfig("ami-factory:builds[0].recipe.mirror", { value: `https://builder:${password}@mirror.example.com/debian`, secret: true }, true);
+    await t.stack.setConfig("ami-factory:builds[0].tags.owner", { value: owner, secret: true }, true);
+    const stackFile = require("fs").readFileSync(`${t.workDir}/Pulumi.${t.stack.name}.yaml`, "utf8");
+    assert.ok(!stackFile.includes(password) && /secure:/.test(stackFile), "the stack file holds the values encrypted");
+
+    const printed: string[] = [];
+    const up = await t.stack.up({ onOutput: (s) => printed.push(s) });
+    const preview = await t.stack.preview({ diff: true, onOutput: (s) => printed.push(s) });
+    printed.push(preview.stdout, preview.stderr);
+    const state = await t.stack.exportStack();
+    const res = state.deployment.resources.find((r: { urn: string }) => r.urn.endsWith("::os"));
+    for (const field of ["recipe", "tags"]) {
+      assert.ok(res.inputs[field][SECRET_SIG], `input ${field} is secret`);
+      assert.ok(res.outputs[field][SECRET_SIG], `output ${field} is secret`);
+    }
+    assert.strictEqual(typeof res.outputs.region, "string", "names, regions and ids stay plain: they key the images output");
+    const imageId = (up.outputs.images.value as Record<string, Record<string, string>>).os["us-east-1"];
+    assert.match(imageId, /^ami-/);
+    for (const secret of [password, owner]) {
+      const plaintext = execFileSync("bash", ["-c", `grep -rl "${secret}" "${t.workDir}" || true`], { encoding: "utf8" }).trim();
+      assert.strictEqual(plaintext, "", `plaintext secret in ${plaintext}`);
+      assert.ok(!printed.join("").includes(secret), "the engine printed a secret");
+    }
+    const tags = Object.fromEntries(((await describeImage("us-east-1", imageId))?.Tags ?? []).map((x) => [x.Key, x.Value]));
+    assert.strictEqual(tags["ami-factory:sources"], "https://mirror.example.com/debian", "the sources tag carries no credentials");
+    await t.stack.destroy({});
+    assert.deepStrictEqual(await leftovers(), []);
   });
 });

@@ -1,7 +1,7 @@
 // SharedAmi through the real Pulumi engine (CLI + dynamic-provider plugin) on the emulator.
 import * as assert from "assert";
 import {
-  DeregisterImageCommand, DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand, DescribeSnapshotsCommand,
+  DeregisterImageCommand, DescribeImageAttributeCommand, ModifyImageAttributeCommand, DescribeSnapshotAttributeCommand, DescribeSnapshotsCommand,
 } from "@aws-sdk/client-ec2";
 import { startEmulator, Emulator } from "../support/emulator";
 import { resourceOutputs, testStack, TestStack } from "../support/stack";
@@ -35,7 +35,7 @@ describe("SharedAmi on the engine", function () {
     for (const region of ["eu-west-1", "ap-northeast-1"]) {
       const image = await describeImage(region, images[region]);
       assert.ok(image, `copy in ${region}`);
-      assert.strictEqual(image.Name, "base-image");
+      assert.match(image.Name!, /^base-image-\d{8}T\d{6}Z$/, "the source name plus the build stamp");
       const tags = Object.fromEntries((image.Tags ?? []).map((x) => [x.Key, x.Value]));
       assert.strictEqual(tags.team, "platform");
       assert.strictEqual(tags["ami-factory:source-ami"], sourceAmiId);
@@ -71,6 +71,7 @@ describe("SharedAmi on the engine", function () {
 
   it("notices on refresh a copy deregistered out of band, and puts it back on the next up", async () => {
     const before = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    const lostSnapshots = ((await resourceOutputs(t.stack, "base")).snapshotIds as Record<string, string[]>)["eu-west-1"];
     await ec2("eu-west-1").send(new DeregisterImageCommand({ ImageId: before["eu-west-1"] }));
     const refresh = await t.stack.refresh({ onOutput: t.onOutput });
     assert.strictEqual(refresh.summary.resourceChanges?.update, 1, JSON.stringify(refresh.summary.resourceChanges));
@@ -78,10 +79,33 @@ describe("SharedAmi on the engine", function () {
     assert.strictEqual(drifted["eu-west-1"], undefined);
     const preview = await t.stack.preview({ diff: true });
     assert.strictEqual(preview.changeSummary.update, 1);
+    // Which property and region, and what happens to the copy's snapshot (the engine's diagnostics).
+    assert.match(preview.stderr, new RegExp(`regions: the copy in eu-west-1 \\(${before["eu-west-1"]}\\) is gone \\(deregistered out of band\\): the update copies it again and deletes its left-over snapshots ${lostSnapshots.join(", ")}`));
+    assert.ok(await snapshotExists("eu-west-1", lostSnapshots[0]), "deregistration left the snapshot");
     const up = await t.stack.up({ onOutput: t.onOutput });
     const restored = (up.outputs.images.value as Record<string, Record<string, string>>).base["eu-west-1"];
     assert.ok(restored && restored !== before["eu-west-1"], "a new copy in eu-west-1");
     assert.ok(await describeImage("eu-west-1", restored));
+    for (const snap of lostSnapshots) assert.strictEqual(await snapshotExists("eu-west-1", snap), false, `the lost copy's snapshot ${snap} is deleted`);
+    assert.strictEqual((await resourceOutputs(t.stack, "base")).lostCopies, undefined);
+  });
+
+  it("shows a launch permission removed out of band on refresh (the property named), and the next up restores it", async () => {
+    const ids = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    const perms = async () => ((await ec2("ap-northeast-1").send(new DescribeImageAttributeCommand({ ImageId: ids["ap-northeast-1"], Attribute: "launchPermission" }))).LaunchPermissions ?? []).map((p) => p.UserId ?? p.OrganizationArn).sort();
+    assert.deepStrictEqual(await perms(), ["111122223333", "444455556666", ORG]);
+    await ec2("ap-northeast-1").send(new ModifyImageAttributeCommand({ ImageId: ids["ap-northeast-1"], LaunchPermission: { Remove: [{ UserId: "444455556666" }] } }));
+    // (The automation API's refresh has no --diff option: the refresh's own output names the property.)
+    const refresh = await t.stack.refresh({ onOutput: t.onOutput });
+    assert.strictEqual(refresh.summary.resourceChanges?.update, 1, JSON.stringify(refresh.summary.resourceChanges));
+    assert.match(refresh.stdout, /updates accountIds to the inputs/, refresh.stdout);
+    assert.deepStrictEqual((await resourceOutputs(t.stack, "base")).accountIds, ["111122223333"]);
+    const preview = await t.stack.preview({ diff: true });
+    assert.strictEqual(preview.changeSummary.update, 1, preview.stdout);
+    assert.match(preview.stderr, /updates accountIds to the inputs/);
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await perms(), ["111122223333", "444455556666", ORG], "restored");
+    assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 2 });
   });
 
   it("drops a region's copy when the region is removed", async () => {

@@ -2,8 +2,10 @@
 // emulator answers the surrogate SSM command with the facts line a real run prints (the recipes
 // themselves are proven by booting in test/guest/surrogate.test.ts).
 import * as assert from "assert";
-import { describeImage, imagesTagged, leftovers, snapshotExists } from "../support/aws";
+import { CreateTagsCommand } from "@aws-sdk/client-ec2";
+import { describeImage, ec2, imagesTagged, leftovers, seedHvmImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
+import { egressOf } from "../support/egress";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 import { SURROGATE_FACTS } from "../support/facts";
@@ -23,7 +25,7 @@ describe("SurrogateAmi on the engine", function () {
     const imageId = (up.outputs.images.value as Record<string, Record<string, string>>).base["us-east-1"];
 
     const [sent] = await emu.calls("RegisterImage");
-    assert.strictEqual(sent.Name, "debian-12-base");
+    assert.match(sent.Name, /^debian-12-base-\d{8}T\d{6}Z$/);
     assert.strictEqual(sent.VirtualizationType, "hvm");
     assert.strictEqual(sent.BootMode, "uefi");
     assert.strictEqual(sent.ImdsSupport, "v2.0");
@@ -48,6 +50,8 @@ describe("SurrogateAmi on the engine", function () {
     const verification = (await resourceOutputs(t.stack, "base")).verification as { status: string; results: { instanceType: string }[] };
     assert.deepStrictEqual([verification.status, verification.results.map((r) => r.instanceType)], ["passed", ["t3.micro"]]);
     assert.deepStrictEqual(await leftovers(), []);
+    // The worker may reach out over HTTPS, and HTTP for the recipe's http:// mirror: nothing else.
+    assert.deepStrictEqual(await egressOf(emu), { revoked: ["-1 0.0.0.0/0"], allowed: ["tcp 443 0.0.0.0/0", "tcp 80 0.0.0.0/0"] });
 
     t.configure({ builds: [{ ...build, tags: { team: "images" } }] });
     const retag = await t.stack.preview({ diff: true });
@@ -55,6 +59,14 @@ describe("SurrogateAmi on the engine", function () {
     await t.stack.up({ onOutput: t.onOutput });
     const retagged = await describeImage("us-east-1", imageId);
     assert.strictEqual(retagged?.Tags?.find((x) => x.Key === "team")?.Value, "images");
+
+    // A tag changed out of band shows on refresh, and the next up puts the input back.
+    await ec2("us-east-1").send(new CreateTagsCommand({ Resources: [imageId], Tags: [{ Key: "team", Value: "someone-else" }] }));
+    await t.stack.refresh({ onOutput: t.onOutput });
+    assert.deepStrictEqual((await resourceOutputs(t.stack, "base")).tags, { team: "someone-else" });
+    assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 1, update: 1 });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.strictEqual((await describeImage("us-east-1", imageId))?.Tags?.find((x) => x.Key === "team")?.Value, "images", "restored");
 
     t.configure({ builds: [{ ...build, tags: { team: "images" }, recipe: { ...debian, suite: "trixie" } }] });
     const rebuild = await t.stack.preview({ diff: true });
@@ -69,6 +81,24 @@ describe("SurrogateAmi on the engine", function () {
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.strictEqual(await describeImage("us-east-1", newImageId), undefined);
     assert.strictEqual(await snapshotExists("us-east-1", outs.snapshotId as string), false);
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+
+  it("with encrypted: true and an https mirror: the worker's root volume is encrypted too, and its egress is HTTPS only", async () => {
+    await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
+    const kmsKeyId = "alias/images";
+    const workerImage = await seedHvmImage("us-east-1", "al2023-like-worker");
+    const t = await testStack(emu, { builds: [{ name: "sealed", imageName: "sealed-base", recipe: { ...debian, mirror: "https://deb.debian.org/debian" }, encrypted: true, kmsKeyId, worker: { imageId: workerImage } }] });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await egressOf(emu), { revoked: ["-1 0.0.0.0/0"], allowed: ["tcp 443 0.0.0.0/0"] });
+    // The worker's launch (the verification launch of the image comes after it).
+    const run = (await emu.calls<Record<string, string>>("RunInstances")).find((c) => c.ImageId === workerImage)!;
+    assert.strictEqual(run["BlockDeviceMapping.1.Ebs.Encrypted"], "true", JSON.stringify(run));
+    assert.strictEqual(run["BlockDeviceMapping.1.Ebs.KmsKeyId"], kmsKeyId);
+    assert.strictEqual(run["BlockDeviceMapping.1.DeviceName"], "/dev/xvda", "the worker image's root device");
+    assert.strictEqual(run["BlockDeviceMapping.1.Ebs.VolumeSize"], "8");
+    assert.strictEqual((await emu.calls("CreateVolume")).at(-1)!.Encrypted, "true");
+    await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual(await leftovers(), []);
   });
 

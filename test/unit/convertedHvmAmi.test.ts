@@ -54,16 +54,33 @@ describe("ConvertedHvmAmi diff", () => {
     }
   });
 
-  it("replaces for anything that changes the image, and for a new guest script", () => {
-    for (const [field, value] of Object.entries({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", targetSizeGiB: 20, sanitize: false, enaSupport: true, encrypted: true, nitro: false, guestScriptSha256: "def", volume: { type: "io2", iops: 3000 } })) {
-      assert.deepStrictEqual(diffConvertedHvmAmi(olds, news({ [field]: value })).replaces, [field]);
+  it("replaces for anything that changes the image and for a new rebuildTrigger, and names the field", () => {
+    for (const [field, value] of Object.entries({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", targetSizeGiB: 20, sanitize: false, enaSupport: true, encrypted: true, nitro: false, rebuildTrigger: "2026-11", volume: { type: "io2", iops: 3000 } })) {
+      const d = diffConvertedHvmAmi(olds, news({ [field]: value }));
+      assert.deepStrictEqual(d.replaces, [field]);
+      assert.match(d.notes[0], new RegExp(`replaces image src-hvm because ${field} changed`));
     }
   });
 
-  it("deletes the old image first when the new one would take its name", () => {
-    assert.strictEqual(diffConvertedHvmAmi(olds, news({ targetSizeGiB: 20 })).deleteBeforeReplace, true);
-    assert.strictEqual(diffConvertedHvmAmi(olds, news({ targetSizeGiB: 20, name: "other" })).deleteBeforeReplace, false);
+  it("sees no change when only the guest script changed (a tool upgrade)", () => {
+    const d = diffConvertedHvmAmi(olds, news({ guestScriptSha256: "def" }));
+    assert.deepStrictEqual(d, { changes: false, replaces: [], deleteBeforeReplace: false, notes: [] });
   });
+
+  it("builds the new image before deleting the old one, unless exactName keeps the same name (then it warns)", () => {
+    assert.strictEqual(diffConvertedHvmAmi(olds, news({ targetSizeGiB: 20 })).deleteBeforeReplace, false);
+    const exact = { ...olds, exactName: true };
+    const d = diffConvertedHvmAmi(exact, news({ targetSizeGiB: 20, exactName: true }));
+    assert.strictEqual(d.deleteBeforeReplace, true);
+    assert.match(d.notes[1], /warning: exactName: image src-hvm \(ami-1\) is deregistered before its replacement is built/);
+    assert.strictEqual(diffConvertedHvmAmi(exact, news({ targetSizeGiB: 20, exactName: true, name: "other" })).deleteBeforeReplace, false);
+  });
+
+  refusesEach(checkConvertedHvmAmi, valid, [
+    ["a name too long for the build stamp", { name: "n".repeat(112) }, "name", /at most 111 fit in EC2's 128; shorten it, or set exactName: true/],
+    ["a rebuildTrigger that is not a string", { rebuildTrigger: 3 }, "rebuildTrigger", /must be a string/],
+    ["exactName yes", { exactName: "yes" }, "exactName", /true or false/],
+  ]);
 });
 
 describe("conversion blockers", () => {

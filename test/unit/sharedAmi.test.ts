@@ -4,6 +4,7 @@ import { checkSharedAmi, SharedAmiOutputs } from "../../providers/sharedAmi/inpu
 import { diffSharedAmi } from "../../providers/sharedAmi/diff";
 import { UNKNOWN } from "../../providers/core/inputs";
 
+const KEYS = { "us-east-1": "alias/images", "eu-west-1": "alias/images" };
 const valid = {
   sourceAmiId: "ami-0123456789abcdef0",
   sourceRegion: "us-east-1",
@@ -80,7 +81,8 @@ describe("SharedAmi diff", () => {
     ["name", "renamed-image"],
   ] as const) {
     it(`replaces when ${field} changes`, () => {
-      const d = diffSharedAmi(olds, news({ [field]: value, ...(field === "sourceRegion" ? { regions: ["us-west-2", "eu-west-1", "us-east-1"] } : {}) }));
+      const extra = field === "sourceRegion" ? { regions: ["us-west-2", "eu-west-1", "us-east-1"] } : field === "encrypted" ? { kmsKeyIds: KEYS } : {};
+      const d = diffSharedAmi(olds, news({ [field]: value, ...extra }));
       assert.ok(d.replaces.includes(field), JSON.stringify(d));
     });
   }
@@ -107,8 +109,43 @@ describe("SharedAmi diff", () => {
     assert.deepStrictEqual(d.replaces, []);
   });
 
-  it("deletes before replacing when the new copies would take the same name in the same region", () => {
-    assert.strictEqual(diffSharedAmi(olds, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "base" })).deleteBeforeReplace, true);
-    assert.strictEqual(diffSharedAmi(olds, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "other-name" })).deleteBeforeReplace, false);
+  it("copies before deleting on a replacement (names are unique per build), and names the field", () => {
+    const d = diffSharedAmi(olds, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "base" }));
+    assert.strictEqual(d.deleteBeforeReplace, false);
+    assert.match(d.notes[0], /replaces the copies named base because sourceAmiId/);
+  });
+
+  it("deletes before replacing, with a warning naming the copies, when exactName keeps the same name in the same region", () => {
+    const exact = { ...olds, exactName: true };
+    const d = diffSharedAmi(exact, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "base", exactName: true }));
+    assert.strictEqual(d.deleteBeforeReplace, true);
+    assert.match(d.notes[1], /warning: exactName: the copies ami-\w+ \(eu-west-1\).* named base are deleted before/);
+    assert.strictEqual(diffSharedAmi(exact, news({ sourceAmiId: "ami-0aaaaaaaaaaaaaaaa", name: "other-name", exactName: true })).deleteBeforeReplace, false);
+  });
+});
+
+describe("SharedAmi: AWS's rules at preview", () => {
+  const now = Date.now();
+  const inYears = (y: number) => new Date(now + y * 365.25 * 86400_000).toISOString();
+  const failuresOf = (raw: Record<string, unknown>, olds?: Record<string, unknown>) => checkSharedAmi({ ...valid, ...raw }, olds).failures.map((f) => `${f.property}: ${f.reason}`).join("\n");
+
+  it("refuses sharing encrypted copies with other accounts without a customer-managed key per region", () => {
+    assert.match(failuresOf({ encrypted: true }), /kmsKeyIds: encrypted copies shared with other accounts need a customer-managed KMS key .* set kmsKeyIds for us-east-1, eu-west-1/);
+    assert.match(failuresOf({ encrypted: true, kmsKeyIds: { ...KEYS, "eu-west-1": "alias/aws/ebs" } }), /set kmsKeyIds for eu-west-1/);
+    assert.strictEqual(failuresOf({ encrypted: true, kmsKeyIds: KEYS }), "");
+    assert.strictEqual(failuresOf({ encrypted: true, accountIds: [] }), "", "not shared: the account's default key will do");
+  });
+
+  it("refuses deprecateAt in the past or beyond AWS's limit (10 years, 2 for public images)", () => {
+    assert.match(failuresOf({ deprecateAt: "2020-01-01T00:00:00Z" }), /deprecateAt: deprecateAt 2020-01-01T00:00:00Z is in the past/);
+    assert.match(failuresOf({ deprecateAt: inYears(10.5) }), /deprecateAt: .* is more than 10 years ahead/);
+    assert.match(failuresOf({ deprecateAt: inYears(3), accountIds: ["all"], allowPublic: true }), /more than 2 years ahead: EC2 deprecates public images/);
+    assert.strictEqual(failuresOf({ deprecateAt: inYears(3) }), "");
+  });
+
+  it("keeps a passed deprecation date on an existing share, but refuses a region added after it", () => {
+    const olds = { ...valid, deprecateAt: "2020-01-01T00:00:00Z" };
+    assert.strictEqual(failuresOf({ deprecateAt: "2020-01-01T00:00:00Z" }, olds), "");
+    assert.match(failuresOf({ deprecateAt: "2020-01-01T00:00:00Z", regions: [...valid.regions, "ap-northeast-1"] }, olds), /regions: regions adds ap-northeast-1 after deprecateAt .* has passed/);
   });
 });

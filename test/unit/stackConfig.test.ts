@@ -80,3 +80,29 @@ describe("stack config: unknown fields", () => {
     assert.match(q, /the known fields are name, instanceId, /);
   });
 });
+
+describe("stack config: mistakes caught at preview", () => {
+  const debian = { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian" };
+
+  it("refuses two builds, a build and a conversion, or two shares with one image name in one region, naming both entries", () => {
+    const builds = [{ name: "a", imageName: "base", recipe: debian }, { name: "b", imageName: "base", recipe: debian }];
+    assert.match(problemsOf(cfg({ builds })).join("\n"), /ami-factory:builds\[1\] \(b\)\.imageName: "base" in us-east-1 is also the image name of ami-factory:builds\[0\] \(a\)/);
+    const conversions = [{ name: "c", sourceAmiId: "ami-0123456789abcdef0", imageName: "base" }];
+    assert.match(problemsOf(cfg({ builds: builds.slice(0, 1), conversions })).join("\n"), /conversions\[0\] \(c\)\.imageName: .* of ami-factory:builds\[0\] \(a\)/);
+    const shares = [{ ...share, imageName: "copy" }, { ...share, name: "other", imageName: "copy" }];
+    assert.match(problemsOf(cfg({ shares })).join("\n"), /shares\[1\] \(other\)\.imageName: "copy" in eu-west-1 is also the image name of ami-factory:shares\[0\] \(base\)/);
+  });
+
+  it("accepts one image name in different regions, and a share of the source in place", () => {
+    const builds = [{ name: "a", imageName: "base", recipe: debian }, { name: "b", imageName: "base", recipe: debian, region: "eu-west-1" }];
+    parseStackConfig("dev", cfg({ builds, shares: [{ ...share, regions: ["us-east-1"], imageName: "base" }] }), "us-east-1");
+  });
+
+  it("refuses a namespace close to ami-factory, naming the key and the fix", () => {
+    for (const ns of ["ami-factroy", "amifactory", "ami_factory", "ami-factory2", "Ami-Factory"]) {
+      const [p] = problemsOf({ [`${ns}:conversions`]: "[]" });
+      assert.match(p, new RegExp(`^${ns}:conversions: the namespace "${ns}" looks like a misspelling of ami-factory: rename the key to ami-factory:conversions`));
+    }
+    parseStackConfig("dev", { "aws:region": "us-east-1", "other-project:x": "1" }, "us-east-1");
+  });
+});

@@ -30,6 +30,10 @@ describe("SurrogateAmi check", () => {
     ["a keyring hash that is not SHA-256", { recipe: { ...debian, keyringSha256: "abc" } }, "recipe.keyringSha256", /64 lower-case hex/],
     ["a bad package name", { recipe: { ...debian, packages: ["ssh server"] } }, "recipe.packages", /package names/],
     ["an el recipe without repos", { recipe: { kind: "el", releasever: "2023", repos: {} } }, "recipe.repos", /at least one repository/],
+    ["an el repo without gpgkey", { recipe: { kind: "el", releasever: "2023", repos: { os: { baseurl: "https://r.example/os/" } } } }, "recipe.repos.os.gpgkey", /gpgkey is required: the https:\/\/ URL of the key/],
+    ["an el repo given as a bare URL", { recipe: { kind: "el", releasever: "2023", repos: { os: "https://r.example/os/" } } }, "recipe.repos.os", /must be \{ baseurl, gpgkey \}/],
+    ["an el repo over http", { recipe: { kind: "el", releasever: "2023", repos: { os: { baseurl: "http://r.example/os/", gpgkey: "https://r.example/KEY" } } } }, "recipe.repos.os.baseurl", /must be an https:\/\/ URL/],
+    ["an el gpgkey over http", { recipe: { kind: "el", releasever: "2023", repos: { os: { baseurl: "https://r.example/os/", gpgkey: "http://r.example/KEY" } } } }, "recipe.repos.os.gpgkey", /must be https:\/\/ URLs/],
     ["an image without a checksum", { recipe: { kind: "image", url: "https://example.com/d.raw" } }, "recipe.sha256", /SHA-256/],
     ["an image over plain http", { recipe: { kind: "image", url: "http://example.com/d.raw", sha256: "a".repeat(64) } }, "recipe.url", /https:\/\//],
     ["an empty script", { recipe: { kind: "script", script: " " } }, "recipe.script", /script's text/],
@@ -60,13 +64,15 @@ describe("SurrogateAmi guest arguments", () => {
   it("passes the recipe to surrogate.sh as options", () => {
     assert.deepStrictEqual(recipeArgs({ kind: "debian", suite: "bookworm", mirror: "http://m", packages: ["a", "b"] }), ["--recipe", "debian", "--suite", "bookworm", "--mirror", "http://m", "--packages", "a,b"]);
     assert.deepStrictEqual(recipeArgs({ kind: "debian", suite: "bookworm", mirror: "http://m", keyringSha256: "f".repeat(64) }).slice(-2), ["--keyring-sha256", "f".repeat(64)]);
-    assert.deepStrictEqual(recipeArgs({ kind: "el", releasever: "2023", repos: { z: "https://z", a: "https://a" } }), ["--recipe", "el", "--releasever", "2023", "--repo", "a=https://a", "--repo", "z=https://z"]);
+    assert.deepStrictEqual(recipeArgs({ kind: "el", releasever: "2023", repos: { z: { baseurl: "https://z", gpgkey: "https://z/K" }, a: { baseurl: "https://a", gpgkey: ["https://a/K1", "https://a/K2"] } } }), [
+      "--recipe", "el", "--releasever", "2023", "--repo", "a=https://a", "--gpgkey", "a=https://a/K1", "--gpgkey", "a=https://a/K2", "--repo", "z=https://z", "--gpgkey", "z=https://z/K",
+    ]);
     assert.deepStrictEqual(recipeArgs({ kind: "script", script: "echo hi" }), ["--recipe", "script", "--user-script-b64", "ZWNobyBoaQ=="]);
     assert.deepStrictEqual(surrogateArgs(checkSurrogateAmi(valid).inputs!).slice(0, 7), ["--target", "{volume:target}", "--boot-mode", "legacy-bios", "--arch", "x86_64", "--sanitize"]);
   });
 
   it("records the recipe kind, a hash of its options and its sources as tags", () => {
-    const tags = recipeTags({ kind: "el", releasever: "2023", repos: { os: "https://al2023-repos/os" } });
+    const tags = recipeTags({ kind: "el", releasever: "2023", repos: { os: { baseurl: "https://al2023-repos/os", gpgkey: "https://al2023-repos/KEY" } } });
     assert.strictEqual(tags["ami-factory:recipe"], "el");
     assert.match(tags["ami-factory:recipe-hash"], /^[0-9a-f]{16}$/);
     assert.strictEqual(tags["ami-factory:sources"], "https://al2023-repos/os");

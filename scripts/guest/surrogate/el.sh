@@ -3,14 +3,15 @@
 # Stream) installed with dnf (or yum) --installroot from the given repositories, as autoknitter
 # does it with yum for CentOS.
 #
-#   --releasever 2023 --repo name=URL [--repo name=URL ...] [--packages a,b] [--gpgkey URL ...]
-#   [--dry-run]
+#   --releasever 2023 --repo name=https://URL --gpgkey name=https://KEY [--repo … --gpgkey …]
+#   [--packages a,b] [--dry-run]
 #
 # The repositories go into a temporary configuration (dnf.conf + yum.repos.d of their own): the
 # worker's repositories are never used. Installed: @core (or the --packages list instead), kernel,
 # dracut, cloud-init, and GRUB for the boot mode (grub2-pc for BIOS; grub2-efi-x64 +
-# grub2-efi-x64-modules, or grub2-efi-aa64 + grub2-efi-aa64-modules, for UEFI). Without --gpgkey
-# the packages' signatures are not checked (a warning in the facts).
+# grub2-efi-x64-modules, or grub2-efi-aa64 + grub2-efi-aa64-modules, for UEFI). Every package's
+# signature is checked: gpgcheck=1 always, each repository with its own key(s) (surrogate.sh refuses
+# a repository without one, or not over https).
 #
 # --dry-run: prints the commands of the whole build, one per line on stderr as "+ cmd", and changes
 # nothing (not even the target's label).
@@ -27,7 +28,15 @@ el_packages() {
   esac
 }
 
-# el_write_config DIR RELEASEVER ARCH GPGKEYS(space list) REPO...: DIR/dnf.conf and DIR/yum.repos.d.
+# el_keys_of NAME KEYS(space list of name=url): the key URLs of repository NAME, space separated.
+el_keys_of() {
+  local name=$1 k out=() all=()
+  read -ra all <<<"$2"
+  for k in "${all[@]}"; do [ "${k%%=*}" = "$name" ] && out+=("${k#*=}"); done
+  printf '%s' "${out[*]}"
+}
+
+# el_write_config DIR RELEASEVER ARCH KEYS(space list of name=url) REPO...: DIR/dnf.conf and DIR/yum.repos.d.
 el_write_config() {
   local dir=$1 rel=$2 arch=$3 keys=$4 spec name url
   shift 4
@@ -35,7 +44,8 @@ el_write_config() {
   cat >"$dir/dnf.conf" <<CONF
 [main]
 reposdir=$dir/yum.repos.d
-gpgcheck=$([ -n "$keys" ] && echo 1 || echo 0)
+gpgcheck=1
+localpkg_gpgcheck=1
 installonly_limit=3
 clean_requirements_on_remove=True
 best=True
@@ -45,26 +55,24 @@ keepcache=False
 CONF
   for spec in "$@"; do
     name=${spec%%=*} url=${spec#*=}
-    {
-      printf '[%s]\nname=%s\nbaseurl=%s\nenabled=1\n' "$name" "$name" "$url"
-      if [ -n "$keys" ]; then printf 'gpgcheck=1\ngpgkey=%s\n' "$keys"; else printf 'gpgcheck=0\n'; fi
-    } >"$dir/yum.repos.d/$name.repo"
+    printf '[%s]\nname=%s\nbaseurl=%s\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=0\ngpgkey=%s\n' "$name" "$name" "$url" "$(el_keys_of "$name" "$keys")" \
+      >"$dir/yum.repos.d/$name.repo"
   done
 }
 
-# el_populate ROOT ARCH MODE RELEASEVER PACKAGES GPGKEYS REPO...
+# el_populate ROOT ARCH MODE RELEASEVER PACKAGES REPO... (EL_GPGKEYS: name=url, space separated)
 el_populate() {
-  local root=$1 arch=$2 mode=$3 rel=$4 extra=$5 keys=$6 dnf cfg
-  shift 6
+  local root=$1 arch=$2 mode=$3 rel=$4 extra=$5 keys=${EL_GPGKEYS:-} dnf cfg
+  shift 5
   dnf=$(command -v dnf || command -v yum || true)
   [ "$BOOTDISK_DRY_RUN" = 1 ] && dnf=${dnf:-dnf}
   [ -n "$dnf" ] || die "neither dnf nor yum on the worker (the el recipe needs one: Amazon Linux, Fedora, RHEL-like workers)"
   dnf=${dnf##*/}
   cfg=$EL_CONFIG_DIR
   el_write_config "$cfg" "$rel" "$arch" "$keys" "$@"
-  local spec gpg=0; [ -n "$keys" ] && gpg=1
-  dry_note "write $cfg/dnf.conf: reposdir=$cfg/yum.repos.d gpgcheck=$gpg install_weak_deps=False"
-  for spec in "$@"; do dry_note "write $cfg/yum.repos.d/${spec%%=*}.repo: baseurl=${spec#*=} gpgcheck=$gpg${keys:+ gpgkey=$keys}"; done
+  local spec
+  dry_note "write $cfg/dnf.conf: reposdir=$cfg/yum.repos.d gpgcheck=1 install_weak_deps=False"
+  for spec in "$@"; do dry_note "write $cfg/yum.repos.d/${spec%%=*}.repo: baseurl=${spec#*=} gpgcheck=1 gpgkey=$(el_keys_of "${spec%%=*}" "$keys")"; done
   local -a pkgs
   mapfile -t pkgs < <(el_packages "$arch" "$mode" "$extra")
   log "installing ${pkgs[*]} with $dnf --installroot (releasever $rel)"
