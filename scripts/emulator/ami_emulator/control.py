@@ -1,0 +1,169 @@
+"""The control API: what a test tells the emulator and asks it, outside AWS's API.
+
+Control API (only under /_ami_factory/, JSON in and out):
+  GET    /_ami_factory/health                      {"moto": version, "patches": [...]}
+  GET    /_ami_factory/calls?action=A[&region=R]   recorded request parameters of action A (a list
+                                                   of flat dicts for query protocol, the JSON body
+                                                   for JSON protocol; A may be "SendCommand" or
+                                                   "AmazonSSM.SendCommand")
+  GET    /_ami_factory/calls                       every recorded call: [{action, service, region,
+                                                   target, params}]
+  DELETE /_ami_factory/calls                       forget recorded calls
+  POST   /_ami_factory/calls/actions               {"actions": [..] | "*" | null}: what to record
+                                                   (null: the default, every action whose name does
+                                                   not start with Describe/Get/List)
+  POST   /_ami_factory/ssm/fail                    add an SSM command outcome rule (see SsmRules)
+  GET    /_ami_factory/ssm/fail                    the rules
+  DELETE /_ami_factory/ssm/fail                    clear the rules
+  POST   /_ami_factory/ec2/root-device-type        {"region", "id": "i-..|ami-..", "type"}
+  POST   /_ami_factory/ec2/product-codes           {"region", "imageId", "productCodes": [...]}
+  POST   /_ami_factory/ec2/image-state             {"region", "imageId", "state", "stateReason"?:
+                                                   {"Code", "Message"}}: e.g. keep an image pending
+  POST   /_ami_factory/ec2/instance-profile-not-ready {"runs": N}: the next N RunInstances naming
+                                                   an instance profile fail with InvalidParameterValue
+  POST   /_ami_factory/ssm/unregistered            {"sends": N, "instanceIds"?}: the next N
+                                                   SendCommand calls fail with InvalidInstanceId
+  DELETE /_ami_factory/ssm/unregistered            forget those
+  POST   /_ami_factory/ec2/boot                    {"outcome": "boots"|"panics"|"impaired"|"never",
+                                                   "afterPolls"?, "imageId"? | "imageName"?, "console"?,
+                                                   "notVisibleFor"?}:
+                                                   how instances of an image boot (see BootScripts)
+  GET    /_ami_factory/ec2/boot                    the rules
+  DELETE /_ami_factory/ec2/boot                    clear the rules
+  POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
+                                                   failure counts above, boot rules (not moto's state: that is
+                                                   POST /moto-api/reset)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .ec2_boot import BOOT_SCRIPTS
+from .ec2_instances import PROFILE_NOT_READY
+from .ec2_models import _ec2_backend
+from .patching import APPLIED
+from .recorder import RECORDER
+from .ssm_instances import SSM_AGENTS
+from .ssm_rules import SSM_RULES
+
+
+CONTROL_PREFIX = "/_ami_factory/"
+
+
+class HttpError(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+    import moto
+
+    if path == "health" and method == "GET":
+        return 200, {"moto": moto.__version__, "patches": APPLIED}
+    if path == "calls":
+        if method == "GET":
+            return 200, RECORDER.query(query.get("action"), query.get("region"))
+        if method == "DELETE":
+            RECORDER.clear()
+            return 200, {"ok": True}
+    if path == "calls/actions" and method == "POST":
+        actions = (body or {}).get("actions")
+        if actions is None or actions == "*":
+            value: Any = actions
+        elif isinstance(actions, list) and all(isinstance(a, str) for a in actions):
+            value = set(actions)
+        else:
+            raise HttpError(400, "'actions' must be a list of action names, \"*\" or null")
+        with RECORDER.lock:
+            RECORDER.actions = value
+        return 200, {"ok": True}
+    if path == "ssm/fail":
+        if method == "POST":
+            try:
+                return 200, {"ok": True, "rule": SSM_RULES.add(body)}
+            except ValueError as e:
+                raise HttpError(400, str(e)) from e
+        if method == "GET":
+            return 200, SSM_RULES.list()
+        if method == "DELETE":
+            SSM_RULES.clear()
+            return 200, {"ok": True}
+    if path == "ssm/unregistered":
+        if method == "POST":
+            try:
+                SSM_AGENTS.add(body)
+            except ValueError as e:
+                raise HttpError(400, str(e)) from e
+            return 200, {"ok": True}
+        if method == "DELETE":
+            SSM_AGENTS.clear()
+            return 200, {"ok": True}
+    if path == "ec2/boot":
+        if method == "POST":
+            try:
+                return 200, {"ok": True, "rule": BOOT_SCRIPTS.add(body)}
+            except ValueError as e:
+                raise HttpError(400, str(e)) from e
+        if method == "GET":
+            return 200, BOOT_SCRIPTS.list()
+        if method == "DELETE":
+            BOOT_SCRIPTS.clear()
+            return 200, {"ok": True}
+    if path == "ec2/instance-profile-not-ready" and method == "POST":
+        try:
+            PROFILE_NOT_READY.set((body or {}).get("runs"))
+        except ValueError as e:
+            raise HttpError(400, str(e)) from e
+        return 200, {"ok": True}
+    if path == "reset" and method == "POST":
+        RECORDER.clear(config_too=True)
+        SSM_RULES.clear()
+        SSM_AGENTS.clear()
+        PROFILE_NOT_READY.set(0)
+        BOOT_SCRIPTS.clear()
+        return 200, {"ok": True}
+    if path == "ec2/image-state" and method == "POST":
+        body = body or {}
+        backend = _ec2_backend(body.get("region") or "us-east-1", body.get("accountId"))
+        image = backend.amis.get(body.get("imageId"))
+        if image is None:
+            raise HttpError(404, f"{body.get('imageId')} not found in {backend.region_name}")
+        if body.get("state") not in ("pending", "available", "invalid", "deregistered", "transient", "failed", "error", "disabled"):
+            raise HttpError(400, "'state' must be an EC2 image state (pending, available, failed, ...)")
+        reason = body.get("stateReason")
+        if reason is not None and not (isinstance(reason, dict) and {"Code", "Message"} >= set(reason)):
+            raise HttpError(400, "'stateReason' must be {Code, Message}")
+        image.state = body["state"]
+        image.state_reason = reason
+        return 200, {"ok": True}
+    if path == "ec2/root-device-type" and method == "POST":
+        body = body or {}
+        rtype, rid = body.get("type"), body.get("id", "")
+        if rtype not in ("ebs", "instance-store"):
+            raise HttpError(400, "'type' must be 'ebs' or 'instance-store'")
+        backend = _ec2_backend(body.get("region") or "us-east-1", body.get("accountId"))
+        if rid.startswith("i-"):
+            target = backend.get_instance(rid)
+        elif rid.startswith("ami-"):
+            target = backend.amis.get(rid)
+        else:
+            raise HttpError(400, "'id' must be an instance id (i-...) or image id (ami-...)")
+        if target is None:
+            raise HttpError(404, f"{rid} not found in {backend.region_name}")
+        target.root_device_type = rtype
+        return 200, {"ok": True}
+    if path == "ec2/product-codes" and method == "POST":
+        body = body or {}
+        backend = _ec2_backend(body.get("region") or "us-east-1", body.get("accountId"))
+        image = backend.amis.get(body.get("imageId"))
+        if image is None:
+            raise HttpError(404, f"{body.get('imageId')} not found in {backend.region_name}")
+        codes = body.get("productCodes") or []
+        if not all(isinstance(c, dict) and isinstance(c.get("ProductCodeId"), str) for c in codes):
+            raise HttpError(400, "'productCodes' must be a list of {ProductCodeId, ProductCodeType}")
+        image.product_codes = {c["ProductCodeId"] for c in codes}
+        image._amf_product_code_types = {c["ProductCodeId"]: c.get("ProductCodeType", "marketplace") for c in codes}
+        return 200, {"ok": True}
+    raise HttpError(404, f"no control endpoint {method} {CONTROL_PREFIX}{path}")
