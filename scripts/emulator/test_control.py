@@ -1,0 +1,38 @@
+"""Proves the control API's reset and image-state knobs (ami_emulator/control.py) against a launched
+server (emulator_harness.py).
+
+Run: python3 -m pytest scripts/emulator
+"""
+
+from __future__ import annotations
+
+
+from emulator_harness import REGION, Server, image, register, snapshot
+
+
+def test_image_state_control(server: Server) -> None:
+    ec2 = server.client("ec2")
+    image_id = register(ec2, snapshot(ec2))
+    server.ok("POST", "ec2/image-state", {"region": REGION, "imageId": image_id, "state": "pending"})
+    assert image(ec2, image_id)["State"] == "pending"
+    server.ok("POST", "ec2/image-state", {"region": REGION, "imageId": image_id, "state": "failed",
+                                          "stateReason": {"Code": "Client.UnsupportedOperation", "Message": "copy failed"}})
+    img = image(ec2, image_id)
+    assert img["State"] == "failed"
+    assert img["StateReason"] == {"Code": "Client.UnsupportedOperation", "Message": "copy failed"}
+    status, _ = server.control("POST", "ec2/image-state", {"region": REGION, "imageId": image_id, "state": "sleepy"})
+    assert status == 400
+
+
+def test_reset_clears_recorder_and_rules_not_moto(server: Server) -> None:
+    ec2 = server.client("ec2")
+    image_id = register(ec2, snapshot(ec2))
+    server.ok("POST", "calls/actions", {"actions": ["RegisterImage"]})
+    server.ok("POST", "ssm/fail", {"match": "x"})
+    assert server.calls("RegisterImage")
+    server.ok("POST", "reset")
+    assert server.ok("GET", "calls") == []
+    assert server.ok("GET", "ssm/fail") == []
+    ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")  # the default action set is back
+    assert len(server.calls("CreateVolume")) == 1
+    assert image(ec2, image_id)["ImageId"] == image_id
