@@ -6,7 +6,6 @@ Run: python3 -m pytest scripts/emulator
 
 from __future__ import annotations
 
-
 from emulator_harness import REGION, Server, image, register, snapshot
 
 

@@ -6,7 +6,6 @@ Run: python3 -m pytest scripts/emulator
 
 from __future__ import annotations
 
-
 import pytest
 from botocore.exceptions import ClientError
 
