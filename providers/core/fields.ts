@@ -88,8 +88,8 @@ export const field = {
       value: (v, raw) => (v as T | undefined) ?? (typeof o.fallback === "function" ? o.fallback(raw) : o.fallback),
     }),
   /** A list of ids, sorted and de-duplicated. */
-  idList: <C extends Change = Change>(kind: keyof typeof patterns, o: Common<C> & { required?: boolean; allow?: string[] }) =>
-    of<string[] | undefined, string[], C>({ ...o, check: (c, p, v, raw) => (c.idList(p, v, kind, o), o.check?.(c, p, v, raw)), value: (v) => sortedUnique(v as string[] | undefined) }),
+  idList: <C extends Change = Change, A extends string[] | undefined = string[] | undefined>(kind: keyof typeof patterns, o: Common<C> & { required?: boolean; allow?: string[] }) =>
+    of<A, string[], C>({ ...o, check: (c, p, v, raw) => (c.idList(p, v, kind, o), o.check?.(c, p, v, raw)), value: (v) => sortedUnique(v as string[] | undefined) }),
   tags: <C extends Change = Change>(o: Common<C>) =>
     of<Record<string, string> | undefined, Record<string, string>, C>({ ...o, check: (c, p, v) => c.tags(p, v), value: (v) => (v ?? {}) as Record<string, string> }),
   /** Set by the resource class, never by the user. */
@@ -114,7 +114,7 @@ export function buildIdInputs(table: FieldTable, inputs: object): Record<string,
 
 /** Checks every field (unknown keys first), in the table's order. */
 export function checkFields(c: Checker, table: FieldTable, raw: Raw): void {
-  c.knownKeys("", raw, fieldNames(table));
+  c.knownKeys("", raw, fieldNames(table), names(table, (f) => f.change !== "internal"));
   for (const [name, f] of Object.entries(table)) f.check(c, name, raw[name], raw);
 }
 

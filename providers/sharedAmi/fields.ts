@@ -10,7 +10,7 @@ export const SHARED_AMI_FIELDS = {
   /** Where the source image lives. Default: `aws:region`, else AWS_REGION. */
   sourceRegion: field.id<string | undefined, string, "replace">("region", { change: "replace", secret: false }),
   /** Regions that get the image. The source region itself means "share the source in place" (unless `encrypted`). */
-  regions: field.idList<"in-place">("region", { change: "in-place", buildId: true, required: true, secret: false }),
+  regions: field.idList<"in-place", string[]>("region", { change: "in-place", buildId: true, required: true, secret: false }),
   /** Accounts allowed to launch the image. `"all"` makes it public and needs `allowPublic`. Default: none. */
   accountIds: field.idList<"in-place">("accountId", {
     change: "in-place",
