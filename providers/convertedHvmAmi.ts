@@ -4,6 +4,7 @@ import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
 import type { Verification } from "./worker/context";
 import { checkConvertedHvmAmi, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
+import { upgradeConversion } from "./convertedHvmAmi/upgrade";
 import { createConversion, deleteConversion, readConversion, updateConversion } from "./convertedHvmAmi/build";
 import { warnIfNotVerified } from "./worker/args";
 import type { ArgsOf } from "./core/fields";
@@ -23,6 +24,7 @@ export const convertedHvmAmiProvider = dynamicProvider<ConvertedHvmAmiInputs, Co
   update: updateConversion,
   delete: deleteConversion,
   read: readConversion,
+  upgrade: upgradeConversion,
 });
 
 /** What each ConvertedHvmAmi stores as its provider: no code, no guest script (see thinProvider). */

@@ -4,6 +4,7 @@ import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import type { ArgsOf } from "./core/fields";
 import type { RECOVERY_ALARM_FIELDS } from "./recoveryAlarm/fields";
 import { checkRecoveryAlarm, diffRecoveryAlarm, RecoveryAlarmInputs, RecoveryAlarmOutputs } from "./recoveryAlarm/inputs";
+import { upgradeRecoveryAlarm } from "./recoveryAlarm/upgrade";
 import { createRecoveryAlarm, deleteRecoveryAlarm, readRecoveryAlarm, updateRecoveryAlarm } from "./recoveryAlarm/operations";
 
 /** The args of a RecoveryAlarm: each is documented, with its default, in ./recoveryAlarm/fields.ts. */
@@ -20,6 +21,7 @@ export const recoveryAlarmProvider = dynamicProvider<RecoveryAlarmInputs, Recove
   update: updateRecoveryAlarm,
   delete: deleteRecoveryAlarm,
   read: readRecoveryAlarm,
+  upgrade: upgradeRecoveryAlarm,
 });
 
 /** What each RecoveryAlarm stores as its provider (a few hundred bytes, see thinProvider). */

@@ -5,6 +5,7 @@ import type { ArgsOf } from "./core/fields";
 import { checkSharedAmi, SharedAmiInputs, SharedAmiOutputs } from "./sharedAmi/inputs";
 import type { SHARED_AMI_FIELDS } from "./sharedAmi/fields";
 import { diffSharedAmi } from "./sharedAmi/diff";
+import { upgradeSharedAmi } from "./sharedAmi/upgrade";
 import { createSharedAmi, deleteSharedAmi, readSharedAmi, updateSharedAmi } from "./sharedAmi/operations";
 
 /** The args of a SharedAmi: each is documented, with its default, in ./sharedAmi/fields.ts. */
@@ -21,6 +22,7 @@ export const sharedAmiProvider = dynamicProvider<SharedAmiInputs, SharedAmiOutpu
   update: updateSharedAmi,
   delete: deleteSharedAmi,
   read: readSharedAmi,
+  upgrade: upgradeSharedAmi,
 });
 
 /** What each SharedAmi stores as its provider (a few hundred bytes, see thinProvider). */

@@ -7,6 +7,7 @@ import { warnIfNotVerified } from "./worker/args";
 import type { ArgsOf } from "./core/fields";
 import type { SURROGATE_FIELDS } from "./surrogateAmi/fields";
 import { checkSurrogateAmi, diffSurrogateAmi, Recipe, SurrogateAmiInputs, SurrogateAmiOutputs } from "./surrogateAmi/inputs";
+import { upgradeSurrogate } from "./surrogateAmi/upgrade";
 import { createSurrogate, deleteSurrogate, readSurrogate, updateSurrogate } from "./surrogateAmi/build";
 
 export { Recipe };
@@ -25,6 +26,7 @@ export const surrogateAmiProvider = dynamicProvider<SurrogateAmiInputs, Surrogat
   update: updateSurrogate,
   delete: deleteSurrogate,
   read: readSurrogate,
+  upgrade: upgradeSurrogate,
 });
 
 /** What each SurrogateAmi stores as its provider: no code, no guest script (see thinProvider). */

@@ -147,7 +147,7 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
 /** Tags, the Name tag and the description change in place; the registered AMI name cannot. */
 export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs): Promise<ConvertedHvmAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
-  const baseName = olds.baseName ?? olds.imageName;
+  const baseName = olds.baseName;
   const before = imageTags(olds, olds.buildId, baseName, builtAt);
   const after = imageTags(news, olds.buildId, baseName, builtAt);
   await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
