@@ -74,18 +74,19 @@ export const field = {
   /** An id such as ami-…, region, i-…: required unless `optional`. */
   id: <A extends string | undefined = string, V extends string | undefined = string, C extends Change = Change>(kind: keyof typeof patterns, o: Common<C> & { optional?: boolean }) =>
     of<A, V, C>({ ...o, check: (c, p, v, raw) => (o.optional && v === undefined ? undefined : c.id(p, v, kind), o.check?.(c, p, v, raw)) }),
-  /** One of a few strings; `fallback` (or a function of the other raw fields) when unset. */
-  oneOf: <T extends string, C extends Change = Change>(values: readonly T[], o: Common<C> & { fallback: T | ((raw: Raw) => T); explain?: Partial<Record<T, string>> }) =>
-    of<T | undefined, T, C>({
+  /** One of a few strings; when unset `fallback`, a function of the other raw fields, or (undefined) unset. */
+  oneOf: <T extends string, F extends T | undefined | ((raw: Raw) => T), C extends Change = Change>(values: readonly T[], o: Common<C> & { fallback: F; explain?: Partial<Record<T, string>> }) =>
+    of<T | undefined, F extends undefined ? T | undefined : T, C>({
       ...o,
       check: (c, p, v, raw) => {
         if (v !== undefined && !isUnknown(v) && !values.includes(v as T)) {
           const listed = values.map((x) => `${JSON.stringify(x)}${o.explain?.[x] ? ` (${o.explain[x]})` : ""}`);
-          c.fail(p, `${p} must be ${listed.slice(0, -1).join(", ")} or ${listed[listed.length - 1]} (got ${JSON.stringify(v)})`);
+          const choice = listed.length === 1 ? listed[0] : `${listed.slice(0, -1).join(", ")} or ${listed[listed.length - 1]}`;
+          c.fail(p, `${p} must be ${choice} (got ${JSON.stringify(v)})`);
         }
         o.check?.(c, p, v, raw);
       },
-      value: (v, raw) => (v as T | undefined) ?? (typeof o.fallback === "function" ? o.fallback(raw) : o.fallback),
+      value: (v, raw) => ((v as T | undefined) ?? (typeof o.fallback === "function" ? o.fallback(raw) : o.fallback)) as F extends undefined ? T | undefined : T,
     }),
   /** A list of ids, sorted and de-duplicated. */
   idList: <C extends Change = Change, A extends string[] | undefined = string[] | undefined>(kind: keyof typeof patterns, o: Common<C> & { required?: boolean; allow?: string[] }) =>
