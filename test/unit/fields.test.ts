@@ -4,6 +4,8 @@ import { buildIdFields, buildIdInputs, checkFields, field, fromConfig, inConfigT
 import { Checker } from "../../providers/core/inputs";
 import { CONVERTED_FIELDS } from "../../providers/convertedHvmAmi/fields";
 import { SHARED_AMI_FIELDS } from "../../providers/sharedAmi/fields";
+import { SURROGATE_FIELDS } from "../../providers/surrogateAmi/fields";
+import { RECOVERY_ALARM_FIELDS } from "../../providers/recoveryAlarm/fields";
 
 const TABLE = {
   /** The image. */
@@ -57,5 +59,12 @@ describe("field tables", () => {
     assert.deepStrictEqual(replaceFields(CONVERTED_FIELDS).sort(), ["enaSupport", "encrypted", "kmsKeyId", "nitro", "rebuildTrigger", "region", "sanitize", "sourceAmiId", "targetSizeGiB", "volume"]);
     assert.deepStrictEqual(buildIdFields(CONVERTED_FIELDS), replaceFields(CONVERTED_FIELDS));
     assert.deepStrictEqual(Object.keys(SHARED_AMI_FIELDS).filter((f) => !buildIdFields(SHARED_AMI_FIELDS).includes(f)), ["description", "tags", "scope"]);
+  });
+
+  it("spell in stack config only an image's own name otherwise (imageName), as the config entry types assume", () => {
+    for (const table of [CONVERTED_FIELDS, SURROGATE_FIELDS, SHARED_AMI_FIELDS, RECOVERY_ALARM_FIELDS]) {
+      const renamed = Object.entries(table).filter(([name, f]) => f.config && f.config !== name).map(([name, f]) => `${name}:${f.config}`);
+      assert.deepStrictEqual(renamed, "name" in table ? ["name:imageName"] : []);
+    }
   });
 });
