@@ -5,9 +5,14 @@
 // the entries under such a key become secret inputs, except the names, regions and ids that key
 // the stack's outputs (images: name → region → id), which other stacks must be able to read.
 import * as pulumi from "@pulumi/pulumi";
+import { plainConfigFields } from "./core/fields";
+import { CONVERTED_FIELDS } from "./convertedHvmAmi/fields";
+import { RECOVERY_ALARM_FIELDS } from "./recoveryAlarm/fields";
+import { SHARED_AMI_FIELDS } from "./sharedAmi/fields";
+import { SURROGATE_FIELDS } from "./surrogateAmi/fields";
 
-/** Fields that stay plain even under a secret key: they name things and key the outputs. */
-export const PLAIN_FIELDS = ["name", "imageName", "exactName", "region", "sourceRegion", "regions", "sourceAmiId", "instanceId", "alarmName", "timeoutMinutes"];
+/** Fields that stay plain even under a secret key: they name things and key the outputs (the tables' `secret: false` rows). */
+export const PLAIN_FIELDS = [...new Set([CONVERTED_FIELDS, SURROGATE_FIELDS, SHARED_AMI_FIELDS, RECOVERY_ALARM_FIELDS].flatMap(plainConfigFields))];
 
 /** Is this full config key ("ami-factory:builds") secret in the stack config? */
 export function isSecretConfigKey(key: string): boolean {

@@ -4,23 +4,14 @@ import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
 import type { Verification } from "./worker/context";
 import { checkConvertedHvmAmi, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
+import { upgradeConversion } from "./convertedHvmAmi/upgrade";
 import { createConversion, deleteConversion, readConversion, updateConversion } from "./convertedHvmAmi/build";
-import { BuildArgs, warnIfNotVerified } from "./worker/args";
+import { warnIfNotVerified } from "./worker/args";
+import type { ArgsOf } from "./core/fields";
+import type { CONVERTED_FIELDS } from "./convertedHvmAmi/fields";
 
-export interface ConvertedHvmAmiArgs extends BuildArgs {
-  /** The paravirtual (PV), EBS-backed image to convert. */
-  sourceAmiId: pulumi.Input<string>;
-  /** Name of the new image. Default: the source's name + "-hvm". A later change updates the Name tag only (EC2 cannot rename an image). */
-  name?: pulumi.Input<string>;
-  /** Description of the new image. Default: says what it was converted from. */
-  description?: pulumi.Input<string>;
-  /** Size of the new root volume. Default: the source root size + 1 GiB (room for the partition table and GRUB). */
-  targetSizeGiB?: pulumi.Input<number>;
-  /** Encrypt the volumes and image. Default: as the source snapshot is. */
-  encrypted?: pulumi.Input<boolean>;
-  /** false: leave the image's initramfs as it is. Default true: NVMe and ENA are added to the default kernel's initramfs with the image's own tool when the kernel has them as modules (see the nitroReady output). */
-  nitro?: pulumi.Input<boolean>;
-}
+/** The args of a ConvertedHvmAmi: each is documented, with its default, in ./convertedHvmAmi/fields.ts. */
+export type ConvertedHvmAmiArgs = ArgsOf<typeof CONVERTED_FIELDS>;
 
 const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "nitroReady", "verification", "schemaVersion"] as const;
 
@@ -33,6 +24,7 @@ export const convertedHvmAmiProvider = dynamicProvider<ConvertedHvmAmiInputs, Co
   update: updateConversion,
   delete: deleteConversion,
   read: readConversion,
+  upgrade: upgradeConversion,
 });
 
 /** What each ConvertedHvmAmi stores as its provider: no code, no guest script (see thinProvider). */

@@ -1,25 +1,14 @@
 import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
+import type { ArgsOf } from "./core/fields";
+import type { RECOVERY_ALARM_FIELDS } from "./recoveryAlarm/fields";
 import { checkRecoveryAlarm, diffRecoveryAlarm, RecoveryAlarmInputs, RecoveryAlarmOutputs } from "./recoveryAlarm/inputs";
+import { upgradeRecoveryAlarm } from "./recoveryAlarm/upgrade";
 import { createRecoveryAlarm, deleteRecoveryAlarm, readRecoveryAlarm, updateRecoveryAlarm } from "./recoveryAlarm/operations";
 
-export interface RecoveryAlarmArgs {
-  /** The EBS-backed instance to recover. */
-  instanceId: pulumi.Input<string>;
-  /** The instance's region. Default: `aws:region`, else AWS_REGION. */
-  region?: pulumi.Input<string>;
-  /** Consecutive failed periods before recovery. Default: 2. */
-  evaluationPeriods?: pulumi.Input<number>;
-  /** Seconds per period: 10, 30 or a multiple of 60. Default: 60. */
-  period?: pulumi.Input<number>;
-  /** Alarm name. Default: `ami-factory-recover-<instanceId>`. */
-  alarmName?: pulumi.Input<string>;
-  /** SNS topics also notified when the alarm fires. Default: none. */
-  notifyTopicArns?: pulumi.Input<pulumi.Input<string>[]>;
-  /** Tags for the alarm. Default: none. */
-  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
-}
+/** The args of a RecoveryAlarm: each is documented, with its default, in ./recoveryAlarm/fields.ts. */
+export type RecoveryAlarmArgs = ArgsOf<typeof RECOVERY_ALARM_FIELDS>;
 
 const OUTPUTS = ["alarmArn", "alarmName", "recoverActionArn", "schemaVersion"] as const;
 
@@ -32,6 +21,7 @@ export const recoveryAlarmProvider = dynamicProvider<RecoveryAlarmInputs, Recove
   update: updateRecoveryAlarm,
   delete: deleteRecoveryAlarm,
   read: readRecoveryAlarm,
+  upgrade: upgradeRecoveryAlarm,
 });
 
 /** What each RecoveryAlarm stores as its provider (a few hundred bytes, see thinProvider). */

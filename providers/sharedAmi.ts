@@ -1,47 +1,15 @@
 import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
+import type { ArgsOf } from "./core/fields";
 import { checkSharedAmi, SharedAmiInputs, SharedAmiOutputs } from "./sharedAmi/inputs";
+import type { SHARED_AMI_FIELDS } from "./sharedAmi/fields";
 import { diffSharedAmi } from "./sharedAmi/diff";
+import { upgradeSharedAmi } from "./sharedAmi/upgrade";
 import { createSharedAmi, deleteSharedAmi, readSharedAmi, updateSharedAmi } from "./sharedAmi/operations";
 
-export interface SharedAmiArgs {
-  /** The image to copy and share. */
-  sourceAmiId: pulumi.Input<string>;
-  /** Where the source image lives. Default: `aws:region`, else AWS_REGION. */
-  sourceRegion?: pulumi.Input<string>;
-  /** Regions that get the image. The source region itself means "share the source in place" (unless `encrypted`). */
-  regions: pulumi.Input<pulumi.Input<string>[]>;
-  /** Accounts allowed to launch the image. `"all"` makes it public and needs `allowPublic`. Default: none. */
-  accountIds?: pulumi.Input<pulumi.Input<string>[]>;
-  /** Organizations (ARNs) allowed to launch the image. Default: none. */
-  organizationArns?: pulumi.Input<pulumi.Input<string>[]>;
-  /** Organizational units (ARNs) allowed to launch the image. Default: none. */
-  organizationalUnitArns?: pulumi.Input<pulumi.Input<string>[]>;
-  /** Must be true for `accountIds: ["all"]`. Default: false. */
-  allowPublic?: pulumi.Input<boolean>;
-  /** Also grant createVolumePermission on the snapshots to the same accounts. Default: true. */
-  shareSnapshots?: pulumi.Input<boolean>;
-  /** Encrypt the copies (also copies in the source region). Default: false (copies keep the source's encryption). */
-  encrypted?: pulumi.Input<boolean>;
-  /** region → KMS key for the copies there. Default: the account's default EBS key. */
-  kmsKeyIds?: pulumi.Input<Record<string, pulumi.Input<string>>>;
-  /** Name of the copies. Default: the source image's name. A build stamp is added unless `exactName`. */
-  name?: pulumi.Input<string>;
-  /**
-   * Copy with exactly `name`. Default: false, copies are named `name-20261126T101005Z` so that a
-   * replacement copies before it deletes. With true, a replacement deletes the old copies first.
-   */
-  exactName?: pulumi.Input<boolean>;
-  /** Description of the copies. Default: none. */
-  description?: pulumi.Input<string>;
-  /** Tags for the copies and their snapshots. Default: none (provenance tags are always added). */
-  tags?: pulumi.Input<Record<string, pulumi.Input<string>>>;
-  /** When the copies are deprecated (ISO 8601). Default: never. */
-  deprecateAt?: pulumi.Input<string>;
-  /** How long copying may take before the create fails and cleans up. Default: 120. */
-  timeoutMinutes?: pulumi.Input<number>;
-}
+/** The args of a SharedAmi: each is documented, with its default, in ./sharedAmi/fields.ts. */
+export type SharedAmiArgs = ArgsOf<typeof SHARED_AMI_FIELDS>;
 
 const OUTPUTS = ["imageIds", "snapshotIds", "copiedRegions", "imageName", "buildId", "schemaVersion"] as const;
 
@@ -54,6 +22,7 @@ export const sharedAmiProvider = dynamicProvider<SharedAmiInputs, SharedAmiOutpu
   update: updateSharedAmi,
   delete: deleteSharedAmi,
   read: readSharedAmi,
+  upgrade: upgradeSharedAmi,
 });
 
 /** What each SharedAmi stores as its provider (a few hundred bytes, see thinProvider). */

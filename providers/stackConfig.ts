@@ -1,99 +1,29 @@
 // The `ami-factory:` stack config: parsed and checked before any resource is declared, so that a
 // typo stops `pulumi preview` with the stack, the key and the fix.
+import { FieldTable, fromConfig, inConfigTerms, PlainArgsOf } from "./core/fields";
 import { Failure } from "./core/inputs";
 import { checkRecoveryAlarm } from "./recoveryAlarm/inputs";
+import { RECOVERY_ALARM_FIELDS } from "./recoveryAlarm/fields";
 import { checkConvertedHvmAmi } from "./convertedHvmAmi/inputs";
-import { checkSurrogateAmi, Recipe } from "./surrogateAmi/inputs";
+import { CONVERTED_FIELDS } from "./convertedHvmAmi/fields";
+import { checkSurrogateAmi } from "./surrogateAmi/inputs";
+import { SURROGATE_FIELDS } from "./surrogateAmi/fields";
 import { checkSharedAmi } from "./sharedAmi/inputs";
+import { SHARED_AMI_FIELDS } from "./sharedAmi/fields";
 
 export const CONFIG_NAMESPACE = "ami-factory";
 export const CONFIG_KEYS = ["shares", "recoveryAlarms", "conversions", "builds"] as const;
 
-export interface ShareConfig {
-  /** Logical name: the key in the `images` output. */
-  name: string;
-  sourceAmiId: string;
-  sourceRegion?: string;
-  regions: string[];
-  accountIds?: string[];
-  organizationArns?: string[];
-  organizationalUnitArns?: string[];
-  allowPublic?: boolean;
-  shareSnapshots?: boolean;
-  encrypted?: boolean;
-  kmsKeyIds?: Record<string, string>;
-  /** The copies' image name (SharedAmi `name`). */
-  imageName?: string;
-  description?: string;
-  tags?: Record<string, string>;
-  deprecateAt?: string;
-  timeoutMinutes?: number;
-}
+/**
+ * A config entry: the logical name (the key in the `images` or `alarms` output) and the resource's
+ * args as plain values, spelt as the field table says (an image's own `name` is `imageName`).
+ */
+export type ConfigEntryOf<T extends FieldTable> = { name: string } & { [K in keyof PlainArgsOf<T> as K extends "name" ? "imageName" : K]: PlainArgsOf<T>[K] };
 
-export interface RecoveryAlarmConfig {
-  /** Logical name: the key in the `alarms` output. */
-  name: string;
-  instanceId: string;
-  region?: string;
-  evaluationPeriods?: number;
-  period?: number;
-  alarmName?: string;
-  notifyTopicArns?: string[];
-  tags?: Record<string, string>;
-}
-
-export interface ConversionConfig {
-  /** Logical name: the key in the `images` output. */
-  name: string;
-  sourceAmiId: string;
-  region?: string;
-  /** The new image's name (ConvertedHvmAmi `name`). */
-  imageName?: string;
-  description?: string;
-  tags?: Record<string, string>;
-  targetSizeGiB?: number;
-  volume?: { type?: string; iops?: number; throughputMiBps?: number };
-  encrypted?: boolean;
-  kmsKeyId?: string;
-  enaSupport?: "auto" | boolean;
-  sanitize?: boolean;
-  worker?: { instanceType?: string; subnetId?: string; instanceProfileName?: string; imageId?: string };
-  timeoutMinutes?: number;
-  /** Launch verification (BuildArgs `verify`). */
-  verify?: false | { instanceType?: string | string[]; timeoutMinutes?: number; bootSignal?: string };
-  /** Any string; a change rebuilds the image. */
-  rebuildTrigger?: string;
-  /** Register with exactly imageName (no build stamp); a replacement then deletes first. */
-  exactName?: boolean;
-}
-
-export interface BuildConfig {
-  /** Logical name: the key in the `images` output. */
-  name: string;
-  recipe: Recipe;
-  /** The image's name (SurrogateAmi `name`). */
-  imageName: string;
-  region?: string;
-  description?: string;
-  tags?: Record<string, string>;
-  architecture?: "x86_64" | "arm64";
-  rootSizeGiB?: number;
-  volume?: { type?: string; iops?: number; throughputMiBps?: number };
-  encrypted?: boolean;
-  kmsKeyId?: string;
-  bootMode?: "legacy-bios" | "uefi";
-  imdsSupport?: "v2.0" | "optional";
-  enaSupport?: "auto" | boolean;
-  sanitize?: boolean;
-  worker?: { instanceType?: string; subnetId?: string; instanceProfileName?: string; imageId?: string };
-  timeoutMinutes?: number;
-  /** Launch verification (BuildArgs `verify`). */
-  verify?: false | { instanceType?: string | string[]; timeoutMinutes?: number; bootSignal?: string };
-  /** Any string; a change rebuilds the image. */
-  rebuildTrigger?: string;
-  /** Register with exactly imageName (no build stamp); a replacement then deletes first. */
-  exactName?: boolean;
-}
+export type ShareConfig = ConfigEntryOf<typeof SHARED_AMI_FIELDS>;
+export type RecoveryAlarmConfig = ConfigEntryOf<typeof RECOVERY_ALARM_FIELDS>;
+export type ConversionConfig = ConfigEntryOf<typeof CONVERTED_FIELDS>;
+export type BuildConfig = ConfigEntryOf<typeof SURROGATE_FIELDS>;
 
 export interface StackConfig {
   shares: ShareConfig[];
@@ -108,18 +38,6 @@ export class StackConfigError extends Error {
     this.name = "StackConfigError";
   }
 }
-
-/** A resource's failure in config terms: `name` is the logical name, an image's own name is `imageName`. */
-function inConfigTerms(f: Failure, hasImageName: boolean): Failure {
-  if (hasImageName && f.property === "name") return { property: "imageName", reason: f.reason.replace(/^name\b/, "imageName") };
-  const known = /the known fields are (.*)$/.exec(f.reason);
-  if (known && !f.property.includes(".")) {
-    const fields = ["name", ...known[1].split(", ").map((k) => (hasImageName && k === "name" ? "imageName" : k))];
-    return { ...f, reason: f.reason.replace(known[1], fields.join(", ")) };
-  }
-  return f;
-}
-const renameImageName = (f: Failure) => inConfigTerms(f, true);
 
 const LOGICAL_NAME = /^[a-z0-9][a-z0-9-]{0,62}$/;
 
@@ -173,38 +91,34 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
       return true;
     }) as Record<string, unknown>[];
   };
-  const report = (key: string, i: number, failures: Failure[]) => {
-    for (const f of failures) problems.push(`${CONFIG_NAMESPACE}:${key}[${i}].${f.property}: ${f.reason}`);
+  const report = (key: string, i: number, table: FieldTable, failures: Failure[]) => {
+    for (const f of failures.map((x) => inConfigTerms(table, x))) problems.push(`${CONFIG_NAMESPACE}:${key}[${i}].${f.property}: ${f.reason}`);
   };
 
   const shares = list("shares");
   shares.forEach((item, i) => {
-    const { name, imageName, ...rest } = item;
-    const raw = { ...rest, name: imageName, sourceRegion: rest.sourceRegion ?? defaultRegion ?? "", scope: String(name) };
+    const raw = { ...fromConfig(SHARED_AMI_FIELDS, item), sourceRegion: item.sourceRegion ?? defaultRegion ?? "", scope: String(item.name) };
     // The state is not known here: a passed deprecateAt is judged by the resource's own check,
     // which sees whether it is new (refused) or unchanged on an existing share (kept).
     const { failures } = checkSharedAmi(raw, raw);
-    report("shares", i, failures.map(renameImageName));
-    if (!rest.sourceRegion && !defaultRegion) problems.push(`${CONFIG_NAMESPACE}:shares[${i}].sourceRegion: not set and the stack has no aws:region: set one of them`);
+    report("shares", i, SHARED_AMI_FIELDS, failures);
+    if (!item.sourceRegion && !defaultRegion) problems.push(`${CONFIG_NAMESPACE}:shares[${i}].sourceRegion: not set and the stack has no aws:region: set one of them`);
   });
   const alarms = list("recoveryAlarms");
   alarms.forEach((item, i) => {
-    const { name, ...rest } = item;
-    const { failures } = checkRecoveryAlarm({ ...rest, region: rest.region ?? defaultRegion ?? "", scope: String(name) });
-    report("recoveryAlarms", i, failures.map((f) => inConfigTerms(f, false)));
+    const { failures } = checkRecoveryAlarm({ ...fromConfig(RECOVERY_ALARM_FIELDS, item), region: item.region ?? defaultRegion ?? "", scope: String(item.name) });
+    report("recoveryAlarms", i, RECOVERY_ALARM_FIELDS, failures);
   });
 
   const conversions = list("conversions");
   conversions.forEach((item, i) => {
-    const { name, imageName, ...rest } = item;
-    const { failures } = checkConvertedHvmAmi({ ...rest, name: imageName, region: rest.region ?? defaultRegion ?? "", scope: String(name), guestScriptSha256: "-" });
-    report("conversions", i, failures.map(renameImageName));
+    const { failures } = checkConvertedHvmAmi({ ...fromConfig(CONVERTED_FIELDS, item), region: item.region ?? defaultRegion ?? "", scope: String(item.name), guestScriptSha256: "-" });
+    report("conversions", i, CONVERTED_FIELDS, failures);
   });
   const builds = list("builds");
   builds.forEach((item, i) => {
-    const { name, imageName, ...rest } = item;
-    const { failures } = checkSurrogateAmi({ ...rest, name: imageName, region: rest.region ?? defaultRegion ?? "", scope: String(name), guestScriptSha256: "-" });
-    report("builds", i, failures.map(renameImageName));
+    const { failures } = checkSurrogateAmi({ ...fromConfig(SURROGATE_FIELDS, item), region: item.region ?? defaultRegion ?? "", scope: String(item.name), guestScriptSha256: "-" });
+    report("builds", i, SURROGATE_FIELDS, failures);
   });
   // One name space for `images`: a share, a conversion and a build may not share a name.
   const imageKeys = ["shares", "conversions", "builds"] as const;

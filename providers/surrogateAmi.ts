@@ -3,30 +3,17 @@ import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
 import type { Verification } from "./worker/context";
-import { BuildArgs, warnIfNotVerified } from "./worker/args";
+import { warnIfNotVerified } from "./worker/args";
+import type { ArgsOf } from "./core/fields";
+import type { SURROGATE_FIELDS } from "./surrogateAmi/fields";
 import { checkSurrogateAmi, diffSurrogateAmi, Recipe, SurrogateAmiInputs, SurrogateAmiOutputs } from "./surrogateAmi/inputs";
+import { upgradeSurrogate } from "./surrogateAmi/upgrade";
 import { createSurrogate, deleteSurrogate, readSurrogate, updateSurrogate } from "./surrogateAmi/build";
 
 export { Recipe };
 
-export interface SurrogateAmiArgs extends BuildArgs {
-  /** What writes the OS onto the empty volume: debian (debootstrap), el (dnf --installroot), image (a disk image by URL), script (your own). */
-  recipe: pulumi.Input<Recipe>;
-  /** The image's name. A later change updates the Name tag only (EC2 cannot rename an image). */
-  name: pulumi.Input<string>;
-  /** Default: says which recipe built it. */
-  description?: pulumi.Input<string>;
-  /** x86_64 or arm64 (the worker gets the same). Default: x86_64. */
-  architecture?: pulumi.Input<"x86_64" | "arm64">;
-  /** Root volume size. Default: 8. */
-  rootSizeGiB?: pulumi.Input<number>;
-  /** Encrypt the volume and image. Default: false (the account's EBS default encryption still applies). */
-  encrypted?: pulumi.Input<boolean>;
-  /** legacy-bios or uefi. Default: legacy-bios on x86_64, uefi on arm64. */
-  bootMode?: pulumi.Input<"legacy-bios" | "uefi">;
-  /** "v2.0": instances from the image require IMDSv2. Default: "v2.0". */
-  imdsSupport?: pulumi.Input<"v2.0" | "optional">;
-}
+/** The args of a SurrogateAmi: each is documented, with its default, in ./surrogateAmi/fields.ts. */
+export type SurrogateAmiArgs = ArgsOf<typeof SURROGATE_FIELDS>;
 
 const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "verification", "schemaVersion"] as const;
 
@@ -39,6 +26,7 @@ export const surrogateAmiProvider = dynamicProvider<SurrogateAmiInputs, Surrogat
   update: updateSurrogate,
   delete: deleteSurrogate,
   read: readSurrogate,
+  upgrade: upgradeSurrogate,
 });
 
 /** What each SurrogateAmi stores as its provider: no code, no guest script (see thinProvider). */

@@ -1,6 +1,7 @@
 // ConvertedHvmAmi: the conversion as a list of steps on a temporary worker, and the update,
 // delete and read of the image it made.
 import { buildIdFor } from "../core/buildId";
+import { buildIdInputs } from "../core/fields";
 import type { Step } from "../core/steps";
 import { registeredName } from "../core/naming";
 import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
@@ -14,7 +15,8 @@ import { nameFreeStep, registerStep, snapshotStep } from "../worker/image";
 import { verificationTags, verifyStep } from "../worker/verify";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { enaFrom } from "../worker/inputs";
-import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, REPLACE_FIELDS, SCHEMA_VERSION } from "./inputs";
+import { CONVERTED_FIELDS } from "./fields";
+import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
 import { HVM_ROOT_DEVICE, inspectSource, SourceImage } from "./source";
 
 interface ConversionBuild extends WorkerBuild {
@@ -24,7 +26,7 @@ interface ConversionBuild extends WorkerBuild {
 
 /** From the scope and the fields that make the image (not the guest script's hash: a tool upgrade is not a new build). */
 export function conversionBuildId(inputs: ConvertedHvmAmiInputs): string {
-  return buildIdFor(inputs.scope, Object.fromEntries(REPLACE_FIELDS.map((f) => [f, inputs[f]])));
+  return buildIdFor(inputs.scope, buildIdInputs(CONVERTED_FIELDS, inputs));
 }
 
 export function defaultImageName(sourceName: string): string {
@@ -145,7 +147,7 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
 /** Tags, the Name tag and the description change in place; the registered AMI name cannot. */
 export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs): Promise<ConvertedHvmAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
-  const baseName = olds.baseName ?? olds.imageName;
+  const baseName = olds.baseName;
   const before = imageTags(olds, olds.buildId, baseName, builtAt);
   const after = imageTags(news, olds.buildId, baseName, builtAt);
   await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });

@@ -1,16 +1,11 @@
-// ConvertedHvmAmi inputs (normalised, validated), outputs and diff: pure.
+// ConvertedHvmAmi inputs (normalised, validated), outputs and diff: pure, from ./fields.ts.
+import { checkFields, InputsOf, valuesOf } from "../core/fields";
 import { Checker, Failure } from "../core/inputs";
 import type { BuiltImage } from "../worker/build";
-import { BUILD_FIELDS, BuildInputs, checkBuildInputs, diffBuiltImage } from "../worker/inputs";
+import { diffBuiltImage } from "../worker/inputs";
+import { CONVERTED_FIELDS } from "./fields";
 
-export const CONVERTED_FIELDS = ["sourceAmiId", "targetSizeGiB", ...BUILD_FIELDS, "nitro"] as const;
-
-export interface ConvertedHvmAmiInputs extends BuildInputs {
-  sourceAmiId: string;
-  targetSizeGiB?: number;
-  /** false: leave the image's initramfs as it is (no NVMe/ENA drivers added). Default true; kept only when false, so that true and unset are the same image. */
-  nitro?: false;
-}
+export type ConvertedHvmAmiInputs = InputsOf<typeof CONVERTED_FIELDS>;
 
 export interface ConvertedHvmAmiOutputs extends ConvertedHvmAmiInputs, BuiltImage {
   schemaVersion: number;
@@ -20,20 +15,13 @@ export interface ConvertedHvmAmiOutputs extends ConvertedHvmAmiInputs, BuiltImag
 
 export const SCHEMA_VERSION = 2;
 
-/** Inputs whose change changes the image itself, and the explicit rebuild trigger. Also the build id's inputs. */
-export const REPLACE_FIELDS = ["sourceAmiId", "region", "targetSizeGiB", "volume", "encrypted", "kmsKeyId", "enaSupport", "sanitize", "nitro", "rebuildTrigger"] as const;
-
 export function checkConvertedHvmAmi(raw: Record<string, unknown>): { inputs?: ConvertedHvmAmiInputs; failures: Failure[] } {
   const c = new Checker();
-  c.knownKeys("", raw, CONVERTED_FIELDS);
-  c.id("sourceAmiId", raw.sourceAmiId, "amiId");
-  c.integer("targetSizeGiB", raw.targetSizeGiB, { min: 1, max: 16384 });
-  c.boolean("nitro", raw.nitro);
-  const build = checkBuildInputs(c, raw);
+  checkFields(c, CONVERTED_FIELDS, raw);
   if (c.failures.length) return { failures: c.failures };
-  return { failures: [], inputs: { ...build, sourceAmiId: raw.sourceAmiId as string, targetSizeGiB: raw.targetSizeGiB as number | undefined, ...(raw.nitro === false ? { nitro: false } : {}) } };
+  return { failures: [], inputs: valuesOf(CONVERTED_FIELDS, raw) };
 }
 
 export function diffConvertedHvmAmi(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs) {
-  return diffBuiltImage(olds, news, REPLACE_FIELDS);
+  return diffBuiltImage(CONVERTED_FIELDS, olds, news);
 }

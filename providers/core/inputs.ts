@@ -37,9 +37,6 @@ export const examples: Record<keyof typeof patterns, string> = {
   imageName: "my-image-2026-11-22",
 };
 
-/** Inputs the resource classes add themselves; never the user's to set or to be told about. */
-export const INTERNAL_FIELDS = ["scope", "guestScriptSha256"];
-
 export class Checker {
   readonly failures: Failure[] = [];
 
@@ -120,11 +117,14 @@ export class Checker {
     }
   }
 
-  /** Keys of an args object that the resource does not know (a misspelt option is an error, not a no-op). */
-  knownKeys(property: string, value: Record<string, unknown>, known: readonly string[]): void {
+  /**
+   * Keys of an args object that the resource does not know (a misspelt option is an error, not a
+   * no-op). `shown`: the fields to list in the message (not those the resource class sets itself).
+   */
+  knownKeys(property: string, value: Record<string, unknown>, known: readonly string[], shown: readonly string[] = known): void {
     for (const k of Object.keys(value)) {
       if (k.startsWith("__")) continue; // engine-internal (e.g. __provider)
-      if (!known.includes(k)) this.fail(property ? `${property}.${k}` : k, `unknown field ${JSON.stringify(k)}: the known fields are ${known.filter((f) => !INTERNAL_FIELDS.includes(f)).join(", ")}`);
+      if (!known.includes(k)) this.fail(property ? `${property}.${k}` : k, `unknown field ${JSON.stringify(k)}: the known fields are ${shown.join(", ")}`);
     }
   }
 }

@@ -21,6 +21,24 @@ export interface ResourceOperations<I extends { scope: string }, O extends I> {
   delete(olds: O, log: Log): Promise<void>;
   /** undefined props: the resource is gone. */
   read(id: string, olds: O): Promise<{ id?: string; props?: O }>;
+  /** The stored state (any schemaVersion this provider has written) in today's shape (./schema.ts). */
+  upgrade(stored: Record<string, unknown>): O;
+}
+
+const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
+
+/**
+ * What read saw, over the state as stored: refresh reports what AWS changed, not the schema
+ * upgrade (the next update writes today's schema).
+ */
+function asStored(stored: Record<string, unknown>, upgraded: Record<string, unknown>, seen: Record<string, unknown>): Record<string, unknown> {
+  const result = { ...stored };
+  for (const k of new Set([...Object.keys(upgraded), ...Object.keys(seen)])) {
+    if (same(upgraded[k], seen[k])) continue;
+    if (k in seen) result[k] = seen[k];
+    else delete result[k];
+  }
+  return result;
 }
 
 /** What an operation made, for its summary line: images by region, an image, an alarm. */
@@ -55,7 +73,7 @@ export function dynamicProvider<I extends { scope: string }, O extends I>(ops: R
       return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
     },
     async diff(_id, olds, news) {
-      const result = ops.diff(olds, news);
+      const result = ops.diff(ops.upgrade(olds as unknown as Record<string, unknown>), news);
       // Shown at preview, on the resource: what forces a replacement, a gap in service it causes.
       for (const note of (result as { notes?: string[] }).notes ?? []) {
         const warning = note.startsWith("warning: ");
@@ -68,14 +86,19 @@ export function dynamicProvider<I extends { scope: string }, O extends I>(ops: R
       return { id, outs: compact(outs) };
     },
     async update(_id, olds, news) {
-      return { outs: compact(await logged(ops.kind, news.scope, "updated", (log) => ops.update(olds, news, log), (outs) => outs)) };
+      const upgraded = ops.upgrade(olds as unknown as Record<string, unknown>);
+      return { outs: compact(await logged(ops.kind, news.scope, "updated", (log) => ops.update(upgraded, news, log), (outs) => outs)) };
     },
     async delete(_id, olds) {
-      await logged(ops.kind, olds.scope, "deleted", (log) => ops.delete(olds, log), () => undefined);
+      const upgraded = ops.upgrade(olds as unknown as Record<string, unknown>);
+      await logged(ops.kind, upgraded.scope, "deleted", (log) => ops.delete(upgraded, log), () => undefined);
     },
     async read(id, props) {
-      const found = await ops.read(id, props as O);
-      return found.props ? { id: found.id ?? id, props: compact(found.props) } : {};
+      const stored = (props ?? {}) as Record<string, unknown>;
+      const upgraded = ops.upgrade(stored);
+      const found = await ops.read(id, upgraded);
+      if (!found.props) return {};
+      return { id: found.id ?? id, props: compact(asStored(stored, upgraded as unknown as Record<string, unknown>, found.props as unknown as Record<string, unknown>)) as unknown as O };
     },
   };
 }

@@ -1,13 +1,7 @@
-// SharedAmi diff: pure, from the old outputs and the new (checked) inputs.
+// SharedAmi diff: pure, from the old outputs and the new (checked) inputs, by ./fields.ts.
+import { changedFields } from "../core/fields";
+import { SHARED_AMI_FIELDS } from "./fields";
 import { needsCopy, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
-
-/** Inputs whose change makes new copies (the old ones are deleted). */
-export const REPLACE_FIELDS = ["sourceAmiId", "sourceRegion", "encrypted", "kmsKeyIds", "name"] as const;
-/** Inputs changed in place. */
-export const UPDATE_FIELDS = [
-  "regions", "accountIds", "organizationArns", "organizationalUnitArns", "allowPublic", "shareSnapshots",
-  "tags", "deprecateAt", "description", "timeoutMinutes",
-] as const;
 
 export interface SharedAmiDiff {
   changes: boolean;
@@ -18,22 +12,18 @@ export interface SharedAmiDiff {
   notes: string[];
 }
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-
 export function diffSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs): SharedAmiDiff {
-  const replaces = REPLACE_FIELDS.filter((f) => !same(olds[f], news[f]));
-  const changed: string[] = UPDATE_FIELDS.filter((f) => !same(olds[f], news[f]));
+  const replaces = changedFields(SHARED_AMI_FIELDS, "replace", olds, news);
+  const changed = changedFields(SHARED_AMI_FIELDS, "in-place", olds, news);
   // Drift seen by refresh: a region asked for has no image any more.
   const missing = news.regions.filter((r) => olds.regions?.includes(r) && !olds.imageIds?.[r]);
   if (!changed.includes("regions") && news.regions.some((r) => !olds.imageIds?.[r])) changed.push("regions");
-  // State written before exactName existed has none: read as false (no change, no rebuild).
-  if (!same(olds.exactName ?? false, news.exactName)) changed.push("exactName");
   const notes = replaces.length ? [`replaces the copies named ${olds.imageName} because ${replaces.join(", ")} changed`] : [];
   for (const region of missing) {
     const lost = olds.lostCopies?.[region];
     notes.push(`regions: the copy in ${region}${lost ? ` (${lost.imageId})` : ""} is gone (deregistered out of band): the update copies it again${lost?.snapshotIds.length ? ` and deletes its left-over snapshots ${lost.snapshotIds.join(", ")}` : ""}`);
   }
-  const drift = UPDATE_FIELDS.filter((f) => f !== "regions" && changed.includes(f));
+  const drift = changed.filter((f) => f !== "regions");
   if (drift.length && !replaces.length) notes.push(`updates ${drift.join(", ")} to the inputs (changed in the config, or out of band as refresh saw)`);
   // Copies get a name unique per build unless exactName: only an exact name shared with old copies
   // in the same region forces those out first.

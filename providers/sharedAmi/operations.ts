@@ -6,6 +6,7 @@ import {
   Principals, principalsDelta, retag, setDeprecation, snapshotIdsOf, waitForImageAvailable,
 } from "../core/images";
 import { buildIdFor } from "../core/buildId";
+import { buildIdInputs } from "../core/fields";
 import { mapBounded, REGION_CONCURRENCY } from "../core/concurrency";
 import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
@@ -206,8 +207,7 @@ async function handOver(outs: SharedAmiOutputs): Promise<void> {
  * serialised provider code, which must not make every ami-factory upgrade a new build.
  */
 export function sharedBuildId(inputs: SharedAmiInputs): string {
-  const fields = SHARED_AMI_FIELDS.filter((f) => f !== "tags" && f !== "description" && f !== "scope");
-  return buildIdFor(inputs.scope, Object.fromEntries(fields.map((f) => [f, inputs[f]])));
+  return buildIdFor(inputs.scope, buildIdInputs(SHARED_AMI_FIELDS, inputs));
 }
 
 export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promise<{ id: string; outs: SharedAmiOutputs }> {

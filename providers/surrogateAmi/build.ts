@@ -1,6 +1,7 @@
 // SurrogateAmi: an empty volume on a temporary worker gets an OS written by a recipe (Packer's
 // amazon-ebssurrogate), then snapshot and RegisterImage; the same worker steps as ConvertedHvmAmi.
 import { buildIdFor } from "../core/buildId";
+import { buildIdInputs } from "../core/fields";
 import type { Step } from "../core/steps";
 import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
@@ -13,7 +14,9 @@ import { nameFreeStep, registerStep, snapshotStep } from "../worker/image";
 import { enaFrom } from "../worker/inputs";
 import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { verificationTags, verifyStep } from "../worker/verify";
-import { recipeArgs, recipeSources, recipeTags, REPLACE_FIELDS, SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
+import { SURROGATE_FIELDS } from "./fields";
+import { SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
+import { recipeArgs, recipeSources, recipeTags } from "./recipe";
 
 interface SurrogateBuild extends WorkerBuild {
   inputs: SurrogateAmiInputs;
@@ -21,7 +24,7 @@ interface SurrogateBuild extends WorkerBuild {
 
 /** From the scope and the fields that make the image (not the guest script's hash: a tool upgrade is not a new build). */
 export function surrogateBuildId(inputs: SurrogateAmiInputs): string {
-  return buildIdFor(inputs.scope, Object.fromEntries(REPLACE_FIELDS.map((f) => [f, inputs[f]])));
+  return buildIdFor(inputs.scope, buildIdInputs(SURROGATE_FIELDS, inputs));
 }
 
 function imageTags(inputs: SurrogateAmiInputs, buildId: string, builtAt: string): Tags {

@@ -26,8 +26,8 @@ export interface BuiltImage {
   snapshotId: string;
   /** The registered name: the given name plus the build stamp, or exactly the given name. */
   imageName: string;
-  /** The given name (the Name tag); older state has none (imageName is it). */
-  baseName?: string;
+  /** The given name (the Name tag); the upgrade of older state, which has none, sets imageName. */
+  baseName: string;
   buildId: string;
   /** The hash of the guest script that built this image (provenance, kept across updates). */
   guestScriptSha256: string;

@@ -1,15 +1,10 @@
 // The inputs every worker build has (image name, tags, root volume, encryption, ENA, sanitize,
-// worker, timeout): checked and normalised once for ConvertedHvmAmi and SurrogateAmi.
+// worker, timeout), declared in ./fields.ts: the checks of its nested options, and the diff.
+import { changedFields, FieldTable, InputsOf } from "../core/fields";
 import { Checker, isUnknown } from "../core/inputs";
-import { maxGivenName } from "../core/naming";
-import type { Tags } from "../core/tags";
 import { bootSignalRegex } from "./console";
-import type { VolumeSpec, WorkerOptions } from "./context";
+import type { BUILD_FIELDS } from "./fields";
 
-export const BUILD_FIELDS = [
-  "region", "name", "exactName", "description", "tags", "volume", "encrypted", "kmsKeyId", "enaSupport", "sanitize", "worker", "timeoutMinutes",
-  "verify", "rebuildTrigger", "scope", "guestScriptSha256",
-] as const;
 const WORKER_FIELDS = ["instanceType", "subnetId", "instanceProfileName", "imageId"] as const;
 const VOLUME_FIELDS = ["type", "iops", "throughputMiBps"] as const;
 const VOLUME_TYPES = ["gp3", "gp2", "io1", "io2", "standard"];
@@ -26,85 +21,29 @@ export interface VerifyInputs {
   bootSignal?: string;
 }
 
-export interface BuildInputs {
-  region: string;
-  name?: string;
-  /** Register with exactly `name` (no build stamp): a replacement then deletes the old image first. */
-  exactName: boolean;
-  description?: string;
-  tags: Tags;
-  volume: VolumeSpec;
-  encrypted?: boolean;
-  kmsKeyId?: string;
-  enaSupport: "auto" | boolean;
-  sanitize: boolean;
-  worker: WorkerOptions;
-  timeoutMinutes: number;
-  verify: VerifyInputs | false;
-  /** Any string; a change rebuilds the image (a replacement). */
-  rebuildTrigger?: string;
-  scope: string;
-  /** The bundled guest script's hash: provenance of a build (output and tag), never a trigger. */
-  guestScriptSha256: string;
+export type BuildInputs = InputsOf<typeof BUILD_FIELDS>;
+
+/** `volume`: type, iops and throughput as EBS allows them together. */
+export function checkVolume(c: Checker, raw: unknown): void {
+  if (isUnknown(raw)) return;
+  const volume = (raw ?? {}) as Record<string, unknown>;
+  c.knownKeys("volume", volume, VOLUME_FIELDS);
+  if (volume.type !== undefined && !VOLUME_TYPES.includes(volume.type as string)) c.fail("volume.type", `volume.type must be one of ${VOLUME_TYPES.join(", ")} (got ${JSON.stringify(volume.type)})`);
+  c.integer("volume.iops", volume.iops, { min: 100, max: 256000 });
+  c.integer("volume.throughputMiBps", volume.throughputMiBps, { min: 125, max: 2000 });
+  if (volume.throughputMiBps !== undefined && (volume.type ?? "gp3") !== "gp3") c.fail("volume.throughputMiBps", "volume.throughputMiBps applies to gp3 volumes only: remove it or set volume.type: gp3");
+  if (volume.iops !== undefined && !["gp3", "io1", "io2", undefined].includes(volume.type as string)) c.fail("volume.iops", `volume.iops does not apply to ${volume.type} volumes`);
 }
 
-export function checkBuildInputs(c: Checker, raw: Record<string, unknown>, opts: { nameRequired?: boolean } = {}): BuildInputs {
-  c.id("region", raw.region, "region");
-  c.boolean("exactName", raw.exactName);
-  if (raw.name !== undefined || opts.nameRequired) c.string("name", raw.name, { pattern: "imageName", required: opts.nameRequired });
-  const longest = maxGivenName(raw.exactName === true);
-  if (typeof raw.name === "string" && raw.name.length > longest && raw.name.length <= 128) {
-    c.fail("name", `name is ${raw.name.length} characters long: with the build stamp ami-factory adds (e.g. -20261126T101005Z) at most ${longest} fit in EC2's 128; shorten it, or set exactName: true`);
-  }
-  c.string("rebuildTrigger", raw.rebuildTrigger, { max: 256 });
-  c.string("description", raw.description, { max: 255 });
-  c.tags("tags", raw.tags);
-  const volume = (raw.volume ?? {}) as Record<string, unknown>;
-  if (!isUnknown(raw.volume)) {
-    c.knownKeys("volume", volume, VOLUME_FIELDS);
-    if (volume.type !== undefined && !VOLUME_TYPES.includes(volume.type as string)) c.fail("volume.type", `volume.type must be one of ${VOLUME_TYPES.join(", ")} (got ${JSON.stringify(volume.type)})`);
-    c.integer("volume.iops", volume.iops, { min: 100, max: 256000 });
-    c.integer("volume.throughputMiBps", volume.throughputMiBps, { min: 125, max: 2000 });
-    if (volume.throughputMiBps !== undefined && (volume.type ?? "gp3") !== "gp3") c.fail("volume.throughputMiBps", "volume.throughputMiBps applies to gp3 volumes only: remove it or set volume.type: gp3");
-    if (volume.iops !== undefined && !["gp3", "io1", "io2", undefined].includes(volume.type as string)) c.fail("volume.iops", `volume.iops does not apply to ${volume.type} volumes`);
-  }
-  c.boolean("encrypted", raw.encrypted);
-  if (raw.kmsKeyId !== undefined) {
-    c.id("kmsKeyId", raw.kmsKeyId, "kmsKey");
-    if (raw.encrypted === false) c.fail("kmsKeyId", "kmsKeyId is set but encrypted is false: set encrypted: true or remove kmsKeyId");
-  }
-  if (raw.enaSupport !== undefined && raw.enaSupport !== "auto" && typeof raw.enaSupport !== "boolean" && !isUnknown(raw.enaSupport)) {
-    c.fail("enaSupport", `enaSupport must be "auto", true or false (got ${JSON.stringify(raw.enaSupport)})`);
-  }
-  c.boolean("sanitize", raw.sanitize);
-  const worker = (raw.worker ?? {}) as Record<string, unknown>;
-  if (!isUnknown(raw.worker)) {
-    c.knownKeys("worker", worker, WORKER_FIELDS);
-    c.id("worker.subnetId", worker.subnetId, "subnetId", false);
-    c.id("worker.imageId", worker.imageId, "amiId", false);
-    if (worker.instanceType !== undefined && !/^[a-z][a-z0-9-]*\.[a-z0-9]+$/.test(String(worker.instanceType))) c.fail("worker.instanceType", `worker.instanceType ${JSON.stringify(worker.instanceType)} is not an instance type such as m6i.large`);
-    c.string("worker.instanceProfileName", worker.instanceProfileName, { max: 128 });
-  }
-  c.integer("timeoutMinutes", raw.timeoutMinutes, { min: 1, max: 24 * 60 });
-  const verify = checkVerify(c, raw.verify);
-  return {
-    region: raw.region as string,
-    name: raw.name as string | undefined,
-    description: raw.description as string | undefined,
-    tags: (raw.tags ?? {}) as Tags,
-    volume: { type: (volume.type as string | undefined) ?? "gp3", iops: volume.iops as number | undefined, throughputMiBps: volume.throughputMiBps as number | undefined },
-    encrypted: raw.encrypted as boolean | undefined,
-    kmsKeyId: raw.kmsKeyId as string | undefined,
-    enaSupport: (raw.enaSupport as "auto" | boolean | undefined) ?? "auto",
-    sanitize: raw.sanitize !== false,
-    worker: worker as WorkerOptions,
-    timeoutMinutes: (raw.timeoutMinutes as number | undefined) ?? 60,
-    verify,
-    exactName: raw.exactName === true,
-    rebuildTrigger: raw.rebuildTrigger as string | undefined,
-    scope: typeof raw.scope === "string" ? raw.scope : "",
-    guestScriptSha256: String(raw.guestScriptSha256 ?? ""),
-  };
+/** `worker`: the temporary instance's type, subnet, profile and image. */
+export function checkWorker(c: Checker, raw: unknown): void {
+  if (isUnknown(raw)) return;
+  const worker = (raw ?? {}) as Record<string, unknown>;
+  c.knownKeys("worker", worker, WORKER_FIELDS);
+  c.id("worker.subnetId", worker.subnetId, "subnetId", false);
+  c.id("worker.imageId", worker.imageId, "amiId", false);
+  if (worker.instanceType !== undefined && !INSTANCE_TYPE.test(String(worker.instanceType))) c.fail("worker.instanceType", `worker.instanceType ${JSON.stringify(worker.instanceType)} is not an instance type such as m6i.large`);
+  c.string("worker.instanceProfileName", worker.instanceProfileName, { max: 128 });
 }
 
 /** `verify`: false, or what to launch the new image on and how long to wait for userspace. */
@@ -141,8 +80,6 @@ export function enaFrom(asked: "auto" | boolean, facts: Record<string, unknown> 
   return ena;
 }
 
-const same = (a: unknown, b: unknown) => JSON.stringify(a ?? null) === JSON.stringify(b ?? null);
-
 export interface BuiltImageDiff {
   changes: boolean;
   /** The fields whose change makes a new image. */
@@ -153,14 +90,13 @@ export interface BuiltImageDiff {
 }
 
 /**
- * A built image's diff: `replaceFields` make a new image; tags, name and description change in
- * place. The guest script's hash is provenance, not a trigger: a tool upgrade changes nothing.
+ * A built image's diff, from its field table: replace fields make a new image; in-place fields
+ * (tags, name, description, …) change it as it is; next-build fields (verify) and the guest
+ * script's hash (provenance, not a trigger) change nothing: a tool upgrade is no change.
  */
-export function diffBuiltImage<T extends BuildInputs>(olds: T & { imageName: string }, news: T, replaceFields: readonly (keyof T)[]): BuiltImageDiff {
-  const replaces = replaceFields.filter((f) => !same(olds[f], news[f])).map(String);
-  const changed: string[] = (["tags", "name", "description", "worker", "timeoutMinutes"] as const).filter((f) => !same(olds[f], news[f]));
-  // State written before exactName existed has none: read as false (no change, no rebuild).
-  if (!same(olds.exactName ?? false, news.exactName)) changed.push("exactName");
+export function diffBuiltImage<T extends BuildInputs>(table: FieldTable, olds: T & { imageName: string }, news: T): BuiltImageDiff {
+  const replaces = changedFields(table, "replace", olds, news);
+  const changed = changedFields(table, "in-place", olds, news);
   const notes: string[] = [];
   if (replaces.length) notes.push(`replaces image ${olds.imageName} because ${replaces.join(", ")} changed`);
   // Names are unique per build unless exactName: only an exact name the new image shares with the

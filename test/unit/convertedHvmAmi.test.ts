@@ -43,7 +43,7 @@ describe("ConvertedHvmAmi check", () => {
 });
 
 describe("ConvertedHvmAmi diff", () => {
-  const olds: ConvertedHvmAmiOutputs = { ...checkConvertedHvmAmi(valid).inputs!, schemaVersion: 1, imageId: "ami-1", snapshotId: "snap-1", imageName: "src-hvm", buildId: "b-1", facts: {} };
+  const olds: ConvertedHvmAmiOutputs = { ...checkConvertedHvmAmi(valid).inputs!, schemaVersion: 1, imageId: "ami-1", snapshotId: "snap-1", imageName: "src-hvm", baseName: "src-hvm", buildId: "b-1", facts: {} };
   const news = (c: Record<string, unknown>) => checkConvertedHvmAmi({ ...valid, ...c }).inputs!;
 
   it("updates in place for tags, name and description", () => {

@@ -46,7 +46,7 @@ describe("SurrogateAmi check", () => {
 });
 
 describe("SurrogateAmi diff", () => {
-  const olds: SurrogateAmiOutputs = { ...checkSurrogateAmi(valid).inputs!, schemaVersion: 1, imageId: "ami-1", snapshotId: "snap-1", imageName: "debian-12-base", buildId: "b-1", facts: {} };
+  const olds: SurrogateAmiOutputs = { ...checkSurrogateAmi(valid).inputs!, schemaVersion: 1, imageId: "ami-1", snapshotId: "snap-1", imageName: "debian-12-base", baseName: "debian-12-base", buildId: "b-1", facts: {} };
   const news = (c: Record<string, unknown>) => checkSurrogateAmi({ ...valid, ...c }).inputs!;
 
   it("updates tags and description in place", () => {

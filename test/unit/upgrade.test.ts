@@ -1,0 +1,100 @@
+// State written by the previous release (test/fixtures/state) read through each resource's upgrade:
+// today's shape, no change against the same inputs, and refresh that keeps the stored schema.
+import * as assert from "assert";
+import * as fs from "fs";
+import * as path from "path";
+import { dynamicProvider } from "../../providers/core/provider";
+import { checkConvertedHvmAmi, diffConvertedHvmAmi } from "../../providers/convertedHvmAmi/inputs";
+import { upgradeConversion } from "../../providers/convertedHvmAmi/upgrade";
+import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
+import { diffSharedAmi } from "../../providers/sharedAmi/diff";
+import { upgradeSharedAmi } from "../../providers/sharedAmi/upgrade";
+import { checkRecoveryAlarm, diffRecoveryAlarm } from "../../providers/recoveryAlarm/inputs";
+import { upgradeRecoveryAlarm } from "../../providers/recoveryAlarm/upgrade";
+import { checkSurrogateAmi } from "../../providers/surrogateAmi/inputs";
+import { upgradeSurrogate } from "../../providers/surrogateAmi/upgrade";
+
+type Raw = Record<string, unknown>;
+const fixture = JSON.parse(fs.readFileSync(path.join(__dirname, "../fixtures/state/release-ab5b1f3.json"), "utf8")) as { resources: { type: string; inputs: Raw; outputs: Raw }[] };
+const stored = (kind: string) => {
+  const r = fixture.resources.find((x) => x.type.endsWith(`:${kind}`))!;
+  const { __provider: _i, ...inputs } = r.inputs;
+  const { __provider: _o, ...outputs } = r.outputs;
+  return { inputs, outputs };
+};
+
+describe("state upgrades", () => {
+  it("bring a ConvertedHvmAmi of schema 1 to schema 2: exact name as the Name tag, new inputs unset, no change against the same inputs", () => {
+    const { inputs, outputs } = stored("ConvertedHvmAmi");
+    const state = upgradeConversion(outputs);
+    assert.strictEqual(outputs.schemaVersion, 1);
+    assert.strictEqual(state.schemaVersion, 2);
+    assert.strictEqual(state.baseName, outputs.imageName);
+    assert.strictEqual(state.exactName, false);
+    assert.strictEqual(state.method, "auto");
+    assert.strictEqual(state.buildId, outputs.buildId);
+    // A tool upgrade: today's guest script hash, the same inputs otherwise.
+    const news = checkConvertedHvmAmi({ ...inputs, guestScriptSha256: "f".repeat(64) }).inputs!;
+    assert.deepStrictEqual(diffConvertedHvmAmi(state, news), { changes: false, replaces: [], deleteBeforeReplace: false, notes: [] });
+  });
+
+  it("read a SharedAmi written before exactName and name as unset, with no change against the same inputs", () => {
+    const { inputs, outputs } = stored("SharedAmi");
+    const state = upgradeSharedAmi(outputs);
+    assert.strictEqual(state.exactName, false);
+    assert.ok(!("name" in outputs) && state.name === undefined);
+    const diff = diffSharedAmi(state, checkSharedAmi(inputs, inputs).inputs!);
+    assert.deepStrictEqual({ changes: diff.changes, notes: diff.notes }, { changes: false, notes: [] });
+  });
+
+  it("leave a RecoveryAlarm of schema 1 as it is", () => {
+    const { inputs, outputs } = stored("RecoveryAlarm");
+    assert.deepStrictEqual(upgradeRecoveryAlarm(outputs), outputs);
+    assert.strictEqual(diffRecoveryAlarm(upgradeRecoveryAlarm(outputs), checkRecoveryAlarm(inputs).inputs!).changes, false);
+  });
+
+  it("give a SurrogateAmi written before build stamps its exact name as the Name tag", () => {
+    const inputs = checkSurrogateAmi({ recipe: { kind: "script", script: "true" }, name: "base", region: "us-east-1", scope: "p/s/b", guestScriptSha256: "a" }).inputs!;
+    const { exactName: _e, ...old } = { ...inputs, schemaVersion: 1, imageId: "ami-1", snapshotId: "snap-1", imageName: "base", buildId: "b-1", facts: {} };
+    const state = upgradeSurrogate(old);
+    assert.deepStrictEqual({ baseName: state.baseName, exactName: state.exactName }, { baseName: "base", exactName: false });
+  });
+
+  it("change nothing in state of today's schema", () => {
+    const today = upgradeConversion(stored("ConvertedHvmAmi").outputs);
+    assert.deepStrictEqual(upgradeConversion({ ...today }), today);
+  });
+
+  it("refuse state written by a newer ami-factory, naming its schema", () => {
+    assert.throws(() => upgradeConversion({ ...stored("ConvertedHvmAmi").outputs, schemaVersion: 3 }), /ConvertedHvmAmi: the state was written by a newer ami-factory \(schema 3; this one reads up to 2\)/);
+  });
+});
+
+describe("the provider adapter and stored schemas", () => {
+  const calls: Raw[] = [];
+  const provider = dynamicProvider<{ scope: string }, Raw & { scope: string }>({
+    kind: "Test",
+    check: (raw) => ({ inputs: raw as { scope: string }, failures: [] }),
+    diff: (olds) => (calls.push(olds), { changes: false }),
+    create: async () => ({ id: "x", outs: { scope: "s" } }),
+    update: async (olds, news) => (calls.push(olds), { ...olds, ...news }),
+    delete: async (olds) => void calls.push(olds),
+    read: async (_id, olds) => ({ props: { ...olds, tags: { team: "b" } } }),
+    upgrade: (s) => ({ ...s, scope: String(s.scope), added: true, schemaVersion: 2 }),
+  });
+  const old = { scope: "s", schemaVersion: 1, tags: { team: "a" } };
+
+  it("hands diff, update and delete the upgraded state, and update writes today's schema", async () => {
+    calls.length = 0;
+    await provider.diff!("x", old, { scope: "s" });
+    const { outs } = await provider.update!("x", old, { scope: "s" });
+    await provider.delete!("x", old);
+    assert.deepStrictEqual(calls.map((c) => [c.schemaVersion, c.added]), [[2, true], [2, true], [2, true]]);
+    assert.strictEqual(outs!.schemaVersion, 2);
+  });
+
+  it("reads with the upgraded state but refreshes only what AWS changed over the stored one", async () => {
+    const { props } = await provider.read!("x", old);
+    assert.deepStrictEqual(props, { scope: "s", schemaVersion: 1, tags: { team: "b" } });
+  });
+});
