@@ -3,7 +3,7 @@ import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
 import type { Verification } from "./worker/context";
-import { checkConvertedHvmAmi, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
+import { checkConvertedHvmAmi, Conversion, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
 import { createConversion, deleteConversion, readConversion, updateConversion } from "./convertedHvmAmi/build";
 import { BuildArgs, warnIfNotVerified } from "./worker/args";
 
@@ -20,9 +20,16 @@ export interface ConvertedHvmAmiArgs extends BuildArgs {
   encrypted?: pulumi.Input<boolean>;
   /** false: leave the image's initramfs as it is. Default true: NVMe and ENA are added to the default kernel's initramfs with the image's own tool when the kernel has them as modules (see the nitroReady output). */
   nitro?: pulumi.Input<boolean>;
+  /**
+   * How the root is converted. Default "auto": in place (the one volume made from the source snapshot is
+   * made to boot as HVM, so the new snapshot holds only the changed blocks) when the layout allows it and
+   * neither targetSizeGiB nor the encryption changes the volume, else copied to a new volume. "in-place"
+   * fails instead of copying; "copy" always copies. Not a rebuild trigger: a change updates the state only.
+   */
+  method?: pulumi.Input<"auto" | "in-place" | "copy">;
 }
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "nitroReady", "verification", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "nitroReady", "verification", "conversion", "schemaVersion"] as const;
 
 /** The implementation, loaded in the provider process by the thin provider below; it bundles the guest script there. */
 export const convertedHvmAmiProvider = dynamicProvider<ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs>({
@@ -53,6 +60,8 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   declare readonly nitroReady: pulumi.Output<boolean>;
   /** The launch verification: { status: "passed", results: [{ instanceType, secondsToBootSignal, bootLine }] } or { status: "skipped" }. */
   declare readonly verification: pulumi.Output<Verification>;
+  /** What the build did: { method: "in-place", reason: "" } or { method: "copy", reason } (the guest's refusal code, size-change, encryption-change or requested). */
+  declare readonly conversion: pulumi.Output<Conversion>;
 
   constructor(name: string, args: ConvertedHvmAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("pv2hvm.sh");

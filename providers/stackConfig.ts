@@ -65,6 +65,10 @@ export interface ConversionConfig {
   rebuildTrigger?: string;
   /** Register with exactly imageName (no build stamp); a replacement then deletes first. */
   exactName?: boolean;
+  /** false: leave the initramfs as it is (ConvertedHvmAmi `nitro`). */
+  nitro?: boolean;
+  /** ConvertedHvmAmi `method`: "auto" (default), "in-place" or "copy". */
+  method?: "auto" | "in-place" | "copy";
 }
 
 export interface BuildConfig {
