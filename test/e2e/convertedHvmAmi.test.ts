@@ -230,6 +230,11 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.strictEqual(registered["BlockDeviceMapping.1.Ebs.VolumeSize"], "20");
     assert.deepStrictEqual(await leftovers(), []);
 
+    // How an image was converted does not make another image: a new method updates the state only.
+    t.configure({ conversions: [{ name: "xfs", sourceAmiId: xfs.imageId, method: "copy" }, { name: "gap", sourceAmiId: gap.imageId }, { name: "grown", sourceAmiId: grown.imageId, targetSizeGiB: 20 }] });
+    const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
+    assert.deepStrictEqual(preview.changeSummary, { same: 3, update: 1 }, preview.stdout);
+
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual(await leftovers(), []);
   });
