@@ -3,7 +3,7 @@ import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
 import type { Verification } from "./worker/context";
-import { checkConvertedHvmAmi, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
+import { checkConvertedHvmAmi, Conversion, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
 import { upgradeConversion } from "./convertedHvmAmi/upgrade";
 import { createConversion, deleteConversion, readConversion, updateConversion } from "./convertedHvmAmi/build";
 import { warnIfNotVerified } from "./worker/args";
@@ -13,7 +13,7 @@ import type { CONVERTED_FIELDS } from "./convertedHvmAmi/fields";
 /** The args of a ConvertedHvmAmi: each is documented, with its default, in ./convertedHvmAmi/fields.ts. */
 export type ConvertedHvmAmiArgs = ArgsOf<typeof CONVERTED_FIELDS>;
 
-const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "nitroReady", "verification", "schemaVersion"] as const;
+const OUTPUTS = ["imageId", "snapshotId", "imageName", "baseName", "buildId", "facts", "nitroReady", "verification", "conversion", "schemaVersion"] as const;
 
 /** The implementation, loaded in the provider process by the thin provider below; it bundles the guest script there. */
 export const convertedHvmAmiProvider = dynamicProvider<ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs>({
@@ -45,6 +45,8 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
   declare readonly nitroReady: pulumi.Output<boolean>;
   /** The launch verification: { status: "passed", results: [{ instanceType, secondsToBootSignal, bootLine }] } or { status: "skipped" }. */
   declare readonly verification: pulumi.Output<Verification>;
+  /** What the build did: { method: "in-place", reason: "" } or { method: "copy", reason } (the guest's refusal code, size-change, encryption-change or requested). */
+  declare readonly conversion: pulumi.Output<Conversion>;
 
   constructor(name: string, args: ConvertedHvmAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("pv2hvm.sh");

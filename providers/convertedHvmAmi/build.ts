@@ -13,16 +13,24 @@ import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
 import { nameFreeStep, registerStep, snapshotStep } from "../worker/image";
 import { verificationTags, verifyStep } from "../worker/verify";
-import { attachStep, detachStep, volumesStep } from "../worker/volumes";
+import { attachStep, detachStep, VolumeRequest, volumesStep } from "../worker/volumes";
 import { enaFrom } from "../worker/inputs";
 import { CONVERTED_FIELDS } from "./fields";
-import { ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
+import { conversionPlan, IN_PLACE_REFUSED_EXIT, refusalReason } from "./conversion";
+import { Conversion, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, SCHEMA_VERSION } from "./inputs";
 import { HVM_ROOT_DEVICE, inspectSource, SourceImage } from "./source";
 
 interface ConversionBuild extends WorkerBuild {
   inputs: ConvertedHvmAmiInputs;
   source?: SourceImage;
+  /** In place or copied, and why: planned from the inputs and the source, changed by a refusal. */
+  conversion?: Conversion;
+  /** The guest declined to convert in place (auto): the target volume is made now. */
+  fellBack?: boolean;
 }
+
+/** The image tag that says how it was converted, so that a re-run after a crash adopts that too. */
+export const CONVERSION_TAG = "ami-factory:conversion";
 
 /** From the scope and the fields that make the image (not the guest script's hash: a tool upgrade is not a new build). */
 export function conversionBuildId(inputs: ConvertedHvmAmiInputs): string {
@@ -52,6 +60,8 @@ function sourceStep(): Step<ConversionBuild> {
       if (b.inputs.targetSizeGiB !== undefined && b.inputs.targetSizeGiB < source.rootSizeGiB) {
         throw new Error(`targetSizeGiB ${b.inputs.targetSizeGiB} is smaller than the source root volume (${source.rootSizeGiB} GiB): give at least ${source.rootSizeGiB}`);
       }
+      b.conversion = conversionPlan(b.inputs, source);
+      if (b.conversion.method === "copy") b.log(`copying the root (${b.conversion.reason})`);
       b.source = source;
       b.architecture = source.architecture;
       b.baseName = b.inputs.name ?? defaultImageName(source.name);
@@ -71,29 +81,63 @@ export function networkSupport(c: { enaSupport: "auto" | boolean }, facts: Recor
   return facts?.ixgbevfDriver === true ? { EnaSupport: ena, SriovNetSupport: "simple" } : { EnaSupport: ena };
 }
 
+/** The volume from the source snapshot: the worker reads it for a copy, or converts it in place. */
+function sourceVolume(b: ConversionBuild): VolumeRequest {
+  return { role: "source", snapshotId: b.source!.rootSnapshotId, sizeGiB: b.source!.rootSizeGiB, spec: { type: "gp3" }, encrypted: b.inputs.encrypted ?? b.source!.encrypted, kmsKeyId: b.inputs.kmsKeyId };
+}
+
+/** The empty volume a copy writes. */
+function targetVolume(b: ConversionBuild): VolumeRequest {
+  return { role: "target", sizeGiB: targetSize(b), spec: b.inputs.volume, encrypted: b.inputs.encrypted ?? b.source!.encrypted, kmsKeyId: b.inputs.kmsKeyId };
+}
+
+const copying = (b: ConversionBuild) => b.conversion!.method === "copy";
+
+/**
+ * pv2hvm --in-place on the source volume. When it declines (exit 3, nothing changed), `auto` takes
+ * the copy with the same worker and volume; `in-place` fails with the guest's reason.
+ */
+function inPlaceStep(script: BundledScript, flags: string[]): Step<ConversionBuild> {
+  const guest = guestCommandStep({ name: script.name, script: script.content, args: ["--in-place", "{volume:source}", ...flags], refusedExitCode: IN_PLACE_REFUSED_EXIT });
+  return {
+    ...guest,
+    name: `run ${script.name} --in-place on the worker`,
+    when: (b) => !copying(b),
+    async run(b) {
+      await guest.run(b);
+      if (!b.refusal) return;
+      const { reason, detail } = refusalReason(b.refusal, script.factsSchema);
+      if (b.inputs.method === "in-place") throw new Error(`method "in-place": ${script.name} cannot convert this root in place (${reason}: ${detail}); nothing on it was changed. Set method "auto" or "copy" to copy it instead`);
+      b.log(`${script.name} declined to convert in place (${reason}: ${detail}): copying instead`);
+      b.conversion = { method: "copy", reason };
+      b.fellBack = true;
+    },
+  };
+}
+
 function conversionSteps(script: BundledScript, inputs: ConvertedHvmAmiInputs): Step<ConversionBuild>[] {
   const flags = [...(inputs.sanitize ? ["--sanitize"] : []), ...(inputs.nitro === false ? ["--no-nitro"] : [])];
+  const copy = guestCommandStep({ name: script.name, script: script.content, args: ["--source", "{volume:source}", "--target", "{volume:target}", ...flags] });
+  const fallback = (b: ConversionBuild) => b.fellBack === true;
   return [
     sourceStep(),
     nameFreeStep(),
     ...launchSteps(),
-    volumesStep<ConversionBuild>(["source", "target"], (b) => {
-      const encrypted = b.inputs.encrypted ?? b.source!.encrypted;
-      const spec = b.inputs.volume;
-      return [
-        { role: "source", snapshotId: b.source!.rootSnapshotId, sizeGiB: b.source!.rootSizeGiB, spec: { type: "gp3" }, encrypted, kmsKeyId: b.inputs.kmsKeyId },
-        { role: "target", sizeGiB: targetSize(b), spec, encrypted, kmsKeyId: b.inputs.kmsKeyId },
-      ];
-    }),
+    // A copy decided up front makes both volumes at once; in place makes the source volume only.
+    volumesStep<ConversionBuild>(["source", "target"], (b) => [sourceVolume(b), ...(copying(b) ? [targetVolume(b)] : [])]),
     attachStep(["source", "target"]),
-    guestCommandStep({ name: script.name, script: script.content, args: ["--source", "{volume:source}", "--target", "{volume:target}", ...flags] }),
+    inPlaceStep(script, flags),
+    { ...volumesStep<ConversionBuild>(["target"], (b) => [targetVolume(b)]), when: fallback },
+    { ...attachStep(["target"]), when: fallback },
+    { ...copy, when: copying },
     detachStep(["source", "target"]),
-    snapshotStep("target", ""),
+    snapshotStep((b) => (copying(b as ConversionBuild) ? "target" : "source"), ""),
     registerStep((b) => {
       const c = b as ConversionBuild;
-      // The image carries its facts, so that a re-run after a crash can adopt it whole.
+      // The image carries its facts and how it was converted, so that a re-run after a crash can adopt it whole.
       const facts = factsTag(c.facts);
       if (facts) c.outputTags = { ...c.outputTags, "ami-factory:facts": facts };
+      c.outputTags = { ...c.outputTags, [CONVERSION_TAG]: JSON.stringify(c.conversion) };
       if (c.facts?.nitroReady !== true) c.log("warning: the image is not Nitro-ready (no NVMe driver at boot or no ENA): it runs only on Xen HVM instance types (t2, m4, c4, r4, …)");
       return {
         Name: c.imageName,
@@ -124,11 +168,14 @@ function conversionSteps(script: BundledScript, inputs: ConvertedHvmAmiInputs): 
   ];
 }
 
+/** The root size: the source's when converted in place; for a copy, as given or the source's + 1 GiB. */
 function targetSize(b: ConversionBuild): number {
+  if (!copying(b)) return b.source!.rootSizeGiB;
   return b.inputs.targetSizeGiB ?? b.source!.rootSizeGiB + 1;
 }
 
 export async function createConversion(inputs: ConvertedHvmAmiInputs, script: BundledScript, log: (l: string) => void): Promise<{ id: string; outs: ConvertedHvmAmiOutputs }> {
+  let build: ConversionBuild | undefined;
   const built = await runWorkerBuild<ConversionBuild>(
     {
       region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64",
@@ -137,11 +184,25 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
       workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
       what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi", factsSchema: script.factsSchema,
     },
-    (base) => ({ ...base, inputs }),
+    (base) => (build = { ...base, inputs }),
     conversionSteps(script, inputs),
     log,
   );
-  return { id: built.imageId, outs: { ...inputs, ...built, nitroReady: built.facts.nitroReady === true, schemaVersion: SCHEMA_VERSION } };
+  // No build: an image this build finished before a crash was adopted, and its tag says how it was made.
+  const conversion = build ? build.conversion : adoptedConversion(await builtImageTag(inputs.region, built.imageId, CONVERSION_TAG));
+  return { id: built.imageId, outs: { ...inputs, ...built, nitroReady: built.facts.nitroReady === true, ...(conversion ? { conversion } : {}), schemaVersion: SCHEMA_VERSION } };
+}
+
+/** The conversion tag of an adopted image; none on an image built before schema 3 (always copied, reason unrecorded). */
+export function adoptedConversion(tag: string): Conversion | undefined {
+  if (!tag) return undefined;
+  try {
+    const c = JSON.parse(tag) as Conversion;
+    if ((c.method === "in-place" || c.method === "copy") && typeof c.reason === "string") return { method: c.method, reason: c.reason };
+  } catch {
+    // fall through
+  }
+  throw new Error(`the ${CONVERSION_TAG} tag of the adopted image is ${JSON.stringify(tag.slice(0, 80))}, not {"method":"in-place"|"copy","reason":"…"}: set it right, or deregister the image (and its snapshot) so that the build runs again`);
 }
 
 /** Tags, the Name tag and the description change in place; the registered AMI name cannot. */
@@ -151,7 +212,8 @@ export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: Conve
   const before = imageTags(olds, olds.buildId, baseName, builtAt);
   const after = imageTags(news, olds.buildId, baseName, builtAt);
   await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
-  return { ...olds, ...news, ...keptOnUpdate(olds), nitroReady: olds.nitroReady };
+  // How the image was made stays: a new `method` applies to the next build.
+  return { ...olds, ...news, ...keptOnUpdate(olds), nitroReady: olds.nitroReady, conversion: olds.conversion };
 }
 
 /** The image and the snapshot the conversion made; the source's data snapshots it maps stay. */

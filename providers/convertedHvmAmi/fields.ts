@@ -20,6 +20,13 @@ export const CONVERTED_FIELDS = {
    * the nitroReady output). Kept only when false, so that true and unset are the same image.
    */
   nitro: field.of<boolean | undefined, false | undefined, "replace">({ change: "replace", check: (c, p, v) => c.boolean(p, v), value: (v) => (v === false ? false : undefined) }),
-  /** How the conversion is made: "auto", "in-place" or "copy" (issue 12). Default: "auto". It applies when the image is built: a change alone changes nothing. */
+  /**
+   * How the root is converted. Default "auto": in place (the one volume made from the source
+   * snapshot is made to boot as HVM, so the new snapshot holds only the changed blocks) when the
+   * layout allows it and neither targetSizeGiB nor the encryption changes the volume, else copied to
+   * a new volume. "in-place" fails instead of copying; "copy" always copies. It applies when the
+   * image is built: how an image was converted does not make another image, so a change alone
+   * changes nothing (the `conversion` output says what the build did).
+   */
   method: field.oneOf(["auto", "in-place", "copy"] as const, { change: "next-build", fallback: "auto" }),
 };

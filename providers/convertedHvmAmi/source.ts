@@ -16,6 +16,8 @@ export interface SourceImage {
   rootSnapshotId: string;
   rootSizeGiB: number;
   encrypted: boolean;
+  /** The root snapshot's KMS key, when encrypted. */
+  kmsKeyId?: string;
 }
 
 /** The reasons an image cannot be converted (pure: tested without AWS). */
@@ -102,5 +104,6 @@ export async function inspectSource(region: string, sourceAmiId: string): Promis
     rootSnapshotId,
     rootSizeGiB: root.Ebs?.VolumeSize ?? snapshot.VolumeSize ?? 8,
     encrypted: snapshot.Encrypted === true,
+    kmsKeyId: snapshot.KmsKeyId,
   };
 }

@@ -8,5 +8,7 @@ export function upgradeConversion(stored: Record<string, unknown>): ConvertedHvm
     // Schema 1 (release ab5b1f3) registered exactly the given name: that name is the Name tag's.
     // It has no nitroReady (the facts of then did not say it) and no verification (none was made).
     1: (s) => ({ ...s, baseName: s.baseName ?? s.imageName }),
+    // Schema 2 always copied and did not record it: no conversion output (ConvertedHvmAmiOutputs.conversion).
+    2: (s) => s,
   });
 }

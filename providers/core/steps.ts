@@ -5,6 +5,12 @@
 
 export interface Step<C> {
   name: string;
+  /**
+   * When the step is needed, asked at its turn; absent: always. For a choice that only an earlier
+   * step's result can make (a copy after the guest refused to convert in place); choices the inputs
+   * make are made when the list is written. A step not needed neither runs nor is cleaned up.
+   */
+  when?(ctx: C): boolean;
   run(ctx: C): Promise<void>;
   cleanup?(ctx: C, failed: boolean): Promise<void>;
 }
@@ -45,6 +51,10 @@ export async function runSteps<C>(steps: Step<C>[], ctx: C, opts: RunOptions = {
   const started = Date.now();
   let failure: { step: string; error: unknown } | undefined;
   for (const step of steps) {
+    if (step.when && !step.when(ctx)) {
+      log(`step ${step.name}: not needed`);
+      continue;
+    }
     const t0 = Date.now();
     log(`step ${step.name}: started`);
     ran.push(step);

@@ -13,6 +13,14 @@ export interface GuestCommand {
   script: string;
   /** Its arguments; volume roles are written as {volume:role} and replaced by the volume id. */
   args: string[];
+  /**
+   * The exit status with which the script declines, having changed nothing (pv2hvm --in-place: 3):
+   * its last stdout line is then recorded as `refusal` for the next steps, and the step succeeds.
+   * SSM reports a non-zero exit as Status "Failed" with the exit status as ResponseCode
+   * (https://docs.aws.amazon.com/systems-manager/latest/userguide/run-command-handle-exit-status.html,
+   * https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html).
+   */
+  refusedExitCode?: number;
 }
 
 /**
@@ -102,7 +110,8 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
       if (bytes > SEND_COMMAND_BUDGET_BYTES) {
         throw new Error(`the ${cmd.name} command is ${bytes} bytes, over the ${SEND_COMMAND_BUDGET_BYTES} ami-factory allows an SSM command (AWS: ${SEND_COMMAND_PARAMETERS_MAX_BYTES}): shorten recipe.script, or fetch its bulk from S3`);
       }
-      const comment = `ami-factory ${b.buildId} ${cmd.name}`.slice(0, 100);
+      // The first argument tells two commands of one script apart (pv2hvm --in-place, then --source).
+      const comment = `ami-factory ${b.buildId} ${cmd.name} ${cmd.args[0] ?? ""}`.trim().slice(0, 100);
       let sentBefore = false;
       // The SSM agent registers a little after the instance runs: until then SendCommand says InvalidInstanceId.
       b.commandId = await waitFor({ what: `the SSM agent on ${b.instanceId}`, maxWaitSeconds: Math.min(900, secondsLeft(b)), minDelaySeconds: 2, maxDelaySeconds: 15 }, async () => {
@@ -147,6 +156,11 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
         if (out.Status === "Pending" || out.Status === "InProgress" || out.Status === "Delayed") return { state: "RETRY", reason: out.Status };
         return { state: "SUCCESS", value: out };
       });
+      if (cmd.refusedExitCode !== undefined && invocation.Status === "Failed" && invocation.ResponseCode === cmd.refusedExitCode) {
+        b.refusal = parseFacts(invocation.StandardOutputContent ?? "");
+        b.log(`${cmd.name} declined (exit ${cmd.refusedExitCode}): ${JSON.stringify(b.refusal)}`);
+        return;
+      }
       if (invocation.Status !== "Success") throw new Error(guestFailure(cmd.name, b.instanceId!, invocation));
       b.facts = checkFacts(parseFacts(invocation.StandardOutputContent ?? ""), declaredFactsSchema(cmd.script, cmd.name));
       b.log(`${cmd.name} facts: ${JSON.stringify(b.facts)}`);

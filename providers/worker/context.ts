@@ -64,6 +64,8 @@ export interface WorkerBuild {
   commandId?: string;
   /** The guest script's last stdout line, parsed. */
   facts?: Record<string, unknown>;
+  /** The last stdout line of a guest script that declined (GuestCommand.refusedExitCode), parsed. */
+  refusal?: Record<string, unknown>;
   snapshotId?: string;
   imageId?: string;
   /** Launch verification: instance type → test instance id, recorded as each launch returns. */

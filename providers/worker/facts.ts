@@ -53,9 +53,12 @@ function fieldProblems(facts: Record<string, unknown>, schema: FactsSchema, keys
   return problems;
 }
 
-function identityProblems(facts: Record<string, unknown>, schema: FactsSchema): string[] {
+/** `olderToo`: an earlier schema version of the same script is fine (an adopted image's tag). */
+function identityProblems(facts: Record<string, unknown>, schema: FactsSchema, olderToo = false): string[] {
   if (facts.script !== schema.script) return [`script is ${JSON.stringify(facts.script)}, not "${schema.script}" (the facts line of another script?)`];
-  if (facts.schemaVersion !== schema.schemaVersion) return [`schemaVersion is ${JSON.stringify(facts.schemaVersion)}, not ${schema.schemaVersion} (a guest script of another version?)`];
+  const v = facts.schemaVersion;
+  const older = olderToo && Number.isInteger(v) && (v as number) >= 1 && (v as number) < schema.schemaVersion;
+  if (v !== schema.schemaVersion && !older) return [`schemaVersion is ${JSON.stringify(v)}, not ${olderToo ? `1 to ${schema.schemaVersion}` : schema.schemaVersion} (a guest script of another version?)`];
   return [];
 }
 
@@ -80,9 +83,12 @@ export function factsTag(facts: Record<string, unknown> | undefined): string | u
 }
 
 /**
- * The facts tag of an image about to be adopted, checked the same way: the same script and schema
- * version, each field it carries typed as the schema says, every tag key that the script's facts
- * have present. `imageId` names the image in the error.
+ * The facts tag of an image about to be adopted, checked the same way: the same script, each field
+ * it carries typed as the schema says, every tag key that the script's facts have present. An
+ * earlier schema version is adopted too: the build id leaves the guest script out (an upgrade
+ * rebuilds nothing), so an image finished by the previous release before a crash is this build's
+ * image, and the tag keys are those of every version since 2. A later version (a newer release
+ * made it) is refused. `imageId` names the image in the error.
  */
 export function checkFactsTag(tag: string | undefined, schema: FactsSchema, imageId: string): Record<string, unknown> {
   const fix = `deregister ${imageId} (and its snapshot) so that the build runs again, or set its ami-factory:facts tag right`;
@@ -95,7 +101,7 @@ export function checkFactsTag(tag: string | undefined, schema: FactsSchema, imag
   }
   if (!facts || typeof facts !== "object" || Array.isArray(facts)) throw new Error(`the ami-factory:facts tag of ${imageId} is not a JSON object: ${fix}`);
   const f = facts as Record<string, unknown>;
-  const identity = identityProblems(f, schema);
+  const identity = identityProblems(f, schema, true);
   const expected = FACTS_TAG_KEYS.filter((k) => k in schema.fields);
   const problems = identity.length ? identity : fieldProblems(f, schema, expected);
   if (problems.length) throw new Error(`the ami-factory:facts tag of ${imageId} does not match the ${schema.script} facts schema (version ${schema.schemaVersion}): ${problems.join("; ")}: ${fix}`);

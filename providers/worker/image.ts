@@ -8,21 +8,23 @@ import type { Step } from "../core/steps";
 import { errorName, waitFor } from "../core/wait";
 import { secondsLeft, WorkerBuild } from "./context";
 
-export function snapshotStep(role: string, description: string): Step<WorkerBuild> {
+/** `role`: the volume that becomes the image's root, or a function that picks it when the step runs. */
+export function snapshotStep(role: string | ((b: WorkerBuild) => string), description: string): Step<WorkerBuild> {
   return {
-    name: `snapshot the ${role} volume`,
+    name: typeof role === "string" ? `snapshot the ${role} volume` : "snapshot the new root volume",
     async run(b) {
       const { CreateSnapshotCommand, DescribeSnapshotsCommand } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
+      const volumeId = b.volumes[typeof role === "string" ? role : role(b)];
       const out = await ec2.send(
-        new CreateSnapshotCommand({ VolumeId: b.volumes[role], Description: description, TagSpecifications: tagSpecifications(["snapshot"] as const, b.outputTags) }),
+        new CreateSnapshotCommand({ VolumeId: volumeId, Description: description, TagSpecifications: tagSpecifications(["snapshot"] as const, b.outputTags) }),
       );
       const id = out.SnapshotId!;
       b.snapshotId = id;
       // CreateSnapshot has no client token: a retry after a lost answer makes a second snapshot of
       // the volume. Keep the one we were told about, delete the others of this build.
       const twins = await ec2.send(
-        new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "volume-id", Values: [b.volumes[role]] }, { Name: `tag:${BUILD_ID_TAG}`, Values: [b.buildId] }] }),
+        new DescribeSnapshotsCommand({ OwnerIds: ["self"], Filters: [{ Name: "volume-id", Values: [volumeId] }, { Name: `tag:${BUILD_ID_TAG}`, Values: [b.buildId] }] }),
       );
       for (const twin of twins.Snapshots ?? []) if (twin.SnapshotId !== id) await deleteSnapshot(ec2, twin.SnapshotId!);
       let lastProgress = "";

@@ -69,14 +69,18 @@ export function attachStep(roles: string[]): Step<WorkerBuild> {
     async run(b) {
       const { AttachVolumeCommand, waitUntilVolumeInUse } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
-      for (const [i, role] of roles.entries()) {
-        b.attachments[role] = DEVICE_NAMES[i];
-        await ec2.send(new AttachVolumeCommand({ InstanceId: b.instanceId, VolumeId: b.volumes[role], Device: DEVICE_NAMES[i] })).catch((e) => {
+      // Only the roles that have a volume (a build may make fewer), each on a device name still free.
+      const present = roles.filter((r) => b.volumes[r]);
+      for (const role of present) {
+        const device = DEVICE_NAMES.find((d) => !Object.values(b.attachments).includes(d));
+        if (!device) throw new Error(`no free device name for the ${role} volume (${DEVICE_NAMES.join(", ")} are taken)`);
+        b.attachments[role] = device;
+        await ec2.send(new AttachVolumeCommand({ InstanceId: b.instanceId, VolumeId: b.volumes[role], Device: device })).catch((e) => {
           // A retry after a lost answer finds the volume attached already (to our worker: it is new).
           if (errorName(e) !== "VolumeInUse" && !/already attached/i.test(String((e as Error).message))) throw e;
         });
       }
-      await waitUntilVolumeInUse({ client: ec2, maxWaitTime: Math.min(600, secondsLeft(b)), minDelay: 1, maxDelay: 10 }, { VolumeIds: roles.map((r) => b.volumes[r]) });
+      await waitUntilVolumeInUse({ client: ec2, maxWaitTime: Math.min(600, secondsLeft(b)), minDelay: 1, maxDelay: 10 }, { VolumeIds: present.map((r) => b.volumes[r]) });
     },
     async cleanup(b) {
       await detachVolumes(b, roles);

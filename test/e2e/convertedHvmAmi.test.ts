@@ -10,14 +10,31 @@ import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 import { PV2HVM_FACTS, SURROGATE_FACTS } from "../support/facts";
 
-// A facts line in pv2hvm.sh's declared schema ("# @facts", version 2).
-const FACTS = { ...PV2HVM_FACTS, ixgbevfDriver: true, fstabNofail: ["/media/ephemeral0"] };
+// Facts lines in pv2hvm.sh's declared schema ("# @facts"): of a run in place and of a copy
+// (facts schema 3: method, bytesWritten, inPlaceLayout; in place copies nothing).
+const IN_PLACE_FACTS = { ...PV2HVM_FACTS, method: "in-place", bytesWritten: 1_052_672, inPlaceLayout: "bare-ext-blocklist", copiedBytes: 0, copyMethod: "none" };
+const COPY_FACTS = { ...PV2HVM_FACTS, method: "copy", bytesWritten: 2_147_483_648, inPlaceLayout: "" };
+const FACTS = { ...IN_PLACE_FACTS, ixgbevfDriver: true, fstabNofail: ["/media/ephemeral0"] };
+
+/** What the emulator matches to tell pv2hvm --in-place from the copy: the command's last line runs the script with its arguments. */
+const IN_PLACE_COMMAND = ".sh '--in-place' 'vol-";
+
+/** pv2hvm --in-place declining (exit 3, nothing changed), as the contract of issue 12 spells its refusal line. */
+const refusal = (reason: string) => ({ script: "pv2hvm", schemaVersion: PV2HVM_FACTS.schemaVersion, refused: "in-place", reason, detail: "the layout leaves no room for boot code" });
+
+type Send = { Comment: string; InstanceIds: string[]; Parameters: { commands: string[] } };
+/** The guest commands of one build, in the order sent (their comment names the build). */
+const sendsOf = async (emu: Emulator, buildId: string) => (await emu.calls<Send>("SendCommand")).filter((c) => c.Comment.startsWith(`ami-factory ${buildId} `));
+/** The volumes one build created (tagged with its build id at creation). */
+const volumesOf = async (emu: Emulator, buildId: string) => (await emu.calls("CreateVolume")).filter((c) => Object.entries(c).some(([k, v]) => v === "ami-factory:build-id" && c[k.replace(/Key$/, "Value")] === buildId));
+/** The volume id an argument of a guest command names. */
+const volumeArg = (send: Send, flag: string) => new RegExp(`'${flag}' '(vol-[0-9a-f]+)'`).exec(send.Parameters.commands.at(-1)!)?.[1];
 
 describe("ConvertedHvmAmi on the engine", function () {
   let emu: Emulator;
   useEmulator({ iam: true, recordEachTest: true }, (e) => (emu = e));
 
-  it("converts a PV image: registers an HVM image as asked, leaves no temporary resource, and deletes it on destroy", async () => {
+  it("converts a PV image in place by default: one volume from the source snapshot, whose snapshot is the image's root; registers an HVM image as asked, leaves no temporary resource, and deletes it on destroy", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "legacy-web");
     await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `copying...\n${JSON.stringify(FACTS)}\n` });
     const t = await testStack(emu, { conversions: [{ name: "legacy", sourceAmiId, tags: { team: "web" } }] });
@@ -31,7 +48,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.strictEqual(sent["BlockDeviceMapping.1.DeviceName"], "/dev/xvda");
     assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.DeleteOnTermination"], "true");
     const sourceRoot = (await describeImage("us-east-1", sourceAmiId))!.BlockDeviceMappings![0].Ebs!.VolumeSize!;
-    assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.VolumeSize"], String(sourceRoot + 1), "the source root size + 1 GiB");
+    assert.strictEqual(sent["BlockDeviceMapping.1.Ebs.VolumeSize"], String(sourceRoot), "in place: the source root's size");
     assert.strictEqual(sent.EnaSupport, "true", "ENA from the facts");
     assert.strictEqual(sent.SriovNetSupport, "simple", "the image has ixgbevf");
     assert.strictEqual(sent.BootMode, "legacy-bios");
@@ -43,11 +60,13 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.deepStrictEqual(outs.facts, FACTS);
     assert.strictEqual(outs.nitroReady, true);
     assert.strictEqual((outs.verification as { status: string }).status, "passed", "verified by default");
+    assert.deepStrictEqual(outs.conversion, { method: "in-place", reason: "" });
     const image = await describeImage("us-east-1", imageId);
     const tags = Object.fromEntries((image?.Tags ?? []).map((x) => [x.Key, x.Value]));
     assert.strictEqual(tags.team, "web");
     assert.strictEqual(tags["ami-factory:source-ami"], sourceAmiId);
-    assert.deepStrictEqual(JSON.parse(tags["ami-factory:facts"]), { script: "pv2hvm", schemaVersion: 2, partitioned: false, fsType: "ext4", enaDriver: true, nvmeDriver: true, nitroReady: true, ixgbevfDriver: true, defaultKernel: "6.1.0-18-amd64" });
+    assert.deepStrictEqual(JSON.parse(tags["ami-factory:conversion"]), { method: "in-place", reason: "" });
+    assert.deepStrictEqual(JSON.parse(tags["ami-factory:facts"]), { script: "pv2hvm", schemaVersion: PV2HVM_FACTS.schemaVersion, partitioned: false, fsType: "ext4", enaDriver: true, nvmeDriver: true, nitroReady: true, ixgbevfDriver: true, defaultKernel: "6.1.0-18-amd64" });
     assert.ok(tags["ami-factory:tool-version"] && tags["ami-factory:built-at"] && tags["ami-factory:build-id"]);
 
     // The worker as the brief asks: IMDSv2, no key pair, the SSM command with --sanitize.
@@ -63,8 +82,14 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.match(tagged["ami-factory:build-id"], /^b-[0-9a-f]{16}$/);
     assert.ok(Date.parse(tagged["ami-factory:expires-at"]) > Date.now());
     assert.strictEqual(run.KeyName, undefined);
-    const [send] = await emu.calls<{ Parameters: { commands: string[] } }>("SendCommand");
-    assert.match(send.Parameters.commands.at(-1)!, /--source' 'vol-[0-9a-f]+' '--target' 'vol-[0-9a-f]+' '--sanitize'/);
+    const sends = await emu.calls<Send>("SendCommand");
+    assert.strictEqual(sends.length, 1, "one guest command: in place");
+    assert.match(sends[0].Parameters.commands.at(-1)!, /'--in-place' 'vol-[0-9a-f]+' '--sanitize'$/);
+    // One volume, from the source's root snapshot (no target); the image's snapshot is of that volume.
+    const sourceSnapshot = (await describeImage("us-east-1", sourceAmiId))!.BlockDeviceMappings![0].Ebs!.SnapshotId;
+    const volumes = await emu.calls("CreateVolume");
+    assert.deepStrictEqual(volumes.map((v) => [v.SnapshotId, v.Size]), [[sourceSnapshot, String(sourceRoot)]]);
+    assert.deepStrictEqual((await emu.calls("CreateSnapshot")).map((c) => c.VolumeId), [volumeArg(sends[0], "--in-place")]);
     assert.deepStrictEqual(await egressOf(emu), { revoked: ["-1 0.0.0.0/0"], allowed: ["tcp 443 0.0.0.0/0"] }, "outbound HTTPS only");
     assert.deepStrictEqual(await leftovers(), []);
 
@@ -89,7 +114,7 @@ describe("ConvertedHvmAmi on the engine", function () {
       "BlockDeviceMapping.1.Ebs.SnapshotId": outs.snapshotId,
       "BlockDeviceMapping.1.Ebs.DeleteOnTermination": "true",
       "BlockDeviceMapping.1.Ebs.VolumeType": "gp3",
-      "BlockDeviceMapping.1.Ebs.VolumeSize": "9",
+      "BlockDeviceMapping.1.Ebs.VolumeSize": "8", // in place: the source root's size
       "BlockDeviceMapping.2.DeviceName": "/dev/sdf",
       "BlockDeviceMapping.2.Ebs.SnapshotId": dataSnapshotId,
       "BlockDeviceMapping.2.Ebs.VolumeSize": "60",
@@ -135,7 +160,7 @@ describe("ConvertedHvmAmi on the engine", function () {
       const t = await testStack(emu, { conversions: [{ name: "wrong", sourceAmiId }] });
       await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
         const text = String(e);
-        assert.match(text, /step "run pv2hvm on the worker" failed/);
+        assert.match(text, /step "run pv2hvm --in-place on the worker" failed/);
         assert.match(text, message);
         return true;
       });
@@ -151,7 +176,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     const t = await testStack(emu, { conversions: [{ name: "broken", sourceAmiId }] });
     await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
       const text = String(e);
-      assert.match(text, /step "run pv2hvm on the worker" failed/);
+      assert.match(text, /step "run pv2hvm --in-place on the worker" failed/);
       // (the engine indents a message's lines under its resource)
       assert.match(text, /the guest script pv2hvm on worker i-[0-9a-f]+ exited with code 1\n +stderr \(last lines\):\n +pv2hvm: grub-install: error: disk not found\n +stdout \(last lines\):\n +pv2hvm: copying/);
       assert.doesNotMatch(text, /can no longer happen/);
@@ -162,6 +187,82 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.deepStrictEqual(await emu.calls("RegisterImage"), []);
     const snapshots = await emu.calls("CreateSnapshot");
     assert.deepStrictEqual(snapshots, []);
+  });
+
+  it("copies with the same worker when the guest declines to convert in place (XFS, too small a gap), copies at once for a size change, says why, and leaves nothing behind", async () => {
+    const [xfs, gap, grown] = await Promise.all(["xfs-root", "tight-gap", "grown-root"].map((n) => seedPvImage("us-east-1", n)));
+    await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `${JSON.stringify(COPY_FACTS)}\n` });
+    // One refusal per in-place command (the two builds run concurrently: which gets which is open).
+    for (const reason of ["xfs-at-sector-0", "gap-too-small"]) {
+      await emu.failSsmCommands({ match: IN_PLACE_COMMAND, script: "pv2hvm", status: "Failed", responseCode: 3, output: `checking the layout\n${JSON.stringify(refusal(reason))}\n`, times: 1 });
+    }
+    const t = await testStack(emu, { conversions: [{ name: "xfs", sourceAmiId: xfs.imageId }, { name: "gap", sourceAmiId: gap.imageId }, { name: "grown", sourceAmiId: grown.imageId, targetSizeGiB: 20 }] });
+    await t.stack.up({ onOutput: t.onOutput });
+
+    const reasons: string[] = [];
+    for (const name of ["xfs", "gap"]) {
+      const outs = await resourceOutputs(t.stack, name);
+      const conversion = outs.conversion as { method: string; reason: string };
+      assert.strictEqual(conversion.method, "copy", name);
+      reasons.push(conversion.reason);
+      assert.deepStrictEqual(outs.facts, COPY_FACTS);
+      // In place first, declined; then the copy on the same worker, from the same source volume.
+      const [inPlace, copy, ...more] = await sendsOf(emu, outs.buildId as string);
+      assert.deepStrictEqual(more, []);
+      assert.match(inPlace.Comment, / pv2hvm --in-place$/);
+      assert.match(copy.Comment, / pv2hvm --source$/);
+      assert.deepStrictEqual(copy.InstanceIds, inPlace.InstanceIds, "the same worker");
+      assert.strictEqual(volumeArg(copy, "--source"), volumeArg(inPlace, "--in-place"));
+      // The source volume first, the empty target only after the refusal; the image is the target's snapshot.
+      const volumes = await volumesOf(emu, outs.buildId as string);
+      assert.deepStrictEqual(volumes.map((v) => [v.SnapshotId !== undefined, v.Size]), [[true, "8"], [false, "9"]]);
+      const snapshot = (await emu.calls("CreateSnapshot")).find((c) => c.VolumeId === volumeArg(copy, "--target"));
+      assert.ok(snapshot, "the image's snapshot is of the target volume");
+    }
+    assert.deepStrictEqual(reasons.sort(), ["gap-too-small", "xfs-at-sector-0"]);
+
+    const grownOuts = await resourceOutputs(t.stack, "grown");
+    assert.deepStrictEqual(grownOuts.conversion, { method: "copy", reason: "size-change" });
+    const grownSends = await sendsOf(emu, grownOuts.buildId as string);
+    assert.deepStrictEqual(grownSends.map((c) => c.Comment.split(" ").at(-1)), ["--source"], "a size change copies without asking the guest");
+    assert.deepStrictEqual((await volumesOf(emu, grownOuts.buildId as string)).map((v) => v.Size).sort(), ["20", "8"]);
+    const registered = (await emu.calls("RegisterImage")).find((c) => c["BlockDeviceMapping.1.Ebs.SnapshotId"] === grownOuts.snapshotId)!;
+    assert.strictEqual(registered["BlockDeviceMapping.1.Ebs.VolumeSize"], "20");
+    assert.deepStrictEqual(await leftovers(), []);
+
+    // How an image was converted does not make another image: a new method alone changes nothing.
+    t.configure({ conversions: [{ name: "xfs", sourceAmiId: xfs.imageId, method: "copy" }, { name: "gap", sourceAmiId: gap.imageId }, { name: "grown", sourceAmiId: grown.imageId, targetSizeGiB: 20 }] });
+    const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
+    assert.deepStrictEqual(preview.changeSummary, { same: 4 }, preview.stdout);
+
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+
+  it("fails method in-place with the guest's reason when it declines, and leaves nothing behind", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "strict");
+    await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `${JSON.stringify(COPY_FACTS)}\n` });
+    await emu.failSsmCommands({ match: IN_PLACE_COMMAND, script: "pv2hvm", status: "Failed", responseCode: 3, output: `${JSON.stringify(refusal("unknown-layout"))}\n` });
+    const t = await testStack(emu, { conversions: [{ name: "strict", sourceAmiId, method: "in-place" }] });
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
+      assert.match(String(e), /step "run pv2hvm --in-place on the worker" failed: method "in-place": pv2hvm cannot convert this root in place \(unknown-layout: the layout leaves no room for boot code\); nothing on it was changed\. Set method "auto" or "copy"/);
+      return true;
+    });
+    assert.deepStrictEqual((await emu.calls<Send>("SendCommand")).map((c) => c.Comment.split(" ").at(-1)), ["--in-place"], "no copy");
+    assert.strictEqual((await emu.calls("CreateVolume")).length, 1, "no target volume");
+    assert.deepStrictEqual(await emu.calls("CreateSnapshot"), []);
+    assert.deepStrictEqual((await emu.calls("RegisterImage")).filter((c) => c.Name !== "strict"), []);
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+
+  it("refuses method in-place with targetSizeGiB at preview, naming the field, before anything is created", async () => {
+    const { imageId } = await seedPvImage("us-east-1", "fixed-size");
+    await emu.reset({ keepMoto: true });
+    await emu.recordActions("*");
+    const t = await testStack(emu, { conversions: [{ name: "fixed", sourceAmiId: imageId, method: "in-place", targetSizeGiB: 20 }] });
+    await assert.rejects(t.stack.preview({ onOutput: t.onOutput }), /conversions\[0\]\.targetSizeGiB: targetSizeGiB is set with method "in-place": converted in place, the root keeps the source snapshot's size/);
+    const created = (await emu.allCalls()).filter((c) => /^(Create|Run|Register|Attach|Send)/.test(c.action));
+    assert.deepStrictEqual(created.map((c) => c.action), []);
   });
 
   it("refuses an HVM image before creating anything", async () => {
@@ -218,7 +319,7 @@ describe("ConvertedHvmAmi timeouts", function () {
     const t = await testStack(emu, { conversions: [{ name: "slow", sourceAmiId, timeoutMinutes: 1 }] });
     const started = Date.now();
     await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
-      assert.match(String(e), /step "run pv2hvm on the worker" failed: timed out after \d+s waiting for pv2hvm on i-[0-9a-f]+/);
+      assert.match(String(e), /step "run pv2hvm --in-place on the worker" failed: timed out after \d+s waiting for pv2hvm on i-[0-9a-f]+/);
       return true;
     });
     assert.ok(Date.now() - started < 3 * 60_000, "gave up near its deadline");

@@ -114,7 +114,7 @@ describe("launch verification on the engine", function () {
       const text = String(e);
       assert.match(text, /step "verify the image boots" failed: ami-\w+ did not boot: t3\.micro: .*the console shows kernel panic: .*Kernel panic - not syncing: VFS: Unable to mount root fs/);
       assert.match(text, /console tail of i-\w+:/);
-      assert.match(text, /cleaned up: verify the image boots, register image, snapshot the target volume/);
+      assert.match(text, /cleaned up: verify the image boots, register image, snapshot the new root volume/);
       return true;
     });
     await assertNothingLeft(await buildIdOfLastRun(emu));

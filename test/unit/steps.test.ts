@@ -16,6 +16,13 @@ const step = (name: string, opts: { fail?: boolean; cleanupFails?: boolean } = {
 });
 
 describe("step runner", () => {
+  it("skips a step whose when() says it is not needed, asked at its turn: it neither runs nor is cleaned up", async () => {
+    const ctx: Ctx & { fellBack?: boolean } = { events: [] };
+    const fallBack: Step<typeof ctx> = { name: "decide", async run(c) { c.fellBack = true; } };
+    await runSteps<typeof ctx>([{ ...step("a"), when: (c) => c.fellBack === true }, fallBack, { ...step("b"), when: (c) => c.fellBack === true }], ctx);
+    assert.deepStrictEqual(ctx.events, ["run b", "cleanup b failed=false"]);
+  });
+
   it("runs every cleanup in reverse after success, told the build did not fail", async () => {
     const ctx: Ctx = { events: [] };
     await runSteps([step("a"), step("b")], ctx);

@@ -42,6 +42,22 @@ def script_identity(commands_text: str) -> str | None:
     return m.group(1) if m else None
 
 
+def _check_exit_status(rule: dict[str, Any]) -> None:
+    """A rule's exit status as AWS-RunShellScript reports it: the script's exit status is the
+    ResponseCode, and a non-zero one makes the invocation Failed ("For a plugin, this indicates that
+    the result code wasn't zero", https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html;
+    https://docs.aws.amazon.com/systems-manager/latest/userguide/run-command-handle-exit-status.html).
+    So a Success rule cannot carry a non-zero code, nor a Failed rule a zero one (pv2hvm --in-place's
+    refusal: status Failed, responseCode 3, its refusal line as output)."""
+    code = rule.get("responseCode")
+    if code is None:
+        return
+    if rule["status"] == "Success" and code != 0:
+        raise ValueError("'responseCode' of a Success rule must be 0: a non-zero exit status is Failed")
+    if rule["status"] == "Failed" and code == 0:
+        raise ValueError("'responseCode' of a Failed rule must not be 0: exit status 0 is Success")
+
+
 class SsmRules:
     """Outcome rules for SSM SendCommand. A rule matches a command when `match` is a substring of its
     `commands` parameter (joined with newlines, compressed guest scripts decoded: expand_guest_scripts;
@@ -78,6 +94,7 @@ class SsmRules:
                 raise ValueError(f"'{key}' must be a string")
         if "responseCode" in rule and not isinstance(rule["responseCode"], int):
             raise ValueError("'responseCode' must be an integer")
+        _check_exit_status(rule)
         if "instanceIds" in rule and not (
             isinstance(rule["instanceIds"], list) and all(isinstance(i, str) for i in rule["instanceIds"])
         ):
