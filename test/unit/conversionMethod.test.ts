@@ -23,14 +23,14 @@ describe("ConvertedHvmAmi method: check", () => {
   });
 
   refusesEach(checkConvertedHvmAmi, valid, [
-    ["an unknown method", { method: "fast" }, "method", /method must be one of "auto", "in-place", "copy" \(got "fast"\)/],
+    ["an unknown method", { method: "fast" }, "method", /method must be "auto", "in-place" or "copy" \(got "fast"\)/],
     ["in-place with a target size", { method: "in-place", targetSizeGiB: 20 }, "targetSizeGiB", /with method "in-place": converted in place, the root keeps the source snapshot's size; remove it, or set method: "auto"/],
     ["in-place with a KMS key", { method: "in-place", kmsKeyId: "alias/images" }, "kmsKeyId", /with method "in-place": converted in place, the root keeps the source snapshot's encryption and key/],
   ]);
 
   it("is spelt in the stack config too, naming the entry and the field", () => {
     const all = { "ami-factory:conversions": JSON.stringify([{ name: "legacy", sourceAmiId: valid.sourceAmiId, method: "inplace" }]) };
-    assert.throws(() => parseStackConfig("dev", all, "us-east-1"), (e: unknown) => (assert.ok(e instanceof StackConfigError), assert.match(e.problems[0], /conversions\[0\]\.method: method must be one of "auto", "in-place", "copy"/), true));
+    assert.throws(() => parseStackConfig("dev", all, "us-east-1"), (e: unknown) => (assert.ok(e instanceof StackConfigError), assert.match(e.problems[0], /conversions\[0\]\.method: method must be "auto", "in-place" or "copy" \(got "inplace"\)/), true));
     const ok = { "ami-factory:conversions": JSON.stringify([{ name: "legacy", sourceAmiId: valid.sourceAmiId, method: "in-place" }]) };
     assert.strictEqual(parseStackConfig("dev", ok, "us-east-1").conversions[0].method, "in-place");
   });

@@ -24,11 +24,12 @@ const stored = (kind: string) => {
 };
 
 describe("state upgrades", () => {
-  it("bring a ConvertedHvmAmi of schema 1 to schema 2: exact name as the Name tag, new inputs unset, no change against the same inputs", () => {
+  it("bring a ConvertedHvmAmi of schema 1 to today's (3): exact name as the Name tag, new inputs unset, no change against the same inputs", () => {
     const { inputs, outputs } = stored("ConvertedHvmAmi");
     const state = upgradeConversion(outputs);
     assert.strictEqual(outputs.schemaVersion, 1);
-    assert.strictEqual(state.schemaVersion, 2);
+    assert.strictEqual(state.schemaVersion, 3);
+    assert.strictEqual(state.conversion, undefined, "schema 1 and 2 did not record how they converted");
     assert.strictEqual(state.baseName, outputs.imageName);
     assert.strictEqual(state.exactName, false);
     assert.strictEqual(state.method, "auto");
@@ -66,7 +67,7 @@ describe("state upgrades", () => {
   });
 
   it("refuse state written by a newer ami-factory, naming its schema", () => {
-    assert.throws(() => upgradeConversion({ ...stored("ConvertedHvmAmi").outputs, schemaVersion: 3 }), /ConvertedHvmAmi: the state was written by a newer ami-factory \(schema 3; this one reads up to 2\)/);
+    assert.throws(() => upgradeConversion({ ...stored("ConvertedHvmAmi").outputs, schemaVersion: 4 }), /ConvertedHvmAmi: the state was written by a newer ami-factory \(schema 4; this one reads up to 3\)/);
   });
 });
 
