@@ -3,7 +3,8 @@ import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import { checkSharedAmi, SharedAmiInputs, SharedAmiOutputs } from "./sharedAmi/inputs";
 import { diffSharedAmi } from "./sharedAmi/diff";
-import { createSharedAmi, deleteSharedAmi, readSharedAmi, updateSharedAmi } from "./sharedAmi/operations";
+import { createSharedAmi, deleteSharedAmi, readSharedAmi } from "./sharedAmi/operations";
+import { updateSharedAmi } from "./sharedAmi/update";
 
 export interface SharedAmiArgs {
   /** The image to copy and share. */

@@ -2,27 +2,27 @@
 import { createHash } from "crypto";
 import { ec2Client, ec2Sdk } from "../core/clients";
 import {
-  changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, deleteSnapshot, describeImage, noPrincipals,
-  Principals, principalsDelta, retag, setDeprecation, snapshotIdsOf, waitForImageAvailable,
+  changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, describeImage, noPrincipals,
+  Principals, retag, setDeprecation, snapshotIdsOf, waitForImageAvailable,
 } from "../core/images";
 import { buildIdFor } from "../core/buildId";
 import { mapBounded, REGION_CONCURRENCY } from "../core/concurrency";
 import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
 import { isoOrUndefined } from "../core/inputs";
-import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, removedTagKeys, changedTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
+import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
-type Log = (line: string) => void;
+export type Log = (line: string) => void;
 
-interface RegionImage {
+export interface RegionImage {
   imageId: string;
   snapshotIds: string[];
   copied: boolean;
 }
 
 /** What a create (or the add-regions part of an update) has done so far: cleanup reads it. */
-interface ShareContext {
+export interface ShareContext {
   inputs: SharedAmiInputs;
   buildId: string;
   imageName: string;
@@ -37,17 +37,17 @@ interface ShareContext {
   log: Log;
 }
 
-const principalsOf = (i: SharedAmiInputs): Principals => ({
+export const principalsOf = (i: SharedAmiInputs): Principals => ({
   accountIds: i.accountIds,
   organizationArns: i.organizationArns,
   organizationalUnitArns: i.organizationalUnitArns,
 });
 
-function copyTags(inputs: SharedAmiInputs, buildId: string): Tags {
+export function copyTags(inputs: SharedAmiInputs, buildId: string): Tags {
   return provenanceTags(inputs.tags, buildId, { "ami-factory:source-ami": inputs.sourceAmiId, "ami-factory:source-region": inputs.sourceRegion });
 }
 
-function sourceStep(): Step<ShareContext> {
+export function sourceStep(): Step<ShareContext> {
   return {
     name: "describe source image",
     async run(ctx) {
@@ -71,7 +71,7 @@ function sourceStep(): Step<ShareContext> {
 }
 
 /** Copy to (or adopt in place in) the given regions, in parallel; on failure the copies go. */
-function placeStep(regions: string[]): Step<ShareContext> {
+export function placeStep(regions: string[]): Step<ShareContext> {
   return {
     name: `copy to ${regions.join(", ")}`,
     async run(ctx) {
@@ -122,7 +122,7 @@ function placeStep(regions: string[]): Step<ShareContext> {
   };
 }
 
-function shareStep(regions: string[]): Step<ShareContext> {
+export function shareStep(regions: string[]): Step<ShareContext> {
   return {
     name: "share",
     async run(ctx) {
@@ -144,7 +144,7 @@ function shareStep(regions: string[]): Step<ShareContext> {
   };
 }
 
-async function revokeInPlace(region: string, img: RegionImage, granted: SharedAmiInputs): Promise<void> {
+export async function revokeInPlace(region: string, img: RegionImage, granted: SharedAmiInputs): Promise<void> {
   const ec2 = await ec2Client(region);
   await changeLaunchPermissions(ec2, img.imageId, noPrincipals, principalsOf(granted));
   if (granted.shareSnapshots) await changeSnapshotPermissions(ec2, img.snapshotIds, [], granted.accountIds);
@@ -155,7 +155,7 @@ async function place(ctx: ShareContext, regions: string[], withSource: boolean):
   await runSteps(steps, ctx, { log: ctx.log });
 }
 
-function outputsOf(ctx: ShareContext): SharedAmiOutputs {
+export function outputsOf(ctx: ShareContext): SharedAmiOutputs {
   const regions = Object.keys(ctx.images).sort();
   return {
     ...ctx.inputs,
@@ -195,7 +195,7 @@ async function unclaimedCopy(region: string, buildId: string) {
 }
 
 /** Marks the copies as the engine's: never adopted by another create (`--replace` copies anew). */
-async function handOver(outs: SharedAmiOutputs): Promise<void> {
+export async function handOver(outs: SharedAmiOutputs): Promise<void> {
   const at = new Date().toISOString();
   await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, async (region) => retag(await ec2Client(region), [outs.imageIds[region]], { [HANDED_OVER_TAG]: at }, []));
 }
@@ -217,56 +217,6 @@ export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promis
   const outs = outputsOf(ctx);
   await handOver(outs);
   return { id: buildId, outs };
-}
-
-export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs, log: Log): Promise<SharedAmiOutputs> {
-  // Copies deregistered out of band left their snapshots: ours (made by the copy), so they go.
-  await mapBounded(Object.entries(olds.lostCopies ?? {}), REGION_CONCURRENCY, async ([region, lost]) => {
-    const ec2 = await ec2Client(region);
-    for (const snapshotId of lost.snapshotIds) await deleteSnapshot(ec2, snapshotId);
-    log(`copy ${lost.imageId} in ${region} was deregistered out of band: deleted its snapshots ${lost.snapshotIds.join(", ") || "(none)"}`);
-  });
-  const images: Record<string, RegionImage> = {};
-  for (const [region, imageId] of Object.entries(olds.imageIds)) {
-    images[region] = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
-  }
-  // Regions dropped: their copies go; a source shared in place loses what we granted.
-  await mapBounded(Object.keys(images).filter((r) => !news.regions.includes(r)), REGION_CONCURRENCY, async (region) => {
-    const img = images[region];
-    if (img.copied) await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
-    else await revokeInPlace(region, img, olds);
-    log(`region ${region} dropped: ${img.copied ? `deleted copy ${img.imageId}` : `revoked sharing of ${img.imageId}`}`);
-    delete images[region];
-  });
-  // Regions kept: sharing, tags, description and deprecation brought up to date.
-  const { ModifyImageAttributeCommand } = ec2Sdk();
-  const launch = principalsDelta(principalsOf(olds), principalsOf(news));
-  const snapBefore = olds.shareSnapshots ? olds.accountIds : [];
-  const snapAfter = news.shareSnapshots ? news.accountIds : [];
-  const oldTags = copyTags(olds, olds.buildId);
-  const newTags = copyTags(news, olds.buildId);
-  await mapBounded(Object.entries(images), REGION_CONCURRENCY, async ([region, img]) => {
-    const ec2 = await ec2Client(region);
-    await changeLaunchPermissions(ec2, img.imageId, launch.add, launch.remove);
-    await changeSnapshotPermissions(ec2, img.snapshotIds, snapAfter.filter((a) => !snapBefore.includes(a)), snapBefore.filter((a) => !snapAfter.includes(a)));
-    if (!img.copied) return;
-    await retag(ec2, [img.imageId, ...img.snapshotIds], changedTags(oldTags, newTags), removedTagKeys(oldTags, newTags));
-    if ((olds.description ?? "") !== (news.description ?? "")) {
-      await ec2.send(new ModifyImageAttributeCommand({ ImageId: img.imageId, Description: { Value: news.description ?? "" } }));
-    }
-    if (olds.deprecateAt !== news.deprecateAt) await setDeprecation(ec2, img.imageId, news.deprecateAt);
-  });
-  // Regions added (or lost out of band): placed and shared like a create.
-  const placements = { ...(olds.placements ?? {}) };
-  const missing = news.regions.filter((r) => !images[r]);
-  // A region copied before (dropped and added back, or lost out of band) gets a new client token.
-  for (const r of missing) if (olds.copiedRegions.includes(r) || olds.lostCopies?.[r] || placements[r] !== undefined) placements[r] = (placements[r] ?? 0) + 1;
-  const ctx: ShareContext = { inputs: news, buildId: olds.buildId, imageName: olds.imageName, sourceSnapshotIds: [], images, shared: [], placements, adoptable: {}, log };
-  if (missing.length) await place(ctx, missing, true);
-  const outs = outputsOf(ctx);
-  delete outs.lostCopies;
-  await handOver(outs);
-  return outs;
 }
 
 export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise<void> {

@@ -43,8 +43,10 @@ Control API (only under /_ami_factory/, JSON in and out):
                                                    how instances of an image boot (see BootScripts)
   GET    /_ami_factory/ec2/boot                    the rules
   DELETE /_ami_factory/ec2/boot                    clear the rules
+  POST   /_ami_factory/calls/fail                  {"action", "code", "region"?, "message"?, "times"?}:
+                                                   the next calls of an EC2 action fail (see CallFailures)
   POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
-                                                   failure counts above, boot rules (not moto's state: that is
+                                                   failure counts above, call failures, boot rules (not moto's state: that is
                                                    POST /moto-api/reset)
 """
 
@@ -1735,8 +1737,14 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         except ValueError as e:
             raise HttpError(400, str(e)) from e
         return 200, {"ok": True}
+    if path == "calls/fail" and method == "POST":
+        try:
+            return 200, {"ok": True, "rule": CALL_FAILURES.add(body)}
+        except ValueError as e:
+            raise HttpError(400, str(e)) from e
     if path == "reset" and method == "POST":
         RECORDER.clear(config_too=True)
+        CALL_FAILURES.clear()
         SSM_RULES.clear()
         SSM_AGENTS.clear()
         PROFILE_NOT_READY.set(0)
@@ -1787,6 +1795,57 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
     raise HttpError(404, f"no control endpoint {method} {CONTROL_PREFIX}{path}")
 
 
+class CallFailures:
+    """`POST /_ami_factory/calls/fail`: the next `times` (default 1) calls of a query-protocol (EC2)
+    action, in `region` if given, answer HTTP 400 with the error `code` without reaching moto: a call
+    failing halfway through an operation (e.g. CopyImage's ResourceLimitExceeded while too many
+    copies are in flight), which the provider must compensate. A code the SDK does not retry fails
+    the operation at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.rules: list[dict[str, Any]] = []
+
+    def add(self, rule: Any) -> dict[str, Any]:
+        if not isinstance(rule, dict) or not isinstance(rule.get("action"), str) or not isinstance(rule.get("code"), str):
+            raise ValueError("a call failure needs 'action' and 'code' (strings)")
+        times = rule.get("times", 1)
+        if not isinstance(times, int) or times < 1:
+            raise ValueError("'times' must be a positive integer")
+        rule = {"region": None, "message": f"{rule['action']} failed (injected by the emulator)", **rule, "times": times}
+        with self.lock:
+            self.rules.append(rule)
+        return rule
+
+    def clear(self) -> None:
+        with self.lock:
+            self.rules.clear()
+
+    def take(self, action: str, region: str | None) -> dict[str, Any] | None:
+        with self.lock:
+            for rule in self.rules:
+                if rule["action"] == action and rule["region"] in (None, region) and rule["times"] > 0:
+                    rule["times"] -= 1
+                    return rule
+        return None
+
+
+CALL_FAILURES = CallFailures()
+
+
+def _injected_failure(environ: dict[str, Any], body: bytes) -> tuple[str, bytes] | None:
+    """The HTTP status and EC2 error document for a call a CallFailures rule fails, else None."""
+    if not CALL_FAILURES.rules or "x-www-form-urlencoded" not in (environ.get("CONTENT_TYPE") or ""):
+        return None
+    action = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"))).get("Action")
+    rule = CALL_FAILURES.take(action, _region_from_auth(environ)) if action else None
+    if rule is None:
+        return None
+    doc = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{rule["code"]}</Code>'
+           f'<Message>{rule["message"]}</Message></Error></Errors><RequestID>injected</RequestID></Response>')
+    return "400 Bad Request", doc.encode("utf-8")
+
+
 # --------------------------------------------------------------------------------------------------
 # WSGI middleware: control API + call recorder
 # --------------------------------------------------------------------------------------------------
@@ -1825,6 +1884,10 @@ class AmiFactoryMiddleware:
             self._record(environ, body)
         except Exception as e:  # pragma: no cover - the recorder must never break a call
             logging.getLogger("ami_factory").warning("recorder: %r", e)
+        failure = _injected_failure(environ, body)
+        if failure:
+            start_response(failure[0], [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", str(len(failure[1])))])
+            return [failure[1]]
         return self.app(environ, start_response)
 
     @staticmethod

@@ -805,6 +805,24 @@ def test_image_state_control(server: Server) -> None:
     assert status == 400
 
 
+def test_call_failure_rule(server: Server) -> None:
+    import botocore.exceptions
+
+    ec2 = server.client("ec2")
+    other = server.client("ec2", OTHER)
+    image_id = register(ec2, snapshot(ec2))
+    server.ok("POST", "calls/fail", {"action": "CopyImage", "region": OTHER, "code": "ResourceLimitExceeded"})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        other.copy_image(SourceImageId=image_id, SourceRegion=REGION, Name="copy-1")
+    assert e.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert other.copy_image(SourceImageId=image_id, SourceRegion=REGION, Name="copy-2")["ImageId"], "only the next call"
+    server.ok("POST", "calls/fail", {"action": "DeregisterImage", "code": "InvalidParameter", "times": 2})
+    server.ok("POST", "reset")
+    ec2.deregister_image(ImageId=image_id)
+    status, _ = server.control("POST", "calls/fail", {"action": "CopyImage", "code": "X", "times": 0})
+    assert status == 400
+
+
 # --- 7. reset -----------------------------------------------------------------------------------------
 
 
