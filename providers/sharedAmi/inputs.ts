@@ -46,6 +46,8 @@ export interface SharedAmiOutputs extends SharedAmiInputs {
   /** The name the copies were registered with (the given name plus the build stamp, unless exactName). */
   imageName: string;
   buildId: string;
+  /** This share's name in the grant tags of a source shared in place (grants.ts). None in older state, which recorded no grant tags. */
+  holderId?: string;
 }
 
 export const SCHEMA_VERSION = 1;

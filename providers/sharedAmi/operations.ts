@@ -11,6 +11,7 @@ import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
 import { isoOrUndefined } from "../core/inputs";
 import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
+import { Grant, grantInPlace, newHolderId, revokeInPlace } from "./grants";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
 export type Log = (line: string) => void;
@@ -26,6 +27,8 @@ export interface ShareContext {
   inputs: SharedAmiInputs;
   buildId: string;
   imageName: string;
+  /** This share's name in the grant tags of a source shared in place (grants.ts). */
+  holderId: string;
   sourceSnapshotIds: string[];
   images: Record<string, RegionImage>;
   /** Regions whose image got this build's permissions (revoked on failure where not copied). */
@@ -42,6 +45,9 @@ export const principalsOf = (i: SharedAmiInputs): Principals => ({
   organizationArns: i.organizationArns,
   organizationalUnitArns: i.organizationalUnitArns,
 });
+
+/** What a share grants on each of its images. */
+export const grantOf = (i: SharedAmiInputs): Grant => ({ launch: principalsOf(i), snapshotAccounts: i.shareSnapshots ? i.accountIds : [] });
 
 export function copyTags(inputs: SharedAmiInputs, buildId: string): Tags {
   return provenanceTags(inputs.tags, buildId, { "ami-factory:source-ami": inputs.sourceAmiId, "ami-factory:source-region": inputs.sourceRegion });
@@ -126,28 +132,23 @@ export function shareStep(regions: string[]): Step<ShareContext> {
   return {
     name: "share",
     async run(ctx) {
-      const principals = principalsOf(ctx.inputs);
+      const grant = grantOf(ctx.inputs);
       await mapBounded(regions, REGION_CONCURRENCY, async (region) => {
         const img = ctx.images[region];
         const ec2 = await ec2Client(region);
         ctx.shared.push(region);
-        await changeLaunchPermissions(ec2, img.imageId, principals, noPrincipals);
-        if (ctx.inputs.shareSnapshots) await changeSnapshotPermissions(ec2, img.snapshotIds, principals.accountIds, []);
-        if (img.copied && ctx.inputs.deprecateAt) await setDeprecation(ec2, img.imageId, ctx.inputs.deprecateAt);
+        if (!img.copied) return grantInPlace(region, img, ctx.holderId, grant);
+        await changeLaunchPermissions(ec2, img.imageId, grant.launch, noPrincipals);
+        await changeSnapshotPermissions(ec2, img.snapshotIds, grant.snapshotAccounts, []);
+        if (ctx.inputs.deprecateAt) await setDeprecation(ec2, img.imageId, ctx.inputs.deprecateAt);
       });
     },
     async cleanup(ctx, failed) {
       if (!failed) return;
       // Copies are deleted whole; the source keeps nothing this build granted.
-      await mapBounded(ctx.shared.filter((r) => ctx.images[r] && !ctx.images[r].copied), REGION_CONCURRENCY, (region) => revokeInPlace(region, ctx.images[region], ctx.inputs));
+      await mapBounded(ctx.shared.filter((r) => ctx.images[r] && !ctx.images[r].copied), REGION_CONCURRENCY, (region) => revokeInPlace(region, ctx.images[region], ctx.holderId, grantOf(ctx.inputs)));
     },
   };
-}
-
-export async function revokeInPlace(region: string, img: RegionImage, granted: SharedAmiInputs): Promise<void> {
-  const ec2 = await ec2Client(region);
-  await changeLaunchPermissions(ec2, img.imageId, noPrincipals, principalsOf(granted));
-  if (granted.shareSnapshots) await changeSnapshotPermissions(ec2, img.snapshotIds, [], granted.accountIds);
 }
 
 async function place(ctx: ShareContext, regions: string[], withSource: boolean): Promise<void> {
@@ -165,6 +166,7 @@ export function outputsOf(ctx: ShareContext): SharedAmiOutputs {
     copiedRegions: regions.filter((r) => ctx.images[r].copied),
     imageName: ctx.imageName,
     buildId: ctx.buildId,
+    holderId: ctx.holderId,
     placements: ctx.placements,
   };
 }
@@ -212,7 +214,7 @@ export function sharedBuildId(inputs: SharedAmiInputs): string {
 
 export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promise<{ id: string; outs: SharedAmiOutputs }> {
   const buildId = sharedBuildId(inputs);
-  const ctx: ShareContext = { inputs, buildId, imageName: "", sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
+  const ctx: ShareContext = { inputs, buildId, imageName: "", holderId: newHolderId(), sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
   await place(ctx, inputs.regions, true);
   const outs = outputsOf(ctx);
   await handOver(outs);
@@ -226,9 +228,10 @@ export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise
       if (img.copied) {
         await deleteImageAndSnapshots(region, imageId, img.snapshotIds);
         log(`deleted copy ${imageId} in ${region}`);
-      } else if (await describeImage(await ec2Client(region), imageId)) {
-        await revokeInPlace(region, img, olds);
-        log(`revoked sharing of ${imageId} in ${region}`);
+      } else {
+        // Only what no other share of this source (e.g. this one's replacement) still holds.
+        await revokeInPlace(region, img, olds.holderId, grantOf(olds));
+        log(`revoked sharing of ${imageId} in ${region} that no other share holds`);
       }
     },
   );

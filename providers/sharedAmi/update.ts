@@ -5,17 +5,12 @@
 // state the engine keeps, the old one.
 import { ec2Client, ec2Sdk } from "../core/clients";
 import { mapBounded, REGION_CONCURRENCY } from "../core/concurrency";
-import { changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, deleteSnapshot, noPrincipals, Principals, principalsDelta, retag, setDeprecation } from "../core/images";
+import { changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, deleteSnapshot, noPrincipals, principalsDelta, retag, setDeprecation } from "../core/images";
 import { runSteps, Step } from "../core/steps";
 import { changedTags, removedTagKeys, Tags } from "../core/tags";
 import { SharedAmiInputs, SharedAmiOutputs } from "./inputs";
-import { copyTags, handOver, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
-
-/** One permission change on one region's image: launch principals and snapshot accounts. */
-interface Change {
-  launch: Principals;
-  snapshotAccounts: string[];
-}
+import { forgetGrants, Grant as Change, grantInPlace, newHolderId, recordGrants, revokeInPlace } from "./grants";
+import { copyTags, grantOf, handOver, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
 
 interface UpdateContext extends ShareContext {
   olds: SharedAmiOutputs;
@@ -31,7 +26,13 @@ interface UpdateContext extends ShareContext {
 
 const isEmpty = (c: Change) => !c.launch.accountIds.length && !c.launch.organizationArns.length && !c.launch.organizationalUnitArns.length && !c.snapshotAccounts.length;
 
-async function applyChange(region: string, img: RegionImage, add: Change | undefined, remove: Change | undefined): Promise<void> {
+/** Grants `add` and revokes `remove` on a region's image; a source shared in place goes through its grant tags. */
+async function applyChange(ctx: UpdateContext, region: string, img: RegionImage, add: Change | undefined, remove: Change | undefined): Promise<void> {
+  if (!img.copied) {
+    if (add) await grantInPlace(region, img, ctx.holderId, add);
+    if (remove) await revokeInPlace(region, img, ctx.holderId, remove);
+    return;
+  }
   const ec2 = await ec2Client(region);
   await changeLaunchPermissions(ec2, img.imageId, add?.launch ?? noPrincipals, remove?.launch ?? noPrincipals);
   await changeSnapshotPermissions(ec2, img.snapshotIds, add?.snapshotAccounts ?? [], remove?.snapshotAccounts ?? []);
@@ -62,6 +63,20 @@ function lostCopiesStep(): Step<UpdateContext> {
   };
 }
 
+/** A share from an older release recorded no grant tags: it records what it holds now, under a new holder id. */
+function recordLegacyGrantsStep(): Step<UpdateContext> {
+  const inPlace = (ctx: UpdateContext) => Object.entries({ ...ctx.images, ...ctx.dropped }).filter(([, img]) => !img.copied);
+  return {
+    name: "record the grants of a share from an older release",
+    async run(ctx) {
+      await mapBounded(inPlace(ctx), REGION_CONCURRENCY, ([region, img]) => recordGrants(region, img.imageId, ctx.holderId, grantOf(ctx.olds)));
+    },
+    async cleanup(ctx, failed) {
+      if (failed) await mapBounded(inPlace(ctx), REGION_CONCURRENCY, ([region, img]) => forgetGrants(region, img.imageId, ctx.holderId, grantOf(ctx.olds)));
+    },
+  };
+}
+
 function grantStep(grant: Change): Step<UpdateContext> {
   return {
     name: "grant added principals",
@@ -69,12 +84,12 @@ function grantStep(grant: Change): Step<UpdateContext> {
       if (isEmpty(grant)) return;
       await mapBounded(ctx.kept, REGION_CONCURRENCY, async (region) => {
         ctx.granted[region] = grant;
-        await applyChange(region, ctx.images[region], grant, undefined);
+        await applyChange(ctx, region, ctx.images[region], grant, undefined);
       });
     },
     async cleanup(ctx, failed) {
       if (!failed) return;
-      await mapBounded(Object.keys(ctx.granted), REGION_CONCURRENCY, (region) => applyChange(region, ctx.images[region], undefined, ctx.granted[region]));
+      await mapBounded(Object.keys(ctx.granted), REGION_CONCURRENCY, (region) => applyChange(ctx, region, ctx.images[region], undefined, ctx.granted[region]));
     },
   };
 }
@@ -122,21 +137,21 @@ function revokeStep(revoke: Change): Step<UpdateContext> {
   return {
     name: "revoke removed principals",
     async run(ctx) {
-      const all: Change = { launch: principalsOf(ctx.olds), snapshotAccounts: ctx.olds.shareSnapshots ? ctx.olds.accountIds : [] };
+      const all = grantOf(ctx.olds);
       const targets: [string, RegionImage, Change][] = [
         ...(isEmpty(revoke) ? [] : ctx.kept.map((r): [string, RegionImage, Change] => [r, ctx.images[r], revoke])),
         ...Object.entries(ctx.dropped).filter(([, img]) => !img.copied).map(([r, img]): [string, RegionImage, Change] => [r, img, all]),
       ];
       await mapBounded(targets, REGION_CONCURRENCY, async ([region, img, change]) => {
         ctx.revoked[region] = change;
-        await applyChange(region, img, undefined, change);
+        await applyChange(ctx, region, img, undefined, change);
         if (ctx.dropped[region]) ctx.log(`region ${region} dropped: revoked sharing of ${img.imageId}`);
       });
     },
     async cleanup(ctx, failed) {
       if (!failed) return;
       await mapBounded(Object.keys(ctx.revoked), REGION_CONCURRENCY, (region) =>
-        applyChange(region, ctx.dropped[region] ?? ctx.images[region], ctx.revoked[region], undefined));
+        applyChange(ctx, region, ctx.dropped[region] ?? ctx.images[region], ctx.revoked[region], undefined));
     },
   };
 }
@@ -168,12 +183,13 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
   const missing = news.regions.filter((r) => !images[r]);
   for (const r of missing) if (olds.copiedRegions.includes(r) || olds.lostCopies?.[r] || placements[r] !== undefined) placements[r] = (placements[r] ?? 0) + 1;
   const ctx: UpdateContext = {
-    inputs: news, buildId: olds.buildId, imageName: olds.imageName, sourceSnapshotIds: [], images, shared: [], placements, adoptable: {}, log,
+    inputs: news, buildId: olds.buildId, imageName: olds.imageName, holderId: olds.holderId ?? newHolderId(), sourceSnapshotIds: [], images, shared: [], placements, adoptable: {}, log,
     olds, kept, dropped, granted: {}, revoked: {}, relabelled: [],
   };
   const { grant, revoke } = permissionDelta(olds, news);
   await runSteps<UpdateContext>([
     lostCopiesStep(),
+    ...(olds.holderId ? [] : [recordLegacyGrantsStep()]),
     grantStep(grant),
     ...(missing.length ? [sourceStep(), placeStep(missing), shareStep(missing)] : []),
     relabelStep(),

@@ -1,5 +1,7 @@
 // SharedAmi updates that fail halfway, through the real engine: the emulator fails one AWS call
 // (calls/fail) in the middle of an update, and afterwards AWS grants exactly what the old state says.
+// Then shares of one source shared in place: a replacement, and two shares, each revoking only what
+// the other does not hold.
 import * as assert from "assert";
 import { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } from "@aws-sdk/client-ec2";
 import { startEmulator, Emulator } from "../support/emulator";
@@ -14,6 +16,16 @@ const BUILD_ID_TAG = "ami-factory:build-id";
 async function launchAccounts(region: string, imageId: string): Promise<string[]> {
   const perms = (await ec2(region).send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: "launchPermission" }))).LaunchPermissions ?? [];
   return perms.map((p) => p.UserId!).sort();
+}
+
+/** The grant tags on an image: holder id → principal → "launch" | "launch volume". */
+async function grantTags(region: string, imageId: string): Promise<Record<string, Record<string, string>>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const { Key, Value } of (await describeImage(region, imageId))?.Tags ?? []) {
+    const m = /^ami-factory:grant:([^:]+):(.+)$/.exec(Key!);
+    if (m) (out[m[1]] ??= {})[m[2]] = Value!;
+  }
+  return out;
 }
 
 async function snapshotAccounts(region: string, snapshotId: string): Promise<string[]> {
@@ -77,5 +89,36 @@ describe("SharedAmi update that fails halfway", function () {
     for (const region of Object.keys(ids)) assert.deepStrictEqual(await launchAccounts(region, ids[region]), [A, C], `launch permissions in ${region}`);
     assert.strictEqual(await describeImage("eu-central-1", old["eu-central-1"]), undefined, "the dropped region's copy is gone");
     assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 2 });
+  });
+
+  it("a replacement sharing the same source in place keeps its grants when the old share is deleted after it", async () => {
+    const old = await resourceOutputs(t.stack, "base");
+    const sourceSnapshots = (old.snapshotIds as Record<string, string[]>)["us-east-1"];
+    assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), { [old.holderId as string]: { [A]: "launch volume", [C]: "launch volume" } });
+    // imageName is a replace field: the new share is created (granting A on the source again) before the old one is deleted.
+    t.configure({ shares: [{ ...share(), imageName: "base-v2", regions: ["us-east-1", "eu-west-1"], accountIds: [A] }] });
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    assert.strictEqual(up.summary.resourceChanges?.replace, 1, JSON.stringify(up.summary.resourceChanges));
+    const now = await resourceOutputs(t.stack, "base");
+    assert.notStrictEqual(now.holderId, old.holderId);
+    assert.deepStrictEqual(await launchAccounts("us-east-1", sourceAmiId), [A], "A kept (the replacement holds it), C revoked (no share holds it)");
+    for (const s of sourceSnapshots) assert.deepStrictEqual(await snapshotAccounts("us-east-1", s), [A]);
+    assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), { [now.holderId as string]: { [A]: "launch volume" } }, "only the replacement's grants are recorded");
+    assert.deepStrictEqual(await launchAccounts("eu-west-1", (now.imageIds as Record<string, string>)["eu-west-1"]), [A]);
+  });
+
+  it("two shares of one source in place: removing one revokes only what the other does not grant", async () => {
+    const other = { name: "other", imageName: "other", sourceAmiId, regions: ["us-east-1"], accountIds: [A, B], shareSnapshots: false };
+    t.configure({ shares: [{ ...share(), imageName: "base-v2", regions: ["us-east-1", "eu-west-1"], accountIds: [A] }, other] });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts("us-east-1", sourceAmiId), [A, B]);
+    t.configure({ shares: [other] });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts("us-east-1", sourceAmiId), [A, B], "the other share still grants A and B");
+    const snaps = ((await resourceOutputs(t.stack, "other")).snapshotIds as Record<string, string[]>)["us-east-1"];
+    for (const s of snaps) assert.deepStrictEqual(await snapshotAccounts("us-east-1", s), [], "no share holds a volume grant any more");
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts("us-east-1", sourceAmiId), []);
+    assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), {});
   });
 });
