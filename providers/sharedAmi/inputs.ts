@@ -50,7 +50,8 @@ export interface SharedAmiOutputs extends SharedAmiInputs {
   holderId?: string;
 }
 
-export const SCHEMA_VERSION = 1;
+/** 2: copiedRegions derived, not stored (./state.ts). */
+export const SCHEMA_VERSION = 2;
 
 /** Does a region get a copy (true) or is the source shared where it is (false)? */
 export function needsCopy(inputs: Pick<SharedAmiInputs, "sourceRegion" | "encrypted">, region: string): boolean {
