@@ -12,7 +12,8 @@ import * as path from "path";
 import { performance } from "perf_hooks";
 import { DescribeImagesCommand, DescribeSnapshotsCommand, EC2Client, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { seedHvmImage, seedPvImage } from "../test/support/aws";
-import { FIXTURE_FACTS } from "../test/fixtures/state/stack";
+import { PV2HVM_FACTS } from "../test/support/facts";
+import { bootByDefault } from "../test/support/hooks";
 import { startEmulator } from "../test/support/emulator";
 import { startFaultProxy } from "../test/support/faultProxy";
 import { testStack, TestStack } from "../test/support/stack";
@@ -147,7 +148,9 @@ async function main() {
     // State of the other kinds: a RecoveryAlarm and a build (ConvertedHvmAmi; the emulator answers its guest command).
     process.env.AWS_ENDPOINT_URL = emu.endpoint; // seeding goes straight to the emulator
     const instanceId = (await new EC2Client({ region: SOURCE_REGION, endpoint: emu.endpoint }).send(new RunInstancesCommand({ ImageId: "ami-00000000", MinCount: 1, MaxCount: 1 }))).Instances![0].InstanceId!;
-    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${JSON.stringify(FIXTURE_FACTS)}\n` });
+    // Today's facts schema (the fixture's facts are the previous release's), and the launch verification boots.
+    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${JSON.stringify(PV2HVM_FACTS)}\n` });
+    await bootByDefault(emu);
     const others = await stack({ recoveryAlarms: [{ name: "web", instanceId }], conversions: [{ name: "legacy", sourceAmiId: (await seedPvImage(SOURCE_REGION, "bench-pv")).imageId }] });
     await measure("RecoveryAlarm + ConvertedHvmAmi up", meter, runId, () => others.stack.up({ onOutput: others.onOutput }));
     const otherState = await stateBytes(others);

@@ -2,26 +2,34 @@ import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider, thinProvider } from "./core/provider";
 import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
 import type { ArgsOf } from "./core/fields";
-import { checkSharedAmi, SharedAmiInputs, SharedAmiOutputs } from "./sharedAmi/inputs";
+import { checkSharedAmi, SharedAmiInputs } from "./sharedAmi/inputs";
 import type { SHARED_AMI_FIELDS } from "./sharedAmi/fields";
 import { diffSharedAmi } from "./sharedAmi/diff";
 import { upgradeSharedAmi } from "./sharedAmi/upgrade";
-import { createSharedAmi, deleteSharedAmi, readSharedAmi, updateSharedAmi } from "./sharedAmi/operations";
+import { createSharedAmi, deleteSharedAmi, readSharedAmi } from "./sharedAmi/operations";
+import { updateSharedAmi } from "./sharedAmi/update";
+import { copiedRegionsOf, fromState, StoredSharedAmi, toState } from "./sharedAmi/state";
 
 /** The args of a SharedAmi: each is documented, with its default, in ./sharedAmi/fields.ts. */
 export type SharedAmiArgs = ArgsOf<typeof SHARED_AMI_FIELDS>;
 
-const OUTPUTS = ["imageIds", "snapshotIds", "copiedRegions", "imageName", "buildId", "schemaVersion"] as const;
+const OUTPUTS = ["imageIds", "snapshotIds", "imageName", "buildId", "schemaVersion"] as const;
 
 /** The implementation, loaded in the provider process by the thin provider below. */
-export const sharedAmiProvider = dynamicProvider<SharedAmiInputs, SharedAmiOutputs>({
+export const sharedAmiProvider = dynamicProvider<SharedAmiInputs, StoredSharedAmi>({
   kind: "SharedAmi",
   check: checkSharedAmi,
-  diff: diffSharedAmi,
-  create: createSharedAmi,
-  update: updateSharedAmi,
-  delete: deleteSharedAmi,
-  read: readSharedAmi,
+  diff: (olds, news) => diffSharedAmi(fromState(olds), news),
+  create: async (inputs, log) => {
+    const { id, outs } = await createSharedAmi(inputs, log);
+    return { id, outs: toState(outs) };
+  },
+  update: async (olds, news, log) => toState(await updateSharedAmi(fromState(olds), news, log)),
+  delete: (olds, log) => deleteSharedAmi(fromState(olds), log),
+  read: async (id, olds) => {
+    const found = await readSharedAmi(id, fromState(olds));
+    return { id: found.id, props: found.props && toState(found.props) };
+  },
   upgrade: upgradeSharedAmi,
 });
 
@@ -34,8 +42,8 @@ export class SharedAmi extends pulumi.dynamic.Resource {
   declare readonly imageIds: pulumi.Output<Record<string, string>>;
   /** region → snapshot ids behind that image. */
   declare readonly snapshotIds: pulumi.Output<Record<string, string[]>>;
-  /** Regions whose image is a copy made (and deleted) by this resource. */
-  declare readonly copiedRegions: pulumi.Output<string[]>;
+  /** Regions whose image is a copy made (and deleted) by this resource (derived, not stored). */
+  readonly copiedRegions: pulumi.Output<string[]>;
   declare readonly imageName: pulumi.Output<string>;
 
   constructor(name: string, args: SharedAmiArgs, opts?: pulumi.CustomResourceOptions) {
@@ -47,5 +55,6 @@ export class SharedAmi extends pulumi.dynamic.Resource {
       "ami-factory",
       "SharedAmi",
     );
+    this.copiedRegions = pulumi.all([this.imageIds, args.sourceAmiId]).apply(([ids, source]) => copiedRegionsOf(ids, source));
   }
 }

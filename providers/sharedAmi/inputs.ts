@@ -23,9 +23,12 @@ export interface SharedAmiOutputs extends SharedAmiInputs {
   /** The name the copies were registered with (the given name plus the build stamp, unless exactName). */
   imageName: string;
   buildId: string;
+  /** This share's name in the grant tags of a source shared in place (grants.ts). None in older state, which recorded no grant tags. */
+  holderId?: string;
 }
 
-export const SCHEMA_VERSION = 1;
+/** 2: copiedRegions derived, not stored (./state.ts). */
+export const SCHEMA_VERSION = 2;
 
 /** Does a region get a copy (true) or is the source shared where it is (false)? */
 export function needsCopy(inputs: Pick<SharedAmiInputs, "sourceRegion" | "encrypted">, region: string): boolean {

@@ -2,8 +2,8 @@
 import { createHash } from "crypto";
 import { ec2Client, ec2Sdk } from "../core/clients";
 import {
-  changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, deleteSnapshot, describeImage, noPrincipals,
-  Principals, principalsDelta, retag, setDeprecation, snapshotIdsOf, waitForImageAvailable,
+  changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, describeImage, noPrincipals,
+  Principals, retag, setDeprecation, snapshotIdsOf, waitForImageAvailable,
 } from "../core/images";
 import { buildIdFor } from "../core/buildId";
 import { buildIdInputs } from "../core/fields";
@@ -11,22 +11,25 @@ import { mapBounded, REGION_CONCURRENCY } from "../core/concurrency";
 import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
 import { isoOrUndefined } from "../core/inputs";
-import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, removedTagKeys, changedTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
+import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
+import { Grant, grantInPlace, newHolderId, revokeInPlace } from "./grants";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
-type Log = (line: string) => void;
+export type Log = (line: string) => void;
 
-interface RegionImage {
+export interface RegionImage {
   imageId: string;
   snapshotIds: string[];
   copied: boolean;
 }
 
 /** What a create (or the add-regions part of an update) has done so far: cleanup reads it. */
-interface ShareContext {
+export interface ShareContext {
   inputs: SharedAmiInputs;
   buildId: string;
   imageName: string;
+  /** This share's name in the grant tags of a source shared in place (grants.ts). */
+  holderId: string;
   sourceSnapshotIds: string[];
   images: Record<string, RegionImage>;
   /** Regions whose image got this build's permissions (revoked on failure where not copied). */
@@ -38,17 +41,20 @@ interface ShareContext {
   log: Log;
 }
 
-const principalsOf = (i: SharedAmiInputs): Principals => ({
+export const principalsOf = (i: SharedAmiInputs): Principals => ({
   accountIds: i.accountIds,
   organizationArns: i.organizationArns,
   organizationalUnitArns: i.organizationalUnitArns,
 });
 
-function copyTags(inputs: SharedAmiInputs, buildId: string): Tags {
+/** What a share grants on each of its images. */
+export const grantOf = (i: SharedAmiInputs): Grant => ({ launch: principalsOf(i), snapshotAccounts: i.shareSnapshots ? i.accountIds : [] });
+
+export function copyTags(inputs: SharedAmiInputs, buildId: string): Tags {
   return provenanceTags(inputs.tags, buildId, { "ami-factory:source-ami": inputs.sourceAmiId, "ami-factory:source-region": inputs.sourceRegion });
 }
 
-function sourceStep(): Step<ShareContext> {
+export function sourceStep(): Step<ShareContext> {
   return {
     name: "describe source image",
     async run(ctx) {
@@ -72,7 +78,7 @@ function sourceStep(): Step<ShareContext> {
 }
 
 /** Copy to (or adopt in place in) the given regions, in parallel; on failure the copies go. */
-function placeStep(regions: string[]): Step<ShareContext> {
+export function placeStep(regions: string[]): Step<ShareContext> {
   return {
     name: `copy to ${regions.join(", ")}`,
     async run(ctx) {
@@ -123,32 +129,27 @@ function placeStep(regions: string[]): Step<ShareContext> {
   };
 }
 
-function shareStep(regions: string[]): Step<ShareContext> {
+export function shareStep(regions: string[]): Step<ShareContext> {
   return {
     name: "share",
     async run(ctx) {
-      const principals = principalsOf(ctx.inputs);
+      const grant = grantOf(ctx.inputs);
       await mapBounded(regions, REGION_CONCURRENCY, async (region) => {
         const img = ctx.images[region];
         const ec2 = await ec2Client(region);
         ctx.shared.push(region);
-        await changeLaunchPermissions(ec2, img.imageId, principals, noPrincipals);
-        if (ctx.inputs.shareSnapshots) await changeSnapshotPermissions(ec2, img.snapshotIds, principals.accountIds, []);
-        if (img.copied && ctx.inputs.deprecateAt) await setDeprecation(ec2, img.imageId, ctx.inputs.deprecateAt);
+        if (!img.copied) return grantInPlace(region, img, ctx.holderId, grant);
+        await changeLaunchPermissions(ec2, img.imageId, grant.launch, noPrincipals);
+        await changeSnapshotPermissions(ec2, img.snapshotIds, grant.snapshotAccounts, []);
+        if (ctx.inputs.deprecateAt) await setDeprecation(ec2, img.imageId, ctx.inputs.deprecateAt);
       });
     },
     async cleanup(ctx, failed) {
       if (!failed) return;
       // Copies are deleted whole; the source keeps nothing this build granted.
-      await mapBounded(ctx.shared.filter((r) => ctx.images[r] && !ctx.images[r].copied), REGION_CONCURRENCY, (region) => revokeInPlace(region, ctx.images[region], ctx.inputs));
+      await mapBounded(ctx.shared.filter((r) => ctx.images[r] && !ctx.images[r].copied), REGION_CONCURRENCY, (region) => revokeInPlace(region, ctx.images[region], ctx.holderId, grantOf(ctx.inputs)));
     },
   };
-}
-
-async function revokeInPlace(region: string, img: RegionImage, granted: SharedAmiInputs): Promise<void> {
-  const ec2 = await ec2Client(region);
-  await changeLaunchPermissions(ec2, img.imageId, noPrincipals, principalsOf(granted));
-  if (granted.shareSnapshots) await changeSnapshotPermissions(ec2, img.snapshotIds, [], granted.accountIds);
 }
 
 async function place(ctx: ShareContext, regions: string[], withSource: boolean): Promise<void> {
@@ -156,7 +157,7 @@ async function place(ctx: ShareContext, regions: string[], withSource: boolean):
   await runSteps(steps, ctx, { log: ctx.log });
 }
 
-function outputsOf(ctx: ShareContext): SharedAmiOutputs {
+export function outputsOf(ctx: ShareContext): SharedAmiOutputs {
   const regions = Object.keys(ctx.images).sort();
   return {
     ...ctx.inputs,
@@ -166,6 +167,7 @@ function outputsOf(ctx: ShareContext): SharedAmiOutputs {
     copiedRegions: regions.filter((r) => ctx.images[r].copied),
     imageName: ctx.imageName,
     buildId: ctx.buildId,
+    holderId: ctx.holderId,
     placements: ctx.placements,
   };
 }
@@ -196,7 +198,7 @@ async function unclaimedCopy(region: string, buildId: string) {
 }
 
 /** Marks the copies as the engine's: never adopted by another create (`--replace` copies anew). */
-async function handOver(outs: SharedAmiOutputs): Promise<void> {
+export async function handOver(outs: SharedAmiOutputs): Promise<void> {
   const at = new Date().toISOString();
   await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, async (region) => retag(await ec2Client(region), [outs.imageIds[region]], { [HANDED_OVER_TAG]: at }, []));
 }
@@ -212,61 +214,11 @@ export function sharedBuildId(inputs: SharedAmiInputs): string {
 
 export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promise<{ id: string; outs: SharedAmiOutputs }> {
   const buildId = sharedBuildId(inputs);
-  const ctx: ShareContext = { inputs, buildId, imageName: "", sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
+  const ctx: ShareContext = { inputs, buildId, imageName: "", holderId: newHolderId(), sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
   await place(ctx, inputs.regions, true);
   const outs = outputsOf(ctx);
   await handOver(outs);
   return { id: buildId, outs };
-}
-
-export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs, log: Log): Promise<SharedAmiOutputs> {
-  // Copies deregistered out of band left their snapshots: ours (made by the copy), so they go.
-  await mapBounded(Object.entries(olds.lostCopies ?? {}), REGION_CONCURRENCY, async ([region, lost]) => {
-    const ec2 = await ec2Client(region);
-    for (const snapshotId of lost.snapshotIds) await deleteSnapshot(ec2, snapshotId);
-    log(`copy ${lost.imageId} in ${region} was deregistered out of band: deleted its snapshots ${lost.snapshotIds.join(", ") || "(none)"}`);
-  });
-  const images: Record<string, RegionImage> = {};
-  for (const [region, imageId] of Object.entries(olds.imageIds)) {
-    images[region] = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
-  }
-  // Regions dropped: their copies go; a source shared in place loses what we granted.
-  await mapBounded(Object.keys(images).filter((r) => !news.regions.includes(r)), REGION_CONCURRENCY, async (region) => {
-    const img = images[region];
-    if (img.copied) await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
-    else await revokeInPlace(region, img, olds);
-    log(`region ${region} dropped: ${img.copied ? `deleted copy ${img.imageId}` : `revoked sharing of ${img.imageId}`}`);
-    delete images[region];
-  });
-  // Regions kept: sharing, tags, description and deprecation brought up to date.
-  const { ModifyImageAttributeCommand } = ec2Sdk();
-  const launch = principalsDelta(principalsOf(olds), principalsOf(news));
-  const snapBefore = olds.shareSnapshots ? olds.accountIds : [];
-  const snapAfter = news.shareSnapshots ? news.accountIds : [];
-  const oldTags = copyTags(olds, olds.buildId);
-  const newTags = copyTags(news, olds.buildId);
-  await mapBounded(Object.entries(images), REGION_CONCURRENCY, async ([region, img]) => {
-    const ec2 = await ec2Client(region);
-    await changeLaunchPermissions(ec2, img.imageId, launch.add, launch.remove);
-    await changeSnapshotPermissions(ec2, img.snapshotIds, snapAfter.filter((a) => !snapBefore.includes(a)), snapBefore.filter((a) => !snapAfter.includes(a)));
-    if (!img.copied) return;
-    await retag(ec2, [img.imageId, ...img.snapshotIds], changedTags(oldTags, newTags), removedTagKeys(oldTags, newTags));
-    if ((olds.description ?? "") !== (news.description ?? "")) {
-      await ec2.send(new ModifyImageAttributeCommand({ ImageId: img.imageId, Description: { Value: news.description ?? "" } }));
-    }
-    if (olds.deprecateAt !== news.deprecateAt) await setDeprecation(ec2, img.imageId, news.deprecateAt);
-  });
-  // Regions added (or lost out of band): placed and shared like a create.
-  const placements = { ...(olds.placements ?? {}) };
-  const missing = news.regions.filter((r) => !images[r]);
-  // A region copied before (dropped and added back, or lost out of band) gets a new client token.
-  for (const r of missing) if (olds.copiedRegions.includes(r) || olds.lostCopies?.[r] || placements[r] !== undefined) placements[r] = (placements[r] ?? 0) + 1;
-  const ctx: ShareContext = { inputs: news, buildId: olds.buildId, imageName: olds.imageName, sourceSnapshotIds: [], images, shared: [], placements, adoptable: {}, log };
-  if (missing.length) await place(ctx, missing, true);
-  const outs = outputsOf(ctx);
-  delete outs.lostCopies;
-  await handOver(outs);
-  return outs;
 }
 
 export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise<void> {
@@ -276,9 +228,10 @@ export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise
       if (img.copied) {
         await deleteImageAndSnapshots(region, imageId, img.snapshotIds);
         log(`deleted copy ${imageId} in ${region}`);
-      } else if (await describeImage(await ec2Client(region), imageId)) {
-        await revokeInPlace(region, img, olds);
-        log(`revoked sharing of ${imageId} in ${region}`);
+      } else {
+        // Only what no other share of this source (e.g. this one's replacement) still holds.
+        await revokeInPlace(region, img, olds.holderId, grantOf(olds));
+        log(`revoked sharing of ${imageId} in ${region} that no other share holds`);
       }
     },
   );

@@ -94,6 +94,8 @@ export interface Emulator {
   instanceProfileNotReady(runs: number): Promise<void>;
   /** The next `sends` SendCommand calls (to these instances, or any) fail with InvalidInstanceId, as before the SSM agent registers. */
   ssmAgentNotRegistered(sends: number, instanceIds?: string[]): Promise<void>;
+  /** The next `times` (default 1) calls of an EC2 action (in `region`, or any) fail with the error `code`, before moto sees them. */
+  failCalls(rule: { action: string; code: string; region?: string; message?: string; times?: number }): Promise<void>;
   /** Script how instances of an image boot (see BootRule). */
   scriptBoot(rule: BootRule): Promise<void>;
   /** Clean slate: moto's state (/moto-api/reset) and the emulator's recorder and rules. `{ keepMoto: true }` clears only the latter. */
@@ -274,6 +276,9 @@ export async function startEmulator(opts: StartOptions = {}): Promise<Emulator> 
     },
     failSsmCommands: async (rule) => {
       await control("POST", "ssm/fail", rule);
+    },
+    failCalls: async (rule) => {
+      await control("POST", "calls/fail", rule);
     },
     clearSsmRules: async () => {
       await control("DELETE", "ssm/fail");

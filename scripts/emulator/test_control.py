@@ -6,7 +6,10 @@ Run: python3 -m pytest scripts/emulator
 
 from __future__ import annotations
 
-from emulator_harness import REGION, Server, image, register, snapshot
+import botocore.exceptions
+import pytest
+
+from emulator_harness import OTHER, REGION, Server, image, register, snapshot
 
 
 def test_image_state_control(server: Server) -> None:
@@ -35,3 +38,19 @@ def test_reset_clears_recorder_and_rules_not_moto(server: Server) -> None:
     ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")  # the default action set is back
     assert len(server.calls("CreateVolume")) == 1
     assert image(ec2, image_id)["ImageId"] == image_id
+
+
+def test_call_failure_rule(server: Server) -> None:
+    ec2 = server.client("ec2")
+    other = server.client("ec2", OTHER)
+    image_id = register(ec2, snapshot(ec2))
+    server.ok("POST", "calls/fail", {"action": "CopyImage", "region": OTHER, "code": "ResourceLimitExceeded"})
+    with pytest.raises(botocore.exceptions.ClientError) as e:
+        other.copy_image(SourceImageId=image_id, SourceRegion=REGION, Name="copy-1")
+    assert e.value.response["Error"]["Code"] == "ResourceLimitExceeded"
+    assert other.copy_image(SourceImageId=image_id, SourceRegion=REGION, Name="copy-2")["ImageId"], "only the next call"
+    server.ok("POST", "calls/fail", {"action": "DeregisterImage", "code": "InvalidParameter", "times": 2})
+    server.ok("POST", "reset")
+    ec2.deregister_image(ImageId=image_id)
+    status, _ = server.control("POST", "calls/fail", {"action": "CopyImage", "code": "X", "times": 0})
+    assert status == 400

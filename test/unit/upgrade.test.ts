@@ -8,6 +8,7 @@ import { checkConvertedHvmAmi, diffConvertedHvmAmi } from "../../providers/conve
 import { upgradeConversion } from "../../providers/convertedHvmAmi/upgrade";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { diffSharedAmi } from "../../providers/sharedAmi/diff";
+import { fromState } from "../../providers/sharedAmi/state";
 import { upgradeSharedAmi } from "../../providers/sharedAmi/upgrade";
 import { checkRecoveryAlarm, diffRecoveryAlarm } from "../../providers/recoveryAlarm/inputs";
 import { upgradeRecoveryAlarm } from "../../providers/recoveryAlarm/upgrade";
@@ -44,7 +45,9 @@ describe("state upgrades", () => {
     const state = upgradeSharedAmi(outputs);
     assert.strictEqual(state.exactName, false);
     assert.ok(!("name" in outputs) && state.name === undefined);
-    const diff = diffSharedAmi(state, checkSharedAmi(inputs, inputs).inputs!);
+    assert.ok(Array.isArray(outputs.copiedRegions) && !("copiedRegions" in state), "schema 1 stored copiedRegions; schema 2 derives it");
+    assert.deepStrictEqual(fromState(state).copiedRegions, outputs.copiedRegions);
+    const diff = diffSharedAmi(fromState(state), checkSharedAmi(inputs, inputs).inputs!);
     assert.deepStrictEqual({ changes: diff.changes, notes: diff.notes }, { changes: false, notes: [] });
   });
 

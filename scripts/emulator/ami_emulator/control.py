@@ -30,8 +30,10 @@ Control API (only under /_ami_factory/, JSON in and out):
                                                    how instances of an image boot (see BootScripts)
   GET    /_ami_factory/ec2/boot                    the rules
   DELETE /_ami_factory/ec2/boot                    clear the rules
+  POST   /_ami_factory/calls/fail                  {"action", "code", "region"?, "message"?, "times"?}:
+                                                   the next calls of an EC2 action fail (see CallFailures)
   POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
-                                                   failure counts above, boot rules (not moto's state: that is
+                                                   failure counts above, call failures, boot rules (not moto's state: that is
                                                    POST /moto-api/reset)
 """
 
@@ -39,6 +41,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .call_failures import CALL_FAILURES
 from .ec2_boot import BOOT_SCRIPTS
 from .ec2_instances import PROFILE_NOT_READY
 from .ec2_models import _ec2_backend
@@ -117,8 +120,14 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         except ValueError as e:
             raise HttpError(400, str(e)) from e
         return 200, {"ok": True}
+    if path == "calls/fail" and method == "POST":
+        try:
+            return 200, {"ok": True, "rule": CALL_FAILURES.add(body)}
+        except ValueError as e:
+            raise HttpError(400, str(e)) from e
     if path == "reset" and method == "POST":
         RECORDER.clear(config_too=True)
+        CALL_FAILURES.clear()
         SSM_RULES.clear()
         SSM_AGENTS.clear()
         PROFILE_NOT_READY.set(0)

@@ -10,6 +10,7 @@ import logging
 import urllib.parse
 from typing import Any, Callable
 
+from .call_failures import CALL_FAILURES
 from .control import CONTROL_PREFIX, HttpError, _control
 from .recorder import RECORDER
 
@@ -32,6 +33,19 @@ def _service_from_auth(environ: dict[str, Any]) -> str | None:
         return None
 
 
+def _injected_failure(environ: dict[str, Any], body: bytes) -> tuple[str, bytes] | None:
+    """The HTTP status and EC2 error document for a call a CallFailures rule fails, else None."""
+    if not CALL_FAILURES.rules or "x-www-form-urlencoded" not in (environ.get("CONTENT_TYPE") or ""):
+        return None
+    action = dict(urllib.parse.parse_qsl(body.decode("utf-8", "replace"))).get("Action")
+    rule = CALL_FAILURES.take(action, _region_from_auth(environ)) if action else None
+    if rule is None:
+        return None
+    doc = (f'<?xml version="1.0" encoding="UTF-8"?>\n<Response><Errors><Error><Code>{rule["code"]}</Code>'
+           f'<Message>{rule["message"]}</Message></Error></Errors><RequestID>injected</RequestID></Response>')
+    return "400 Bad Request", doc.encode("utf-8")
+
+
 class AmiFactoryMiddleware:
     """Any failure of the recorder is logged and never changes what moto answers."""
 
@@ -47,6 +61,10 @@ class AmiFactoryMiddleware:
             self._record(environ, body)
         except Exception as e:  # pragma: no cover - the recorder must never break a call
             logging.getLogger("ami_factory").warning("recorder: %r", e)
+        failure = _injected_failure(environ, body)
+        if failure:
+            start_response(failure[0], [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", str(len(failure[1])))])
+            return [failure[1]]
         return self.app(environ, start_response)
 
     @staticmethod

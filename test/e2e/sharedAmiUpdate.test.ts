@@ -1,0 +1,124 @@
+// SharedAmi updates that fail halfway, through the real engine: the emulator fails one AWS call
+// (calls/fail) in the middle of an update, and afterwards AWS grants exactly what the old state says.
+// Then shares of one source shared in place: a replacement, and two shares, each revoking only what
+// the other does not hold.
+import * as assert from "assert";
+import { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } from "@aws-sdk/client-ec2";
+import { startEmulator, Emulator } from "../support/emulator";
+import { resourceOutputs, testStack, TestStack } from "../support/stack";
+import { describeImage, ec2, imagesTagged, seedPvImage } from "../support/aws";
+
+const A = "111122223333";
+const B = "444455556666";
+const C = "777788889999";
+const BUILD_ID_TAG = "ami-factory:build-id";
+
+async function launchAccounts(region: string, imageId: string): Promise<string[]> {
+  const perms = (await ec2(region).send(new DescribeImageAttributeCommand({ ImageId: imageId, Attribute: "launchPermission" }))).LaunchPermissions ?? [];
+  return perms.map((p) => p.UserId!).sort();
+}
+
+/** The grant tags on an image: holder id → principal → "launch" | "launch volume". */
+async function grantTags(region: string, imageId: string): Promise<Record<string, Record<string, string>>> {
+  const out: Record<string, Record<string, string>> = {};
+  for (const { Key, Value } of (await describeImage(region, imageId))?.Tags ?? []) {
+    const m = /^ami-factory:grant:([^:]+):(.+)$/.exec(Key!);
+    if (m) (out[m[1]] ??= {})[m[2]] = Value!;
+  }
+  return out;
+}
+
+async function snapshotAccounts(region: string, snapshotId: string): Promise<string[]> {
+  const out = await ec2(region).send(new DescribeSnapshotAttributeCommand({ SnapshotId: snapshotId, Attribute: "createVolumePermission" }));
+  return (out.CreateVolumePermissions ?? []).map((p) => p.UserId!).sort();
+}
+
+describe("SharedAmi update that fails halfway", function () {
+  let emu: Emulator;
+  let t: TestStack;
+  let sourceAmiId: string;
+  const share = () => ({ name: "base", sourceAmiId, regions: ["us-east-1", "eu-west-1", "eu-central-1"], accountIds: [A, B], tags: { team: "platform" } });
+
+  before(async () => {
+    emu = await startEmulator({ env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false" } });
+    Object.assign(process.env, emu.env);
+    sourceAmiId = (await seedPvImage("us-east-1", "base-image")).imageId;
+    t = await testStack(emu, { shares: [share()] });
+    await t.stack.up({ onOutput: t.onOutput });
+  });
+  after(async () => {
+    await emu?.stop();
+  });
+
+  /** AWS grants what the state records (the old sharing), and the old copies keep their tags. */
+  async function assertAsBefore(): Promise<void> {
+    const outs = await resourceOutputs(t.stack, "base");
+    assert.deepStrictEqual(outs.accountIds, [A, B], "the state keeps the old accounts");
+    const ids = outs.imageIds as Record<string, string>;
+    const snaps = outs.snapshotIds as Record<string, string[]>;
+    assert.deepStrictEqual(Object.keys(ids).sort(), ["eu-central-1", "eu-west-1", "us-east-1"]);
+    for (const region of Object.keys(ids)) {
+      assert.deepStrictEqual(await launchAccounts(region, ids[region]), [A, B], `launch permissions in ${region}`);
+      for (const s of snaps[region]) assert.deepStrictEqual(await snapshotAccounts(region, s), [A, B], `snapshot ${s} in ${region}`);
+      if (region === "us-east-1") continue;
+      const image = await describeImage(region, ids[region]);
+      assert.strictEqual(image?.Tags?.find((x) => x.Key === "team")?.Value, "platform", `the copy in ${region} keeps its tags`);
+    }
+    assert.deepStrictEqual(await imagesTagged("ap-northeast-1", BUILD_ID_TAG, outs.buildId as string), [], "no copy left in the added region");
+  }
+
+  it("a region added whose copy fails: the accounts granted are taken back, none revoked", async () => {
+    await emu.failCalls({ action: "CopyImage", region: "ap-northeast-1", code: "ResourceLimitExceeded", message: "too many AMI copies in progress" });
+    t.configure({ shares: [{ ...share(), regions: [...share().regions, "ap-northeast-1"], accountIds: [A, C], tags: { team: "web" } }] });
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), /too many AMI copies in progress[\s\S]*cleaned up: .*grant added principals/);
+    await assertAsBefore();
+  });
+
+  it("a dropped region's copy that cannot be deleted (the last step): revocations granted again, new copies and tags undone", async () => {
+    await emu.failCalls({ action: "DeregisterImage", region: "eu-central-1", code: "InvalidParameter", message: "cannot deregister now" });
+    t.configure({ shares: [{ ...share(), regions: ["us-east-1", "eu-west-1", "ap-northeast-1"], accountIds: [A, C], tags: { team: "web" } }] });
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), /delete copies of dropped regions[\s\S]*cleaned up: revoke removed principals, update tags/);
+    await assertAsBefore();
+  });
+
+  it("the same update without the fault converges", async () => {
+    const old = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    await t.stack.up({ onOutput: t.onOutput });
+    const ids = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    assert.deepStrictEqual(Object.keys(ids).sort(), ["ap-northeast-1", "eu-west-1", "us-east-1"]);
+    for (const region of Object.keys(ids)) assert.deepStrictEqual(await launchAccounts(region, ids[region]), [A, C], `launch permissions in ${region}`);
+    assert.strictEqual(await describeImage("eu-central-1", old["eu-central-1"]), undefined, "the dropped region's copy is gone");
+    assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 2 });
+  });
+
+  it("a replacement sharing the same source in place keeps its grants when the old share is deleted after it", async () => {
+    const old = await resourceOutputs(t.stack, "base");
+    const sourceSnapshots = (old.snapshotIds as Record<string, string[]>)["us-east-1"];
+    assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), { [old.holderId as string]: { [A]: "launch volume", [C]: "launch volume" } });
+    // imageName is a replace field: the new share is created (granting A on the source again) before the old one is deleted.
+    t.configure({ shares: [{ ...share(), imageName: "base-v2", regions: ["us-east-1", "eu-west-1"], accountIds: [A] }] });
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    assert.strictEqual(up.summary.resourceChanges?.replace, 1, JSON.stringify(up.summary.resourceChanges));
+    const now = await resourceOutputs(t.stack, "base");
+    assert.notStrictEqual(now.holderId, old.holderId);
+    assert.deepStrictEqual(await launchAccounts("us-east-1", sourceAmiId), [A], "A kept (the replacement holds it), C revoked (no share holds it)");
+    for (const s of sourceSnapshots) assert.deepStrictEqual(await snapshotAccounts("us-east-1", s), [A]);
+    assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), { [now.holderId as string]: { [A]: "launch volume" } }, "only the replacement's grants are recorded");
+    assert.deepStrictEqual(await launchAccounts("eu-west-1", (now.imageIds as Record<string, string>)["eu-west-1"]), [A]);
+  });
+
+  it("two shares of one source in place: removing one revokes only what the other does not grant", async () => {
+    const other = { name: "other", imageName: "other", sourceAmiId, regions: ["us-east-1"], accountIds: [A, B], shareSnapshots: false };
+    t.configure({ shares: [{ ...share(), imageName: "base-v2", regions: ["us-east-1", "eu-west-1"], accountIds: [A] }, other] });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts("us-east-1", sourceAmiId), [A, B]);
+    t.configure({ shares: [other] });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts("us-east-1", sourceAmiId), [A, B], "the other share still grants A and B");
+    const snaps = ((await resourceOutputs(t.stack, "other")).snapshotIds as Record<string, string[]>)["us-east-1"];
+    for (const s of snaps) assert.deepStrictEqual(await snapshotAccounts("us-east-1", s), [], "no share holds a volume grant any more");
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts("us-east-1", sourceAmiId), []);
+    assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), {});
+  });
+});
