@@ -18,10 +18,11 @@
 #       variables of driver_report.
 
 GRUB_CORE_IMMUTABLE=""
-# What GRUB needs at boot to read the image's legacy menu (grubcfg_legacy_stub) and start Linux; the
-# modules they depend on come along. Not every module, font and locale of the worker: on a disk
-# converted in place each file written is a block the new snapshot stores.
-GRUB_BOOT_MODULES="normal legacycfg linux serial terminal part_msdos ext2 xfs biosdisk echo test search search_fs_uuid search_label configfile ls cat halt reboot sleep gzio"
+# What GRUB needs at boot to read the image's legacy menu (grubcfg_legacy_stub) and start Linux (the
+# legacy kernel command loads it with linux16 on a BIOS); the modules they depend on come along.
+# Not every module, font and locale of the worker: on a disk converted in place each file written
+# is a block the new snapshot stores.
+GRUB_BOOT_MODULES="normal legacycfg linux linux16 serial terminal part_msdos ext2 xfs biosdisk echo test search search_fs_uuid search_label configfile ls cat halt reboot sleep gzio"
 
 install_bios_grub() {
   local disk=$1 boot_dir=$2 fsmod=$3 mode=$4 tool core
