@@ -20,9 +20,34 @@
 GRUB_CORE_IMMUTABLE=""
 # What GRUB needs at boot to read the image's legacy menu (grubcfg_legacy_stub) and start Linux (the
 # legacy kernel command loads it with linux16 on a BIOS); the modules they depend on come along.
-# Not every module, font and locale of the worker: on a disk converted in place each file written
-# is a block the new snapshot stores.
+# Not every module, font and locale of the worker: on a disk converted in place each block written
+# is a block the new snapshot stores. grub-install copies only those its core image is made of
+# (it fsyncs each file, a journal commit each); the others are copied in one go after it.
 GRUB_BOOT_MODULES="normal legacycfg linux linux16 serial terminal part_msdos ext2 xfs biosdisk echo test search search_fs_uuid search_label configfile ls cat halt reboot sleep gzio"
+
+# grub_module_closure MODDEP_LST MODULES: MODULES and every module they depend on, one a line.
+grub_module_closure() {
+  awk -v want="$2" '
+    { m = $1; sub(/:$/, "", m); deps[m] = ""; for (i = 2; i <= NF; i++) deps[m] = deps[m] " " $i }
+    END {
+      n = split(want, q, " "); for (i = 1; i <= n; i++) stack[++top] = q[i]
+      while (top > 0) {
+        m = stack[top--]; if (m in seen) continue; seen[m] = 1; print m
+        k = split(deps[m], d, " "); for (j = 1; j <= k; j++) if (!(d[j] in seen)) stack[++top] = d[j]
+      }
+    }' "$1"
+}
+
+# copy_grub_modules DEST: GRUB_BOOT_MODULES and their dependencies from the worker into DEST,
+# each only when DEST lacks it or has another version (no block is rewritten for nothing).
+copy_grub_modules() {
+  local dest=$1 src m
+  src=$(grub_platform_dir i386-pc) || die "no GRUB i386-pc modules on the worker"
+  while read -r m; do
+    [ -f "$src/$m.mod" ] || continue
+    cmp -s "$src/$m.mod" "$dest/$m.mod" || cp "$src/$m.mod" "$dest/$m.mod"
+  done < <(grub_module_closure "$src/moddep.lst" "$GRUB_BOOT_MODULES")
+}
 
 install_bios_grub() {
   local disk=$1 boot_dir=$2 fsmod=$3 mode=$4 tool core
@@ -31,10 +56,11 @@ install_bios_grub() {
   # grub2-install writes to boot/grub2; GRUB 2 built that way looks there too, so link it.
   if [[ $tool == *grub2-install ]] && [ ! -e "$boot_dir/grub2" ]; then ln -s grub "$boot_dir/grub2"; fi
   core=$(readlink -f "$boot_dir/grub")/i386-pc/core.img
-  local -a only=(--install-modules="$GRUB_BOOT_MODULES" --fonts= --locales= --themes=)
+  local -a only=(--install-modules="biosdisk part_msdos $fsmod" --fonts= --locales= --themes=)
   if [ "$mode" = embed ]; then
     "$tool" --target=i386-pc --boot-directory="$boot_dir" --modules="part_msdos $fsmod" "${only[@]}" "$disk" >&2 ||
       die "grub-install on $disk failed"
+    copy_grub_modules "$(dirname "$core")"
     return 0
   fi
   # A re-run: the core image of the earlier run is immutable, and grub-install writes it anew.
@@ -43,6 +69,7 @@ install_bios_grub() {
   # blocklists is the reason the core image is made immutable below.
   "$tool" --target=i386-pc --force --boot-directory="$boot_dir" --modules="$fsmod" "${only[@]}" "$disk" >&2 ||
     die "grub-install (blocklist) on $disk failed"
+  copy_grub_modules "$(dirname "$core")"
   sync
   chattr +i "$core" || die "chattr +i $core failed"
   GRUB_CORE_IMMUTABLE=${core#"${boot_dir%/boot}"}
