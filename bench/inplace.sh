@@ -19,11 +19,6 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-GUEST_LOG_PREFIX=bench
-# shellcheck source=../scripts/guest/lib/common.sh
-. "$repo/scripts/guest/lib/common.sh"
-# shellcheck source=../scripts/guest/lib/copy.sh
-. "$repo/scripts/guest/lib/copy.sh"
 # shellcheck source=../scripts/guest/lib/devices.sh
 . "$repo/scripts/guest/lib/devices.sh"
 # shellcheck source=lib/source.sh

@@ -1,7 +1,14 @@
 # shellcheck shell=bash
-# What the disk benchmarks (bench/copy.sh, bench/inplace.sh) share: loop devices, dropped caches,
-# and an ext4 source filled to a given share with real file data. Sourced after
-# scripts/guest/lib/common.sh (log, die, on_exit) and copy.sh (ext_used_bytes); never run.
+# What the disk benchmarks (bench/copy.sh, bench/inplace.sh) share: the guest libraries they measure
+# (common.sh: log, die, on_exit; copy.sh: copy_filesystem, ext_used_bytes), loop devices, dropped
+# caches, and an ext4 source filled to a given share with real file data. Sourced; never run.
+
+GUEST_LOG_PREFIX=bench
+bench_guest_lib=$(cd "$(dirname "${BASH_SOURCE[0]}")/../../scripts/guest/lib" && pwd)
+# shellcheck source=../../scripts/guest/lib/common.sh
+. "$bench_guest_lib/common.sh"
+# shellcheck source=../../scripts/guest/lib/copy.sh
+. "$bench_guest_lib/copy.sh"
 
 BENCH_LOOPS=() BENCH_MNTS=()
 bench_cleanup() {

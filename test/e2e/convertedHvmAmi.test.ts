@@ -10,7 +10,7 @@ import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 import { PV2HVM_FACTS, SURROGATE_FACTS } from "../support/facts";
 
-// A facts line in pv2hvm.sh's declared schema ("# @facts", version 2).
+// A facts line in pv2hvm.sh's declared schema ("# @facts", version 3).
 const FACTS = { ...PV2HVM_FACTS, ixgbevfDriver: true, fstabNofail: ["/media/ephemeral0"] };
 
 describe("ConvertedHvmAmi on the engine", function () {
@@ -47,7 +47,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     const tags = Object.fromEntries((image?.Tags ?? []).map((x) => [x.Key, x.Value]));
     assert.strictEqual(tags.team, "web");
     assert.strictEqual(tags["ami-factory:source-ami"], sourceAmiId);
-    assert.deepStrictEqual(JSON.parse(tags["ami-factory:facts"]), { script: "pv2hvm", schemaVersion: 2, partitioned: false, fsType: "ext4", enaDriver: true, nvmeDriver: true, nitroReady: true, ixgbevfDriver: true, defaultKernel: "6.1.0-18-amd64" });
+    assert.deepStrictEqual(JSON.parse(tags["ami-factory:facts"]), { script: "pv2hvm", schemaVersion: 3, partitioned: false, fsType: "ext4", enaDriver: true, nvmeDriver: true, nitroReady: true, ixgbevfDriver: true, defaultKernel: "6.1.0-18-amd64" });
     assert.ok(tags["ami-factory:tool-version"] && tags["ami-factory:built-at"] && tags["ami-factory:build-id"]);
 
     // The worker as the brief asks: IMDSv2, no key pair, the SSM command with --sanitize.
