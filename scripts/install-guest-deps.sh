@@ -24,7 +24,6 @@ packages=(
   fdisk              # sfdisk: pv-image.sh writes the source partition table; surrogate.sh grows partitions
   util-linux         # losetup, partx, blkid, lsblk, findmnt
   dosfstools         # mkfs.vfat / fsck.vfat, for images with an EFI or vfat partition
-  xfsprogs           # mkfs.xfs: the pv2hvm test of an XFS source that --in-place refuses (XFS starts at sector 0)
   cpio               # listing an initramfs
   initramfs-tools-core # lsinitramfs / unmkinitramfs
   zstd               # compressed initramfs images
@@ -52,7 +51,7 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2 ||
 
 # Check the tools themselves, not only the package database.
 for tool in qemu-system-x86_64 debootstrap grub-install udevadm e2image e2fsck resize2fs mke2fs \
-            parted partx sfdisk losetup blkid cpio qemu-img mkfs.vfat mkfs.xfs; do
+            parted partx sfdisk losetup blkid cpio qemu-img mkfs.vfat; do
   command -v "$tool" >/dev/null || die "$tool is still missing after the install"
 done
 ls /usr/lib/grub/i386-pc/boot.img >/dev/null 2>&1 || die "grub i386-pc modules missing (grub-pc-bin)"
