@@ -20,7 +20,8 @@
 # before anything is written: exit 3 and, as the last stdout line instead of facts,
 #   {"script":"pv2hvm","schemaVersion":3,"refused":"in-place","reason":CODE,"detail":SENTENCE}
 # with CODE xfs-at-sector-0, gap-too-small, unsupported-filesystem or unknown-layout; the caller
-# then copies. Steps 3 to 8 below are the same code for both methods (lib/hvmboot.sh).
+# then copies. Steps 3 to 6 of the copy below (GRUB, menu, fstab, drivers, sanitize) are the same
+# code for both methods (lib/hvmboot.sh), after the root is mounted where it is.
 #
 # Copy: the source is only read. The target is overwritten. Source layouts:
 #   flat:          a filesystem on the whole device (classic PV; root (hd0))
