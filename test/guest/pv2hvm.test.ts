@@ -283,6 +283,22 @@ describe("pv2hvm guest script: pure parts", function () {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
+    it("prints the refusal line and exits 3 when the script declines the job (guest_refuse), never a facts line", function () {
+      const dir = tmpdir("facts-");
+      try {
+        const script = path.join(dir, "guest.sh");
+        write(script, `#!/usr/bin/env bash\nset -euo pipefail\n. ${JSON.stringify(path.join(lib, "common.sh"))}\nguest_facts_channel "$@"\necho '{"forged":1}'\n` +
+          `[ "$1" = no ] || guest_refuse '{"refused":"in-place"}'\nguest_emit_facts '{"done":1}'\n`, 0o755);
+        const refused = run("bash", [script, "yes"]);
+        assert.strictEqual(refused.status, 3, refused.stderr);
+        assert.strictEqual(refused.stdout, '{"refused":"in-place"}\n');
+        const done = run("bash", [script, "no"]);
+        assert.strictEqual(done.status, 0, done.stderr);
+        assert.strictEqual(done.stdout, '{"done":1}\n');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 
   describe("EBS volume id -> device", function () {
