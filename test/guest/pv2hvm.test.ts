@@ -283,6 +283,7 @@ describe("pv2hvm guest script: pure parts", function () {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
+
     it("prints the refusal line and exits 3 when the script declines the job (guest_refuse), never a facts line", function () {
       const dir = tmpdir("facts-");
       try {
