@@ -126,7 +126,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "wrong-facts");
     const { rootUuid: _dropped, ...missing } = FACTS;
     for (const [output, message] of [
-      [JSON.stringify(SURROGATE_FACTS), /the facts line of pv2hvm does not match its schema \(version 2\): script is "surrogate", not "pv2hvm"/],
+      [JSON.stringify(SURROGATE_FACTS), /the facts line of pv2hvm does not match its schema \(version 3\): script is "surrogate", not "pv2hvm"/],
       [JSON.stringify(missing), /rootUuid is missing/],
       [JSON.stringify({ ...FACTS, nitroReady: "yes" }), /nitroReady is "yes" \(string\), not a boolean/],
     ] as const) {
