@@ -8,19 +8,18 @@ import type { Emulator } from "../support/emulator";
 import { egressOf } from "../support/egress";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
-import { PV2HVM_FACTS, SURROGATE_FACTS } from "../support/facts";
+import { PV2HVM_COPY_FACTS, PV2HVM_FACTS, PV2HVM_REFUSAL, SURROGATE_FACTS } from "../support/facts";
 
-// Facts lines in pv2hvm.sh's declared schema ("# @facts"): of a run in place and of a copy
-// (facts schema 3: method, bytesWritten, inPlaceLayout; in place copies nothing).
-const IN_PLACE_FACTS = { ...PV2HVM_FACTS, method: "in-place", bytesWritten: 1_052_672, inPlaceLayout: "bare-ext-blocklist", copiedBytes: 0, copyMethod: "none" };
-const COPY_FACTS = { ...PV2HVM_FACTS, method: "copy", bytesWritten: 2_147_483_648, inPlaceLayout: "" };
+// Facts lines in pv2hvm.sh's declared schema ("# @facts", version 3): of a run in place and of a copy.
+const IN_PLACE_FACTS = PV2HVM_FACTS;
+const COPY_FACTS = PV2HVM_COPY_FACTS;
 const FACTS = { ...IN_PLACE_FACTS, ixgbevfDriver: true, fstabNofail: ["/media/ephemeral0"] };
 
 /** What the emulator matches to tell pv2hvm --in-place from the copy: the command's last line runs the script with its arguments. */
 const IN_PLACE_COMMAND = ".sh '--in-place' 'vol-";
 
 /** pv2hvm --in-place declining (exit 3, nothing changed), as the contract of issue 12 spells its refusal line. */
-const refusal = (reason: string) => ({ script: "pv2hvm", schemaVersion: PV2HVM_FACTS.schemaVersion, refused: "in-place", reason, detail: "the layout leaves no room for boot code" });
+const refusal = (reason: string) => ({ ...PV2HVM_REFUSAL, reason, detail: "the layout leaves no room for boot code" });
 
 type Send = { Comment: string; InstanceIds: string[]; Parameters: { commands: string[] } };
 /** The guest commands of one build, in the order sent (their comment names the build). */
@@ -151,7 +150,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "wrong-facts");
     const { rootUuid: _dropped, ...missing } = FACTS;
     for (const [output, message] of [
-      [JSON.stringify(SURROGATE_FACTS), /the facts line of pv2hvm does not match its schema \(version 2\): script is "surrogate", not "pv2hvm"/],
+      [JSON.stringify(SURROGATE_FACTS), /the facts line of pv2hvm does not match its schema \(version 3\): script is "surrogate", not "pv2hvm"/],
       [JSON.stringify(missing), /rootUuid is missing/],
       [JSON.stringify({ ...FACTS, nitroReady: "yes" }), /nitroReady is "yes" \(string\), not a boolean/],
     ] as const) {

@@ -283,6 +283,23 @@ describe("pv2hvm guest script: pure parts", function () {
         fs.rmSync(dir, { recursive: true, force: true });
       }
     });
+
+    it("prints the refusal line and exits 3 when the script declines the job (guest_refuse), never a facts line", function () {
+      const dir = tmpdir("facts-");
+      try {
+        const script = path.join(dir, "guest.sh");
+        write(script, `#!/usr/bin/env bash\nset -euo pipefail\n. ${JSON.stringify(path.join(lib, "common.sh"))}\nguest_facts_channel "$@"\necho '{"forged":1}'\n` +
+          `[ "$1" = no ] || guest_refuse '{"refused":"in-place"}'\nguest_emit_facts '{"done":1}'\n`, 0o755);
+        const refused = run("bash", [script, "yes"]);
+        assert.strictEqual(refused.status, 3, refused.stderr);
+        assert.strictEqual(refused.stdout, '{"refused":"in-place"}\n');
+        const done = run("bash", [script, "no"]);
+        assert.strictEqual(done.status, 0, done.stderr);
+        assert.strictEqual(done.stdout, '{"done":1}\n');
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
   });
 
   describe("EBS volume id -> device", function () {
@@ -426,6 +443,8 @@ describe("pv2hvm guest script: pure parts", function () {
       [["--source", "/dev/null"], /--target DEV is required/],
       [["--source", "/dev/a", "--target", "/dev/b", "--bogus"], /unknown argument '--bogus'/],
       [["--source"], /--source needs a value/],
+      [["--in-place", "/dev/a", "--source", "/dev/b"], /give either --in-place or --source and --target/],
+      [["--in-place"], /--in-place needs a value/],
     ] as Array<[string[], RegExp]>) {
       it(`exits 2 for ${JSON.stringify(args)}`, function () {
         const r = run(pv2hvm, args);
@@ -502,6 +521,10 @@ interface Facts {
   sanitized: boolean;
   rootUuid: string;
   rootLabel: string;
+  copyMethod: string;
+  method: string;
+  bytesWritten: number;
+  inPlaceLayout: string;
 }
 
 function requireRootAndTools(): void {
@@ -519,8 +542,9 @@ function parseFacts(stdout: string): Facts {
   return facts as unknown as Facts;
 }
 
-/** Byte offset of partition `n` of a disk image (sfdisk's view of its label). */
+/** Byte offset of partition `n` of a disk image (sfdisk's view of its label); 0: the whole disk. */
 function partitionOffset(image: string, n: number): number {
+  if (n === 0) return 0;
   const table = JSON.parse(must("sfdisk", ["-J", image])) as { partitiontable: { sectorsize?: number; partitions: Array<{ node: string; start: number }> } };
   const p = table.partitiontable.partitions.find((x) => new RegExp(`\\D${n}$`).test(x.node));
   assert.ok(p, `no partition ${n} in ${image}`);
@@ -539,26 +563,65 @@ function readFromImage(loops: Loops, image: string, file: string, part = 1): str
   }
 }
 
+/** SHA-256 of `length` bytes of a file from `offset`. */
+function sha256(file: string, offset = 0, length?: number): string {
+  const h = crypto.createHash("sha256");
+  const fd = fs.openSync(file, "r");
+  try {
+    const buf = Buffer.alloc(8 * 1024 * 1024);
+    const end = length === undefined ? fs.fstatSync(fd).size : offset + length;
+    for (let pos = offset; pos < end; ) {
+      const n = fs.readSync(fd, buf, 0, Math.min(buf.length, end - pos), pos);
+      if (n === 0) break;
+      h.update(buf.subarray(0, n));
+      pos += n;
+    }
+  } finally {
+    fs.closeSync(fd);
+  }
+  return h.digest("hex");
+}
+
 function existsInImage(loops: Loops, image: string, file: string, part = 1): boolean {
   return readFromImage(loops, image, file, part) !== null;
 }
 
 const timings: Record<string, number> = {};
 
-/** What each source layout is, and where its converted parts are. */
+/** gzip+base64 of sector 0 of a fresh 320 MiB XFS filesystem (see the --in-place refusal tests). */
+const XFS_SECTOR0_GZ = "H4sIAAAAAAACA4twC3ZiYBBgAANGBwZ08NGqj53DxGfV1tLjHGLvzqZD1DGwQaUboHQjlG4CyzIEgNgsECEHhi1LmRiYGBg4kM3l4eRk5mdgkGSAKYIAWwj1/wEDfsCBxgfaydgFwWDAC8TcIMa29PC1CLeMAnQAAGEqRxgAAgAA";
+
 /**
- * What each source layout is, and where its converted parts are. `firstRun`: the arguments of a first
- * run on the same target before the real one (re-runnable; the rhel6 one opts out of Nitro), or none.
+ * Each case: a source layout converted by the copy or in place, and where its converted parts are.
+ * `rootPart`: the partition of the converted disk holding the root (0: the whole disk). `firstRun`:
+ * the arguments of a first run on the same target (or disk) before the real one (re-runnable; the
+ * rhel6 one opts out of Nitro), or none. `boots`: booted in qemu (updated, rebooted). A boot is 1–3
+ * minutes under TCG, so each converted disk layout boots once: the copy makes one partition from
+ * 1 MiB (booted from rhel6, a whole-disk source) or /boot + root (bootpart); flat and msdos sources
+ * boot converted in place, and their copies are checked without a boot.
  */
-const LAYOUTS: Record<Layout, { what: string; rootPart: number; grubDir: string; menu: string; firstRun?: string[]; build: string[] }> = {
-  flat: { what: "a partitionless (classic PV) source", rootPart: 1, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [] },
-  msdos: { what: "an msdos-partitioned source (swap first, root second)", rootPart: 1, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [] },
-  bootpart: { what: "a source with a separate /boot partition (menu paths relative to /boot)", rootPart: 2, grubDir: "/grub", menu: "menu.lst", build: [] },
-  rhel6: {
-    what: "a RHEL 6 style source (/dev/xvde1, swap and ephemeral lines, grub.conf; an initramfs without NVMe or ENA)",
-    rootPart: 1, grubDir: "/boot/grub", menu: "grub.conf", firstRun: ["--no-nitro"], build: ["--bare-initramfs"],
+interface Case {
+  layout: Layout;
+  inPlace: boolean;
+  what: string;
+  rootPart: number;
+  grubDir: string;
+  menu: string;
+  firstRun?: string[];
+  build: string[];
+  boots: boolean;
+}
+const CASES: Case[] = [
+  { layout: "flat", inPlace: false, what: "a partitionless (classic PV) source, copied", rootPart: 1, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [], boots: false },
+  { layout: "msdos", inPlace: false, what: "an msdos-partitioned source (swap first, root second), copied", rootPart: 1, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [], boots: false },
+  { layout: "bootpart", inPlace: false, what: "a source with a separate /boot partition (menu paths relative to /boot), copied", rootPart: 2, grubDir: "/grub", menu: "menu.lst", build: [], boots: true },
+  {
+    layout: "rhel6", inPlace: false, what: "a RHEL 6 style source (/dev/xvde1, swap and ephemeral lines, grub.conf; an initramfs without NVMe or ENA), copied",
+    rootPart: 1, grubDir: "/boot/grub", menu: "grub.conf", firstRun: ["--no-nitro"], build: ["--bare-initramfs"], boots: true,
   },
-};
+  { layout: "flat", inPlace: true, what: "a partitionless (classic PV) source, converted in place (bare-ext-blocklist)", rootPart: 0, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [], boots: true },
+  { layout: "msdos", inPlace: true, what: "an msdos-partitioned source (swap first, root second), converted in place (partitioned-gap)", rootPart: 2, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [], boots: true },
+];
 
 /** Whether the initramfs of `kernel` in a partitionless image holds nvme.ko. */
 function initramfsHasNvme(image: string, kernel: string, work: string): boolean {
@@ -595,14 +658,17 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
     console.log("      timings (s): " + Object.entries(timings).map(([k, v]) => `${k} ${v.toFixed(1)}`).join(", "));
   });
 
-  for (const layout of ["flat", "msdos", "bootpart", "rhel6"] as const) {
-    const L = LAYOUTS[layout];
+  for (const L of CASES) {
+    const layout = L.layout;
+    const name = `${layout}${L.inPlace ? " in place" : ""}`;
     describe(L.what, function () {
       let img: ImageFacts;
       let target: string;
       let facts: Facts;
       let firstFacts: Facts | undefined;
       let stderr: string;
+      let sourceTable = "";
+      let swapBefore = "";
       const marker = `m${crypto.randomBytes(8).toString("hex")}`;
       const updateArg = `ami_factory_update=${marker}`;
       const read = (file: string, part = L.rootPart) => {
@@ -616,13 +682,40 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
 
       before(function () {
         let t0 = Date.now();
-        const out = must("bash", [pvImage, "build", "--layout", layout, "--out", path.join(work, `${layout}-source.img`), "--marker", marker, "--size-mib", "1536", ...L.build]);
+        const file = name.replace(/ /g, "-");
+        const out = must("bash", [pvImage, "build", "--layout", layout, "--out", path.join(work, `${file}-source.img`), "--marker", marker, "--size-mib", "1536", ...L.build]);
         img = JSON.parse(out.trim().split("\n").pop()!) as ImageFacts;
-        timings[`${layout}: build image`] = (Date.now() - t0) / 1000;
+        timings[`${name}: build image`] = (Date.now() - t0) / 1000;
+        if (L.inPlace) {
+          target = img.image;
+          if (layout === "msdos") {
+            sourceTable = must("sfdisk", ["-d", target]);
+            swapBefore = sha256(target, partitionOffset(target, 1), 64 * 1024 * 1024);
+          }
+          const disk = loops.attach(target);
+          try {
+            if (L.firstRun) {
+              const first = run("bash", [pv2hvm, "--in-place", disk, ...L.firstRun]);
+              assert.strictEqual(first.status, 0, `first pv2hvm --in-place run failed:\n${tail(first.stderr)}`);
+              firstFacts = parseFacts(first.stdout);
+              assert.strictEqual(firstFacts.sanitized, false);
+            }
+            t0 = Date.now();
+            const second = run("bash", [pv2hvm, "--in-place", disk, "--sanitize"]);
+            assert.strictEqual(second.status, 0, `pv2hvm --in-place --sanitize failed:\n${tail(second.stderr)}`);
+            timings[`${name}: pv2hvm`] = (Date.now() - t0) / 1000;
+            facts = parseFacts(second.stdout);
+            stderr = second.stderr;
+            assert.deepStrictEqual(leftovers(disk), [], "pv2hvm left partitions or mounts behind");
+          } finally {
+            loops.detach(disk);
+          }
+          return;
+        }
 
         // A target larger than the source, with old data on it, to show the fs grows and a used
         // volume is fine.
-        target = path.join(work, `${layout}-target.img`);
+        target = path.join(work, `${file}-target.img`);
         fs.writeFileSync(target, crypto.randomBytes(1024 * 1024));
         fs.truncateSync(target, 2560 * 1024 * 1024);
 
@@ -644,12 +737,12 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
             assert.strictEqual(first.status, 0, `first pv2hvm run failed:\n${tail(first.stderr)}`);
             firstFacts = parseFacts(first.stdout);
             assert.strictEqual(firstFacts.sanitized, false);
-            timings[`${layout}: pv2hvm`] = (Date.now() - t0) / 1000;
+            timings[`${name}: pv2hvm`] = (Date.now() - t0) / 1000;
           }
           t0 = Date.now();
           const second = run("bash", [script, "--source", src, "--target", tgt, "--sanitize"], { env });
           assert.strictEqual(second.status, 0, `pv2hvm --sanitize failed:\n${tail(second.stderr)}`);
-          if (!L.firstRun) timings[`${layout}: pv2hvm`] = (Date.now() - t0) / 1000;
+          if (!L.firstRun) timings[`${name}: pv2hvm`] = (Date.now() - t0) / 1000;
           facts = parseFacts(second.stdout);
           stderr = second.stderr;
           assert.deepStrictEqual(leftovers(src), [], "pv2hvm left partitions or mounts behind (source)");
@@ -693,37 +786,53 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         assert.strictEqual(facts.sanitized, true);
         assert.strictEqual(facts.rootUuid, img.uuid);
         assert.strictEqual(facts.rootLabel, img.label);
-        assert.ok(facts.copiedBytes > 200 * 1024 * 1024 && facts.copiedBytes < img.sizeMiB * 1024 * 1024, `copiedBytes ${facts.copiedBytes}: only used blocks should be copied`);
         assert.ok(Number.isInteger(facts.seconds) && facts.seconds >= 0);
-        assert.match(stderr, /step 4\/8: copying/);
-        assert.match(stderr, /copied \d+ bytes .* with e2image -ra/);
+        if (L.inPlace) {
+          assert.strictEqual(facts.method, "in-place");
+          assert.strictEqual(facts.inPlaceLayout, layout === "flat" ? "bare-ext-blocklist" : "partitioned-gap");
+          assert.strictEqual(facts.copiedBytes, 0);
+          assert.strictEqual(facts.copyMethod, "none");
+          // GRUB's files, the menu, fstab and the removed files' metadata: a few MiB of a 1.5 GiB disk
+          // whose root uses ~650 MiB (what a copy writes).
+          assert.ok(facts.bytesWritten > 0 && facts.bytesWritten < 8 * 1024 * 1024, `bytesWritten ${facts.bytesWritten}: in place should write a few MiB`);
+          assert.ok(!/step \d+\/\d+: copying/.test(stderr));
+        } else {
+          assert.strictEqual(facts.method, "copy");
+          assert.strictEqual(facts.inPlaceLayout, "");
+          assert.strictEqual(facts.copyMethod, "e2image -ra");
+          assert.ok(facts.copiedBytes > 200 * 1024 * 1024 && facts.copiedBytes < img.sizeMiB * 1024 * 1024, `copiedBytes ${facts.copiedBytes}: only used blocks should be copied`);
+          assert.ok(facts.bytesWritten >= facts.copiedBytes, `bytesWritten ${facts.bytesWritten} < copiedBytes ${facts.copiedBytes}: the target's write counter missed the copy`);
+          assert.match(stderr, /step 4\/8: copying/);
+          assert.match(stderr, /copied \d+ bytes .* with e2image -ra/);
+        }
         // The msdos source has a swap partition first: the root is found by its content.
         if (layout === "msdos") assert.match(stderr, /root filesystem on \/dev\/loop\d+p2/);
         if (layout === "bootpart") assert.match(stderr, /root filesystem on \/dev\/loop\d+p2, \/boot on \/dev\/loop\d+p1/);
       });
 
-      it("boots in qemu (SeaBIOS, NVMe disk), then boots the entry a grubby-style kernel update adds to its own menu", async function () {
-        const r: BootResult = await bootImage({ image: target, marker: `AMI-FACTORY-UPDATED ${marker}`, timeoutMs: 600_000, allowReboot: true, serialLog: path.join(work, `${layout}-target.serial.log`) });
-        timings[`${layout}: boot, update, reboot (${r.accel})`] = r.seconds;
+      const rootDev = L.rootPart === 0 ? "/dev/nvme0n1" : `/dev/nvme0n1p${L.rootPart}`;
+      if (L.boots) it("boots in qemu (SeaBIOS, NVMe disk), then boots the entry a grubby-style kernel update adds to its own menu", async function () {
+        const r: BootResult = await bootImage({ image: target, marker: `AMI-FACTORY-UPDATED ${marker}`, timeoutMs: 600_000, allowReboot: true, serialLog: path.join(work, `${name.replace(/ /g, "-")}-target.serial.log`) });
+        timings[`${name}: boot, update, reboot (${r.accel})`] = r.seconds;
         assert.strictEqual(r.outcome, "marker", `no boot after the kernel update (${r.outcome} after ${r.seconds}s). Serial tail:\n${tail(r.serial)}\nBIOS tail:\n${tail(r.bios, 10)}`);
         const serial = r.serial.replace(/\r/g, "");
         // Before: GRUB 2 read the rewritten menu; root by UUID or LABEL, serial console, no update argument.
         const before = /^ami-factory: root (\S+), cmdline: (.*)$/m.exec(serial);
         assert.ok(before, `no first-boot line:\n${tail(serial)}`);
-        assert.strictEqual(before[1], `/dev/nvme0n1p${L.rootPart}`);
+        assert.strictEqual(before[1], rootDev);
         assert.match(before[2], /console=ttyS0/);
         assert.ok(!before[2].includes(updateArg), before[2]);
         assert.ok(serial.includes(`AMI-FACTORY-BOOTED ${marker}`));
         // After: the new first entry (the default copied, one argument more) is what booted.
         const after = /^ami-factory: after the kernel update: root (\S+), boot (\S+), cmdline: (.*)$/m.exec(serial);
         assert.ok(after, `no second-boot line:\n${tail(serial)}`);
-        assert.strictEqual(after[1], `/dev/nvme0n1p${L.rootPart}`);
+        assert.strictEqual(after[1], rootDev);
         assert.strictEqual(after[2], layout === "bootpart" ? "/dev/nvme0n1p1" : "-", "a separate /boot is mounted by UUID from the new fstab");
         assert.ok(after[3].split(" ").includes(updateArg), `/proc/cmdline after the update lacks ${updateArg}: ${after[3]}`);
         assert.match(serial, /Booting `Debian GNU\/Linux 12, kernel .* \(kernel update\)'/);
       });
 
-      if (layout === "flat" || layout === "msdos") {
+      if (!L.inPlace && (layout === "flat" || layout === "msdos")) {
         it("does not boot the unconverted source disk (negative control)", async function () {
           const r = await bootImage({ image: img.image, marker: `AMI-FACTORY-BOOTED ${marker}`, timeoutMs: 30_000, serialLog: path.join(work, `${layout}-source.serial.log`) });
           timings[`${layout}: boot source (${r.accel})`] = r.seconds;
@@ -745,7 +854,11 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         const original = read(`${L.grubDir}/${L.menu}.pv`, bootPart)!;
         assert.ok(menu && original, "menu or its .pv copy missing");
         assert.match(original, /console=hvc0/, "the .pv copy is the menu as it was");
-        assert.ok(!/hvc0|xvc0|\(hd0\)|\(hd0,1\)/.test(menu), `Xen names left in the menu:\n${menu}`);
+        assert.ok(!/hvc0|xvc0/.test(menu), `Xen consoles left in the menu:\n${menu}`);
+        // GRUB legacy's name of the filesystem holding the menu: partition 1 of a copy; in place the
+        // whole disk (bare ext) or the partition the root already was on (msdos: the second).
+        const menuDev = !L.inPlace ? "(hd0,0)" : L.rootPart === 0 ? "(hd0)" : `(hd0,${L.rootPart - 1})`;
+        if (!L.inPlace) assert.ok(!/\(hd0\)|\(hd0,1\)/.test(menu), `Xen device names left in the menu:\n${menu}`);
         const kp = layout === "bootpart" ? "" : "/boot";
         const rootArg = layout === "flat" ? `root=LABEL=${img.label}` : `root=UUID=${img.uuid}`;
         const kernelLines = menu.split("\n").filter((l) => /^\s*kernel /.test(l)).map((l) => l.trim());
@@ -753,7 +866,7 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
           `kernel ${kp}/vmlinuz-${img.kernel} ${rootArg} console=ttyS0,115200n8 ro`,
           `kernel ${kp}/vmlinuz-${img.kernel} ${rootArg} console=ttyS0,115200n8 ro single`,
         ]);
-        assert.deepStrictEqual(menu.split("\n").filter((l) => /^\s*root /.test(l)).map((l) => l.trim()), ["root (hd0,0)", "root (hd0,0)"]);
+        assert.deepStrictEqual(menu.split("\n").filter((l) => /^\s*root /.test(l)).map((l) => l.trim()), [`root ${menuDev}`, `root ${menuDev}`]);
         assert.ok(existsInImage(new Loops(), target, `${L.grubDir}/i386-pc/normal.mod`, bootPart), "GRUB modules not installed");
         if (layout === "rhel6") assert.ok(existsInImage(new Loops(), target, "/boot/grub/menu.lst", bootPart), "RHEL's menu.lst -> ./grub.conf link kept");
       });
@@ -778,10 +891,30 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         }
         assert.strictEqual(read("/etc/machine-id"), "");
         // The source image is untouched.
-        assert.ok(layout !== "flat" || run("debugfs", ["-R", "stat /root/.bash_history", img.image]).stdout.includes("Inode:"));
+        assert.ok(layout !== "flat" || L.inPlace || run("debugfs", ["-R", "stat /root/.bash_history", img.image]).stdout.includes("Inode:"));
       });
 
-      it("leaves a clean root filesystem that fills its partition, with the source's UUID and LABEL", function () {
+      if (L.inPlace) it("changes nothing else on the disk: the root stays where it was; bare ext: boot code in sector 0 only, core.img immutable", function () {
+        if (layout === "msdos") {
+          assert.strictEqual(must("sfdisk", ["-d", target]), sourceTable, "the partition table changed");
+          assert.strictEqual(sha256(target, partitionOffset(target, 1), 64 * 1024 * 1024), swapBefore, "the swap partition changed");
+          assert.match(stderr, /root filesystem on \/dev\/loop\d+p2/);
+        } else {
+          const sector0 = Buffer.alloc(512);
+          const fd = fs.openSync(target, "r");
+          fs.readSync(fd, sector0, 0, 512, 0);
+          fs.closeSync(fd);
+          assert.strictEqual(sector0.readUInt16LE(510), 0xaa55, "no boot signature in sector 0");
+          assert.ok(sector0.includes("GRUB"), "sector 0 is not GRUB's boot code");
+          // EXT4_IMMUTABLE_FL (0x10) on the core image the boot sector reads by its block list.
+          const st = must("debugfs", ["-R", "stat /boot/grub/i386-pc/core.img", target]);
+          const flags = /Flags: (0x[0-9a-f]+)/.exec(st);
+          assert.ok(flags && (parseInt(flags[1], 16) & 0x10) !== 0, `core.img is not immutable:\n${st}`);
+          assert.match(stderr, /core image \/boot\/grub\/i386-pc\/core.img .* made immutable \(chattr \+i\)/);
+        }
+      });
+
+      it(`leaves a clean root filesystem${L.inPlace ? "" : " that fills its partition"}, with the source's UUID and LABEL`, function () {
         const loops2 = new Loops();
         const dev = loops2.attach(target, { readOnly: true, offset: partitionOffset(target, L.rootPart) });
         try {
@@ -789,7 +922,7 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
           assert.strictEqual(fsck.status, 0, fsck.stdout + fsck.stderr);
           const h = must("dumpe2fs", ["-h", dev]);
           const blocks = Number(/^Block count:\s+(\d+)/m.exec(h)![1]) * Number(/^Block size:\s+(\d+)/m.exec(h)![1]);
-          assert.ok(blocks > (layout === "bootpart" ? 2300 : 2500) * 1024 * 1024, `filesystem not grown: ${blocks} bytes`);
+          if (!L.inPlace) assert.ok(blocks > (layout === "bootpart" ? 2300 : 2500) * 1024 * 1024, `filesystem not grown: ${blocks} bytes`);
           assert.match(h, new RegExp(`^Filesystem UUID:\\s+${img.uuid}$`, "m"));
           assert.match(h, new RegExp(`^Filesystem volume name:\\s+${img.label}$`, "m"));
         } finally {
@@ -798,6 +931,68 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
       });
     });
   }
+
+  describe("--in-place refuses a layout it cannot convert: exit 3, a refusal line, the disk unchanged", function () {
+    /** A small root (fstab, /boot with a menu) as a filesystem image, for the partition cases. */
+    function rootFs(file: string, mib: number): void {
+      const dir = fs.mkdtempSync(path.join(work, "root-"));
+      write(path.join(dir, "etc/fstab"), "/dev/xvda1 / ext4 defaults 0 1\n");
+      write(path.join(dir, "boot/grub/menu.lst"), "default=0\ntitle x\nroot (hd0,0)\nkernel /boot/vmlinuz-1 root=/dev/xvda1 console=hvc0\n");
+      must("mke2fs", ["-q", "-F", "-t", "ext4", "-d", dir, file, `${mib}M`]);
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+    /** A disk image: `label` (sfdisk script) with the root filesystem written at `startSector`. */
+    function partitioned(name: string, label: string, startSector: number): string {
+      const disk = path.join(work, `${name}.img`);
+      const root = path.join(work, `${name}.root`);
+      rootFs(root, 64);
+      fs.writeFileSync(disk, "");
+      fs.truncateSync(disk, 80 * 1024 * 1024);
+      spawnSync("sfdisk", ["-q", disk], { input: label });
+      must("dd", [`if=${root}`, `of=${disk}`, "bs=512", `seek=${startSector}`, "conv=notrunc,sparse", "status=none"]);
+      fs.rmSync(root);
+      return disk;
+    }
+    const cases: Array<[string, () => string, string, RegExp]> = [
+      ["XFS on the whole disk", () => {
+        // Sector 0 of `mkfs.xfs -f` on a 320 MiB file (xfsprogs 6.1): XFS's superblock, all that
+        // blkid (and so pv2hvm) reads to know XFS. Recorded, because installing xfsprogs here would
+        // take away the tool test/guest/tools.test.ts needs to be missing.
+        const disk = path.join(work, "xfs.img");
+        fs.writeFileSync(disk, zlib.gunzipSync(Buffer.from(XFS_SECTOR0_GZ, "base64")));
+        fs.truncateSync(disk, 320 * 1024 * 1024);
+        assert.strictEqual(must("blkid", ["-p", "-o", "value", "-s", "TYPE", disk]).trim(), "xfs");
+        return disk;
+      }, "xfs-at-sector-0", /superblock in sector 0/],
+      ["an msdos label whose first partition starts at sector 40 (no room for GRUB's core image)",
+        () => partitioned("gap40", "label: dos\nstart=40, size=131072, type=83\n", 40), "gap-too-small", /starts at sector 40: 39 sectors after the MBR, and GRUB's core image \(part_msdos, ext2\) needs \d+/],
+      ["a GPT label", () => partitioned("gpt", "label: gpt\nstart=2048, size=131072\n", 2048), "unknown-layout", /gpt partition table/],
+    ];
+    for (const [what, make, reason, detail] of cases) {
+      it(`${what}: ${reason}`, function () {
+        const image = make();
+        const before = sha256(image);
+        const dev = loops.attach(image);
+        let r: Run;
+        try {
+          r = run("bash", [pv2hvm, "--in-place", dev, "--sanitize"]);
+          assert.deepStrictEqual(leftovers(dev), [], "pv2hvm left partitions or mounts behind");
+        } finally {
+          loops.detach(dev);
+        }
+        assert.strictEqual(r.status, 3, r.stderr);
+        const lines = r.stdout.trimEnd().split("\n");
+        assert.strictEqual(lines.length, 1, `stdout must be the refusal line only:\n${r.stdout}`);
+        const line = JSON.parse(lines[0]) as Record<string, unknown>;
+        assert.deepStrictEqual(Object.keys(line), ["script", "schemaVersion", "refused", "reason", "detail"]);
+        assert.deepStrictEqual({ ...line, detail: "" }, { script: "pv2hvm", schemaVersion: 3, refused: "in-place", reason, detail: "" });
+        assert.match(line.detail as string, detail);
+        assert.match(r.stderr, new RegExp(`in place refused \\(${reason}\\)`));
+        assert.strictEqual(sha256(image), before, "the disk changed although in place was refused");
+        fs.rmSync(image);
+      });
+    }
+  });
 
   describe("cleanup on failure and on signals", function () {
     let src: string;

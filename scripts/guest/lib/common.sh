@@ -67,6 +67,8 @@ json_bool() { case $1 in 1 | true | yes) printf true ;; *) printf false ;; esac;
 #
 #   guest_facts_channel "$@"     first thing after sourcing; returns in the re-run copy only
 #   guest_emit_facts JSON        once, at the end
+#   guest_refuse JSON            instead: declines the job having changed nothing; JSON is the last
+#                                stdout line and the exit status is 3
 guest_facts_channel() {
   if [ -n "${GUEST_FACTS_FILE:-}" ]; then
     GUEST_FACTS_OUT=$GUEST_FACTS_FILE
@@ -87,6 +89,8 @@ guest_facts_channel() {
   if [ "$rc" -eq 0 ]; then
     if [ -s "$dir/facts" ]; then tail -n 1 "$dir/facts"
     else printf '%s: error: finished without a facts line\n' "$GUEST_LOG_PREFIX" >&2; rc=1; fi
+  elif [ "$rc" -eq 3 ] && [ -s "$dir/facts.refusal" ]; then
+    tail -n 1 "$dir/facts.refusal"
   fi
   rm -rf "$dir"
   exit "$rc"
@@ -95,4 +99,10 @@ guest_facts_channel() {
 guest_emit_facts() {
   [ -n "${GUEST_FACTS_OUT:-}" ] || die "internal: guest_emit_facts without guest_facts_channel"
   printf '%s\n' "$1" >"$GUEST_FACTS_OUT"
+}
+
+guest_refuse() {
+  [ -n "${GUEST_FACTS_OUT:-}" ] || die "internal: guest_refuse without guest_facts_channel"
+  printf '%s\n' "$1" >"$GUEST_FACTS_OUT.refusal"
+  exit 3
 }

@@ -135,6 +135,18 @@ make_partitions_visible() {
   return 0
 }
 
+# device_bytes_written DEV: bytes written to DEV (and its partitions) since it appeared: the sectors
+# written of /sys/block/NAME/stat (field 7, in 512-byte units whatever the sector size) × 512.
+device_bytes_written() {
+  awk '{ printf "%.0f\n", $7 * 512 }' "${GUEST_SYSFS_ROOT:-/sys}/class/block/${1##*/}/stat"
+}
+
+# partition_starts DISK: the first sector (512 bytes) of each partition of DISK, one a line.
+partition_starts() {
+  local p
+  while read -r p; do [ -z "$p" ] || cat "/sys/class/block/${p##*/}/start"; done < <(disk_partitions "$1")
+}
+
 # same_device A B: both paths name the same block device.
 same_device() { [ "$(stat -L -c '%t:%T' "$1")" = "$(stat -L -c '%t:%T' "$2")" ]; }
 

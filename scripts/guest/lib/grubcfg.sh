@@ -17,7 +17,8 @@
 #
 # The rewrite, line by line (everything else, comments and order included, is kept):
 #   root (hd0) / (hd0,N), rootnoverify …    -> root (hd0,P): P is the partition (0-based, GRUB
-#                                              legacy numbering) of the filesystem holding the menu
+#                                              legacy numbering) of the filesystem holding the menu;
+#                                              (hd0) when that filesystem is the whole disk
 #   (hdX[,N]) device prefixes on kernel, initrd, splashimage paths -> (hd0,P)
 #   kernel PATH ARGS, in ARGS:
 #       console=hvc0*, console=xvc0*  -> console=ttyS0,115200n8 (once); xencons=* dropped
@@ -64,13 +65,16 @@ function strip_dev(p) { sub(/^\([^)]*\)/, "", p); return p }
 }
 '
 
-# menulst_rewrite MENU UUID [PART]: the menu rewritten for the HVM disk, on stdout.
+# menulst_rewrite MENU UUID [PART]: the menu rewritten for the HVM disk, on stdout. PART "" : the
+# filesystem is the whole disk, (hd0) (a bare ext disk converted in place).
 menulst_rewrite() {
-  local menu=$1 uuid=$2 part=${3:-0}
+  local menu=$1 uuid=$2 part=${3-0} dev
   [ -r "$menu" ] || { printf 'grubcfg: cannot read %s\n' "$menu" >&2; return 2; }
   [[ $uuid =~ ^[0-9A-Fa-f-]+$ ]] || { printf 'grubcfg: bad filesystem UUID "%s"\n' "$uuid" >&2; return 2; }
-  [[ $part =~ ^[0-9]+$ ]] || { printf 'grubcfg: bad partition index "%s"\n' "$part" >&2; return 2; }
-  awk -v uuid="$uuid" -v dev="(hd0,$part)" '
+  [[ $part =~ ^[0-9]*$ ]] || { printf 'grubcfg: bad partition index "%s"\n' "$part" >&2; return 2; }
+  dev="(hd0,$part)"
+  [ -n "$part" ] || dev="(hd0)"
+  awk -v uuid="$uuid" -v dev="$dev" '
 function dev_of(s) { gsub(/\(hd[0-9]+(,[0-9]+)?\)/, dev, s); return s }
 function convert_args(a,    nw, w, i, out, has_serial, added, x) {
   nw = split(a, w, /[ \t]+/); out = ""; has_serial = 0; added = 0
@@ -131,7 +135,7 @@ grubcfg_legacy_stub() {
 # /boot is on the root filesystem, "" when it is a filesystem of its own). Installing GRUB's boot
 # code is the caller's. Sets BOOT_MENU (path) and BOOT_MENU_SOURCE (menu.lst, grub.conf, synthesized).
 pv_boot_config() {
-  local dir=$1 uuid=$2 part=${3:-0} fsmod=${4:-ext2} kprefix=${5-/boot} name tmp
+  local dir=$1 uuid=$2 part=${3-0} fsmod=${4:-ext2} kprefix=${5-/boot} name tmp from
   BOOT_MENU="" BOOT_MENU_SOURCE=""
   for name in grub.conf menu.lst; do
     if [ -f "$dir/$name" ] && [ ! -L "$dir/$name" ]; then BOOT_MENU=$dir/$name BOOT_MENU_SOURCE=$name; break; fi
@@ -142,13 +146,16 @@ pv_boot_config() {
     # A symlink without a file behind it (menu.lst -> grub.conf) is replaced by the made-up menu.
     rm -f "$BOOT_MENU"
     grubcfg_synthesize "$dir/../.." "$kprefix" >"$BOOT_MENU.pv" || return 1
+    from=$BOOT_MENU.pv
   else
-    cp -p "$BOOT_MENU" "$BOOT_MENU.pv"
+    # Run again on a disk converted in place, the .pv of the first run is the menu as it was under PV.
+    [ -e "$BOOT_MENU.pv" ] || cp -p "$BOOT_MENU" "$BOOT_MENU.pv"
+    from=$BOOT_MENU
   fi
   name=${BOOT_MENU##*/}
   tmp=$(mktemp "$BOOT_MENU.XXXXXX")
-  menulst_rewrite "$BOOT_MENU.pv" "$uuid" "$part" >"$tmp" || { rm -f "$tmp"; return 1; }
-  chmod 0600 "$tmp"; chmod --reference="$BOOT_MENU.pv" "$tmp" 2>/dev/null || true
+  menulst_rewrite "$from" "$uuid" "$part" >"$tmp" || { rm -f "$tmp"; return 1; }
+  chmod 0600 "$tmp"; chmod --reference="$from" "$tmp" 2>/dev/null || true
   mv -f "$tmp" "$BOOT_MENU"
   [ "$BOOT_MENU_SOURCE" != synthesized ] || rm -f "$BOOT_MENU.pv"
   [ -n "$(grubcfg_kernels "$BOOT_MENU")" ] || { printf 'grubcfg: the menu %s has no kernel entry\n' "$BOOT_MENU" >&2; return 3; }

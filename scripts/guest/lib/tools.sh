@@ -40,7 +40,7 @@ mount,umount,losetup                             util-linux              mount
 sfdisk                                           util-linux              fdisk
 parted                                           parted                  parted
 mkfs.ext4,e2fsck,resize2fs,debugfs,e2image       e2fsprogs               e2fsprogs
-dumpe2fs                                         e2fsprogs               e2fsprogs
+dumpe2fs,chattr                                  e2fsprogs               e2fsprogs
 mkfs.vfat                                        dosfstools              dosfstools
 mcopy,mmd                                        mtools                  mtools
 xfs_growfs                                       xfsprogs                xfsprogs
