@@ -9,6 +9,8 @@ const fs = require("fs");
 const path = require("path");
 
 const KEEP = 4;
+/** A compiled tree's folder name: the hash runtime.js computes. */
+const TREE_NAME = /^[0-9a-f]{16}$/;
 const [root, out] = process.argv.slice(2).map((p) => path.resolve(p));
 const ts = require(require.resolve("typescript", { paths: [root] }));
 
@@ -21,6 +23,7 @@ function sources(dir) {
     e.isDirectory() ? sources(path.join(dir, e.name)) : e.name.endsWith(".ts") && !e.name.endsWith(".d.ts") ? [path.join(dir, e.name)] : []);
 }
 
+if (!TREE_NAME.test(path.basename(out))) throw new Error(`${out}: the folder's name must be a hash as providers/core/runtime.js makes it`);
 const parent = path.dirname(out);
 fs.mkdirSync(parent, { recursive: true });
 const tmp = fs.mkdtempSync(path.join(parent, ".tmp-"));
@@ -46,7 +49,8 @@ try {
 // Older trees: a provider process still running one has already loaded what it needs.
 // Best effort: a concurrent start may be pruning the same trees.
 try {
-  const trees = fs.readdirSync(parent).filter((n) => !n.startsWith(".")).map((n) => path.join(parent, n))
+  // Only folders named as runtime.js names them: never anything else in <out dir>'s parent.
+  const trees = fs.readdirSync(parent).filter((n) => TREE_NAME.test(n)).map((n) => path.join(parent, n))
     .filter((p) => p !== out).map((p) => [p, fs.statSync(p).mtimeMs]).sort((a, b) => b[1] - a[1]);
   for (const [old] of trees.slice(KEEP - 1)) fs.rmSync(old, { recursive: true, force: true });
 } catch {

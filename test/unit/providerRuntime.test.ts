@@ -75,6 +75,21 @@ describe("provider runtime (core/runtime.js: the implementation a stored provide
     assert.ok(!fs.readFileSync(path.join(before, "providers/core/naming.js"), "utf8").includes("// changed"));
   });
 
+  it("keeps the newest 4 compiled trees and removes nothing else in their folder", () => {
+    const root = copy();
+    const parent = path.join(root, ".local", "provider-js");
+    fs.mkdirSync(parent, { recursive: true });
+    fs.writeFileSync(path.join(parent, "notes.txt"), "not a tree");
+    fs.mkdirSync(path.join(parent, "not-a-hash"));
+    const old = ["0000000000000001", "0000000000000002", "0000000000000003", "0000000000000004", "0000000000000005"];
+    old.forEach((name, i) => {
+      fs.mkdirSync(path.join(parent, name));
+      fs.utimesSync(path.join(parent, name), 1000 + i, 1000 + i);
+    });
+    const current = path.basename(compiledProviders(root));
+    assert.deepStrictEqual(fs.readdirSync(parent).sort(), ["0000000000000003", "0000000000000004", "0000000000000005", current, "not-a-hash", "notes.txt"].sort());
+  });
+
   it("lets two provider processes start at once on a project never compiled", async () => {
     const root = copy();
     const runs = await Promise.all([providerStart(root), providerStart(root)]);
