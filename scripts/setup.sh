@@ -60,6 +60,10 @@ if [ ! -d node_modules ] || [ package-lock.json -nt node_modules ]; then
   touch node_modules
 fi
 
+# The providers compiled to JavaScript for the provider process (providers/core/runtime.js would
+# otherwise do it on the first provider start of each source change).
+node -e 'require("./providers/core/runtime.js").compiledProviders(process.cwd())' || say "could not pre-compile the providers: the provider process will"
+
 # The example consumer is its own project (its own @pulumi/aws); its test loads it under mocks.
 if [ ! -d examples/consumer/node_modules ] || [ examples/consumer/package-lock.json -nt examples/consumer/node_modules ]; then
   say "installing examples/consumer's node modules (npm ci)"

@@ -6,9 +6,10 @@
 import { execFileSync } from "child_process";
 import { createHash } from "crypto";
 import * as path from "path";
+import { PROJECT_ROOT } from "../core/projectRoot";
 import { declaredFactsSchema, FactsSchema } from "./facts";
 
-const GUEST_DIR = path.resolve(__dirname, "../../scripts/guest");
+const GUEST_DIR = path.join(PROJECT_ROOT, "scripts/guest");
 
 export interface BundledScript {
   name: string;
