@@ -4,20 +4,18 @@ what already ran (SharedAmi's update)."""
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
+from .rule_list import RuleList
 
-class CallFailures:
+
+class CallFailures(RuleList):
     """`POST /_ami_factory/calls/fail`: the next `times` (default 1) calls of a query-protocol (EC2)
     action, in `region` if given, answer HTTP 400 with the error `code` without reaching moto: a call
     failing halfway through an operation (e.g. CopyImage's ResourceLimitExceeded while too many
     copies are in flight), which the provider must compensate. A code the SDK does not retry fails
     the operation at once."""
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.rules: list[dict[str, Any]] = []
 
     def add(self, rule: Any) -> dict[str, Any]:
         if not isinstance(rule, dict) or not isinstance(rule.get("action"), str) or not isinstance(rule.get("code"), str):
@@ -26,13 +24,7 @@ class CallFailures:
         if not isinstance(times, int) or times < 1:
             raise ValueError("'times' must be a positive integer")
         rule = {"region": None, "message": f"{rule['action']} failed (injected by the emulator)", **rule, "times": times}
-        with self.lock:
-            self.rules.append(rule)
-        return rule
-
-    def clear(self) -> None:
-        with self.lock:
-            self.rules.clear()
+        return self._append(rule)
 
     def take(self, action: str, region: str | None) -> dict[str, Any] | None:
         with self.lock:

@@ -32,6 +32,8 @@ Control API (only under /_ami_factory/, JSON in and out):
   DELETE /_ami_factory/ec2/boot                    clear the rules
   POST   /_ami_factory/calls/fail                  {"action", "code", "region"?, "message"?, "times"?}:
                                                    the next calls of an EC2 action fail (see CallFailures)
+  GET    /_ami_factory/calls/fail                  the rules
+  DELETE /_ami_factory/calls/fail                  clear the rules
   POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
                                                    failure counts above, call failures, boot rules (not moto's state: that is
                                                    POST /moto-api/reset)
@@ -47,6 +49,7 @@ from .ec2_instances import PROFILE_NOT_READY
 from .ec2_models import _ec2_backend
 from .patching import APPLIED
 from .recorder import RECORDER
+from .rule_list import RuleList
 from .ssm_instances import SSM_AGENTS
 from .ssm_rules import SSM_RULES
 
@@ -60,7 +63,37 @@ class HttpError(Exception):
         self.status = status
 
 
+#: Control paths of the rule lists: POST adds a rule (400 naming what is wrong), GET lists, DELETE clears.
+RULE_LISTS: dict[str, RuleList] = {"ssm/fail": SSM_RULES, "ec2/boot": BOOT_SCRIPTS, "calls/fail": CALL_FAILURES}
+
+
+def _rule_list_route(rules: RuleList, method: str, body: Any) -> tuple[int, Any]:
+    if method == "POST":
+        try:
+            return 200, {"ok": True, "rule": rules.add(body)}
+        except ValueError as e:
+            raise HttpError(400, str(e)) from e
+    if method == "GET":
+        return 200, rules.list()
+    if method == "DELETE":
+        rules.clear()
+        return 200, {"ok": True}
+    raise HttpError(405, f"{method} is not allowed on a rule list (POST, GET, DELETE)")
+
+
+def _image_of(body: dict[str, Any]) -> Any:
+    """The moto image a control call names (imageId, region, accountId), else 404."""
+    backend = _ec2_backend(body.get("region") or "us-east-1", body.get("accountId"))
+    image = backend.amis.get(body.get("imageId"))
+    if image is None:
+        raise HttpError(404, f"{body.get('imageId')} not found in {backend.region_name}")
+    return image
+
+
 def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
+    rules = RULE_LISTS.get(path)
+    if rules is not None:
+        return _rule_list_route(rules, method, body)
     import moto
 
     if path == "health" and method == "GET":
@@ -82,17 +115,6 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         with RECORDER.lock:
             RECORDER.actions = value
         return 200, {"ok": True}
-    if path == "ssm/fail":
-        if method == "POST":
-            try:
-                return 200, {"ok": True, "rule": SSM_RULES.add(body)}
-            except ValueError as e:
-                raise HttpError(400, str(e)) from e
-        if method == "GET":
-            return 200, SSM_RULES.list()
-        if method == "DELETE":
-            SSM_RULES.clear()
-            return 200, {"ok": True}
     if path == "ssm/unregistered":
         if method == "POST":
             try:
@@ -103,28 +125,12 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         if method == "DELETE":
             SSM_AGENTS.clear()
             return 200, {"ok": True}
-    if path == "ec2/boot":
-        if method == "POST":
-            try:
-                return 200, {"ok": True, "rule": BOOT_SCRIPTS.add(body)}
-            except ValueError as e:
-                raise HttpError(400, str(e)) from e
-        if method == "GET":
-            return 200, BOOT_SCRIPTS.list()
-        if method == "DELETE":
-            BOOT_SCRIPTS.clear()
-            return 200, {"ok": True}
     if path == "ec2/instance-profile-not-ready" and method == "POST":
         try:
             PROFILE_NOT_READY.set((body or {}).get("runs"))
         except ValueError as e:
             raise HttpError(400, str(e)) from e
         return 200, {"ok": True}
-    if path == "calls/fail" and method == "POST":
-        try:
-            return 200, {"ok": True, "rule": CALL_FAILURES.add(body)}
-        except ValueError as e:
-            raise HttpError(400, str(e)) from e
     if path == "reset" and method == "POST":
         RECORDER.clear(config_too=True)
         CALL_FAILURES.clear()
@@ -135,10 +141,7 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         return 200, {"ok": True}
     if path == "ec2/image-state" and method == "POST":
         body = body or {}
-        backend = _ec2_backend(body.get("region") or "us-east-1", body.get("accountId"))
-        image = backend.amis.get(body.get("imageId"))
-        if image is None:
-            raise HttpError(404, f"{body.get('imageId')} not found in {backend.region_name}")
+        image = _image_of(body)
         if body.get("state") not in ("pending", "available", "invalid", "deregistered", "transient", "failed", "error", "disabled"):
             raise HttpError(400, "'state' must be an EC2 image state (pending, available, failed, ...)")
         reason = body.get("stateReason")
@@ -165,10 +168,7 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         return 200, {"ok": True}
     if path == "ec2/product-codes" and method == "POST":
         body = body or {}
-        backend = _ec2_backend(body.get("region") or "us-east-1", body.get("accountId"))
-        image = backend.amis.get(body.get("imageId"))
-        if image is None:
-            raise HttpError(404, f"{body.get('imageId')} not found in {backend.region_name}")
+        image = _image_of(body)
         codes = body.get("productCodes") or []
         if not all(isinstance(c, dict) and isinstance(c.get("ProductCodeId"), str) for c in codes):
             raise HttpError(400, "'productCodes' must be a list of {ProductCodeId, ProductCodeType}")

@@ -5,9 +5,9 @@ and a Nitro type needs an image with ENA (EC2 User Guide, Enhanced networking)."
 
 from __future__ import annotations
 
-import threading
 from typing import Any, Callable
 
+from .rule_list import RuleList
 from .patching import APPLIED, _need, _uses_action_result
 
 
@@ -26,7 +26,7 @@ DEFAULT_CONSOLES = {
 BOOT_OUTCOMES = set(DEFAULT_CONSOLES)
 
 
-class BootScripts:
+class BootScripts(RuleList):
     """`POST /_ami_factory/ec2/boot`: how instances of an image boot. A rule matches an instance whose
     image id is `imageId`, or whose image name contains `imageName` (no selector: every image); the
     most recent matching rule wins, fixed for an instance when it is first looked at.
@@ -43,8 +43,7 @@ class BootScripts:
     sample console, which shows no userspace)."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.rules: list[dict[str, Any]] = []
+        super().__init__()
         self.instances: dict[str, dict[str, Any]] = {}  # instance id -> {"rule", "polls"}
 
     def add(self, rule: Any) -> dict[str, Any]:
@@ -65,17 +64,11 @@ class BootScripts:
         unknown = set(rule) - {"outcome", "afterPolls", "imageId", "imageName", "console", "notVisibleFor"}
         if unknown:
             raise ValueError(f"unknown rule fields: {sorted(unknown)}")
-        with self.lock:
-            self.rules.append(rule)
-        return rule
-
-    def list(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [dict(r) for r in self.rules]
+        return self._append(rule)
 
     def clear(self) -> None:
+        super().clear()
         with self.lock:
-            self.rules.clear()
             self.instances.clear()
 
     def _state(self, instance: Any) -> dict[str, Any]:

@@ -15,22 +15,21 @@ from .control import CONTROL_PREFIX, HttpError, _control
 from .recorder import RECORDER
 
 
-def _region_from_auth(environ: dict[str, Any]) -> str | None:
+def _credential_scope(environ: dict[str, Any], part: int) -> str | None:
+    """A part of the SigV4 credential scope (key/date/region/service/aws4_request): 2 region, 3 service."""
     auth = environ.get("HTTP_AUTHORIZATION") or ""
     try:
-        scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
-        return scope.split("/")[2]
+        return auth.split("Credential=", 1)[1].split(",", 1)[0].split("/")[part]
     except IndexError:
         return None
+
+
+def _region_from_auth(environ: dict[str, Any]) -> str | None:
+    return _credential_scope(environ, 2)
 
 
 def _service_from_auth(environ: dict[str, Any]) -> str | None:
-    auth = environ.get("HTTP_AUTHORIZATION") or ""
-    try:
-        scope = auth.split("Credential=", 1)[1].split(",", 1)[0]
-        return scope.split("/")[3]
-    except IndexError:
-        return None
+    return _credential_scope(environ, 3)
 
 
 def _injected_failure(environ: dict[str, Any], body: bytes) -> tuple[str, bytes] | None:

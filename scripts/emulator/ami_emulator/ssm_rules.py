@@ -7,8 +7,9 @@ from __future__ import annotations
 import base64
 import gzip
 import re
-import threading
 from typing import Any
+
+from .rule_list import RuleList
 
 
 FACTS_DECLARATION = re.compile(r'^# @facts \{"script":"([A-Za-z0-9_-]+)"', re.MULTILINE)
@@ -58,7 +59,7 @@ def _check_exit_status(rule: dict[str, Any]) -> None:
         raise ValueError("'responseCode' of a Failed rule must not be 0: exit status 0 is Success")
 
 
-class SsmRules:
+class SsmRules(RuleList):
     """Outcome rules for SSM SendCommand. A rule matches a command when `match` is a substring of its
     `commands` parameter (joined with newlines, compressed guest scripts decoded: expand_guest_scripts;
     all parameter values when it has no `commands`),
@@ -73,9 +74,6 @@ class SsmRules:
 
     STATUSES = {"Success", "Failed", "TimedOut", "Cancelled", "InProgress", "Pending", "Delayed"}
 
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.rules: list[dict[str, Any]] = []
 
     def add(self, rule: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(rule, dict):
@@ -101,17 +99,7 @@ class SsmRules:
             raise ValueError("'instanceIds' must be a list of strings")
         if "times" in rule and not (isinstance(rule["times"], int) and rule["times"] > 0):
             raise ValueError("'times' must be a positive integer")
-        with self.lock:
-            self.rules.append(rule)
-        return rule
-
-    def list(self) -> list[dict[str, Any]]:
-        with self.lock:
-            return [dict(r) for r in self.rules]
-
-    def clear(self) -> None:
-        with self.lock:
-            self.rules.clear()
+        return self._append(rule)
 
     def take(self, commands_text: str, instance_id: str, used: set[int]) -> dict[str, Any] | None:
         """The rule for one invocation. `used` collects rules already counted for this command."""
