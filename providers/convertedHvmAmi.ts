@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider, thinProvider } from "./core/provider";
-import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
+import { defaultRegion, outputSlots, scopeOf, suspendStackTraces } from "./core/resource";
 import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
 import type { Verification } from "./worker/context";
 import { checkConvertedHvmAmi, Conversion, ConvertedHvmAmiInputs, ConvertedHvmAmiOutputs, diffConvertedHvmAmi } from "./convertedHvmAmi/inputs";
@@ -50,14 +50,19 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: ConvertedHvmAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("pv2hvm.sh");
-    super(
-      serializedProvider,
-      name,
-      { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: script.sha256 },
-      opts,
-      "ami-factory",
-      "ConvertedHvmAmi",
-    );
+    const stacks = suspendStackTraces();
+    try {
+      super(
+        serializedProvider,
+        name,
+        { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: script.sha256 },
+        opts,
+        "ami-factory",
+        "ConvertedHvmAmi",
+      );
+    } finally {
+      stacks.resume();
+    }
     warnIfNotVerified(this, args.verify);
   }
 }

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider, thinProvider } from "./core/provider";
-import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
+import { defaultRegion, outputSlots, scopeOf, suspendStackTraces } from "./core/resource";
 import type { ArgsOf } from "./core/fields";
 import type { RECOVERY_ALARM_FIELDS } from "./recoveryAlarm/fields";
 import { checkRecoveryAlarm, diffRecoveryAlarm, RecoveryAlarmInputs, RecoveryAlarmOutputs } from "./recoveryAlarm/inputs";
@@ -34,13 +34,18 @@ export class RecoveryAlarm extends pulumi.dynamic.Resource {
   declare readonly instanceId: pulumi.Output<string>;
 
   constructor(name: string, args: RecoveryAlarmArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      serializedProvider,
-      name,
-      { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name) },
-      opts,
-      "ami-factory",
-      "RecoveryAlarm",
-    );
+    const stacks = suspendStackTraces();
+    try {
+      super(
+        serializedProvider,
+        name,
+        { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name) },
+        opts,
+        "ami-factory",
+        "RecoveryAlarm",
+      );
+    } finally {
+      stacks.resume();
+    }
   }
 }

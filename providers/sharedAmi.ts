@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider, thinProvider } from "./core/provider";
-import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
+import { defaultRegion, outputSlots, scopeOf, suspendStackTraces } from "./core/resource";
 import type { ArgsOf } from "./core/fields";
 import { checkSharedAmi, SharedAmiInputs } from "./sharedAmi/inputs";
 import type { SHARED_AMI_FIELDS } from "./sharedAmi/fields";
@@ -47,14 +47,19 @@ export class SharedAmi extends pulumi.dynamic.Resource {
   declare readonly imageName: pulumi.Output<string>;
 
   constructor(name: string, args: SharedAmiArgs, opts?: pulumi.CustomResourceOptions) {
-    super(
-      serializedProvider,
-      name,
-      { ...outputSlots(OUTPUTS), ...args, sourceRegion: args.sourceRegion ?? defaultRegion(), scope: scopeOf(name) },
-      opts,
-      "ami-factory",
-      "SharedAmi",
-    );
+    const stacks = suspendStackTraces();
+    try {
+      super(
+        serializedProvider,
+        name,
+        { ...outputSlots(OUTPUTS), ...args, sourceRegion: args.sourceRegion ?? defaultRegion(), scope: scopeOf(name) },
+        opts,
+        "ami-factory",
+        "SharedAmi",
+      );
+    } finally {
+      stacks.resume();
+    }
     this.copiedRegions = pulumi.all([this.imageIds, args.sourceAmiId]).apply(([ids, source]) => copiedRegionsOf(ids, source));
   }
 }

@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import { dynamicProvider, thinProvider } from "./core/provider";
-import { defaultRegion, outputSlots, scopeOf } from "./core/resource";
+import { defaultRegion, outputSlots, scopeOf, suspendStackTraces } from "./core/resource";
 import { bundledGuestScript, bundleGuestScript } from "./worker/guestScript";
 import type { Verification } from "./worker/context";
 import { warnIfNotVerified } from "./worker/args";
@@ -48,14 +48,19 @@ export class SurrogateAmi extends pulumi.dynamic.Resource {
 
   constructor(name: string, args: SurrogateAmiArgs, opts?: pulumi.CustomResourceOptions) {
     const script = bundleGuestScript("surrogate.sh");
-    super(
-      serializedProvider,
-      name,
-      { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: script.sha256 },
-      opts,
-      "ami-factory",
-      "SurrogateAmi",
-    );
+    const stacks = suspendStackTraces();
+    try {
+      super(
+        serializedProvider,
+        name,
+        { ...outputSlots(OUTPUTS), ...args, region: args.region ?? defaultRegion(), scope: scopeOf(name), guestScriptSha256: script.sha256 },
+        opts,
+        "ami-factory",
+        "SurrogateAmi",
+      );
+    } finally {
+      stacks.resume();
+    }
     warnIfNotVerified(this, args.verify);
   }
 }

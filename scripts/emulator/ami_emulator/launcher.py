@@ -14,6 +14,7 @@ import sys
 import threading
 from typing import Any
 
+from .dispatch_speed import patch_dispatch_lookups
 from .ec2_boot import patch_boot_outcomes
 from .ec2_client_tokens import patch_client_tokens
 from .ec2_ebs import patch_detach_volume, patch_snapshot_in_use
@@ -49,6 +50,7 @@ def apply_patches() -> None:
     patch_ssm_describe_instance_information()
     patch_modify_image_attribute()
     patch_iam_remove_role_from_instance_profile()
+    patch_dispatch_lookups()  # last: caches the response classes' methods as the patches left them
 
 
 def build_app() -> Any:
