@@ -3,8 +3,9 @@
 //   bash scripts/setup.sh && node -r ts-node/register bench/scale.ts
 //
 // 1 image × 1 region `up` (several times, interleaved with the rest, median), 10 images × 16 regions
-// shared with 2 accounts, the same behind the fault proxy at 20%, `preview` of 100 entries against
-// 1 entry, and `destroy` of each. Prints the ratios against the goals of issue 13, AWS calls, peak
+// shared with 2 accounts, the same with Node's default young generation (no NODE_OPTIONS) and behind
+// the fault proxy at 20%, `preview` of 100 entries against 1 entry (5 times each, interleaved,
+// median), and `destroy` of each. Prints the ratios against the goals of issue 13, AWS calls, peak
 // requests in flight, state bytes per resource and the provider's peak memory. The machine is
 // shared and loaded: read the ratios, not the seconds.
 import * as fs from "fs";
@@ -18,6 +19,7 @@ import { startEmulator } from "../test/support/emulator";
 import { startFaultProxy } from "../test/support/faultProxy";
 import { testStack, TestStack } from "../test/support/stack";
 import { startCallMeter, watchProviders, CallMeter } from "./meter";
+import { SEMI_SPACE_FLAG } from "../scripts/local/nodeOptions";
 
 const SOURCE_REGION = "us-east-1";
 const REGIONS_16 = [
@@ -26,6 +28,7 @@ const REGIONS_16 = [
 ];
 const ACCOUNTS = ["111122223333", "444455556666"];
 const BASELINE_RUNS = 5;
+const PREVIEW_RUNS = 5;
 const MARKER = "AMI_FACTORY_BENCH_RUN";
 
 interface Measure {
@@ -103,8 +106,8 @@ async function main() {
     const shares = (label: string, n: number, regions: string[]) => ({
       shares: Array.from({ length: n }, (_, i) => ({ name: `${label}-${i}`, imageName: `${label}-${i}`, sourceAmiId: sources[i % sources.length], regions, accountIds: ACCOUNTS })),
     });
-    const stack = async (config: Record<string, unknown>, endpoint = meter.url) => {
-      const t = await testStack({ ...emu, env: { ...emu.env, AWS_ENDPOINT_URL: endpoint, [MARKER]: runId } }, config, SOURCE_REGION);
+    const stack = async (config: Record<string, unknown>, endpoint = meter.url, env: Record<string, string> = {}) => {
+      const t = await testStack({ ...emu, env: { ...emu.env, AWS_ENDPOINT_URL: endpoint, [MARKER]: runId, ...env } }, config, SOURCE_REGION);
       return t;
     };
 
@@ -125,6 +128,11 @@ async function main() {
     await measure("10×16 destroy", meter, runId, () => big.stack.destroy({ onOutput: big.onOutput }));
     const bigLeft = await copiesByBuild(emu.endpoint, REGIONS_16);
 
+    // The same with Node's own young-generation sizing (no NODE_OPTIONS: a hand-run `pulumi up` without README's setting).
+    const bare = await stack(shares("bare", 10, REGIONS_16), meter.url, { NODE_OPTIONS: "" });
+    const bareUp = await measure("10×16 up, Node's default young generation", meter, runId, () => bare.stack.up({ onOutput: bare.onOutput }));
+    await measure("10×16 destroy, Node's default young generation", meter, runId, () => bare.stack.destroy({ onOutput: bare.onOutput }));
+
     await baseline(2);
     const faulty = await stack(shares("faulty", 10, REGIONS_16), faultMeter.url);
     const faultUp = await measure("10×16 up, 20% faults", faultMeter, runId, () => faulty.stack.up({ onOutput: faulty.onOutput }));
@@ -140,9 +148,9 @@ async function main() {
     const p1 = await stack(shares("p1", 1, ["eu-west-1", "ap-northeast-1"]));
     const p100 = await stack(shares("p100", 100, ["eu-west-1", "ap-northeast-1"]));
     const previews: Record<string, Measure[]> = { one: [], hundred: [] };
-    for (let i = 1; i <= 3; i++) {
+    for (let i = 1; i <= PREVIEW_RUNS; i++) {
       previews.one.push(await measure(`preview 1 entry #${i}`, meter, runId, () => p1.stack.preview()));
-      if (i < 3) previews.hundred.push(await measure(`preview 100 entries #${i}`, meter, runId, () => p100.stack.preview()));
+      previews.hundred.push(await measure(`preview 100 entries #${i}`, meter, runId, () => p100.stack.preview()));
     }
 
     // State of the other kinds: a RecoveryAlarm and a build (ConvertedHvmAmi; the emulator answers its guest command).
@@ -163,7 +171,7 @@ async function main() {
     const ratioFault = faultUp.seconds / base;
     const ratioPreview = median(previews.hundred.map((m) => m.seconds)) / median(previews.one.map((m) => m.seconds));
     const previewCalls = [...previews.one, ...previews.hundred].reduce((n, m) => n + m.calls, 0);
-    const peakMiB = Math.max(...measures.map((m) => m.peakMiB));
+    const peakMiB = Math.max(...measures.filter((m) => !/default young generation/.test(m.label)).map((m) => m.peakMiB));
     const kb = (n: number) => `${(n / 1024).toFixed(1)} KB`;
     const goal = (ok: boolean) => (ok ? "ok" : "MISSED");
 
@@ -177,7 +185,8 @@ async function main() {
     console.log(`  state per RecoveryAlarm                          ${kb(otherState.perResource.RecoveryAlarm ?? 0)}   goal ≤ 8 KB   ${goal((otherState.perResource.RecoveryAlarm ?? 0) <= 8192)}`);
     console.log(`  state per build (ConvertedHvmAmi)                ${kb(otherState.perResource.ConvertedHvmAmi ?? 0)}   goal ≤ 16 KB   ${goal((otherState.perResource.ConvertedHvmAmi ?? 0) <= 16384)}`);
     console.log(`  state file, 10×16 stack                          ${kb(bigState.file)} (1×1: ${kb(stateOne.file)})`);
-    console.log(`  provider peak memory                             ${peakMiB.toFixed(0)} MiB   goal ≤ 250 MiB   ${goal(peakMiB <= 250)}`);
+    console.log(`  provider peak memory                             ${peakMiB.toFixed(0)} MiB   goal ≤ 250 MiB   ${goal(peakMiB <= 250)}   (NODE_OPTIONS=${SEMI_SPACE_FLAG}, as npm start, the workflows and README run pulumi)`);
+    console.log(`  the same, 10×16 up with Node's default young generation   ${bareUp.peakMiB.toFixed(0)} MiB   ${goal(bareUp.peakMiB <= 250)}   (${bareUp.seconds.toFixed(1)} s, ${bareUp.cpuSeconds.toFixed(1)} provider CPU s against ${bigUp.seconds.toFixed(1)} s, ${bigUp.cpuSeconds.toFixed(1)})`);
     console.log(`  10×16 copies: ${bigCopies.total} (duplicates ${bigCopies.duplicates.length}); after destroy ${bigLeft.total} images, ${bigLeft.snapshots} snapshots`);
     console.log(`  20% faults: ${faultCopies.total} copies (duplicates ${faultCopies.duplicates.length}${faultCopies.duplicates.length ? `: ${faultCopies.duplicates.join("; ")}` : ""}); after destroy ${faultLeft.total} images, ${faultLeft.snapshots} snapshots   ${goal(faultCopies.total === 160 && !faultCopies.duplicates.length && !faultLeft.total && !faultLeft.snapshots)}`);
     console.log("\n  | operation | s | AWS calls | peak in flight | provider MiB | provider CPU s |\n  |---|---|---|---|---|---|");

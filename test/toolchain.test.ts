@@ -5,6 +5,7 @@ import * as assert from "assert";
 import { execFileSync } from "child_process";
 import * as path from "path";
 import { localEngineEnv } from "../scripts/local/engine";
+import { SEMI_SPACE_FLAG, withYoungGenerationCap } from "../scripts/local/nodeOptions";
 import { readToolchain, REPO_ROOT } from "../scripts/local/toolchain";
 
 const major = (v: string) => Number(/^v?(\d+)\./.exec(v)![1]);
@@ -19,6 +20,24 @@ describe("toolchain", () => {
     const version = execFileSync("node", ["--version"], { env: { ...process.env, ...env }, encoding: "utf8" }).trim();
     assert.ok([22, 24].includes(major(version)), `node on the engine's PATH is ${version}`);
     assert.strictEqual(version, process.version);
+  });
+
+  it("caps the young generation of the engine's Node processes at Node 22's size (32 MiB)", () => {
+    const env = localEngineEnv(path.join(REPO_ROOT, ".local"), {});
+    // Survivors make V8 grow the young generation to its maximum: 128 MiB on Node 24 without the cap.
+    const grow = `const v8 = require("v8"); let max = 0; const keep = [];
+      for (let r = 0; r < 20; r++) { for (let i = 0; i < 3e5; i++) keep.push({ i, s: "x" + i }); if (keep.length > 1e6) keep.splice(0, 5e5);
+        max = Math.max(max, v8.getHeapSpaceStatistics().find((s) => s.space_name === "new_space").space_size); }
+      console.log(max / 2 ** 20);`;
+    const mib = Number(execFileSync("node", ["-e", grow], { env: { ...process.env, ...env }, encoding: "utf8" }).trim());
+    assert.ok(mib > 0 && mib <= 32, `young generation grew to ${mib} MiB with NODE_OPTIONS=${env.NODE_OPTIONS}`);
+  });
+
+  it("adds the young-generation cap to the user's NODE_OPTIONS, and keeps a size the user set", () => {
+    assert.strictEqual(withYoungGenerationCap(undefined), SEMI_SPACE_FLAG);
+    assert.strictEqual(withYoungGenerationCap(" --enable-source-maps "), `--enable-source-maps ${SEMI_SPACE_FLAG}`);
+    assert.strictEqual(withYoungGenerationCap("--max-semi-space-size=64"), "--max-semi-space-size=64");
+    assert.strictEqual(withYoungGenerationCap("--max_semi_space_size=8 --trace-warnings"), "--max_semi_space_size=8 --trace-warnings");
   });
 
   it("pins the Pulumi CLI and the SDK to the same or the nearest release", () => {

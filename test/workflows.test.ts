@@ -4,6 +4,7 @@ import * as assert from "assert";
 import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
+import { SEMI_SPACE_FLAG } from "../scripts/local/nodeOptions";
 import { readToolchain, REPO_ROOT } from "../scripts/local/toolchain";
 
 const WORKFLOWS = path.join(REPO_ROOT, ".github", "workflows");
@@ -14,6 +15,15 @@ describe("GitHub workflows", () => {
       const r = spawnSync(readToolchain().actionlint, ["-no-color", path.join(WORKFLOWS, file)], { cwd: REPO_ROOT, encoding: "utf8" });
       assert.strictEqual(r.error, undefined, `actionlint did not run: ${r.error}`);
       assert.strictEqual(r.status, 0, `actionlint:\n${r.stdout}${r.stderr}`);
+    });
+  }
+
+  for (const file of ["preview.yml", "deploy.yml"]) {
+    it(`${file}: its pulumi runs get the provider's young-generation cap (scripts/local/nodeOptions.ts)`, () => {
+      const text = fs.readFileSync(path.join(WORKFLOWS, file), "utf8");
+      const env = /^env:\n((?:  .*\n)*)/m.exec(text);
+      assert.ok(env, `${file} has no top-level env`);
+      assert.match(env[1], new RegExp(`^  NODE_OPTIONS: ${SEMI_SPACE_FLAG}$`, "m"));
     });
   }
 

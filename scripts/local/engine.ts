@@ -6,6 +6,7 @@ import * as fs from "fs";
 import * as path from "path";
 import * as pulumi from "@pulumi/pulumi";
 import { LocalWorkspace, PulumiCommand, Stack } from "@pulumi/pulumi/automation";
+import { withYoungGenerationCap } from "./nodeOptions";
 import { readToolchain, REPO_ROOT } from "./toolchain";
 
 export interface LocalStackOptions {
@@ -33,6 +34,8 @@ export function localEngineEnv(workDir: string, extra: Record<string, string>): 
     PATH: `${tc.nodeBinDir}:${tc.pulumiBinDir}:${tc.pulumiPluginDir}:${process.env.PATH}`,
     // The dynamic provider resolves the SDK packages its serialised code requires from here.
     NODE_PATH: path.join(REPO_ROOT, "node_modules"),
+    // The dynamic provider's young generation as Node 22 sizes it (./nodeOptions.ts).
+    NODE_OPTIONS: withYoungGenerationCap(process.env.NODE_OPTIONS),
     ...extra,
   };
 }
