@@ -60,6 +60,8 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
         "ami-factory",
         "ConvertedHvmAmi",
       );
+    } catch (e) {
+      throw stacks.restack(e);
     } finally {
       stacks.resume();
     }

@@ -44,6 +44,8 @@ export class RecoveryAlarm extends pulumi.dynamic.Resource {
         "ami-factory",
         "RecoveryAlarm",
       );
+    } catch (e) {
+      throw stacks.restack(e);
     } finally {
       stacks.resume();
     }

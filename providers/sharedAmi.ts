@@ -57,6 +57,8 @@ export class SharedAmi extends pulumi.dynamic.Resource {
         "ami-factory",
         "SharedAmi",
       );
+    } catch (e) {
+      throw stacks.restack(e);
     } finally {
       stacks.resume();
     }

@@ -58,6 +58,8 @@ export class SurrogateAmi extends pulumi.dynamic.Resource {
         "ami-factory",
         "SurrogateAmi",
       );
+    } catch (e) {
+      throw stacks.restack(e);
     } finally {
       stacks.resume();
     }

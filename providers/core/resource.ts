@@ -28,7 +28,8 @@ export function compact<T extends object>(value: T): T {
 }
 
 /**
- * Turns off stack traces while a resource registers; `resume()` restores the limit. The Node SDK
+ * Turns off stack traces while a resource registers; `resume()` restores the limit, `restack(e)`
+ * gives an error thrown meanwhile (say an empty name) the stack of where it is rethrown. The Node SDK
  * makes four promises per property of a resource and captures a stack trace for each
  * (runtime/debuggable.js), read only by its report of leaked promises, which still names each by
  * resource and property. Under ts-node, which maps every frame through source maps, those traces
@@ -36,8 +37,16 @@ export function compact<T extends object>(value: T): T {
  * resource's source position is unaffected: the SDK takes it with a limit of its own
  * (Resource.callsites sets and restores Error.stackTraceLimit).
  */
-export function suspendStackTraces(): { resume(): void } {
+export function suspendStackTraces(): { resume(): void; restack(e: unknown): unknown } {
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
-  return { resume: () => void (Error.stackTraceLimit = limit) };
+  const resume = () => void (Error.stackTraceLimit = limit);
+  return {
+    resume,
+    restack(e) {
+      resume();
+      if (e instanceof Error) Error.captureStackTrace(e, this.restack);
+      return e;
+    },
+  };
 }

@@ -36,14 +36,17 @@ async function main() {
   const limitAfter = Error.stackTraceLimit;
   const tracesWhileDeclaring = traces;
   let thrown = "";
+  let thrownFrom = "";
   try {
     new Resource("", args);
   } catch (e) {
     thrown = (e as Error).message;
+    // The first frame of its stack: the resource's constructor, where the error is rethrown.
+    thrownFrom = /\(([^)]*)\)/.exec(String((e as Error).stack).split("\n")[1] ?? "")?.[1]?.split("/").pop() ?? "";
   }
   const limitAfterThrow = Error.stackTraceLimit;
   const id = await new Promise((resolve) => resource.id.apply(resolve));
-  console.log(JSON.stringify({ tracesWhileDeclaring, limitBefore, limitAfter, limitAfterThrow, thrown, positions, id }));
+  console.log(JSON.stringify({ tracesWhileDeclaring, limitBefore, limitAfter, limitAfterThrow, thrown, thrownFrom, positions, id }));
 }
 
 main().catch((e) => {

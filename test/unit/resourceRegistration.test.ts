@@ -18,13 +18,14 @@ function superLine(file: string): number {
 describe("declaring a resource (stack traces while it registers)", function () {
   this.timeout(120_000);
   for (const [kind, file] of Object.entries(FILES)) {
-    it(`${kind}: one stack trace (the SDK's source position), the limit restored, also after a throw`, () => {
+    it(`${kind}: one stack trace (the SDK's source position), the limit restored, also after a throw, which keeps a stack`, () => {
       const out = execFileSync(process.execPath, ["-r", "ts-node/register", "test/support/registerWithMocks.ts", kind], { cwd: REPO_ROOT, encoding: "utf8" });
       const r = JSON.parse(out.trim().split("\n").pop()!);
       // 47 for a SharedAmi before: four promises per property, each with a trace.
       assert.strictEqual(r.tracesWhileDeclaring, 1);
       assert.deepStrictEqual([r.limitAfter, r.limitAfterThrow], [r.limitBefore, r.limitBefore]);
       assert.strictEqual(r.thrown, "Missing resource name argument (for URN creation)");
+      assert.match(r.thrownFrom, new RegExp(`^${file}\\.ts:\\d+:\\d+$`), "an error thrown while declaring keeps a stack");
       assert.deepStrictEqual(r.positions, [`${file}.ts:${superLine(file)}`]);
       assert.strictEqual(r.id, "web-id");
     });
