@@ -41,12 +41,10 @@ export function suspendStackTraces(): { resume(): void; restack(e: unknown): unk
   const limit = Error.stackTraceLimit;
   Error.stackTraceLimit = 0;
   const resume = () => void (Error.stackTraceLimit = limit);
-  return {
-    resume,
-    restack(e) {
-      resume();
-      if (e instanceof Error) Error.captureStackTrace(e, this.restack);
-      return e;
-    },
+  const restack = (e: unknown) => {
+    resume();
+    if (e instanceof Error) Error.captureStackTrace(e, restack);
+    return e;
   };
+  return { resume, restack };
 }

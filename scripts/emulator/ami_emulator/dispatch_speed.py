@@ -29,11 +29,11 @@ def patch_dispatch_lookups() -> None:
     backends.list_of_moto_modules = lambda: modules  # type: ignore[assignment]
 
     original = responses.method_names_from_class
-    # A frozenset answers `action in method_names` the same way as the list, in constant time.
-    cached = functools.lru_cache(maxsize=None)(lambda clazz: frozenset(original(clazz)))
 
+    @functools.lru_cache(maxsize=None)
     def method_names_from_class(clazz: Any) -> frozenset[str]:
-        return cached(clazz)
+        # A frozenset answers `action in method_names` as the list does, in constant time.
+        return frozenset(original(clazz))
 
     responses.method_names_from_class = method_names_from_class  # type: ignore[assignment]
     APPLIED.append(name)
