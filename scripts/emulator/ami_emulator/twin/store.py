@@ -1,0 +1,375 @@
+"""The twin's EBS store: volumes and snapshots as qcow2 files (one layer chain per lineage).
+
+A snapshot is a frozen read-only qcow2 layer; a volume is a writable qcow2 overlay whose backing
+chain ends in the layers of the snapshots it came from. Nothing is copied: CreateVolume from a
+snapshot makes an empty overlay on the snapshot's layer, CreateSnapshot freezes the volume's current
+layer (it becomes the snapshot's) and gives the volume a new empty overlay on it. Disk use is
+proportional to the bytes written (qcow2 allocates clusters on write). A layer file is removed when
+nothing uses it any more: no volume, no snapshot, no overlay backed by it (in EC2 a volume made from
+a snapshot outlives the snapshot's deletion: here its backing layer stays until the volume goes).
+
+API (the contract with the rest of the twin; ids are EC2 ids, unique across regions):
+
+    store() -> Store | None          the process-wide store; None in the recorded mode
+    s.run_dir() -> str               the run directory (removed whole by close())
+    s.create_volume(volume_id, size_bytes, snapshot_id=None) -> str
+                                     path of the volume's qcow2 file (format qcow2), empty or a
+                                     copy-on-write overlay of the snapshot. In twin mode moto's own
+                                     EBSBackend.create_volume is patched (twin/ec2_patches.py), so
+                                     every moto volume (RunInstances' root volumes too) has a file
+                                     already: a second call for an id returns the existing path.
+    s.volume_path(volume_id) -> str | None
+                                     the volume's current (writable) file. It CHANGES after each
+                                     create_snapshot of the volume (the old file becomes the
+                                     snapshot's frozen layer): open it when a VM starts.
+    s.delete_volume(volume_id)       drop the volume (files go when unreferenced); unknown: no-op
+    s.create_snapshot(snapshot_id, volume_id)
+                                     freeze the volume's bytes now. With a live freezer registered
+                                     for the volume, calls it instead of touching files (below).
+    s.snapshot_path(snapshot_id) -> str | None
+                                     the snapshot's frozen qcow2 layer (top of its backing chain);
+                                     open it read-only (or as the backing of an overlay).
+    s.delete_snapshot(snapshot_id)   drop the snapshot (files go when unreferenced); unknown: no-op
+    s.copy_snapshot(new_snapshot_id, source_snapshot_id)
+                                     a second snapshot on the same frozen layer (CopySnapshot)
+    s.import_snapshot(snapshot_id, source_path, fmt) -> int
+                                     convert a disk image (fmt: "raw", "vmdk", "vpc" as qemu-img
+                                     names them) into the snapshot's layer (replacing any layer the
+                                     id had); returns its virtual size in bytes. Raises
+                                     ImageError(qemu-img's message) for a corrupt/truncated image.
+    s.snapshot_chain(snapshot_id) -> list[str]
+                                     the snapshot's layer files, top first (for reading blocks)
+    s.snapshot_size(snapshot_id) -> int   virtual size in bytes
+    s.register_live_freezer(volume_id, fn) / s.unregister_live_freezer(volume_id)
+                                     while a VM has the volume's file open, a snapshot must freeze
+                                     through the VM, not by moving files under it. fn(new_path) is
+                                     called under the store's lock with a path that does not exist
+                                     yet: it must make the VM continue writing into a NEW qcow2
+                                     overlay created at new_path on top of the file it has open
+                                     (QMP `blockdev-snapshot-sync` with snapshot-file=new_path,
+                                     format=qcow2, mode=absolute-paths), and return once done (raise
+                                     on failure: the snapshot is then not made). The file the VM had
+                                     open becomes the snapshot's frozen layer and new_path the
+                                     volume's file (volume_path), exactly as in the offline case.
+    s.reset()                        forget every volume and snapshot and remove their files
+                                     (moto's /moto-api/reset)
+    s.close()                        remove the run directory and everything in it
+
+The run directory is a mkdtemp under `$AMI_FACTORY_TWIN_DIR`, else
+`${AMI_FACTORY_CACHE:-~/.cache/ami-factory}/twin-runs/`, holding a `pid` file (pid and the
+process's start time); open_store() first removes run directories whose process is gone (an
+emulator killed with SIGKILL)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass, field
+from typing import Callable
+
+QEMU_IMG_PACKAGE = "qemu-utils"
+
+_STORE: "Store | None" = None
+
+
+def store() -> "Store | None":
+    """The process-wide store, or None when the twin is off (the recorded mode)."""
+    return _STORE
+
+
+class ImageError(RuntimeError):
+    """A disk image qemu-img cannot read (corrupt, truncated, not of the format named)."""
+
+
+class MissingTool(RuntimeError):
+    pass
+
+
+def runs_root() -> str:
+    explicit = os.environ.get("AMI_FACTORY_TWIN_DIR")
+    if explicit:
+        return os.path.abspath(explicit)
+    cache = os.environ.get("AMI_FACTORY_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "ami-factory")
+    return os.path.join(cache, "twin-runs")
+
+
+def qemu_img() -> str:
+    path = shutil.which("qemu-img")
+    if not path:
+        raise MissingTool(f"the twin (AMI_FACTORY_EMULATOR=twin) needs qemu-img: install the Debian package "
+                          f"{QEMU_IMG_PACKAGE} (sudo apt-get install {QEMU_IMG_PACKAGE})")
+    return path
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time in clock ticks since boot (/proc/PID/stat field 22), None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    return stat.rsplit(")", 1)[1].split()[19]
+
+
+def _alive(pid_file: str) -> bool:
+    try:
+        with open(pid_file) as f:
+            pid_s, started = f.read().split()
+        return _start_time(int(pid_s)) == started
+    except (OSError, ValueError):
+        return False
+
+
+def remove_dead_runs(root: str) -> list[str]:
+    """Remove run directories under root whose pid file names a process that is gone."""
+    removed = []
+    try:
+        names = os.listdir(root)
+    except FileNotFoundError:
+        return removed
+    for name in names:
+        run = os.path.join(root, name)
+        pid_file = os.path.join(run, "pid")
+        if os.path.isdir(run) and os.path.exists(pid_file) and not _alive(pid_file):
+            shutil.rmtree(run, ignore_errors=True)
+            removed.append(run)
+    return removed
+
+
+@dataclass
+class _Layer:
+    path: str
+    backing: "str | None"  # the backing layer's name
+    refs: int = 0  # volumes, snapshots and overlays that use it
+
+
+@dataclass
+class Store:
+    root: str
+    qemu_img: str
+    _layers: dict[str, _Layer] = field(default_factory=dict)
+    _volumes: dict[str, str] = field(default_factory=dict)  # volume id -> layer name
+    _snapshots: dict[str, str] = field(default_factory=dict)  # snapshot id -> layer name
+    _freezers: dict[str, Callable[[str], None]] = field(default_factory=dict)
+    _lock: threading.RLock = field(default_factory=threading.RLock)
+    _counter: int = 0
+
+    # -- layers ---------------------------------------------------------------------------------
+
+    def _new_layer_path(self) -> tuple[str, str]:
+        self._counter += 1
+        name = f"L{self._counter:06d}"
+        return name, os.path.join(self.root, "layers", name + ".qcow2")
+
+    def _add_layer(self, name: str, path: str, backing: str | None) -> None:
+        if backing is not None:
+            self._layers[backing].refs += 1
+        self._layers[name] = _Layer(path, backing)
+
+    def _ref(self, name: str) -> str:
+        self._layers[name].refs += 1
+        return name
+
+    def _unref(self, name: str | None) -> None:
+        while name is not None:
+            layer = self._layers[name]
+            layer.refs -= 1
+            if layer.refs > 0:
+                return
+            del self._layers[name]
+            try:
+                os.unlink(layer.path)
+            except FileNotFoundError:
+                pass
+            name = layer.backing
+
+    def _run(self, *args: str) -> str:
+        r = subprocess.run([self.qemu_img, *args], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise ImageError((r.stderr or r.stdout).strip() or f"qemu-img {args[0]} exited {r.returncode}")
+        return r.stdout
+
+    def _overlay(self, backing: str | None, size_bytes: int | None) -> str:
+        """A new empty qcow2 layer (on `backing`, of the backing's size unless size_bytes)."""
+        name, path = self._new_layer_path()
+        args = ["create", "-q", "-f", "qcow2"]
+        if backing is not None:
+            args += ["-b", self._layers[backing].path, "-F", "qcow2"]
+        args.append(path)
+        if size_bytes is not None:
+            args.append(str(size_bytes))
+        self._run(*args)
+        self._add_layer(name, path, backing)
+        return name
+
+    # -- volumes --------------------------------------------------------------------------------
+
+    def run_dir(self) -> str:
+        return self.root
+
+    def create_volume(self, volume_id: str, size_bytes: int, snapshot_id: str | None = None) -> str:
+        with self._lock:
+            if volume_id in self._volumes:
+                return self._layers[self._volumes[volume_id]].path
+            backing = self._snapshots.get(snapshot_id) if snapshot_id else None
+            if snapshot_id and backing is None:
+                raise KeyError(f"snapshot {snapshot_id} is not in the twin's store")
+            self._volumes[volume_id] = self._ref(self._overlay(backing, size_bytes))
+            return self._layers[self._volumes[volume_id]].path
+
+    def volume_path(self, volume_id: str) -> str | None:
+        with self._lock:
+            name = self._volumes.get(volume_id)
+            return self._layers[name].path if name else None
+
+    def delete_volume(self, volume_id: str) -> None:
+        with self._lock:
+            self._freezers.pop(volume_id, None)
+            self._unref(self._volumes.pop(volume_id, None))
+
+    # -- snapshots ------------------------------------------------------------------------------
+
+    def create_snapshot(self, snapshot_id: str, volume_id: str) -> None:
+        with self._lock:
+            current = self._volumes.get(volume_id)
+            if current is None:
+                raise KeyError(f"volume {volume_id} is not in the twin's store")
+            freezer = self._freezers.get(volume_id)
+            if freezer is None:
+                top = self._overlay(current, None)
+            else:
+                name, path = self._new_layer_path()
+                freezer(path)
+                self._add_layer(name, path, current)
+                top = name
+            # The volume moves to the new overlay; its old layer is the snapshot's, frozen.
+            self._volumes[volume_id] = self._ref(top)
+            self._drop_snapshot(snapshot_id)
+            self._snapshots[snapshot_id] = current  # the volume's reference passes to the snapshot
+
+    def copy_snapshot(self, new_snapshot_id: str, source_snapshot_id: str) -> None:
+        with self._lock:
+            layer = self._snapshots.get(source_snapshot_id)
+            if layer is None:
+                raise KeyError(f"snapshot {source_snapshot_id} is not in the twin's store")
+            self._drop_snapshot(new_snapshot_id)
+            self._snapshots[new_snapshot_id] = self._ref(layer)
+
+    def import_snapshot(self, snapshot_id: str, source_path: str, fmt: str) -> int:
+        with self._lock:
+            name, path = self._new_layer_path()
+        # Outside the lock: a conversion can take a while. `check` is qcow2/vmdk/vpc's own
+        # consistency check; convert reads every byte, so a truncated image fails there.
+        try:
+            self._run("convert", "-q", "-f", fmt, "-O", "qcow2", source_path, path)
+            size = int(json.loads(self._run("info", "-U", "--output=json", "-f", "qcow2", path))["virtual-size"])
+        except BaseException:
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            raise
+        with self._lock:
+            self._add_layer(name, path, None)
+            self._drop_snapshot(snapshot_id)
+            self._snapshots[snapshot_id] = self._ref(name)
+        return size
+
+    def _drop_snapshot(self, snapshot_id: str) -> None:
+        self._unref(self._snapshots.pop(snapshot_id, None))
+
+    def snapshot_path(self, snapshot_id: str) -> str | None:
+        with self._lock:
+            name = self._snapshots.get(snapshot_id)
+            return self._layers[name].path if name else None
+
+    def snapshot_chain(self, snapshot_id: str) -> list[str]:
+        with self._lock:
+            name = self._snapshots.get(snapshot_id)
+            if name is None:
+                raise KeyError(f"snapshot {snapshot_id} is not in the twin's store")
+            chain = []
+            while name is not None:
+                chain.append(self._layers[name].path)
+                name = self._layers[name].backing
+            return chain
+
+    def snapshot_size(self, snapshot_id: str) -> int:
+        path = self.snapshot_path(snapshot_id)
+        if path is None:
+            raise KeyError(f"snapshot {snapshot_id} is not in the twin's store")
+        return int(json.loads(self._run("info", "-U", "--output=json", "-f", "qcow2", path))["virtual-size"])
+
+    def delete_snapshot(self, snapshot_id: str) -> None:
+        with self._lock:
+            self._drop_snapshot(snapshot_id)
+
+    # -- live VMs -------------------------------------------------------------------------------
+
+    def register_live_freezer(self, volume_id: str, fn: Callable[[str], None]) -> None:
+        with self._lock:
+            self._freezers[volume_id] = fn
+
+    def unregister_live_freezer(self, volume_id: str) -> None:
+        with self._lock:
+            self._freezers.pop(volume_id, None)
+
+    # -- the whole store ------------------------------------------------------------------------
+
+    def disk_usage(self) -> int:
+        """Bytes the store's files take on disk (allocated blocks, not sizes)."""
+        total = 0
+        for dirpath, _, files in os.walk(self.root):
+            for f in files:
+                try:
+                    total += os.stat(os.path.join(dirpath, f)).st_blocks * 512
+                except FileNotFoundError:
+                    pass
+        return total
+
+    def reset(self) -> None:
+        with self._lock:
+            self._volumes.clear()
+            self._snapshots.clear()
+            self._freezers.clear()
+            for layer in self._layers.values():
+                try:
+                    os.unlink(layer.path)
+                except FileNotFoundError:
+                    pass
+            self._layers.clear()
+
+    def close(self) -> None:
+        with self._lock:
+            self._layers.clear()
+            self._volumes.clear()
+            self._snapshots.clear()
+            self._freezers.clear()
+            shutil.rmtree(self.root, ignore_errors=True)
+
+
+def open_store(parent: str | None = None) -> Store:
+    """Make the process-wide store in a new run directory (removing dead emulators' run dirs)."""
+    global _STORE
+    tool = qemu_img()
+    parent = parent or runs_root()
+    os.makedirs(parent, exist_ok=True)
+    remove_dead_runs(parent)
+    root = tempfile.mkdtemp(prefix="run-", dir=parent)
+    os.makedirs(os.path.join(root, "layers"))
+    with open(os.path.join(root, "pid"), "w") as f:
+        f.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
+    _STORE = Store(root=root, qemu_img=tool)
+    return _STORE
+
+
+def close_store() -> None:
+    """Remove the run directory (safe to call twice, and when the twin is off)."""
+    global _STORE
+    s, _STORE = _STORE, None
+    if s is not None:
+        s.close()
