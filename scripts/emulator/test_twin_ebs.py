@@ -324,3 +324,24 @@ def test_a_volume_smaller_than_its_snapshot_is_refused(twin: Server) -> None:
         ec2.create_volume(SnapshotId=snap, Size=2, AvailabilityZone=REGION + "a")
     assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
     assert "smaller than snapshot" in e.value.response["Error"]["Message"]
+
+
+def test_an_instance_root_volume_is_an_overlay_of_the_images_snapshot(twin: Server) -> None:
+    ec2 = twin.client("ec2")
+    raw = raw_disk(seed=10)
+    snap = import_disk(twin, raw, "RAW")["SnapshotTaskDetail"]["SnapshotId"]
+    image = ec2.register_image(Name="hvm-root", Architecture="x86_64", RootDeviceName="/dev/xvda", VirtualizationType="hvm",
+                               BlockDeviceMappings=[{"DeviceName": "/dev/xvda",
+                                                     "Ebs": {"SnapshotId": snap, "DeleteOnTermination": True}}])["ImageId"]
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+    root = next(m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"] if m["DeviceName"] == "/dev/xvda")
+    write(twin, root, 7, 0xB7)  # what the instance writes
+    after = ec2.create_snapshot(VolumeId=root)["SnapshotId"]
+    expected = bytearray(raw)
+    expected[7 * BLOCK:7 * BLOCK + 4096] = bytes([0xB7]) * 4096
+    assert read_back(twin, after, len(raw))[0] == bytes(expected)
+    assert read_back(twin, snap, len(raw))[0] == raw
+    write(twin, root, 6, 0xB6)  # after the snapshot: into the root volume's own new layer
+    before = len(layer_files(twin))
+    ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+    assert len(layer_files(twin)) < before  # the root volume's own layer went with it (DeleteOnTermination)
