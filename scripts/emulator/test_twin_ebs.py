@@ -11,7 +11,7 @@ import random
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -21,23 +21,6 @@ from emulator_harness import Server
 BLOCK = 512 * 1024
 DATA_BLOCKS = (0, 2, 3, 6)  # of an 8-block (4 MiB) disk; the others are holes
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    runs = tmp_path_factory.mktemp("twin-runs")
-    s = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_EMULATOR": "twin",
-                    "AMI_FACTORY_TWIN_DIR": str(runs)})
-    yield s
-    s.stop()
-
-
-@pytest.fixture(autouse=True)
-def clean_twin(request: pytest.FixtureRequest) -> None:
-    if "twin" in request.fixturenames:
-        s = request.getfixturevalue("twin")
-        s.moto_reset()
-        s.ok("POST", "reset")
 
 
 def raw_disk(blocks: int = 8, data: tuple[int, ...] = DATA_BLOCKS, seed: int = 1) -> bytes:
@@ -77,9 +60,9 @@ def wait_import(server: Server, task_id: str) -> dict[str, Any]:
         time.sleep(0.2)
 
 
-def read_back(server: Server, snapshot_id: str, size: int) -> tuple[bytes, list[int]]:
+def read_back(server: Server, snapshot_id: str, size: int, region: str = REGION) -> tuple[bytes, list[int]]:
     """The snapshot's first `size` bytes through ListSnapshotBlocks / GetSnapshotBlock (checksums checked)."""
-    ebs = server.client("ebs")
+    ebs = server.client("ebs", region)
     listed: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"SnapshotId": snapshot_id}
     while True:
@@ -345,3 +328,27 @@ def test_an_instance_root_volume_is_an_overlay_of_the_images_snapshot(twin: Serv
     before = len(layer_files(twin))
     ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
     assert len(layer_files(twin)) < before  # the root volume's own layer went with it (DeleteOnTermination)
+
+
+def test_copy_image_and_create_image_keep_the_bytes(twin: Server) -> None:
+    ec2 = twin.client("ec2")
+    raw = raw_disk(seed=11)
+    snap = import_disk(twin, raw, "RAW")["SnapshotTaskDetail"]["SnapshotId"]
+    image = ec2.register_image(Name="source-image", Architecture="x86_64", RootDeviceName="/dev/xvda",
+                               VirtualizationType="hvm", BlockDeviceMappings=[
+                                   {"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snap, "DeleteOnTermination": True}}])["ImageId"]
+    other = twin.client("ec2", "eu-west-1")
+    copy = other.copy_image(SourceImageId=image, SourceRegion=REGION, Name="copied-image")["ImageId"]
+    copied_snap = other.describe_images(ImageIds=[copy])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    assert copied_snap != snap
+    assert read_back(twin, copied_snap, len(raw), "eu-west-1")[0] == raw
+    with pytest.raises(ClientError):  # a snapshot is regional: not in us-east-1
+        read_back(twin, copied_snap, len(raw))
+    instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+    root = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    write(twin, root, 4, 0xC4)
+    made = ec2.create_image(InstanceId=instance["InstanceId"], Name="made-image")["ImageId"]
+    made_snap = ec2.describe_images(ImageIds=[made])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    expected = bytearray(raw)
+    expected[4 * BLOCK:4 * BLOCK + 4096] = bytes([0xC4]) * 4096
+    assert read_back(twin, made_snap, len(raw))[0] == bytes(expected)

@@ -34,7 +34,7 @@ import threading
 from typing import Any
 
 from ..patching import APPLIED, _need
-from .store import ImageError, store
+from .store import ImageError, remove_file, store
 
 FORMATS = {"RAW": "raw", "VMDK": "vmdk", "VHD": "vpc"}  # API name -> qemu-img's
 UNSUPPORTED = "ClientError: Disk validation failed [Unsupported specified file format]"
@@ -135,10 +135,7 @@ def _run_import(backend: Any, task: dict[str, Any], source: tuple[str, str], fmt
         _fail(detail, f"ClientError: {e}")
     finally:
         if work:
-            try:
-                os.unlink(work)
-            except FileNotFoundError:
-                pass
+            remove_file(work)
 
 
 def _fail(detail: dict[str, Any], message: str) -> None:

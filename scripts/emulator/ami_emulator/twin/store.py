@@ -110,6 +110,13 @@ def qemu_img() -> str:
     return path
 
 
+def remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (/proc/PID/stat field 22), None if gone."""
     try:
@@ -189,10 +196,7 @@ class Store:
                 return
             del self._layers[name]
             if layer.made:
-                try:
-                    os.unlink(layer.path)
-                except FileNotFoundError:
-                    pass
+                remove_file(layer.path)
             name = layer.backing
 
     def _run(self, *args: str) -> str:
@@ -307,10 +311,7 @@ class Store:
             self._run("convert", "-q", "-f", fmt, "-O", "qcow2", source_path, path)
             size = int(json.loads(self._run("info", "-U", "--output=json", "-f", "qcow2", path))["virtual-size"])
         except BaseException:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            remove_file(path)
             raise
         with self._lock:
             self._add_layer(name, path, None)
@@ -382,10 +383,7 @@ class Store:
             self._freezers.clear()
             for layer in self._layers.values():
                 if layer.made:
-                    try:
-                        os.unlink(layer.path)
-                    except FileNotFoundError:
-                        pass
+                    remove_file(layer.path)
             self._layers.clear()
 
     def close(self) -> None:
