@@ -52,8 +52,16 @@ class ImportTasks:
             self.tasks.setdefault((account, region), {})[task["ImportTaskId"]] = task
 
     def list(self, account: str, region: str) -> list[dict[str, Any]]:
+        """Copies of the region's tasks (the import threads update the originals)."""
         with self.lock:
-            return list(self.tasks.get((account, region), {}).values())
+            return [{**t, "SnapshotTaskDetail": dict(t["SnapshotTaskDetail"])}
+                    for t in self.tasks.get((account, region), {}).values()]
+
+    def update(self, detail: dict[str, Any], drop: tuple[str, ...] = (), **values: Any) -> None:
+        with self.lock:
+            for key in drop:
+                detail.pop(key, None)
+            detail.update(values)
 
     def clear(self) -> None:
         with self.lock:
@@ -111,9 +119,9 @@ def _run_import(backend: Any, task: dict[str, Any], source: tuple[str, str], fmt
             return _fail(detail, f"ClientError: Unable to read the disk image s3://{source[0]}/{source[1]}: no such object")
         os.makedirs(os.path.join(s.run_dir(), "imports"), exist_ok=True)
         work = os.path.join(s.run_dir(), "imports", task["ImportTaskId"])
-        detail.update(StatusMessage="downloading/converting", Progress="10")
+        IMPORT_TASKS.update(detail, StatusMessage="downloading/converting", Progress="10")
         size = _copy_object(obj, work)
-        detail["Progress"] = "40"
+        IMPORT_TASKS.update(detail, Progress="40")
         error = _validation_error(s.qemu_img, work, FORMATS[fmt]) if size else UNSUPPORTED
         if error:
             return _fail(detail, error)
@@ -128,9 +136,8 @@ def _run_import(backend: Any, task: dict[str, Any], source: tuple[str, str], fmt
             s.delete_snapshot(snap.id)
             return _fail(detail, UNSUPPORTED)
         snap.volume.size = max(1, -(-virtual // GIB))  # moto reads VolumeSize from the snapshot's volume
-        detail.pop("Progress", None)
-        detail.pop("StatusMessage", None)
-        detail.update(Status="completed", SnapshotId=snap.id, DiskImageSize=float(size))
+        IMPORT_TASKS.update(detail, ("Progress", "StatusMessage"), Status="completed", SnapshotId=snap.id,
+                            DiskImageSize=float(size))
     except Exception as e:  # never leave a task active forever
         _fail(detail, f"ClientError: {e}")
     finally:
@@ -139,8 +146,7 @@ def _run_import(backend: Any, task: dict[str, Any], source: tuple[str, str], fmt
 
 
 def _fail(detail: dict[str, Any], message: str) -> None:
-    detail.pop("Progress", None)
-    detail.update(Status="deleted", StatusMessage=message, DiskImageSize=0.0)
+    IMPORT_TASKS.update(detail, ("Progress",), Status="deleted", StatusMessage=message, DiskImageSize=0.0)
 
 
 def patch_import_snapshot() -> None:
@@ -188,8 +194,8 @@ def patch_import_snapshot() -> None:
                                 "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
         if description:
             task["Description"] = description
-        IMPORT_TASKS.add(self.current_account, self.region, task)
         answer = {**task, "SnapshotTaskDetail": dict(detail), "ClientToken": p("ClientToken")}
+        IMPORT_TASKS.add(self.current_account, self.region, task)
         threading.Thread(target=_run_import, args=(self.ec2_backend, task, source, fmt), daemon=True,
                          name=f"import {task_id}").start()
         return ActionResult({k: v for k, v in answer.items() if v is not None})
@@ -203,8 +209,7 @@ def patch_import_snapshot() -> None:
             if missing:
                 raise EC2ClientError("InvalidConversionTaskId", f"The import task ID '{missing[0]}' does not exist")
             tasks = [t for t in tasks if t["ImportTaskId"] in ids]
-        out = [{**t, "SnapshotTaskDetail": dict(t["SnapshotTaskDetail"])} for t in tasks]
-        return ActionResult({"ImportSnapshotTasks": out})
+        return ActionResult({"ImportSnapshotTasks": tasks})
 
     EC2Response.import_snapshot = import_snapshot  # type: ignore[attr-defined]
     EC2Response.describe_import_snapshot_tasks = describe_import_snapshot_tasks  # type: ignore[attr-defined]

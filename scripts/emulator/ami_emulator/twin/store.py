@@ -17,7 +17,7 @@ API (the contract with the rest of the twin; ids are EC2 ids, unique across regi
     s.create_volume(volume_id, size_bytes, snapshot_id=None) -> str
                                      path of the volume's qcow2 file (format qcow2), empty or a
                                      copy-on-write overlay of the snapshot. In twin mode moto's own
-                                     EBSBackend.create_volume is patched (twin/ec2_patches.py), so
+                                     EBSBackend.create_volume is patched (twin/ec2_volumes.py), so
                                      every moto volume (RunInstances' root volumes too) has a file
                                      already: a second call for an id returns the existing path.
     s.volume_path(volume_id) -> str | None
