@@ -157,6 +157,21 @@ def test_a_corrupt_or_truncated_image_fails_the_task_as_aws_words_it(twin: Serve
     assert layer_files(twin) == [] and not os.listdir(run_dir(twin) / "imports")
 
 
+def test_a_retried_import_with_its_client_token_starts_no_second_task(twin: Server) -> None:
+    ec2, s3 = twin.client("ec2"), twin.client("s3")
+    s3.create_bucket(Bucket="images")
+    s3.put_object(Bucket="images", Key="d.raw", Body=raw_disk(seed=12))
+    container = {"Format": "RAW", "UserBucket": {"S3Bucket": "images", "S3Key": "d.raw"}}
+    first = ec2.import_snapshot(DiskContainer=container, ClientToken="build-1")
+    again = ec2.import_snapshot(DiskContainer=container, ClientToken="build-1")
+    other = ec2.import_snapshot(DiskContainer=container, ClientToken="build-2")
+    assert again["ImportTaskId"] == first["ImportTaskId"] != other["ImportTaskId"]
+    for t in (first, other):
+        assert wait_import(twin, t["ImportTaskId"])["SnapshotTaskDetail"]["Status"] == "completed"
+    assert len(ec2.describe_import_snapshot_tasks()["ImportSnapshotTasks"]) == 2
+    assert len(ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]) == 2
+
+
 def test_import_snapshot_refuses_a_format_it_does_not_take(twin: Server) -> None:
     with pytest.raises(ClientError) as e:
         twin.client("ec2").import_snapshot(DiskContainer={"Format": "QCOW2", "UserBucket": {"S3Bucket": "b", "S3Key": "k"}})

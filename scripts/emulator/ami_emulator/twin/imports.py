@@ -18,6 +18,9 @@ As AWS documents and reports it:
   "Troubleshoot VM Import/Export": https://docs.aws.amazon.com/vm-import/latest/userguide/vmie_troubleshooting.html).
   A truncated VMDK is caught by qemu-img's open or `check` (sparse extents pointing past the end).
   A raw image has no structure to check: a shorter raw file is a smaller disk.
+- ClientToken makes the call idempotent ("Token to enable idempotency for VM import requests",
+  ImportSnapshot, EC2 API reference: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ImportSnapshot.html):
+  a retry with the same token answers the first call's task and starts no second import.
 - An unknown task id in DescribeImportSnapshotTasks is InvalidConversionTaskId (EC2 API reference,
   "Error codes": https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
 - The snapshot's description is "Created by AWS-VMImport service for <task id>", its VolumeSize the
@@ -46,10 +49,19 @@ class ImportTasks:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tasks: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # (account, region) -> id -> task
+        self.tokens: dict[tuple[str, str, str], str] = {}  # (account, region, ClientToken) -> task id
 
-    def add(self, account: str, region: str, task: dict[str, Any]) -> None:
+    def by_token(self, account: str, region: str, token: str | None) -> dict[str, Any] | None:
+        """A copy of the task a ClientToken started, else None."""
+        with self.lock:
+            task_id = self.tokens.get((account, region, token or ""))
+        return next((t for t in self.list(account, region) if t["ImportTaskId"] == task_id), None)
+
+    def add(self, account: str, region: str, task: dict[str, Any], token: str | None) -> None:
         with self.lock:
             self.tasks.setdefault((account, region), {})[task["ImportTaskId"]] = task
+            if token:
+                self.tokens[(account, region, token)] = task["ImportTaskId"]
 
     def list(self, account: str, region: str) -> list[dict[str, Any]]:
         """Copies of the region's tasks (the import threads update the originals)."""
@@ -66,6 +78,7 @@ class ImportTasks:
     def clear(self) -> None:
         with self.lock:
             self.tasks.clear()
+            self.tokens.clear()
 
 
 IMPORT_TASKS = ImportTasks()
@@ -165,6 +178,10 @@ def patch_import_snapshot() -> None:
         container = p("DiskContainer") or {}
         tags = _tags_from_specs(p("TagSpecifications") or [], {"import-snapshot-task"}).get("import-snapshot-task", {})
         self.error_on_dryrun()
+        token = p("ClientToken")
+        earlier = IMPORT_TASKS.by_token(self.current_account, self.region, token) if token else None
+        if earlier is not None:
+            return ActionResult({**earlier, "ClientToken": token})
         fmt = (container.get("Format") or "").upper()
         if fmt not in FORMATS:
             raise EC2ClientError("InvalidParameterValue",
@@ -194,8 +211,8 @@ def patch_import_snapshot() -> None:
                                 "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
         if description:
             task["Description"] = description
-        answer = {**task, "SnapshotTaskDetail": dict(detail), "ClientToken": p("ClientToken")}
-        IMPORT_TASKS.add(self.current_account, self.region, task)
+        answer = {**task, "SnapshotTaskDetail": dict(detail), "ClientToken": token}
+        IMPORT_TASKS.add(self.current_account, self.region, task, token)
         threading.Thread(target=_run_import, args=(self.ec2_backend, task, source, fmt), daemon=True,
                          name=f"import {task_id}").start()
         return ActionResult({k: v for k, v in answer.items() if v is not None})
