@@ -12,6 +12,7 @@ Run: python3 -m pytest scripts/emulator/test_twin_agent.py
 from __future__ import annotations
 
 import base64
+import importlib.util
 import json
 import os
 import socket
@@ -23,7 +24,7 @@ from typing import Iterator
 
 import pytest
 
-from ami_emulator.twin.agent_channel import (STDERR_CHARS, STDOUT_CHARS, AgentChannel, AgentNotReady,
+from ami_emulator.twin.agent_channel import (PORT_NAME, STDERR_CHARS, STDOUT_CHARS, AgentChannel, AgentNotReady,
                                              CommandResult, qemu_args)
 
 AGENT = os.path.join(os.path.dirname(__file__), "twin_worker", "agent.py")
@@ -49,8 +50,10 @@ def test_qemu_args_name_the_port_the_agent_opens() -> None:
     args = qemu_args("/run/x/ssm.sock")
     assert "virtserialport,chardev=ssm,name=ami-factory.ssm" in args
     assert "socket,id=ssm,path=/run/x/ssm.sock,server=on,wait=off" in args
-    source = open(AGENT).read()
-    assert '"/dev/virtio-ports/ami-factory.ssm"' in source
+    spec = importlib.util.spec_from_file_location("twin_agent", AGENT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.PORT_NAME == PORT_NAME == "ami-factory.ssm"
 
 
 def test_runs_commands_as_one_bash_script_and_reports_stdout_stderr_and_exit(agent: AgentChannel) -> None:

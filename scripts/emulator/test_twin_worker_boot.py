@@ -21,8 +21,8 @@ from typing import Iterator
 import pytest
 
 from ami_emulator.twin.agent_channel import AgentChannel, CommandResult
-from ami_emulator.twin.worker_disk import (Qmp, WorkerDisk, attach_nvme, detach_nvme, make_overlay, qemu_argv,
-                                           worker_disk)
+from ami_emulator.twin.worker_disk import (Qmp, WorkerDisk, WorkerDiskMissing, attach_nvme, detach_nvme,
+                                           make_overlay, nvme_serial, qemu_argv, worker_disk)
 
 DEVICES_SH = os.path.join(os.path.dirname(__file__), "..", "guest", "lib", "devices.sh")
 VOLUME = "vol-0123456789abcdef0"
@@ -82,6 +82,25 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, 9)
             proc.wait()
+
+
+def test_a_missing_worker_disk_names_the_setup_command(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AMI_FACTORY_CACHE", str(tmp_path))
+    with pytest.raises(WorkerDiskMissing, match=r"run 'bash scripts/setup.sh --twin'"):
+        worker_disk()
+
+
+def test_the_worker_vm_has_no_network_and_free_hotplug_slots() -> None:
+    disk = WorkerDisk("/c", "/c/disk.qcow2", "/c/vmlinuz", "/c/initrd.img", "root=/dev/vda console=ttyS0", {})
+    argv = qemu_argv(disk, "/r/root.qcow2", "/r/agent.sock", "/r/qmp.sock", "/r/console.log")
+    assert argv[argv.index("-nic") + 1] == "none" and "-nodefaults" in argv
+    assert not any("netdev" in a or "virtio-net" in a for a in argv)
+    assert [a for a in argv if a.startswith("pcie-root-port")] == [
+        f"pcie-root-port,id=hp{i},chassis={i + 1},bus=pcie.0" for i in range(4)]
+    assert "file=/r/root.qcow2,format=qcow2,if=virtio,cache=unsafe" in argv  # the overlay, never the cache
+    assert nvme_serial("vol-0123456789abcdef0") == "vol0123456789abcdef0"
+    with pytest.raises(ValueError, match="not an EBS volume id"):
+        nvme_serial("vol-xyz")
 
 
 def run(w: Worker, cid: str, commands: list[str], timeout: float = 120, **kw) -> CommandResult:

@@ -18,7 +18,8 @@ per line each way. Byte payloads are base64.
     {"type": "cancel", "id": ID}           kills the command's process group
     {"type": "ack", "id": ID}              the host has the result: forget the command
   agent -> host
-    {"type": "ready", "protocol": 1, "hostname": ..., "uptime": SECONDS}   at start and on hello
+    {"type": "ready", "protocol": 1, "hostname": ..., "uptime": SECONDS, "agentStarted": SECONDS}
+                                           at start and on hello (uptimes: now, the agent's start)
     {"type": "started", "id": ID, "pid": PID}
     {"type": "result", "id": ID, "status": "Success"|"Failed"|"TimedOut"|"Cancelled",
      "exitCode": N, "stdout": B64, "stderr": B64, "stdoutBytes": N, "stderrBytes": N, "seconds": S}
@@ -39,11 +40,20 @@ import sys
 import threading
 import time
 
-PORT = os.environ.get("AMI_FACTORY_AGENT_PORT", "/dev/virtio-ports/ami-factory.ssm")
+PORT_NAME = "ami-factory.ssm"
+PORT = os.environ.get("AMI_FACTORY_AGENT_PORT", "/dev/virtio-ports/" + PORT_NAME)
 WORK = os.environ.get("AMI_FACTORY_AGENT_DIR", "/var/lib/ami-factory-agent/orchestration")
 # More than SSM ever shows (24,000 characters of stdout, 8,000 of stderr, up to 4 bytes each).
 OUTPUT_CAP = 256 * 1024
 PROTOCOL = 1
+
+
+def _uptime() -> float:
+    with open("/proc/uptime") as f:
+        return float(f.read().split()[0])
+
+
+STARTED = _uptime()  # for the ready message: how long the boot took to start the agent
 
 
 class Port:
@@ -179,9 +189,8 @@ class Agent:
         self.forgotten: set[str] = set()  # acknowledged: never run again
 
     def ready(self) -> None:
-        with open("/proc/uptime") as f:
-            uptime = float(f.read().split()[0])
-        self.port.send({"type": "ready", "protocol": PROTOCOL, "hostname": socket.gethostname(), "uptime": uptime})
+        self.port.send({"type": "ready", "protocol": PROTOCOL, "hostname": socket.gethostname(), "uptime": _uptime(),
+                        "agentStarted": STARTED})
 
     def handle(self, msg: dict) -> None:
         kind = msg.get("type")
@@ -238,13 +247,27 @@ class Agent:
                 self.port.send({"type": "error", "message": f"{e}: {line[:200]!r}"})
 
 
+def find_port() -> str:
+    """The port's device node. udev's /dev/virtio-ports link comes seconds after the kernel's own
+    node (devtmpfs, named in sysfs) on a TCG boot: whichever is there first."""
+    while True:
+        if os.path.exists(PORT):
+            return PORT
+        try:
+            for vport in os.listdir("/sys/class/virtio-ports"):
+                with open(f"/sys/class/virtio-ports/{vport}/name") as f:
+                    if f.read().strip() == PORT_NAME and os.path.exists(f"/dev/{vport}"):
+                        return f"/dev/{vport}"
+        except OSError:
+            pass
+        time.sleep(0.1)
+
+
 def main() -> None:
     if len(sys.argv) == 3 and sys.argv[1] == "--fd":  # tests: an inherited socket
         fd = int(sys.argv[2])
     else:
-        while not os.path.exists(PORT):  # udev makes the link a moment after the device appears
-            time.sleep(0.2)
-        fd = os.open(PORT, os.O_RDWR)
+        fd = os.open(find_port(), os.O_RDWR)
     os.makedirs(WORK, exist_ok=True)
     Agent(Port(fd)).serve()
 

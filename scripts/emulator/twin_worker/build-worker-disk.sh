@@ -16,7 +16,7 @@
 #                through a copy-on-write overlay, never directly
 #   vmlinuz, initrd.img, cmdline   direct kernel boot (qemu -kernel/-initrd/-append): no boot loader
 #   manifest.json                  what is inside (kernel version, packages, sizes)
-# A stale folder (another key) is removed once the new one is in place.
+# Stale folders (other keys) are removed once the new one is in place, all but the newest three.
 #
 # The base is the Debian root of test/support/pv-image.sh (same debootstrap, kernel and cached
 # tarball, so one download serves both); the worker layer adds its packages from the same mirror.
@@ -72,6 +72,16 @@ folder() { printf '%s/%s\n' "$cache" "$(cache_key)"; }
 
 is_built() { [ -s "$1/manifest.json" ] && [ -s "$1/disk.qcow2" ] && [ -s "$1/vmlinuz" ] && [ -s "$1/initrd.img" ]; }
 
+# keep_newest N PATH...: removes all but the N newest of PATH... A stale disk goes, but not at once:
+# two checkouts of different revisions share the cache without rebuilding each other's disk over and
+# over, and a VM started a moment ago keeps the disk its overlay is backed by.
+keep_newest() {
+  local n=$1
+  shift
+  [ -e "${1:-}" ] || return 0
+  ls -dt "$@" | tail -n +"$((n + 1))" | while read -r old; do rm -rf "${old%/}"; done
+}
+
 # in_chroot ROOT CMD...: CMD inside ROOT with /proc and /dev mounted for it.
 in_chroot() {
   local root=$1
@@ -120,9 +130,8 @@ make_root_tarball() {
     { tail -20 "$dir/initramfs.log" >&2; die "update-initramfs failed"; }
 
   tar --numeric-owner --xattrs -C "$dir/root" -cpf "$dir/root.tar" .
-  local old
-  for old in "$cache"/roots/*.tar; do [ ! -e "$old" ] || rm -f "$old"; done
   mv "$dir/root.tar" "$tar"
+  keep_newest 2 "$cache"/roots/*.tar
   printf '%s\n' "$tar"
 }
 
@@ -148,11 +157,17 @@ build() {
   install -m 0644 "$here/rootfs/61-ami-factory-ebs-nvme.rules" "$dir/root/etc/udev/rules.d/"
   mkdir -p "$dir/root/etc/systemd/system/multi-user.target.wants"
   ln -sf /etc/systemd/system/ami-factory-agent.service "$dir/root/etc/systemd/system/multi-user.target.wants/"
+  # What a worker never needs, each a second or more of a TCG boot: logins, clocks, timers, a
+  # journal on disk, NVMe-over-fabrics, utmp.
   local unit
-  for unit in systemd-firstboot.service serial-getty@ttyS0.service getty@tty1.service \
-    systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer fstrim.timer; do
+  for unit in systemd-firstboot.service serial-getty@ttyS0.service getty@tty1.service getty-static.service \
+    systemd-timesyncd.service apt-daily.timer apt-daily-upgrade.timer e2scrub_all.timer e2scrub_reap.service \
+    fstrim.timer nvmf-autoconnect.service systemd-binfmt.service systemd-update-utmp.service \
+    systemd-update-utmp-runlevel.service; do
     ln -sf /dev/null "$dir/root/etc/systemd/system/$unit"
   done
+  mkdir -p "$dir/root/etc/systemd/journald.conf.d"
+  printf '[Journal]\nStorage=volatile\n' >"$dir/root/etc/systemd/journald.conf.d/ami-factory.conf"
   printf '/dev/vda / ext4 rw,noatime 0 0\n' >"$dir/root/etc/fstab"
   printf 'ami-factory-worker\n' >"$dir/root/etc/hostname"
   : >"$dir/root/etc/machine-id"
@@ -161,7 +176,8 @@ build() {
   cp "$dir/root/boot/vmlinuz-$kver" "$dir/out/vmlinuz"
   cp "$dir/root/boot/initrd.img-$kver" "$dir/out/initrd.img"
   printf '%s\n' "$cmdline" >"$dir/out/cmdline"
-  mke2fs -q -F -t ext4 -L ami-worker -d "$dir/root" "$dir/root.img" "$disk_size" >&2 || die "mke2fs -d failed"
+  mke2fs -q -F -t ext4 -L ami-worker -d "$dir/root" "$dir/root.img" "$disk_size" >"$dir/mke2fs.log" 2>&1 ||
+    { cat "$dir/mke2fs.log" >&2; die "mke2fs -d failed"; }
   qemu-img convert -c -O qcow2 "$dir/root.img" "$dir/out/disk.qcow2" || die "qemu-img convert failed"
   rm -f "$dir/root.img"
   local pkgs_json
@@ -171,8 +187,7 @@ build() {
     "$((SECONDS - started))" >"$dir/out/manifest.json"
 
   rm -rf "$out" && mv "$dir/out" "$out"
-  local old
-  for old in "$cache"/*; do [ "$old" = "$out" ] || [ "$old" = "$cache/roots" ] || [ ! -d "$old" ] || rm -rf "$old"; done
+  keep_newest 3 "$cache"/[0-9a-f]*/
   say "worker disk ready in $((SECONDS - started)) s: $(du -sh "$out" | cut -f1) in $out"
   printf '%s\n' "$out"
 }
