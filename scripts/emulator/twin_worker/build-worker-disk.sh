@@ -43,18 +43,11 @@ root_recipe_version=1
 # console=ttyS0: the console is the VM's serial port (the emulator's console output).
 cmdline="root=/dev/vda rw console=ttyS0 quiet systemd.show_status=auto net.ifnames=0"
 
-say() { printf 'twin-worker: %s\n' "$*" >&2; }
-die() { printf 'twin-worker: error: %s\n' "$*" >&2; exit 1; }
-
-cleanups=()
-run_cleanups() {
-  local i
-  for ((i = ${#cleanups[@]} - 1; i >= 0; i--)); do eval "${cleanups[i]}" || true; done
-  cleanups=()
-}
-trap run_cleanups EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# log, die and the cleanup stack (on_exit) of the guest scripts.
+GUEST_LOG_PREFIX=twin-worker
+# shellcheck source-path=SCRIPTDIR source=../../guest/lib/common.sh
+. "$repo/scripts/guest/lib/common.sh"
+install_cleanup_traps
 
 root_key() {
   {
@@ -94,21 +87,28 @@ in_chroot() {
   )
 }
 
-# make_root_tarball: the base root with the worker's packages, cached as
-# $cache/roots/<root key>.tar; prints its path.
-make_root_tarball() {
-  local tar dir kver base
-  tar="$cache/roots/$(root_key).tar"
-  [ -s "$tar" ] && { printf '%s\n' "$tar"; return 0; }
-  base=$(bash "$pv_image" rootfs)
-  mkdir -p "$cache/roots"
-  dir=$(mktemp -d "$cache/roots/.build.XXXXXX")
-  cleanups+=("rm -rf --one-file-system '$dir'")
-  say "adding the worker's packages to the Debian root (one time, a few minutes)"
+# unpack_root PARENT TARBALL MESSAGE: TARBALL unpacked into root/ of a new folder under PARENT
+# (removed at exit); sets the caller's dir (the folder) and kver (the root's newest kernel).
+unpack_root() {
+  mkdir -p "$1"
+  dir=$(mktemp -d "$1/.build.XXXXXX")
+  on_exit "rm -rf --one-file-system '$dir'"
+  log "$3"
   mkdir "$dir/root"
-  tar --numeric-owner --xattrs -C "$dir/root" -xpf "$base"
+  tar --numeric-owner --xattrs -C "$dir/root" -xpf "$2"
   kver=$(cd "$dir/root/boot" && ls vmlinuz-* | sed 's/^vmlinuz-//' | sort -V | tail -n1)
-  [ -n "$kver" ] || die "no kernel in $base"
+  [ -n "$kver" ] || die "no kernel in $2"
+}
+
+# make_root_tarball: the base root with the worker's packages, cached as
+# $cache/roots/<root key>.tar; sets root_tar to its path. (Not in a $(…) subshell: its cleanup
+# must run.)
+make_root_tarball() {
+  local dir kver base
+  root_tar="$cache/roots/$(root_key).tar"
+  [ -s "$root_tar" ] && return 0
+  base=$(bash "$pv_image" rootfs)
+  unpack_root "$cache/roots" "$base" "adding the worker's packages to the Debian root (one time, a few minutes)"
 
   # From the mirror the base came from: at build time only.
   cp /etc/resolv.conf "$dir/root/etc/resolv.conf"
@@ -130,26 +130,19 @@ make_root_tarball() {
     { tail -20 "$dir/initramfs.log" >&2; die "update-initramfs failed"; }
 
   tar --numeric-owner --xattrs -C "$dir/root" -cpf "$dir/root.tar" .
-  mv "$dir/root.tar" "$tar"
+  mv "$dir/root.tar" "$root_tar"
   keep_newest 2 "$cache"/roots/*.tar
-  printf '%s\n' "$tar"
 }
 
 build() {
-  local out tarball dir kver
+  local out root_tar dir kver
   out=$(folder)
   if is_built "$out"; then printf '%s\n' "$out"; return 0; fi
   [ "$(id -u)" -eq 0 ] || die "building the worker disk needs root (chroot): run 'sudo bash scripts/setup.sh --twin'"
   for t in mke2fs qemu-img chroot debootstrap; do command -v "$t" >/dev/null || die "$t missing: run scripts/install-guest-deps.sh"; done
   local started=$SECONDS
-  tarball=$(make_root_tarball)
-  mkdir -p "$cache"
-  dir=$(mktemp -d "$cache/.build.XXXXXX")
-  cleanups+=("rm -rf --one-file-system '$dir'")
-  say "making the worker disk $out"
-  mkdir "$dir/root"
-  tar --numeric-owner --xattrs -C "$dir/root" -xpf "$tarball"
-  kver=$(cd "$dir/root/boot" && ls vmlinuz-* | sed 's/^vmlinuz-//' | sort -V | tail -n1)
+  make_root_tarball
+  unpack_root "$cache" "$root_tar" "making the worker disk $out"
 
   # The agent, its unit, the udev rule; a machine of its own that asks nothing at first boot.
   install -m 0755 "$here/agent.py" "$dir/root/usr/local/sbin/ami-factory-agent"
@@ -188,7 +181,7 @@ build() {
 
   rm -rf "$out" && mv "$dir/out" "$out"
   keep_newest 3 "$cache"/[0-9a-f]*/
-  say "worker disk ready in $((SECONDS - started)) s: $(du -sh "$out" | cut -f1) in $out"
+  log "worker disk ready in $((SECONDS - started)) s: $(du -sh "$out" | cut -f1) in $out"
   printf '%s\n' "$out"
 }
 
