@@ -218,3 +218,18 @@ def test_a_vm_that_goes_away_fails_what_was_running() -> None:
     assert ch.lost
     with pytest.raises(AgentNotReady, match="closed"):
         ch.wait_ready(timeout=1)
+
+
+def test_an_agent_that_restarts_fails_what_it_was_running() -> None:
+    fake = FakeAgent()
+    ch = AgentChannel("fake", connect=lambda: fake.host)
+    fake.say(b'{"type":"ready","protocol":1,"session":"aaaa"}\n')
+    ch.wait_ready(timeout=5)
+    ch.send("x", ["sleep 100"])
+    fake.say(b'{"type":"ready","protocol":1,"session":"aaaa"}\n')  # an answer to hello: same agent
+    time.sleep(0.3)
+    assert ch.poll("x") is None
+    fake.say(b'{"type":"ready","protocol":1,"session":"bbbb"}\n')  # systemd started a new one
+    r = ch.wait("x", timeout=5)
+    assert r.status == "Failed" and r.agent_lost and b"restarted" in r.stderr
+    assert not ch.lost and ch.ready["session"] == "bbbb"

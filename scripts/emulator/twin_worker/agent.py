@@ -18,8 +18,9 @@ per line each way. Byte payloads are base64.
     {"type": "cancel", "id": ID}           kills the command's process group
     {"type": "ack", "id": ID}              the host has the result: forget the command
   agent -> host
-    {"type": "ready", "protocol": 1, "hostname": ..., "uptime": SECONDS, "agentStarted": SECONDS}
-                                           at start and on hello (uptimes: now, the agent's start)
+    {"type": "ready", "protocol": 1, "hostname": ..., "uptime": SECONDS, "agentStarted": SECONDS,
+     "session": HEX}                       at start and on hello (uptimes: now, the agent's start;
+                                           session: new at each start, so a restart is seen)
     {"type": "started", "id": ID, "pid": PID}
     {"type": "result", "id": ID, "status": "Success"|"Failed"|"TimedOut"|"Cancelled",
      "exitCode": N, "stdout": B64, "stderr": B64, "stdoutBytes": N, "stderrBytes": N, "seconds": S}
@@ -54,6 +55,7 @@ def _uptime() -> float:
 
 
 STARTED = _uptime()  # for the ready message: how long the boot took to start the agent
+SESSION = os.urandom(8).hex()  # a new one each start: the host sees that the agent restarted
 
 
 class Port:
@@ -190,7 +192,7 @@ class Agent:
 
     def ready(self) -> None:
         self.port.send({"type": "ready", "protocol": PROTOCOL, "hostname": socket.gethostname(), "uptime": _uptime(),
-                        "agentStarted": STARTED})
+                        "agentStarted": STARTED, "session": SESSION})
 
     def handle(self, msg: dict) -> None:
         kind = msg.get("type")

@@ -28,8 +28,9 @@ stderr (bytes, the first OUTPUT_CAP bytes the agent kept), their full sizes, and
 
 TimedOut is honoured even when the agent cannot say so: a command with no result
 EXECUTION_GRACE seconds after its executionTimeout ran out is cancelled and reported TimedOut
-by the host. A channel whose VM went away (the socket closed) reports every unfinished command
-Failed with `agent_lost` set, so no caller waits for a dead machine.
+by the host. A channel whose VM went away (the socket closed), or whose agent restarted (a
+"ready" of another session), reports every unfinished command Failed with `agent_lost` set, so no
+caller waits for a dead process.
 """
 from __future__ import annotations
 
@@ -168,6 +169,9 @@ class AgentChannel:
         ack = None
         with self._cond:
             if kind == "ready":
+                if self.ready is not None and msg.get("session") != self.ready.get("session"):
+                    # The agent restarted (it or its VM): what it was running died with it.
+                    self._fail_unfinished("the worker's agent restarted before the command ended\n")
                 self.ready = msg
             elif kind == "started":
                 self._started[str(msg["id"])] = int(msg.get("pid") or 0)
@@ -187,11 +191,12 @@ class AgentChannel:
             if self._lost:
                 return
             self._lost = True
-            for cid in self._deadlines:
-                self._results.setdefault(cid, CommandResult(
-                    cid, "Failed", -1, b"", b"the worker's agent went away before the command ended\n",
-                    0, 0, 0.0, agent_lost=True))
+            self._fail_unfinished("the worker's agent went away before the command ended\n")
             self._cond.notify_all()
+
+    def _fail_unfinished(self, why: str) -> None:  # with self._cond held
+        for cid in self._deadlines:
+            self._results.setdefault(cid, CommandResult(cid, "Failed", -1, b"", why.encode(), 0, 0, 0.0, agent_lost=True))
 
     @property
     def lost(self) -> bool:
