@@ -92,7 +92,7 @@ def test_a_missing_worker_disk_names_the_setup_command(tmp_path, monkeypatch: py
 
 
 def test_the_worker_vm_has_no_network_and_free_hotplug_slots() -> None:
-    disk = WorkerDisk("/c", "/c/disk.qcow2", "/c/vmlinuz", "/c/initrd.img", "root=/dev/vda console=ttyS0", {})
+    disk = WorkerDisk("/c", "/c/disk.qcow2", "/c/vmlinux", "/c/initrd.img", "root=/dev/vda console=ttyS0", {})
     argv = qemu_argv(disk, "/r/root.qcow2", "/r/agent.sock", "/r/qmp.sock", "/r/console.log")
     assert argv[argv.index("-nic") + 1] == "none" and "-nodefaults" in argv
     assert not any("netdev" in a or "virtio-net" in a for a in argv)

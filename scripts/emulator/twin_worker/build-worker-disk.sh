@@ -14,7 +14,8 @@
 # The folder ${AMI_FACTORY_CACHE:-~/.cache/ami-factory}/twin-worker/<key>/ holds
 #   disk.qcow2   the root filesystem (ext4 on the whole disk: /dev/vda), compressed qcow2; boot it
 #                through a copy-on-write overlay, never directly
-#   vmlinuz, initrd.img, cmdline   direct kernel boot (qemu -kernel/-initrd/-append): no boot loader
+#   vmlinux, initrd.img, cmdline   direct kernel boot (qemu -kernel/-initrd/-append; the kernel
+#                                  uncompressed, started at its PVH entry): no boot loader
 #   manifest.json                  what is inside (kernel version, packages, sizes)
 # Stale folders (other keys) are removed once the new one is in place, all but the newest three.
 #
@@ -63,7 +64,7 @@ cache_key() {
 
 folder() { printf '%s/%s\n' "$cache" "$(cache_key)"; }
 
-is_built() { [ -s "$1/manifest.json" ] && [ -s "$1/disk.qcow2" ] && [ -s "$1/vmlinuz" ] && [ -s "$1/initrd.img" ]; }
+is_built() { [ -s "$1/manifest.json" ] && [ -s "$1/disk.qcow2" ] && [ -s "$1/vmlinux" ] && [ -s "$1/initrd.img" ]; }
 
 # keep_newest N PATH...: removes all but the N newest of PATH... A stale disk goes, but not at once:
 # two checkouts of different revisions share the cache without rebuilding each other's disk over and
@@ -166,7 +167,14 @@ build() {
   : >"$dir/root/etc/machine-id"
 
   mkdir "$dir/out"
-  cp "$dir/root/boot/vmlinuz-$kver" "$dir/out/vmlinuz"
+  # The kernel decompressed, booted at its PVH entry (CONFIG_PVH): qemu loads it as it is, and a TCG
+  # boot does not spend seconds in the bzImage's own xz decompressor.
+  local xz_at
+  xz_at=$(LC_ALL=C grep -obUaP '\xfd7zXZ\x00' "$dir/root/boot/vmlinuz-$kver" | head -n1 | cut -d: -f1)
+  [ -n "$xz_at" ] || die "vmlinuz-$kver is not xz-compressed: teach this script its compression"
+  # (xz stops reading at the stream's end: tail's broken pipe is not a failure.)
+  xz -dc --single-stream <(tail -c +"$((xz_at + 1))" "$dir/root/boot/vmlinuz-$kver") >"$dir/out/vmlinux" ||
+    die "could not decompress vmlinuz-$kver"
   cp "$dir/root/boot/initrd.img-$kver" "$dir/out/initrd.img"
   printf '%s\n' "$cmdline" >"$dir/out/cmdline"
   mke2fs -q -F -t ext4 -L ami-worker -d "$dir/root" "$dir/root.img" "$disk_size" >"$dir/mke2fs.log" 2>&1 ||

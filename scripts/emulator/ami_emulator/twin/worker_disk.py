@@ -61,7 +61,7 @@ def worker_disk(script: str = BUILD_SCRIPT) -> WorkerDisk:
         cmdline = f.read().strip()
     with open(os.path.join(folder, "manifest.json")) as f:
         manifest = json.load(f)
-    return WorkerDisk(folder, os.path.join(folder, "disk.qcow2"), os.path.join(folder, "vmlinuz"),
+    return WorkerDisk(folder, os.path.join(folder, "disk.qcow2"), os.path.join(folder, "vmlinux"),
                       os.path.join(folder, "initrd.img"), cmdline, manifest)
 
 
