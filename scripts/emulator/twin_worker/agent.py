@@ -36,6 +36,7 @@ import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import threading
@@ -100,7 +101,6 @@ class Port:
 
 
 def _is_socket(fd: int) -> bool:
-    import stat
     return stat.S_ISSOCK(os.fstat(fd).st_mode)
 
 
@@ -157,13 +157,14 @@ class Command:
         else:
             status = "Success" if code == 0 else "Failed"
         code = -1 if code is None else (128 - code if code < 0 else code)
-        self.result = {"type": "result", "id": self.id, "status": status, "exitCode": code,
-                       "seconds": round(time.monotonic() - begun, 3)}
+        result = {"type": "result", "id": self.id, "status": status, "exitCode": code,
+                  "seconds": round(time.monotonic() - begun, 3)}
         for name, path in (("stdout", out_path), ("stderr", err_path)):
             with open(path, "rb") as f:
-                self.result[name] = base64.b64encode(f.read(OUTPUT_CAP)).decode()
-            self.result[name + "Bytes"] = os.path.getsize(path)
-        self.agent.port.send(self.result)
+                result[name] = base64.b64encode(f.read(OUTPUT_CAP)).decode()
+            result[name + "Bytes"] = os.path.getsize(path)
+        self.result = result  # whole, at once: a hello in between resends only complete results
+        self.agent.port.send(result)
 
     def kill(self) -> None:
         if self.proc is not None:
