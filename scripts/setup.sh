@@ -2,17 +2,21 @@
 # Idempotent set-up for local runs and tests: Node 22/24 (Node 24 LTS into the cache when the
 # machine's node is another major), node modules, the Pulumi CLI of the pinned version and a
 # pulumi-language-nodejs, actionlint, and a moto server; with --guest also the tools of the guest
-# scripts' boot test (apt). Versions: package.json "config" (pulumiCli, node, actionlint).
+# scripts' boot test (apt); with --twin also the emulator twin's worker disk (a small Debian built
+# once into the cache, rebuilt when its inputs change: scripts/emulator/twin_worker/).
+# Versions: package.json "config" (pulumiCli, node, actionlint).
 # Quiet when there is nothing to do; says what it does on long steps.
 # Writes .local/toolchain.env, which scripts/local/with-toolchain.sh, the local runner and the
 # test harness read.
 set -euo pipefail
 
 guest=false
+twin=false
 for arg in "$@"; do
   case $arg in
     --guest) guest=true ;;
-    *) printf 'usage: setup.sh [--guest]\n' >&2; exit 2 ;;
+    --twin) twin=true ;;
+    *) printf 'usage: setup.sh [--guest] [--twin]\n' >&2; exit 2 ;;
   esac
 done
 
@@ -247,12 +251,20 @@ else
 fi
 
 # --- the guest scripts' boot test: qemu, debootstrap, grub, e2fsprogs (Debian packages) ---------
-if $guest; then
+# The twin's worker disk is built with the same tools.
+if $guest || $twin; then
   if [ "$(id -u)" -eq 0 ]; then
     bash scripts/install-guest-deps.sh
   elif ! command -v qemu-system-x86_64 >/dev/null || ! command -v debootstrap >/dev/null; then
     die "the boot test needs root and Debian packages: run 'sudo bash scripts/install-guest-deps.sh' once"
   fi
+fi
+
+# --- the twin's worker disk (AMI_FACTORY_EMULATOR=twin boots it for worker instances) -------------
+# Built here, never at `pulumi up`: a few minutes the first time (debootstrap's root is shared with
+# the boot test's source images), then nothing until its inputs change.
+if $twin; then
+  bash scripts/emulator/twin_worker/build-worker-disk.sh build >/dev/null
 fi
 
 cat >.local/toolchain.env <<EOF
