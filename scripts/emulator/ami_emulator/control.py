@@ -34,6 +34,12 @@ Control API (only under /_ami_factory/, JSON in and out):
                                                    the next calls of an EC2 action fail (see CallFailures)
   GET    /_ami_factory/calls/fail                  the rules
   DELETE /_ami_factory/calls/fail                  clear the rules
+  POST   /_ami_factory/twin/volume-write           twin mode only: {"volumeId", "offset", "length",
+                                                   "pattern": 0-255}: write `length` bytes of `pattern` at
+                                                   `offset` into the volume's file (what a guest would
+                                                   write; not for a volume open in a running VM: 409)
+  GET    /_ami_factory/twin                        {"mode", "runDir"}: which mode runs (runDir null
+                                                   in the recorded mode)
   POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
                                                    failure counts above, call failures, boot rules (not moto's state: that is
                                                    POST /moto-api/reset)
@@ -52,6 +58,7 @@ from .recorder import RECORDER
 from .rule_list import RuleList
 from .ssm_instances import SSM_AGENTS
 from .ssm_rules import SSM_RULES
+from .twin.store import store as twin_store
 
 
 CONTROL_PREFIX = "/_ami_factory/"
@@ -149,6 +156,27 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
             raise HttpError(400, "'stateReason' must be {Code, Message}")
         image.state = body["state"]
         image.state_reason = reason
+        return 200, {"ok": True}
+    if path == "twin" and method == "GET":
+        s = twin_store()
+        return 200, {"mode": "twin" if s else "recorded", "runDir": s.run_dir() if s else None}
+    if path == "twin/volume-write" and method == "POST":
+        s = twin_store()
+        if s is None:
+            raise HttpError(400, "twin/volume-write needs the twin (AMI_FACTORY_EMULATOR=twin)")
+        body = body or {}
+        try:
+            args = (str(body["volumeId"]), int(body["offset"]), int(body["length"]), int(body["pattern"]))
+        except (KeyError, TypeError, ValueError) as e:
+            raise HttpError(400, f"body must be {{volumeId, offset, length, pattern}}: {e!r}") from e
+        try:
+            s.write_pattern(*args)
+        except ValueError as e:
+            raise HttpError(400, str(e)) from e
+        except LookupError as e:
+            raise HttpError(404, str(e)) from e
+        except RuntimeError as e:
+            raise HttpError(409, str(e)) from e
         return 200, {"ok": True}
     if path == "ec2/root-device-type" and method == "POST":
         body = body or {}

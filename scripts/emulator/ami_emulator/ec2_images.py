@@ -15,6 +15,7 @@ from .ec2_models import (
     _drop_auto_snapshot,
     _ebs_from_param,
     _ec2_backend,
+    _notify_snapshot,
     _set_attr,
     _set_bdms,
     _snapshot_from,
@@ -149,6 +150,7 @@ def patch_copy_image() -> None:
                     image.owner_id, image.id, encrypted=enc,
                     kms_key_id=kms_key_id or (src_snap.kms_key_id if src_snap is not None else None),
                 )
+                _notify_snapshot("copied", snap.id, ebs["SnapshotId"])  # the copy has the source's bytes
                 ebs["SnapshotId"] = snap.id
                 ebs["Encrypted"] = enc
                 if enc and (kms_key_id or snap.kms_key_id):

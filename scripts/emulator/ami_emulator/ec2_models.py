@@ -6,7 +6,17 @@ request parameters with EC2's defaults, and EC2's time format."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, Callable
+
+#: Told (event, snapshot id, source snapshot id) when a snapshot enters or leaves moto's dicts outside
+#: EBSBackend's methods: "dropped" (an image's auto-created snapshot), "copied" (CopyImage's copy of
+#: a source snapshot). The twin keeps its files in step (twin/ec2_volumes.py); empty otherwise.
+SNAPSHOT_LISTENERS: list[Callable[[str, str, "str | None"], None]] = []
+
+
+def _notify_snapshot(event: str, snapshot_id: str, source_id: str | None = None) -> None:
+    for listener in SNAPSHOT_LISTENERS:
+        listener(event, snapshot_id, source_id)
 
 
 def _ec2_backend(region: str, account_id: str | None = None) -> Any:
@@ -48,6 +58,7 @@ def _drop_auto_snapshot(ami: Any) -> None:
     snap = getattr(ami, "ebs_snapshot", None)
     if snap is not None:
         ami.ec2_backend.snapshots.pop(snap.id, None)
+        _notify_snapshot("dropped", snap.id)
 
 
 def _set_bdms(ami: Any, bdms: list[dict[str, Any]]) -> None:

@@ -2,7 +2,9 @@
 with the patches that close the moto gaps which matter to ami-factory, plus a small control API.
 
 The entry point behind scripts/emulator/moto_server.py (its docstring says how to run it):
-apply_patches (in an order that matters), the WSGI app, the server and its ways to stop."""
+apply_patches (in an order that matters), the WSGI app, the server and its ways to stop. The mode
+(AMI_FACTORY_EMULATOR: recorded, the default, or twin) is said on stderr at start; the twin's
+patches (twin/) come on top of the recorded mode's, and its run directory goes when the server stops."""
 
 from __future__ import annotations
 
@@ -28,9 +30,12 @@ from .patching import PatchError
 from .ssm_commands import patch_ssm_cancel_command, patch_ssm_commands
 from .ssm_instances import patch_ssm_describe_instance_information, patch_ssm_send_command_targets
 from .ssm_send_command_size import patch_ssm_send_command_size
+from .twin import mode as twin_mode
+from .twin import patch_twin
+from .twin.store import MissingTool
 
 
-def apply_patches() -> None:
+def apply_patches(mode: str = "recorded") -> None:
     patch_ami_model()
     patch_snapshot_in_use()
     patch_detach_volume()
@@ -50,13 +55,15 @@ def apply_patches() -> None:
     patch_ssm_describe_instance_information()
     patch_modify_image_attribute()
     patch_iam_remove_role_from_instance_profile()
+    if mode == "twin":
+        patch_twin()
     patch_dispatch_lookups()  # last: caches the response classes' methods as the patches left them
 
 
-def build_app() -> Any:
+def build_app(mode: str = "recorded") -> Any:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    apply_patches()
+    apply_patches(mode)
     app = DomainDispatcherApplication(create_backend_app)
     app.debug = True  # type: ignore[attr-defined]  # as moto_server does
     return AmiFactoryMiddleware(app)
@@ -74,9 +81,17 @@ def main(argv: list[str] | None = None) -> int:
     from werkzeug.serving import make_server
 
     try:
-        app = build_app()
+        mode = twin_mode.mode()
+        banner = twin_mode.start(mode)
+    except (twin_mode.ModeError, MissingTool) as e:
+        print(f"moto_server.py: {e}", file=sys.stderr)
+        return 3
+    print(f"moto_server.py: {banner}", file=sys.stderr, flush=True)
+    try:
+        app = build_app(mode)
     except PatchError as e:
         print(f"moto_server.py: {e}", file=sys.stderr)
+        twin_mode.stop()
         return 3
     logging.getLogger("werkzeug").setLevel(logging.INFO if args.verbose else logging.WARNING)
     server = make_server(args.host, args.port, app, threaded=True)
@@ -93,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"moto_server.py: stopping ({reason})", file=sys.stderr)
         threading.Thread(target=server.shutdown, daemon=True).start()
         # A request stuck in moto must not keep the process alive.
-        threading.Timer(10, lambda: os._exit(0)).start()
+        threading.Timer(10, lambda: (twin_mode.stop(), os._exit(0))).start()
 
     signal.signal(signal.SIGTERM, lambda *_: stop("SIGTERM"))
     signal.signal(signal.SIGINT, lambda *_: stop("SIGINT"))
@@ -115,4 +130,5 @@ def main(argv: list[str] | None = None) -> int:
         server.serve_forever()
     finally:
         server.server_close()
+        twin_mode.stop()  # the twin's run directory goes with the server
     os._exit(0)  # daemon request threads and the kill timer must not delay the exit

@@ -6,6 +6,20 @@ One module per concept:
   ec2_volumes  moto's EBS backend patched to keep the store in step (CreateVolume, CreateSnapshot,
                CopySnapshot, DeleteVolume, DeleteSnapshot, moto's reset)
   imports      ImportSnapshot / DescribeImportSnapshotTasks from an object in the emulator's S3
+  blocks       a snapshot's bytes in EBS's 512 KiB blocks (read from the qcow2 layers)
   ebs_direct   the EBS direct APIs that read a snapshot's bytes (ListSnapshotBlocks,
                GetSnapshotBlock, ListChangedBlocks)
 Nothing outside scripts/emulator knows which mode runs."""
+
+
+def patch_twin() -> None:
+    """The twin's patches, on top of the recorded mode's (launcher.apply_patches, before the
+    dispatch cache). The store must be open (mode.start)."""
+    from .ebs_direct import patch_ebs_direct_reads
+    from .ec2_volumes import patch_reset, patch_volume_files
+    from .imports import IMPORT_TASKS, patch_import_snapshot
+
+    patch_volume_files()
+    patch_import_snapshot()
+    patch_ebs_direct_reads()
+    patch_reset(IMPORT_TASKS.clear)

@@ -4,7 +4,9 @@ A snapshot is a frozen read-only qcow2 layer; a volume is a writable qcow2 overl
 chain ends in the layers of the snapshots it came from. Nothing is copied: CreateVolume from a
 snapshot makes an empty overlay on the snapshot's layer, CreateSnapshot freezes the volume's current
 layer (it becomes the snapshot's) and gives the volume a new empty overlay on it. Disk use is
-proportional to the bytes written (qcow2 allocates clusters on write). A layer file is removed when
+proportional to the bytes written (qcow2 allocates clusters on write). Files are made lazily: a layer gets its file
+when someone asks for a path (moto makes a volume and a snapshot for every image it registers; most
+are never read). A layer file is removed when
 nothing uses it any more: no volume, no snapshot, no overlay backed by it (in EC2 a volume made from
 a snapshot outlives the snapshot's deletion: here its backing layer stays until the volume goes).
 
@@ -40,6 +42,7 @@ API (the contract with the rest of the twin; ids are EC2 ids, unique across regi
     s.snapshot_chain(snapshot_id) -> list[str]
                                      the snapshot's layer files, top first (for reading blocks)
     s.snapshot_size(snapshot_id) -> int   virtual size in bytes
+    s.has_snapshot(snapshot_id) -> bool / s.add_volume(...)  (create_volume without making the file)
     s.register_live_freezer(volume_id, fn) / s.unregister_live_freezer(volume_id)
                                      while a VM has the volume's file open, a snapshot must freeze
                                      through the VM, not by moving files under it. fn(new_path) is
@@ -51,6 +54,8 @@ API (the contract with the rest of the twin; ids are EC2 ids, unique across regi
                                      on failure: the snapshot is then not made). The file the VM had
                                      open becomes the snapshot's frozen layer and new_path the
                                      volume's file (volume_path), exactly as in the offline case.
+    s.write_pattern(volume_id, offset, length, pattern)
+                                     write bytes into a volume (tests; refused while a freezer is set)
     s.reset()                        forget every volume and snapshot and remove their files
                                      (moto's /moto-api/reset)
     s.close()                        remove the run directory and everything in it
@@ -144,6 +149,8 @@ def remove_dead_runs(root: str) -> list[str]:
 class _Layer:
     path: str
     backing: "str | None"  # the backing layer's name
+    size: "int | None" = None  # virtual size in bytes; None: the backing's
+    made: bool = True  # the file exists (an empty layer is made when a path is asked for)
     refs: int = 0  # volumes, snapshots and overlays that use it
 
 
@@ -165,10 +172,10 @@ class Store:
         name = f"L{self._counter:06d}"
         return name, os.path.join(self.root, "layers", name + ".qcow2")
 
-    def _add_layer(self, name: str, path: str, backing: str | None) -> None:
+    def _add_layer(self, name: str, path: str, backing: str | None, size: int | None = None, made: bool = True) -> None:
         if backing is not None:
             self._layers[backing].refs += 1
-        self._layers[name] = _Layer(path, backing)
+        self._layers[name] = _Layer(path, backing, size, made)
 
     def _ref(self, name: str) -> str:
         self._layers[name].refs += 1
@@ -181,10 +188,11 @@ class Store:
             if layer.refs > 0:
                 return
             del self._layers[name]
-            try:
-                os.unlink(layer.path)
-            except FileNotFoundError:
-                pass
+            if layer.made:
+                try:
+                    os.unlink(layer.path)
+                except FileNotFoundError:
+                    pass
             name = layer.backing
 
     def _run(self, *args: str) -> str:
@@ -194,17 +202,24 @@ class Store:
         return r.stdout
 
     def _overlay(self, backing: str | None, size_bytes: int | None) -> str:
-        """A new empty qcow2 layer (on `backing`, of the backing's size unless size_bytes)."""
+        """A new empty qcow2 layer (on `backing`, of the backing's size unless size_bytes), made lazily."""
         name, path = self._new_layer_path()
-        args = ["create", "-q", "-f", "qcow2"]
-        if backing is not None:
-            args += ["-b", self._layers[backing].path, "-F", "qcow2"]
-        args.append(path)
-        if size_bytes is not None:
-            args.append(str(size_bytes))
-        self._run(*args)
-        self._add_layer(name, path, backing)
+        self._add_layer(name, path, backing, size_bytes, made=False)
         return name
+
+    def _made(self, name: str) -> str:
+        """The layer's file path, making it (and its backing chain) first if it is still lazy."""
+        layer = self._layers[name]
+        if not layer.made:
+            args = ["create", "-q", "-f", "qcow2"]
+            if layer.backing is not None:
+                args += ["-b", self._made(layer.backing), "-F", "qcow2"]
+            args.append(layer.path)
+            if layer.size is not None:
+                args.append(str(layer.size))
+            self._run(*args)
+            layer.made = True
+        return layer.path
 
     # -- volumes --------------------------------------------------------------------------------
 
@@ -213,23 +228,46 @@ class Store:
 
     def create_volume(self, volume_id: str, size_bytes: int, snapshot_id: str | None = None) -> str:
         with self._lock:
+            self.add_volume(volume_id, size_bytes, snapshot_id)
+            return self._made(self._volumes[volume_id])
+
+    def add_volume(self, volume_id: str, size_bytes: int, snapshot_id: str | None = None) -> None:
+        """create_volume without making the file yet (it is made when a path is asked for)."""
+        with self._lock:
             if volume_id in self._volumes:
-                return self._layers[self._volumes[volume_id]].path
+                return
             backing = self._snapshots.get(snapshot_id) if snapshot_id else None
             if snapshot_id and backing is None:
                 raise KeyError(f"snapshot {snapshot_id} is not in the twin's store")
             self._volumes[volume_id] = self._ref(self._overlay(backing, size_bytes))
-            return self._layers[self._volumes[volume_id]].path
 
     def volume_path(self, volume_id: str) -> str | None:
         with self._lock:
             name = self._volumes.get(volume_id)
-            return self._layers[name].path if name else None
+            return self._made(name) if name else None
 
     def delete_volume(self, volume_id: str) -> None:
         with self._lock:
             self._freezers.pop(volume_id, None)
             self._unref(self._volumes.pop(volume_id, None))
+
+    def write_pattern(self, volume_id: str, offset: int, length: int, pattern: int) -> None:
+        """Write `length` bytes of `pattern` at `offset` into the volume (tests, via the control API)."""
+        if not (0 <= pattern <= 255 and offset >= 0 and length > 0):
+            raise ValueError("pattern must be 0-255, offset >= 0, length > 0")
+        qemu_io = shutil.which("qemu-io")
+        if not qemu_io:
+            raise MissingTool(f"qemu-io is missing: install the Debian package {QEMU_IMG_PACKAGE}")
+        with self._lock:
+            if volume_id not in self._volumes:
+                raise LookupError(f"volume {volume_id} is not in the twin's store")
+            if volume_id in self._freezers:
+                raise RuntimeError(f"volume {volume_id} is open in a running VM: write through the VM")
+            path = self._made(self._volumes[volume_id])
+            r = subprocess.run([qemu_io, "-f", "qcow2", "-c", f"write -P {pattern} {offset} {length}", path],
+                               capture_output=True, text=True)
+            if r.returncode != 0 or "failed" in r.stdout + r.stderr:
+                raise ValueError(f"qemu-io: {(r.stderr or r.stdout).strip()}")
 
     # -- snapshots ------------------------------------------------------------------------------
 
@@ -242,6 +280,7 @@ class Store:
             if freezer is None:
                 top = self._overlay(current, None)
             else:
+                self._made(current)
                 name, path = self._new_layer_path()
                 freezer(path)
                 self._add_layer(name, path, current)
@@ -285,13 +324,18 @@ class Store:
     def snapshot_path(self, snapshot_id: str) -> str | None:
         with self._lock:
             name = self._snapshots.get(snapshot_id)
-            return self._layers[name].path if name else None
+            return self._made(name) if name else None
+
+    def has_snapshot(self, snapshot_id: str) -> bool:
+        with self._lock:
+            return snapshot_id in self._snapshots
 
     def snapshot_chain(self, snapshot_id: str) -> list[str]:
         with self._lock:
             name = self._snapshots.get(snapshot_id)
             if name is None:
                 raise KeyError(f"snapshot {snapshot_id} is not in the twin's store")
+            self._made(name)
             chain = []
             while name is not None:
                 chain.append(self._layers[name].path)
@@ -337,10 +381,11 @@ class Store:
             self._snapshots.clear()
             self._freezers.clear()
             for layer in self._layers.values():
-                try:
-                    os.unlink(layer.path)
-                except FileNotFoundError:
-                    pass
+                if layer.made:
+                    try:
+                        os.unlink(layer.path)
+                    except FileNotFoundError:
+                        pass
             self._layers.clear()
 
     def close(self) -> None:

@@ -1,0 +1,141 @@
+"""The twin's store in-process: copy-on-write layers, what deleting frees, live freezes, run dirs."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+from ami_emulator.twin import store as store_mod
+from ami_emulator.twin.blocks import BLOCK_SIZE, SnapshotBlocks
+
+MIB = 1 << 20
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[store_mod.Store]:
+    s = store_mod.open_store(str(tmp_path / "runs"))
+    yield s
+    store_mod.close_store()
+
+
+def write(path: str, offset: int, length: int, pattern: int) -> None:
+    subprocess.run(["qemu-io", "-f", "qcow2", "-c", f"write -P {pattern} {offset} {length}", path],
+                   check=True, capture_output=True)
+
+
+def blocks(s: store_mod.Store, snapshot_id: str) -> SnapshotBlocks:
+    return SnapshotBlocks(s.qemu_img, s.snapshot_chain(snapshot_id))
+
+
+def layer_files(s: store_mod.Store) -> list[str]:
+    return sorted(os.listdir(os.path.join(s.run_dir(), "layers")))
+
+
+def test_a_snapshot_keeps_the_bytes_of_its_moment(store: store_mod.Store) -> None:
+    path = store.create_volume("vol-a", 8 * MIB)
+    write(path, 0, BLOCK_SIZE, 0x11)
+    store.create_snapshot("snap-a", "vol-a")
+    assert store.volume_path("vol-a") != path  # the volume moved on to a new overlay
+    write(store.volume_path("vol-a"), 0, 4096, 0x22)
+    write(store.volume_path("vol-a"), 3 * BLOCK_SIZE, 4096, 0x33)
+
+    snap = blocks(store, "snap-a")
+    assert snap.data_blocks() == [0]
+    assert snap.read(0) == bytes([0x11]) * BLOCK_SIZE
+    store.create_snapshot("snap-b", "vol-a")
+    later = blocks(store, "snap-b")
+    assert later.data_blocks() == [0, 3]
+    assert later.read(0)[:4096] == bytes([0x22]) * 4096 and later.read(0)[4096:8192] == bytes([0x11]) * 4096
+    assert later.changed_since(snap) == [0, 3]
+
+
+def test_a_volume_from_a_snapshot_outlives_it_and_files_go_with_the_last_user(store: store_mod.Store) -> None:
+    write(store.create_volume("vol-a", 4 * MIB), BLOCK_SIZE, BLOCK_SIZE, 0x44)
+    store.create_snapshot("snap-a", "vol-a")
+    store.delete_volume("vol-a")
+    store.create_volume("vol-b", 8 * MIB, "snap-a")
+    store.delete_snapshot("snap-a")
+    assert store.snapshot_path("snap-a") is None
+    store.create_snapshot("snap-b", "vol-b")  # the bytes of the deleted snapshot are still the volume's
+    assert blocks(store, "snap-b").read(1) == bytes([0x44]) * BLOCK_SIZE
+    store.delete_snapshot("snap-b")
+    assert layer_files(store)  # vol-b still stands on them
+    store.delete_volume("vol-b")
+    assert layer_files(store) == []
+
+
+def test_disk_use_follows_bytes_written_not_volume_size(store: store_mod.Store) -> None:
+    path = store.create_volume("vol-big", 64 << 30)  # a 64 GiB volume
+    write(path, 10 << 30, 2 * MIB, 0x55)
+    store.create_snapshot("snap-big", "vol-big")
+    assert store.disk_usage() < 16 * MIB
+    assert blocks(store, "snap-big").data_blocks() == [(10 << 30) // BLOCK_SIZE + i for i in range(4)]
+
+
+def test_lazy_volumes_and_snapshots_make_no_file_until_asked(store: store_mod.Store) -> None:
+    store.add_volume("vol-lazy", 15 << 30)
+    store.create_snapshot("snap-lazy", "vol-lazy")
+    store.delete_volume("vol-lazy")
+    assert layer_files(store) == []
+    assert blocks(store, "snap-lazy").data_blocks() == []  # made when read: an empty 15 GiB disk
+    store.delete_snapshot("snap-lazy")
+    assert layer_files(store) == []
+
+
+def test_a_live_freezer_freezes_through_the_vm(store: store_mod.Store) -> None:
+    path = store.create_volume("vol-live", 4 * MIB)
+    write(path, 0, BLOCK_SIZE, 0x66)
+    calls: list[str] = []
+
+    def freeze(new_path: str) -> None:  # what QMP blockdev-snapshot-sync does to the VM's disk
+        assert not os.path.exists(new_path)
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", path, "-F", "qcow2", new_path], check=True)
+        calls.append(new_path)
+
+    store.register_live_freezer("vol-live", freeze)
+    with pytest.raises(RuntimeError, match="running VM"):
+        store.write_pattern("vol-live", 0, 512, 1)
+    store.create_snapshot("snap-live", "vol-live")
+    assert calls == [store.volume_path("vol-live")]
+    assert store.snapshot_path("snap-live") == path
+    write(store.volume_path("vol-live"), 0, BLOCK_SIZE, 0x77)
+    assert blocks(store, "snap-live").read(0) == bytes([0x66]) * BLOCK_SIZE
+
+    def broken(new_path: str) -> None:
+        raise RuntimeError("QMP: device busy")
+
+    store.register_live_freezer("vol-live", broken)
+    with pytest.raises(RuntimeError, match="device busy"):
+        store.create_snapshot("snap-failed", "vol-live")
+    assert store.snapshot_path("snap-failed") is None
+    store.unregister_live_freezer("vol-live")
+    store.write_pattern("vol-live", 0, 512, 1)
+
+
+def test_close_removes_the_run_dir_and_dead_runs_are_swept(tmp_path: Path) -> None:
+    root = tmp_path / "runs"
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = root / "run-dead"
+    stale.mkdir(parents=True)
+    (stale / "pid").write_text(f"{dead.pid} 1\n")
+    alive = root / "run-alive"
+    alive.mkdir()
+    (alive / "pid").write_text(f"{os.getpid()} {store_mod._start_time(os.getpid())}\n")
+    s = store_mod.open_store(str(root))
+    assert not stale.exists() and alive.exists()
+    s.create_volume("vol-x", MIB)
+    store_mod.close_store()
+    assert not os.path.exists(s.run_dir())
+    assert store_mod.store() is None
+
+
+def test_a_missing_qemu_img_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(store_mod.MissingTool, match="qemu-utils"):
+        store_mod.open_store(str(tmp_path / "runs"))
