@@ -40,6 +40,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from ..patching import PatchError
+
 QEMU = "qemu-system-x86_64"
 SEABIOS_PATHS = ("/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/bios-256k.bin")
 OVMF_PATHS = ("/usr/share/ovmf/OVMF.fd", "/usr/share/qemu/OVMF.fd")
@@ -56,8 +58,9 @@ NO_KERNEL_SECONDS = 300
 CONSOLE_LIMIT = 64 * 1024
 
 
-class HostToolsMissing(RuntimeError):
-    """qemu or a firmware is not installed: the message names the Debian packages."""
+class HostToolsMissing(PatchError):
+    """qemu or a firmware is not installed: the message names the Debian packages. A PatchError, so
+    the launcher exits at start with it (the twin's launch patch cannot work without them)."""
 
 
 def _first(paths: tuple[str, ...]) -> str | None:

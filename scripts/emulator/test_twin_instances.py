@@ -1,0 +1,177 @@
+"""Proves launch = boot in the twin's moto (ami_emulator/twin/instances.py) against a launched server
+in twin mode, without booting a kernel: the image here is an empty disk, so the VM's firmware finds
+nothing to boot (seconds). The real boot to userspace is test/e2e/twinBoot.test.ts.
+
+Run: python3 -m pytest scripts/emulator/test_twin_instances.py
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from botocore.exceptions import ClientError
+
+from emulator_harness import Server
+
+
+def qemu_of(instance_id: str) -> list[int]:
+    pids = []
+    for p in os.listdir("/proc"):
+        if not p.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{p}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if argv and argv[0].endswith(b"qemu-system-x86_64") and instance_id.encode() in argv:
+            pids.append(int(p))
+    return pids
+
+
+def wait_for(check: Any, timeout: float = 60, what: str = "") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.3)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_EMULATOR": "twin",
+                    "AMI_FACTORY_TWIN_DIR": str(tmp_path_factory.mktemp("twin-runs"))})
+    yield s
+    s.stop()
+
+
+def run_dir(s: Server) -> Path:
+    return Path(s.ok("GET", "twin")["runDir"])
+
+
+def empty_image(ec2: Any, virtualization: str = "hvm", boot_mode: str = "legacy-bios") -> str:
+    vol = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    extra: dict[str, Any] = {"KernelId": "aki-919dcaf8"} if virtualization == "paravirtual" else {"BootMode": boot_mode, "EnaSupport": True}
+    return ec2.register_image(
+        Name=f"empty-{virtualization}-{time.monotonic_ns()}", Architecture="x86_64", VirtualizationType=virtualization,
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snap, "DeleteOnTermination": True}}], **extra,
+    )["ImageId"]
+
+
+def checks(ec2: Any, instance_id: str) -> tuple[str, str]:
+    s = ec2.describe_instance_status(InstanceIds=[instance_id], IncludeAllInstances=True)["InstanceStatuses"][0]
+    return s["SystemStatus"]["Status"], s["InstanceStatus"]["Status"]
+
+
+def test_an_hvm_image_with_twin_bytes_runs_as_a_vm_until_terminated(twin: Server) -> None:
+    ec2 = twin.client("ec2")
+    image = empty_image(ec2)
+    inst = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+    iid = inst["InstanceId"]
+    root = inst["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    vm_dir = run_dir(twin) / "vms" / iid
+    assert len(qemu_of(iid)) == 1
+    argv = (vm_dir / "argv.json").read_text()
+    assert f"serial={root.replace('-', '')}" in argv, "a Nitro type's root volume is NVMe with the volume id as serial"
+    assert '"-nic", "none"' in argv
+    volume_file = Path(twin.ok("GET", "twin")["runDir"]) / "layers"
+    layers_running = sorted(volume_file.iterdir())
+
+    # The firmware finds nothing on the empty disk: instance check impaired, SeaBIOS's screen on the console.
+    wait_for(lambda: checks(ec2, iid) == ("ok", "impaired"), 60, "the instance check to fail")
+    out = ec2.get_console_output(InstanceId=iid, Latest=True)
+    assert "No bootable device." in out["Output"], out.get("Output")
+
+    ec2.terminate_instances(InstanceIds=[iid])
+    assert qemu_of(iid) == []
+    assert ec2.describe_volumes(Filters=[{"Name": "volume-id", "Values": [root]}])["Volumes"] == []
+    layers_after = sorted(volume_file.iterdir())
+    assert len(layers_after) == len(layers_running) - 1, "the root volume's overlay file is removed (DeleteOnTermination)"
+    # The console stays readable after termination, as EC2 keeps the last output for a while.
+    assert "No bootable device." in ec2.get_console_output(InstanceId=iid)["Output"]
+
+
+def test_a_xen_type_gets_an_ide_disk_and_latest_console_stays_nitro_only(twin: Server) -> None:
+    ec2 = twin.client("ec2")
+    iid = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t2.micro")["Instances"][0]["InstanceId"]
+    try:
+        argv = (run_dir(twin) / "vms" / iid / "argv.json").read_text()
+        assert "ide-hd,drive=root,bus=ide.0" in argv and "nvme," not in argv
+        with pytest.raises(ClientError) as e:
+            ec2.get_console_output(InstanceId=iid, Latest=True)
+        assert e.value.response["Error"]["Code"] == "UnsupportedOperation"
+        wait_for(lambda: "No bootable device." in (ec2.get_console_output(InstanceId=iid).get("Output") or ""), 60, "the firmware's message")
+    finally:
+        ec2.terminate_instances(InstanceIds=[iid])
+    assert qemu_of(iid) == []
+
+
+def test_a_uefi_image_boots_with_ovmf(twin: Server) -> None:
+    ec2 = twin.client("ec2")
+    iid = ec2.run_instances(ImageId=empty_image(ec2, boot_mode="uefi"), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+    try:
+        assert "OVMF.fd" in (run_dir(twin) / "vms" / iid / "argv.json").read_text()
+    finally:
+        ec2.terminate_instances(InstanceIds=[iid])
+
+
+def test_instances_of_images_without_twin_bytes_keep_the_recorded_behaviour(twin: Server) -> None:
+    ec2 = twin.client("ec2")
+    pv = ec2.run_instances(ImageId=empty_image(ec2, "paravirtual"), MinCount=1, MaxCount=1, InstanceType="m1.small")["Instances"][0]["InstanceId"]
+    twin.ok("POST", "ec2/boot", {"outcome": "boots", "afterPolls": 0})
+    assert qemu_of(pv) == []
+    assert checks(ec2, pv) == ("ok", "ok")
+    assert "debian login:" in ec2.get_console_output(InstanceId=pv)["Output"]  # the scripted console (boto3 decodes base64)
+    ec2.terminate_instances(InstanceIds=[pv])
+
+
+def test_moto_reset_stops_every_vm(twin: Server) -> None:
+    ec2 = twin.client("ec2")
+    iid = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+    assert len(qemu_of(iid)) == 1
+    twin.moto_reset()
+    assert qemu_of(iid) == []
+
+
+def test_the_emulators_stop_ends_its_vms_and_removes_the_run_directory(tmp_path: Path) -> None:
+    s = Server(env={"AMI_FACTORY_EMULATOR": "twin", "AMI_FACTORY_TWIN_DIR": str(tmp_path)})
+    try:
+        ec2 = s.client("ec2")
+        iid = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+        assert len(qemu_of(iid)) == 1
+        root = run_dir(s)
+    finally:
+        assert s.stop() == 0
+    wait_for(lambda: qemu_of(iid) == [], 10, "the VM to end with the emulator")
+    assert not root.exists()
+
+
+def test_the_emulator_killed_outright_takes_its_vms_along(tmp_path: Path) -> None:
+    s = Server(env={"AMI_FACTORY_EMULATOR": "twin", "AMI_FACTORY_TWIN_DIR": str(tmp_path)})
+    try:
+        ec2 = s.client("ec2")
+        iid = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+        assert len(qemu_of(iid)) == 1
+    finally:
+        s.proc.kill()
+        s.proc.wait()
+    wait_for(lambda: qemu_of(iid) == [], 10, "the VM to die with the emulator (PR_SET_PDEATHSIG)")
+
+
+def test_twin_mode_without_qemu_exits_at_start_naming_the_package(tmp_path: Path) -> None:
+    # A PATH with qemu-img (the store's) and no qemu-system-x86_64.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    os.symlink(shutil.which("qemu-img"), bin_dir / "qemu-img")
+    with pytest.raises(AssertionError) as e:
+        Server(env={"AMI_FACTORY_EMULATOR": "twin", "AMI_FACTORY_TWIN_DIR": str(tmp_path / "runs"), "PATH": str(bin_dir)})
+    assert "qemu-system-x86_64 (Debian package qemu-system-x86)" in str(e.value)
+    assert "apt-get install qemu-system-x86" in str(e.value)
