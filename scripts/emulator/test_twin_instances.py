@@ -175,3 +175,21 @@ def test_twin_mode_without_qemu_exits_at_start_naming_the_package(tmp_path: Path
         Server(env={"AMI_FACTORY_EMULATOR": "twin", "AMI_FACTORY_TWIN_DIR": str(tmp_path / "runs"), "PATH": str(bin_dir)})
     assert "qemu-system-x86_64 (Debian package qemu-system-x86)" in str(e.value)
     assert "apt-get install qemu-system-x86" in str(e.value)
+
+
+def test_a_snapshot_of_a_running_instances_root_volume_freezes_through_the_vm(twin: Server) -> None:
+    ec2 = twin.client("ec2")
+    inst = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+    iid, root = inst["InstanceId"], inst["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    try:
+        from ami_emulator.twin import vm as vms
+
+        qmp_sock = str(run_dir(twin) / "vms" / iid / "qmp.sock")
+        before = vms.qmp(qmp_sock, "query-block")[0]["inserted"]["file"]
+        snap = ec2.create_snapshot(VolumeId=root)["SnapshotId"]
+        after = vms.qmp(qmp_sock, "query-block")[0]["inserted"]["file"]
+        assert after != before, "the VM writes into a new overlay after the snapshot (blockdev-snapshot-sync)"
+        assert len(qemu_of(iid)) == 1, "the VM keeps running"
+        assert ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["VolumeId"] == root
+    finally:
+        ec2.terminate_instances(InstanceIds=[iid])

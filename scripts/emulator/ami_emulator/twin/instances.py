@@ -5,7 +5,16 @@ DescribeInstanceStatus, GetConsoleOutput, Stop/Start/Reboot/TerminateInstances a
 
 Instances of images with no twin bytes keep the recorded mode's behaviour (ec2_boot: scripted
 BootRules, else moto's): moto's own and demo images, the worker image stand-in (part 2 makes the
-worker a VM), and paravirtual images, which need Xen's PV boot (PV-GRUB), not an HVM firmware."""
+worker a VM), and paravirtual images, which need Xen's PV boot (PV-GRUB), not an HVM firmware.
+
+Approximations, as EC2 documents the real thing:
+- GetConsoleOutput without Latest is EC2's buffered output, "posted shortly after an instance
+  transition state" (GetConsoleOutput, EC2 API Reference); the twin posts continuously, so both
+  forms return the console as it is now, the most recent 64 KB. Latest=true stays Nitro-only
+  (ec2_boot.latest_console_check).
+- A guest that powers itself off leaves its instance running with the instance check impaired;
+  EC2 would stop or terminate it (InstanceInitiatedShutdownBehavior).
+- The status checks are read off the serial console (vm.judge says how)."""
 
 from __future__ import annotations
 
