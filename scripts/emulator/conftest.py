@@ -1,4 +1,5 @@
-"""The emulator tests' fixtures: one launched server for the session, reset before each test that uses it."""
+"""The emulator tests' fixtures: one launched server for the session in each mode (`server`: recorded,
+`twin`: the twin, its run directory in a temporary folder), reset before each test that uses it."""
 
 from __future__ import annotations
 
@@ -16,9 +17,18 @@ def server() -> Iterator[Server]:
     s.stop()
 
 
+@pytest.fixture(scope="session")
+def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    s = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_EMULATOR": "twin",
+                    "AMI_FACTORY_TWIN_DIR": str(tmp_path_factory.mktemp("twin-runs"))})
+    yield s
+    s.stop()
+
+
 @pytest.fixture(autouse=True)
 def clean(request: pytest.FixtureRequest) -> None:
-    if "server" in request.fixturenames:
-        s = request.getfixturevalue("server")
-        s.moto_reset()
-        s.ok("POST", "reset")
+    for name in ("server", "twin"):
+        if name in request.fixturenames:
+            s = request.getfixturevalue(name)
+            s.moto_reset()
+            s.ok("POST", "reset")

@@ -8,6 +8,10 @@
 //   const sent = await emu.calls("RegisterImage"); // what was SENT, flat query parameters
 //   await emu.stop();
 //
+// `mode: "twin"` runs the twin (AMI_FACTORY_EMULATOR=twin): volumes and snapshots hold real bytes in
+// a run directory the launcher removes when it stops; the default is the recorded mode, whatever this
+// process's environment says, so a test gets the mode it asks for.
+//
 // The launcher runs with the python from `MOTO_PYTHON` (else the MOTO_PYTHON that scripts/setup.sh
 // wrote to .local/toolchain.env, else `python3`). It exits by itself when this process dies: its stdin
 // is a pipe from us, and it stops when that closes.
@@ -111,6 +115,8 @@ export interface Emulator {
 }
 
 export interface StartOptions {
+  /** The emulator's mode (AMI_FACTORY_EMULATOR): "recorded" (default: SSM answers and consoles are scripted) or "twin" (volumes and snapshots are files; needs qemu-img). */
+  mode?: "recorded" | "twin";
   /** MOTO_AMIS_PATH: a JSON list of images moto loads instead of its own. */
   amisPath?: string;
   /** Extra environment for the launcher (e.g. MOTO_EC2_LOAD_DEFAULT_AMIS: "false"). */
@@ -206,7 +212,8 @@ async function launch(python: string, port: number, env: NodeJS.ProcessEnv, time
 export async function startEmulator(opts: StartOptions = {}): Promise<Emulator> {
   installExitHook();
   const python = opts.python ?? process.env.MOTO_PYTHON ?? pythonFromToolchain() ?? "python3";
-  const env: NodeJS.ProcessEnv = { ...process.env, ...(opts.env ?? {}) };
+  const env: NodeJS.ProcessEnv = { ...process.env, AMI_FACTORY_EMULATOR: opts.mode ?? "recorded", ...(opts.env ?? {}) };
+  if (opts.mode) env.AMI_FACTORY_EMULATOR = opts.mode;
   if (opts.amisPath) env.MOTO_AMIS_PATH = path.resolve(opts.amisPath);
   // The launcher must not talk to a real AWS endpoint or proxy on our behalf.
   delete env.AWS_ENDPOINT_URL;

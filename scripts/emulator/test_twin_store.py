@@ -45,6 +45,7 @@ def test_a_snapshot_keeps_the_bytes_of_its_moment(store: store_mod.Store) -> Non
     write(store.volume_path("vol-a"), 3 * BLOCK_SIZE, 4096, 0x33)
 
     snap = blocks(store, "snap-a")
+    assert store.snapshot_size("snap-a") == 8 * MIB
     assert snap.data_blocks() == [0]
     assert snap.read(0) == bytes([0x11]) * BLOCK_SIZE
     store.create_snapshot("snap-b", "vol-a")

@@ -44,7 +44,9 @@ class EbsError(Exception):
 
     def response(self) -> tuple[int, dict[str, str], str]:
         body = json.dumps({"__type": self.code, "Message": str(self), "message": str(self), "Reason": self.reason})
-        return self.status, {"x-amzn-ErrorType": self.code, "Content-Type": "application/json"}, body
+        # moto takes the HTTP status from a "status" header (BaseResponse._transform_response)
+        headers = {"status": str(self.status), "x-amzn-ErrorType": self.code, "Content-Type": "application/json"}
+        return self.status, headers, body
 
 
 def _invalid(reason: str, message: str) -> EbsError:

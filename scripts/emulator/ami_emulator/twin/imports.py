@@ -18,6 +18,9 @@ As AWS documents and reports it:
   "Troubleshoot VM Import/Export": https://docs.aws.amazon.com/vm-import/latest/userguide/vmie_troubleshooting.html).
   A truncated VMDK is caught by qemu-img's open or `check` (sparse extents pointing past the end).
   A raw image has no structure to check: a shorter raw file is a smaller disk.
+- ClientToken makes the call idempotent ("Token to enable idempotency for VM import requests",
+  ImportSnapshot, EC2 API reference: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_ImportSnapshot.html):
+  a retry with the same token answers the first call's task and starts no second import.
 - An unknown task id in DescribeImportSnapshotTasks is InvalidConversionTaskId (EC2 API reference,
   "Error codes": https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
 - The snapshot's description is "Created by AWS-VMImport service for <task id>", its VolumeSize the
@@ -34,7 +37,7 @@ import threading
 from typing import Any
 
 from ..patching import APPLIED, _need
-from .store import ImageError, store
+from .store import ImageError, remove_file, store
 
 FORMATS = {"RAW": "raw", "VMDK": "vmdk", "VHD": "vpc"}  # API name -> qemu-img's
 UNSUPPORTED = "ClientError: Disk validation failed [Unsupported specified file format]"
@@ -46,18 +49,36 @@ class ImportTasks:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tasks: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # (account, region) -> id -> task
+        self.tokens: dict[tuple[str, str, str], str] = {}  # (account, region, ClientToken) -> task id
 
-    def add(self, account: str, region: str, task: dict[str, Any]) -> None:
+    def by_token(self, account: str, region: str, token: str | None) -> dict[str, Any] | None:
+        """A copy of the task a ClientToken started, else None."""
+        with self.lock:
+            task_id = self.tokens.get((account, region, token or ""))
+        return next((t for t in self.list(account, region) if t["ImportTaskId"] == task_id), None)
+
+    def add(self, account: str, region: str, task: dict[str, Any], token: str | None) -> None:
         with self.lock:
             self.tasks.setdefault((account, region), {})[task["ImportTaskId"]] = task
+            if token:
+                self.tokens[(account, region, token)] = task["ImportTaskId"]
 
     def list(self, account: str, region: str) -> list[dict[str, Any]]:
+        """Copies of the region's tasks (the import threads update the originals)."""
         with self.lock:
-            return list(self.tasks.get((account, region), {}).values())
+            return [{**t, "SnapshotTaskDetail": dict(t["SnapshotTaskDetail"])}
+                    for t in self.tasks.get((account, region), {}).values()]
+
+    def update(self, detail: dict[str, Any], drop: tuple[str, ...] = (), **values: Any) -> None:
+        with self.lock:
+            for key in drop:
+                detail.pop(key, None)
+            detail.update(values)
 
     def clear(self) -> None:
         with self.lock:
             self.tasks.clear()
+            self.tokens.clear()
 
 
 IMPORT_TASKS = ImportTasks()
@@ -111,9 +132,9 @@ def _run_import(backend: Any, task: dict[str, Any], source: tuple[str, str], fmt
             return _fail(detail, f"ClientError: Unable to read the disk image s3://{source[0]}/{source[1]}: no such object")
         os.makedirs(os.path.join(s.run_dir(), "imports"), exist_ok=True)
         work = os.path.join(s.run_dir(), "imports", task["ImportTaskId"])
-        detail.update(StatusMessage="downloading/converting", Progress="10")
+        IMPORT_TASKS.update(detail, StatusMessage="downloading/converting", Progress="10")
         size = _copy_object(obj, work)
-        detail["Progress"] = "40"
+        IMPORT_TASKS.update(detail, Progress="40")
         error = _validation_error(s.qemu_img, work, FORMATS[fmt]) if size else UNSUPPORTED
         if error:
             return _fail(detail, error)
@@ -128,22 +149,17 @@ def _run_import(backend: Any, task: dict[str, Any], source: tuple[str, str], fmt
             s.delete_snapshot(snap.id)
             return _fail(detail, UNSUPPORTED)
         snap.volume.size = max(1, -(-virtual // GIB))  # moto reads VolumeSize from the snapshot's volume
-        detail.pop("Progress", None)
-        detail.pop("StatusMessage", None)
-        detail.update(Status="completed", SnapshotId=snap.id, DiskImageSize=float(size))
+        IMPORT_TASKS.update(detail, ("Progress", "StatusMessage"), Status="completed", SnapshotId=snap.id,
+                            DiskImageSize=float(size))
     except Exception as e:  # never leave a task active forever
         _fail(detail, f"ClientError: {e}")
     finally:
         if work:
-            try:
-                os.unlink(work)
-            except FileNotFoundError:
-                pass
+            remove_file(work)
 
 
 def _fail(detail: dict[str, Any], message: str) -> None:
-    detail.pop("Progress", None)
-    detail.update(Status="deleted", StatusMessage=message, DiskImageSize=0.0)
+    IMPORT_TASKS.update(detail, ("Progress",), Status="deleted", StatusMessage=message, DiskImageSize=0.0)
 
 
 def patch_import_snapshot() -> None:
@@ -162,6 +178,10 @@ def patch_import_snapshot() -> None:
         container = p("DiskContainer") or {}
         tags = _tags_from_specs(p("TagSpecifications") or [], {"import-snapshot-task"}).get("import-snapshot-task", {})
         self.error_on_dryrun()
+        token = p("ClientToken")
+        earlier = IMPORT_TASKS.by_token(self.current_account, self.region, token) if token else None
+        if earlier is not None:
+            return ActionResult({**earlier, "ClientToken": token})
         fmt = (container.get("Format") or "").upper()
         if fmt not in FORMATS:
             raise EC2ClientError("InvalidParameterValue",
@@ -191,8 +211,8 @@ def patch_import_snapshot() -> None:
                                 "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}
         if description:
             task["Description"] = description
-        IMPORT_TASKS.add(self.current_account, self.region, task)
-        answer = {**task, "SnapshotTaskDetail": dict(detail), "ClientToken": p("ClientToken")}
+        answer = {**task, "SnapshotTaskDetail": dict(detail), "ClientToken": token}
+        IMPORT_TASKS.add(self.current_account, self.region, task, token)
         threading.Thread(target=_run_import, args=(self.ec2_backend, task, source, fmt), daemon=True,
                          name=f"import {task_id}").start()
         return ActionResult({k: v for k, v in answer.items() if v is not None})
@@ -206,8 +226,7 @@ def patch_import_snapshot() -> None:
             if missing:
                 raise EC2ClientError("InvalidConversionTaskId", f"The import task ID '{missing[0]}' does not exist")
             tasks = [t for t in tasks if t["ImportTaskId"] in ids]
-        out = [{**t, "SnapshotTaskDetail": dict(t["SnapshotTaskDetail"])} for t in tasks]
-        return ActionResult({"ImportSnapshotTasks": out})
+        return ActionResult({"ImportSnapshotTasks": tasks})
 
     EC2Response.import_snapshot = import_snapshot  # type: ignore[attr-defined]
     EC2Response.describe_import_snapshot_tasks = describe_import_snapshot_tasks  # type: ignore[attr-defined]

@@ -17,7 +17,7 @@ API (the contract with the rest of the twin; ids are EC2 ids, unique across regi
     s.create_volume(volume_id, size_bytes, snapshot_id=None) -> str
                                      path of the volume's qcow2 file (format qcow2), empty or a
                                      copy-on-write overlay of the snapshot. In twin mode moto's own
-                                     EBSBackend.create_volume is patched (twin/ec2_patches.py), so
+                                     EBSBackend.create_volume is patched (twin/ec2_volumes.py), so
                                      every moto volume (RunInstances' root volumes too) has a file
                                      already: a second call for an id returns the existing path.
     s.volume_path(volume_id) -> str | None
@@ -110,6 +110,13 @@ def qemu_img() -> str:
     return path
 
 
+def remove_file(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
 def _start_time(pid: int) -> str | None:
     """The process's start time in clock ticks since boot (/proc/PID/stat field 22), None if gone."""
     try:
@@ -149,7 +156,7 @@ def remove_dead_runs(root: str) -> list[str]:
 class _Layer:
     path: str
     backing: "str | None"  # the backing layer's name
-    size: "int | None" = None  # virtual size in bytes; None: the backing's
+    size: int  # virtual size in bytes
     made: bool = True  # the file exists (an empty layer is made when a path is asked for)
     refs: int = 0  # volumes, snapshots and overlays that use it
 
@@ -172,7 +179,7 @@ class Store:
         name = f"L{self._counter:06d}"
         return name, os.path.join(self.root, "layers", name + ".qcow2")
 
-    def _add_layer(self, name: str, path: str, backing: str | None, size: int | None = None, made: bool = True) -> None:
+    def _add_layer(self, name: str, path: str, backing: str | None, size: int, made: bool = True) -> None:
         if backing is not None:
             self._layers[backing].refs += 1
         self._layers[name] = _Layer(path, backing, size, made)
@@ -189,10 +196,7 @@ class Store:
                 return
             del self._layers[name]
             if layer.made:
-                try:
-                    os.unlink(layer.path)
-                except FileNotFoundError:
-                    pass
+                remove_file(layer.path)
             name = layer.backing
 
     def _run(self, *args: str) -> str:
@@ -204,6 +208,9 @@ class Store:
     def _overlay(self, backing: str | None, size_bytes: int | None) -> str:
         """A new empty qcow2 layer (on `backing`, of the backing's size unless size_bytes), made lazily."""
         name, path = self._new_layer_path()
+        if size_bytes is None:
+            assert backing is not None
+            size_bytes = self._layers[backing].size
         self._add_layer(name, path, backing, size_bytes, made=False)
         return name
 
@@ -213,11 +220,9 @@ class Store:
         if not layer.made:
             args = ["create", "-q", "-f", "qcow2"]
             if layer.backing is not None:
-                args += ["-b", self._made(layer.backing), "-F", "qcow2"]
-            args.append(layer.path)
-            if layer.size is not None:
-                args.append(str(layer.size))
-            self._run(*args)
+                # -u: the backing is not opened (a running VM may hold it), its size is known
+                args += ["-u", "-b", self._made(layer.backing), "-F", "qcow2"]
+            self._run(*args, layer.path, str(layer.size))
             layer.made = True
         return layer.path
 
@@ -283,7 +288,7 @@ class Store:
                 self._made(current)
                 name, path = self._new_layer_path()
                 freezer(path)
-                self._add_layer(name, path, current)
+                self._add_layer(name, path, current, self._layers[current].size)
                 top = name
             # The volume moves to the new overlay; its old layer is the snapshot's, frozen.
             self._volumes[volume_id] = self._ref(top)
@@ -307,13 +312,10 @@ class Store:
             self._run("convert", "-q", "-f", fmt, "-O", "qcow2", source_path, path)
             size = int(json.loads(self._run("info", "-U", "--output=json", "-f", "qcow2", path))["virtual-size"])
         except BaseException:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
+            remove_file(path)
             raise
         with self._lock:
-            self._add_layer(name, path, None)
+            self._add_layer(name, path, None, size)
             self._drop_snapshot(snapshot_id)
             self._snapshots[snapshot_id] = self._ref(name)
         return size
@@ -343,10 +345,11 @@ class Store:
             return chain
 
     def snapshot_size(self, snapshot_id: str) -> int:
-        path = self.snapshot_path(snapshot_id)
-        if path is None:
-            raise KeyError(f"snapshot {snapshot_id} is not in the twin's store")
-        return int(json.loads(self._run("info", "-U", "--output=json", "-f", "qcow2", path))["virtual-size"])
+        with self._lock:
+            name = self._snapshots.get(snapshot_id)
+            if name is None:
+                raise KeyError(f"snapshot {snapshot_id} is not in the twin's store")
+            return self._layers[name].size
 
     def delete_snapshot(self, snapshot_id: str) -> None:
         with self._lock:
@@ -382,10 +385,7 @@ class Store:
             self._freezers.clear()
             for layer in self._layers.values():
                 if layer.made:
-                    try:
-                        os.unlink(layer.path)
-                    except FileNotFoundError:
-                        pass
+                    remove_file(layer.path)
             self._layers.clear()
 
     def close(self) -> None:
