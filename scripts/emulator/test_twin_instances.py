@@ -1,5 +1,5 @@
 """Proves launch = boot in the twin's moto (ami_emulator/twin/instances.py) against a launched server
-in twin mode, without booting a kernel: the image here is an empty disk, so the VM's firmware finds
+in twin mode (conftest's `twin`, reset before each test), without booting a kernel: the image here is an empty disk, so the VM's firmware finds
 nothing to boot (seconds). The real boot to userspace is test/e2e/twinBoot.test.ts.
 
 Run: python3 -m pytest scripts/emulator/test_twin_instances.py
@@ -11,7 +11,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -41,14 +41,6 @@ def wait_for(check: Any, timeout: float = 60, what: str = "") -> Any:
             return value
         time.sleep(0.3)
     raise AssertionError(f"timed out waiting for {what}")
-
-
-@pytest.fixture(scope="module")
-def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_EMULATOR": "twin",
-                    "AMI_FACTORY_TWIN_DIR": str(tmp_path_factory.mktemp("twin-runs"))})
-    yield s
-    s.stop()
 
 
 def run_dir(s: Server) -> Path:

@@ -82,7 +82,7 @@ describe("the twin boots what it launches (AMI_FACTORY_EMULATOR=twin)", function
 
   before(async function () {
     disks = twinDisks((l) => console.log(`      ${l}`));
-    emu = await startEmulator({ env: { AMI_FACTORY_EMULATOR: "twin" } });
+    emu = await startEmulator({ mode: "twin" });
     savedEnv = { ...process.env };
     Object.assign(process.env, emu.env);
     runDir = (await emu.control<{ runDir: string }>("GET", "twin")).runDir;
