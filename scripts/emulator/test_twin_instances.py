@@ -7,6 +7,7 @@ Run: python3 -m pytest scripts/emulator/test_twin_instances.py
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -16,7 +17,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from emulator_harness import Server
+from ami_emulator.twin import vm as vms
+from emulator_harness import Server, wait_for
 
 
 def qemu_of(instance_id: str) -> list[int]:
@@ -31,16 +33,6 @@ def qemu_of(instance_id: str) -> list[int]:
         if argv and argv[0].endswith(b"qemu-system-x86_64") and instance_id.encode() in argv:
             pids.append(int(p))
     return pids
-
-
-def wait_for(check: Any, timeout: float = 60, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.3)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def run_dir(s: Server) -> Path:
@@ -133,7 +125,9 @@ def test_moto_reset_stops_every_vm(twin: Server) -> None:
     assert qemu_of(iid) == []
 
 
-def test_the_emulators_stop_ends_its_vms_and_removes_the_run_directory(tmp_path: Path) -> None:
+@pytest.mark.parametrize("end", ["stop", "kill -9"])
+def test_every_vm_ends_with_the_emulator(tmp_path: Path, end: str) -> None:
+    """stop (SIGTERM): VMs stopped and the run directory removed; kill -9: PR_SET_PDEATHSIG kills them."""
     s = Server(env={"AMI_FACTORY_EMULATOR": "twin", "AMI_FACTORY_TWIN_DIR": str(tmp_path)})
     try:
         ec2 = s.client("ec2")
@@ -141,21 +135,14 @@ def test_the_emulators_stop_ends_its_vms_and_removes_the_run_directory(tmp_path:
         assert len(qemu_of(iid)) == 1
         root = run_dir(s)
     finally:
-        assert s.stop() == 0
-    wait_for(lambda: qemu_of(iid) == [], 10, "the VM to end with the emulator")
-    assert not root.exists()
-
-
-def test_the_emulator_killed_outright_takes_its_vms_along(tmp_path: Path) -> None:
-    s = Server(env={"AMI_FACTORY_EMULATOR": "twin", "AMI_FACTORY_TWIN_DIR": str(tmp_path)})
-    try:
-        ec2 = s.client("ec2")
-        iid = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
-        assert len(qemu_of(iid)) == 1
-    finally:
-        s.proc.kill()
-        s.proc.wait()
-    wait_for(lambda: qemu_of(iid) == [], 10, "the VM to die with the emulator (PR_SET_PDEATHSIG)")
+        if end == "stop":
+            assert s.stop() == 0
+        else:
+            s.proc.kill()
+            s.proc.wait()
+    wait_for(lambda: qemu_of(iid) == [], 10, f"the VM to end with the emulator ({end})")
+    if end == "stop":
+        assert not root.exists()
 
 
 def test_twin_mode_without_qemu_exits_at_start_naming_the_package(tmp_path: Path) -> None:
@@ -174,13 +161,12 @@ def test_a_snapshot_of_a_running_instances_root_volume_freezes_through_the_vm(tw
     inst = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
     iid, root = inst["InstanceId"], inst["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
     try:
-        from ami_emulator.twin import vm as vms
-
-        qmp_sock = str(run_dir(twin) / "vms" / iid / "qmp.sock")
-        before = vms.qmp(qmp_sock, "query-block")[0]["inserted"]["file"]
-        snap = ec2.create_snapshot(VolumeId=root)["SnapshotId"]
-        after = vms.qmp(qmp_sock, "query-block")[0]["inserted"]["file"]
-        assert after != before, "the VM writes into a new overlay after the snapshot (blockdev-snapshot-sync)"
+        vm_dir = run_dir(twin) / "vms" / iid
+        launched_on = next(a for a in json.loads((vm_dir / "argv.json").read_text()) if a.startswith("file=")).split(",")[0][5:]
+        snap = ec2.create_snapshot(VolumeId=root)["SnapshotId"]  # at once: qemu may not have opened QMP yet
+        now = vms.qmp(str(vm_dir / "qmp.sock"), "query-block")[0]["inserted"]
+        assert now["file"] != launched_on, "the VM writes into a new overlay after the snapshot (blockdev-snapshot-sync)"
+        assert now["backing_file"] == launched_on, "the file the VM had open is the new overlay's backing: the snapshot's frozen layer"
         assert len(qemu_of(iid)) == 1, "the VM keeps running"
         assert ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["VolumeId"] == root
     finally:

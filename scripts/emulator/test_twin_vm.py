@@ -19,16 +19,7 @@ from typing import Any
 import pytest
 
 from ami_emulator.twin import vm as vms
-
-
-def wait_for(check: Any, timeout: float = 60, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what or check}")
+from emulator_harness import wait_for
 
 
 def empty_disk(folder: Path, mib: int = 16) -> str:

@@ -191,7 +191,7 @@ def patch_twin_instances() -> None:
         vm = vms.get(self.id)
         if vm is not None:
             try:
-                vms.qmp(vm.qmp_path, "system_reset")
+                vm.control("system_reset")
             except (OSError, vms.QmpError, ValueError):
                 pass
         return original_reboot(self)

@@ -401,11 +401,20 @@ class Vm:
             self._noted.add(key)
         self._note(text)
 
+    def control(self, command: str, arguments: dict[str, Any] | None = None, timeout: float = 10) -> Any:
+        """A QMP command, waiting (up to `timeout`) for a just-started qemu to open its socket."""
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.qmp_path):
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                raise QmpError(f"qemu of {self.spec.instance_id} has no QMP socket")
+            time.sleep(0.05)
+        return qmp(self.qmp_path, command, arguments, timeout=timeout)
+
     def freeze(self, new_path: str) -> None:
         """The store's live freezer: continue writing into a new overlay at new_path (the file open
         so far becomes the snapshot's frozen layer)."""
-        qmp(self.qmp_path, "blockdev-snapshot-sync",
-            {"device": "root", "snapshot-file": new_path, "format": "qcow2", "mode": "absolute-paths"}, timeout=60)
+        self.control("blockdev-snapshot-sync",
+                     {"device": "root", "snapshot-file": new_path, "format": "qcow2", "mode": "absolute-paths"}, timeout=60)
 
     def stop(self, grace: float = 5) -> None:
         """QMP quit, then SIGKILL to the process group; waits for qemu to be gone."""
@@ -414,7 +423,7 @@ class Vm:
         if proc is None or proc.poll() is not None:
             return
         try:
-            qmp(self.qmp_path, "quit", timeout=grace)
+            self.control("quit", timeout=grace)
         except (OSError, QmpError, ValueError):
             pass
         try:
