@@ -76,22 +76,24 @@ def test_nitro_types_get_nvme_with_the_volume_id_as_serial_xen_types_an_ide_disk
 BOOTED = b"SeaBIOS\r\nLoading Linux ...\r\n[    0.000000] Linux version 6.1.0-28-amd64\r\n[  OK  ] Reached target multi-user.target - Multi-User System.\r\n\r\ndebian login: "
 
 
-@pytest.mark.parametrize("console, firmware, state, code, seconds, expected", [
-    (b"", b"", "running", None, 1, ("ok", "initializing")),
-    (b"Linux version 6.1\r\n", b"", "running", None, 10_000, ("ok", "initializing")),
-    (BOOTED, b"", "running", None, 100, ("ok", "ok")),
-    (BOOTED + b"\r\n[  99.1] Kernel panic - not syncing: Attempted to kill init!\r\n", b"", "running", None, 100, ("ok", "impaired")),
-    (b"Linux version 6.1\r\n[ 2.1] Kernel panic - not syncing: VFS: Unable to mount root fs\r\n", b"", "running", None, 100, ("ok", "impaired")),
-    (b"Gave up waiting for root file system device.\r\nALERT!  UUID=x does not exist.  Dropping to a shell!\r\n", b"", "running", None, 100, ("ok", "impaired")),
-    (b"You are in emergency mode.\r\n", b"", "running", None, 100, ("ok", "impaired")),
-    (b"", b"Booting from Hard Disk...\nBoot failed: not a bootable disk\nNo bootable device.", "running", None, 5, ("ok", "impaired")),
-    (b"", b"", "running", None, vms.NO_KERNEL_SECONDS + 1, ("ok", "impaired")),
-    (BOOTED, b"", "shutdown", None, 100, ("ok", "impaired")),
-    (b"", b"", None, 1, 1, ("impaired", "impaired")),
+@pytest.mark.parametrize("console, state, code, seconds, expected", [
+    (b"", "running", None, 1, ("ok", "initializing")),
+    (b"Linux version 6.1\r\n", "running", None, 10_000, ("ok", "initializing")),
+    (BOOTED, "running", None, 100, ("ok", "ok")),
+    (BOOTED + b"\r\n[  99.1] Kernel panic - not syncing: Attempted to kill init!\r\n", "running", None, 100, ("ok", "impaired")),
+    (b"Linux version 6.1\r\n[ 2.1] Kernel panic - not syncing: VFS: Unable to mount root fs\r\n", "running", None, 100, ("ok", "impaired")),
+    (b"Gave up waiting for root file system device.\r\nALERT!  UUID=x does not exist.  Dropping to a shell!\r\n", "running", None, 100, ("ok", "impaired")),
+    (b"You are in emergency mode.\r\n", "running", None, 100, ("ok", "impaired")),
+    (b"Booting from Hard Disk...\nBoot failed: not a bootable disk\nNo bootable device.", "running", None, 5, ("ok", "impaired")),
+    # Read while SeaBIOS is still writing its last line: not yet.
+    (b"Booting from Hard Disk...\nBoot failed: not a bootable disk\nNo bootable device", "running", None, 5, ("ok", "initializing")),
+    (b"", "running", None, vms.NO_KERNEL_SECONDS + 1, ("ok", "impaired")),
+    (BOOTED, "shutdown", None, 100, ("ok", "impaired")),
+    (b"", None, 1, 1, ("impaired", "impaired")),
 ])
-def test_status_checks_follow_what_the_vm_shows(console: bytes, firmware: bytes, state: str | None, code: int | None,
+def test_status_checks_follow_what_the_vm_shows(console: bytes, state: str | None, code: int | None,
                                                 seconds: float, expected: tuple[str, str]) -> None:
-    health = vms.judge(console, firmware, state, code, seconds)
+    health = vms.judge(console, state, code, seconds)
     assert (health.system, health.instance) == expected, health.reason
 
 
