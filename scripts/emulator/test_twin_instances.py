@@ -171,3 +171,14 @@ def test_a_snapshot_of_a_running_instances_root_volume_freezes_through_the_vm(tw
         assert ec2.describe_snapshots(SnapshotIds=[snap])["Snapshots"][0]["VolumeId"] == root
     finally:
         ec2.terminate_instances(InstanceIds=[iid])
+
+
+def test_an_arm64_image_keeps_the_recorded_behaviour(twin: Server) -> None:
+    ec2 = twin.client("ec2")
+    vol = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    image = ec2.register_image(Name="arm", Architecture="arm64", VirtualizationType="hvm", RootDeviceName="/dev/xvda", EnaSupport=True,
+                               BootMode="uefi", BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"SnapshotId": snap}}])["ImageId"]
+    iid = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t4g.micro")["Instances"][0]["InstanceId"]
+    assert qemu_of(iid) == [], "qemu-system-x86_64 cannot run an arm64 image"
+    ec2.terminate_instances(InstanceIds=[iid])

@@ -5,7 +5,8 @@ DescribeInstanceStatus, GetConsoleOutput, Stop/Start/Reboot/TerminateInstances a
 
 Instances of images with no twin bytes keep the recorded mode's behaviour (ec2_boot: scripted
 BootRules, else moto's): moto's own and demo images, the worker image stand-in (part 2 makes the
-worker a VM), and paravirtual images, which need Xen's PV boot (PV-GRUB), not an HVM firmware.
+worker a VM), paravirtual images, which need Xen's PV boot (PV-GRUB), not an HVM firmware, and
+arm64 images (the twin runs qemu-system-x86_64 only).
 
 Approximations, as EC2 documents the real thing:
 - GetConsoleOutput without Latest is EC2's buffered output, "posted shortly after an instance
@@ -14,7 +15,9 @@ Approximations, as EC2 documents the real thing:
   (ec2_boot.latest_console_check).
 - A guest that powers itself off leaves its instance running with the instance check impaired;
   EC2 would stop or terminate it (InstanceInitiatedShutdownBehavior).
-- The status checks are read off the serial console (vm.judge says how)."""
+- The status checks are read off the serial console (vm.judge says how).
+- Only the root volume is a disk of the VM: the instance's other EBS volumes exist (files in the
+  store) but are not attached to it, and AttachVolume does not hot-plug (part 2, the worker)."""
 
 from __future__ import annotations
 
@@ -41,6 +44,8 @@ def boot_plan(s: Store, instance: Any) -> vms.VmSpec | None:
     """The VM an instance runs as, or None when its image has no twin bytes (recorded behaviour)."""
     image = instance.ec2_backend.amis.get(instance.image_id)
     if image is None or getattr(image, "virtualization_type", None) != "hvm":
+        return None
+    if getattr(image, "architecture", None) not in (None, "x86_64", "i386"):  # qemu-system-x86_64 runs both
         return None
     snapshot_id = _root_snapshot(image)
     if not snapshot_id or s.snapshot_path(snapshot_id) is None:
