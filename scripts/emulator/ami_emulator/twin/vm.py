@@ -315,7 +315,7 @@ class Vm:
     started: float = field(default_factory=time.monotonic)
     start_error: str | None = None
     stopped: bool = False
-    _noted: set[str] = field(default_factory=set)  # console notes made once
+    _exit_noted: bool = False  # qemu's exit message is on the console
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
@@ -358,15 +358,21 @@ class Vm:
             return None
         code = self.proc.poll()
         if code is not None:
-            try:
-                with open(os.path.join(self.folder, "qemu.stderr"), "rb") as f:
-                    # Not the warning our own etc/sercon-port item always draws.
-                    message = "\n".join(ln for ln in f.read().decode("utf-8", "replace").splitlines()
-                                        if "externally provided fw_cfg" not in ln).strip()
-            except OSError:
-                message = ""
-            self._note_once("exit", f"qemu exited with status {code}" + (f": {message}" if message else ""))
+            with self._lock:
+                noted, self._exit_noted = self._exit_noted, True
+            if not noted:
+                message = self._stderr()
+                self._note(f"qemu exited with status {code}" + (f": {message}" if message else ""))
         return code
+
+    def _stderr(self) -> str:
+        try:
+            with open(os.path.join(self.folder, "qemu.stderr"), "rb") as f:
+                # Not the warning our own etc/sercon-port item always draws.
+                return "\n".join(ln for ln in f.read().decode("utf-8", "replace").splitlines()
+                                 if "externally provided fw_cfg" not in ln).strip()
+        except OSError:
+            return ""
 
     def run_state(self) -> str | None:
         """QMP query-status ("running", "shutdown", "guest-panicked", ...), None if qemu does not answer."""
@@ -388,13 +394,6 @@ class Vm:
         code = self.exit_code()
         state = self.run_state() if code is None else None
         return judge(self.console(), state, code, time.monotonic() - self.started)
-
-    def _note_once(self, key: str, text: str) -> None:
-        with self._lock:
-            if key in self._noted:
-                return
-            self._noted.add(key)
-        self._note(text)
 
     def control(self, command: str, arguments: dict[str, Any] | None = None, timeout: float = 10) -> Any:
         """A QMP command, waiting (up to `timeout`) for a just-started qemu to open its socket."""
