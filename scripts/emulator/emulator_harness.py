@@ -83,6 +83,17 @@ class Server:
                 self.proc.kill()
 
 
+def wait_for(check: Any, timeout: float = 60, what: str = "") -> Any:
+    """Poll check() until it returns something true (that value), or fail after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what or check}")
+
+
 def snapshot(ec2: Any, size: int = 8, tags: dict[str, str] | None = None) -> str:
     vol = ec2.create_volume(Size=size, AvailabilityZone=ec2.meta.region_name + "a")
     kwargs: dict[str, Any] = {"VolumeId": vol["VolumeId"]}

@@ -333,6 +333,8 @@ def test_an_instance_root_volume_is_an_overlay_of_the_images_snapshot(twin: Serv
                                                      "Ebs": {"SnapshotId": snap, "DeleteOnTermination": True}}])["ImageId"]
     instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
     root = next(m["Ebs"]["VolumeId"] for m in instance["BlockDeviceMappings"] if m["DeviceName"] == "/dev/xvda")
+    # The instance runs as a VM (twin/instances.py) holding the volume: stopped, the volume takes a write.
+    ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
     write(twin, root, 7, 0xB7)  # what the instance writes
     after = ec2.create_snapshot(VolumeId=root)["SnapshotId"]
     expected = bytearray(raw)
@@ -361,6 +363,7 @@ def test_copy_image_and_create_image_keep_the_bytes(twin: Server) -> None:
         read_back(twin, copied_snap, len(raw))
     instance = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
     root = instance["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
+    ec2.stop_instances(InstanceIds=[instance["InstanceId"]])  # its VM lets go of the volume
     write(twin, root, 4, 0xC4)
     made = ec2.create_image(InstanceId=instance["InstanceId"], Name="made-image")["ImageId"]
     made_snap = ec2.describe_images(ImageIds=[made])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]

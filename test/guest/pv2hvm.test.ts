@@ -15,6 +15,7 @@ import * as zlib from "zlib";
 import { bootImage, BootResult, detectAccel } from "../support/qemu";
 import { leftovers, Loops, must, requireRootAndTools as requireTools, Run, run, tail } from "../support/host";
 import { checkFacts, declaredFactsSchema } from "../../providers/worker/facts";
+import { bootSignalRegex, classifyConsole } from "../../providers/worker/console";
 
 const repo = path.resolve(__dirname, "../..");
 const guest = path.join(repo, "scripts/guest");
@@ -830,6 +831,15 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         assert.strictEqual(after[2], layout === "bootpart" ? "/dev/nvme0n1p1" : "-", "a separate /boot is mounted by UUID from the new fstab");
         assert.ok(after[3].split(" ").includes(updateArg), `/proc/cmdline after the update lacks ${updateArg}: ${after[3]}`);
         assert.match(serial, /Booting `Debian GNU\/Linux 12, kernel .* \(kernel update\)'/);
+        // Launch verification's reading of a console (providers/worker/console.ts) on this real one.
+        // The image's test hook reboots (then powers off) before systemd reaches the multi-user
+        // target and before a getty prompts, so the default boot signal never shows here: with the
+        // hook's line as the user's bootSignal (verify.bootSignal) it is booted, and with the default
+        // one nothing on a real boot may read as a failure.
+        const verdict = classifyConsole(r.serial, bootSignalRegex("^AMI-FACTORY-(BOOTED|UPDATED) ") as RegExp);
+        assert.strictEqual(verdict.state, "booted", `classifyConsole on the real console: ${JSON.stringify(verdict)}\n${tail(serial)}`);
+        assert.strictEqual(verdict.line, `AMI-FACTORY-UPDATED ${marker}`);
+        assert.notStrictEqual(classifyConsole(r.serial).state, "failed", JSON.stringify(classifyConsole(r.serial)));
       });
 
       if (!L.inPlace && (layout === "flat" || layout === "msdos")) {
@@ -839,6 +849,10 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
           assert.notStrictEqual(r.outcome, "marker", "the unconverted PV image booted: the boot test proves nothing");
           assert.ok(!/Linux version/.test(r.serial), "a kernel started from the unconverted PV image");
           if (layout === "flat") assert.strictEqual(r.outcome, "not-bootable", `SeaBIOS should find no boot sector: ${tail(r.bios, 10)}`);
+          for (const signal of [undefined, bootSignalRegex("^AMI-FACTORY-(BOOTED|UPDATED) ") as RegExp]) {
+            const verdict = classifyConsole(r.serial, signal);
+            assert.notStrictEqual(verdict.state, "booted", `classifyConsole calls the unbootable source booted: ${JSON.stringify(verdict)}`);
+          }
         });
       }
 

@@ -130,6 +130,16 @@ def _instance_type_info(instance_type: str) -> dict[str, Any]:
     return INSTANCE_TYPES.get(instance_type) or {}
 
 
+def latest_console_check(instance: Any, latest: bool) -> None:
+    """GetConsoleOutput with Latest=true is "supported on instance types that use the Nitro
+    hypervisor" (GetConsoleOutput API reference): on a Xen type it fails with UnsupportedOperation."""
+    from moto.ec2.exceptions import EC2ClientError
+
+    if latest and _instance_type_info(instance.instance_type).get("Hypervisor") != "nitro":
+        raise EC2ClientError("UnsupportedOperation",
+                             f"The instance type {instance.instance_type} does not support retrieving the latest console output.")
+
+
 def patch_boot_outcomes() -> None:
     """DescribeInstanceStatus and GetConsoleOutput as an instance of a scripted image would answer
     (BootScripts); GetConsoleOutput's Output is base64 and absent while the console is empty, as on
@@ -200,10 +210,7 @@ def patch_boot_outcomes() -> None:
         instance = self.ec2_backend.get_instance(self._get_param("InstanceId"))
         if BOOT_SCRIPTS.hidden(instance):
             raise InvalidInstanceIdError(instance.id)
-        latest = str(self._get_param("Latest", False)).lower() == "true"
-        if latest and _instance_type_info(instance.instance_type).get("Hypervisor") != "nitro":
-            raise EC2ClientError("UnsupportedOperation",
-                                 f"The instance type {instance.instance_type} does not support retrieving the latest console output.")
+        latest_console_check(instance, str(self._get_param("Latest", False)).lower() == "true")
         outcome, console = BOOT_SCRIPTS.view(instance)
         if outcome == "moto":
             return original_console(self)

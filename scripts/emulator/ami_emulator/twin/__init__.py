@@ -9,6 +9,9 @@ One module per concept:
   blocks       a snapshot's bytes in EBS's 512 KiB blocks (read from the qcow2 layers)
   ebs_direct   the EBS direct APIs that read a snapshot's bytes (ListSnapshotBlocks,
                GetSnapshotBlock, ListChangedBlocks)
+  vm           an instance as a qemu VM (command line, QMP, console, status checks)
+  instances    launch = boot: RunInstances, DescribeInstanceStatus, GetConsoleOutput, Stop/Start/
+               Reboot/TerminateInstances of an image with twin bytes act on its VM
 Nothing outside scripts/emulator knows which mode runs."""
 
 
@@ -18,8 +21,10 @@ def patch_twin() -> None:
     from .ebs_direct import patch_ebs_direct_reads
     from .ec2_volumes import patch_reset, patch_volume_files
     from .imports import IMPORT_TASKS, patch_import_snapshot
+    from .instances import patch_twin_instances
 
     patch_volume_files()
     patch_import_snapshot()
     patch_ebs_direct_reads()
     patch_reset(IMPORT_TASKS.clear)
+    patch_twin_instances()  # after patch_reset: its reset stops the VMs before the store's files go

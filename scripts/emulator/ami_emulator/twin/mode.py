@@ -19,7 +19,8 @@ MODES = ("recorded", "twin")
 DESCRIPTIONS = {
     "recorded": "SSM answers and consoles are scripted (the recorded mode; AMI_FACTORY_EMULATOR=twin "
                 "for volumes and snapshots with real bytes)",
-    "twin": "volumes and snapshots are qcow2 files in {run_dir}; SSM answers and consoles are scripted",
+    "twin": "volumes and snapshots are qcow2 files in {run_dir}; an HVM image with twin bytes boots in qemu "
+            "when launched (its console is real); SSM answers are scripted",
 }
 
 
@@ -44,4 +45,7 @@ def start(which: str) -> str:
 
 
 def stop() -> None:
+    from .vm import stop_all
+
+    stop_all()  # the VMs first: they have the store's files open
     store_mod.close_store()
