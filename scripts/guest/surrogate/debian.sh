@@ -64,7 +64,7 @@ debian_populate() {
   "${DEBOOTSTRAP[@]}" "${common[@]}" "$suite" "$root" "$mirror" >"$log" 2>&1 ||
     { tail -30 "$log" >&2; die "debootstrap $suite failed (see above)"; }
   log "debootstrap done"
-  chroot "$root" apt-get clean >&2 || true
+  "${CHROOT[@]}" "$root" apt-get clean >&2 || true
   rm -rf "$root"/var/lib/apt/lists/*_Packages "$root"/var/cache/apt/*.bin
 
   # Networking without cloud-init: DHCP on every Ethernet interface (ENA shows as ens5/eth0).
