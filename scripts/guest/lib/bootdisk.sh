@@ -36,9 +36,7 @@ run() {
   "$@" >&2
 }
 
-# CHROOT: the image's own tools run without network (no route to the metadata service's role
-# credentials; a namespace, as root beside the SSM agent no owner-match rule tells them apart).
-CHROOT=(unshare --net chroot)
+CHROOT=(unshare --net chroot) # no network (README)
 
 # run_in ROOT CMD ARGS...: CMD inside the chroot ROOT (see chroot_mounts).
 run_in() { local root=$1; shift; run "${CHROOT[@]}" "$root" "$@"; }
