@@ -2,7 +2,7 @@
 // between recording its grants and making them leaves a record that `npm run sweep` takes away with
 // what only it granted (another share's grants stay); 40 principals fit EC2's 50 tags per image.
 import * as assert from "assert";
-import { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } from "@aws-sdk/client-ec2";
+import { CreateTagsCommand, DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand, EC2Client, ModifyImageAttributeCommand } from "@aws-sdk/client-ec2";
 import { describeImage, ec2, seedPvImage } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { startGateProxy } from "../support/gateProxy";
@@ -10,7 +10,8 @@ import { useEmulator } from "../support/hooks";
 import { killHard, processTree } from "../support/processes";
 import { resourceOutputs, testStack } from "../support/stack";
 import { sweep } from "../../scripts/sweep";
-import { readRecords } from "../../providers/sharedAmi/grantRecords";
+import { readRecords, recordTags } from "../../providers/sharedAmi/grantRecords";
+import { grantInPlace, noGrant, revokeInPlace } from "../../providers/sharedAmi/grants";
 
 const A = "111122223333";
 const B = "444455556666";
@@ -90,5 +91,33 @@ describe("SharedAmi grant records on a source shared in place", function () {
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual(await launchAccounts(sourceAmiId), []);
     assert.deepStrictEqual([...(await records(sourceAmiId)).keys()], []);
+  });
+
+  it("a revocation that races another share granting the same principal: the other share keeps it", async () => {
+    const { imageId } = await seedPvImage("us-east-1", "grants-race");
+    const snapshotIds = ((await describeImage("us-east-1", imageId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);
+    const img = { imageId, snapshotIds };
+    const grantA = { launch: { accountIds: [A], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [] };
+    await grantInPlace("us-east-1", img, "leaving", grantA, grantA);
+    // The leaving share's revocation is held at a gate after it read the records (none other names
+    // A); meanwhile another share records A, then grants it (a no-op: A is granted).
+    const gate = await startGateProxy(emu.endpoint, /LaunchPermission\.Remove/);
+    const direct = new EC2Client({ region: "us-east-1", endpoint: emu.endpoint });
+    process.env.AWS_ENDPOINT_URL_EC2 = gate.url;
+    try {
+      const revoking = revokeInPlace("us-east-1", img, "leaving", noGrant, grantA);
+      await gate.holding;
+      const tags = Object.entries(recordTags("arriving", grantA)).map(([Key, Value]) => ({ Key, Value }));
+      await direct.send(new CreateTagsCommand({ Resources: [imageId], Tags: tags }));
+      await direct.send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: [{ UserId: A }] } }));
+      gate.open();
+      await revoking;
+    } finally {
+      delete process.env.AWS_ENDPOINT_URL_EC2;
+      gate.open();
+      await gate.stop();
+    }
+    assert.deepStrictEqual(await launchAccounts(imageId), [A], "granted back after the revocation re-read the records");
+    assert.deepStrictEqual([...(await records(imageId)).keys()], ["arriving"]);
   });
 });
