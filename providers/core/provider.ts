@@ -7,6 +7,7 @@ import { withCallCount, type Progress } from "./progress";
 import { compact, progressLog } from "./resource";
 import { engineLog } from "./engineLog";
 import { resourceUrn } from "./tags";
+import { refuseNewerWriter, stampWriter } from "./writtenBy";
 
 type Log = (line: string) => void;
 
@@ -66,6 +67,11 @@ async function logged<T>(kind: string, scope: string, what: string, op: (log: Pr
 }
 
 export function dynamicProvider<I extends { scope: string }, O extends I>(ops: ResourceOperations<I, O>): pulumi.dynamic.ResourceProvider<I, O> {
+  /** Stored state in today's shape, unless a newer release wrote it (./writtenBy.ts). */
+  const upgrade = (stored: Record<string, unknown>): O => {
+    refuseNewerWriter(ops.kind, stored);
+    return ops.upgrade(stored);
+  };
   return {
     async check(olds, news) {
       const previous = olds && Object.keys(olds).length ? (olds as unknown as Record<string, unknown>) : undefined;
@@ -73,7 +79,7 @@ export function dynamicProvider<I extends { scope: string }, O extends I>(ops: R
       return failures.length ? { inputs: news, failures } : { inputs: compact(inputs!) };
     },
     async diff(_id, olds, news) {
-      const result = ops.diff(ops.upgrade(olds as unknown as Record<string, unknown>), news);
+      const result = ops.diff(upgrade(olds as unknown as Record<string, unknown>), news);
       // Shown at preview, on the resource: what forces a replacement, a gap in service it causes.
       for (const note of (result as { notes?: string[] }).notes ?? []) {
         const warning = note.startsWith("warning: ");
@@ -83,19 +89,19 @@ export function dynamicProvider<I extends { scope: string }, O extends I>(ops: R
     },
     async create(inputs) {
       const { id, outs } = await logged(ops.kind, inputs.scope, "created", (log) => ops.create(inputs, log), (r) => r.outs);
-      return { id, outs: compact(outs) };
+      return { id, outs: compact(stampWriter(outs)) };
     },
     async update(_id, olds, news) {
-      const upgraded = ops.upgrade(olds as unknown as Record<string, unknown>);
-      return { outs: compact(await logged(ops.kind, news.scope, "updated", (log) => ops.update(upgraded, news, log), (outs) => outs)) };
+      const upgraded = upgrade(olds as unknown as Record<string, unknown>);
+      return { outs: compact(stampWriter(await logged(ops.kind, news.scope, "updated", (log) => ops.update(upgraded, news, log), (outs) => outs))) };
     },
     async delete(_id, olds) {
-      const upgraded = ops.upgrade(olds as unknown as Record<string, unknown>);
+      const upgraded = upgrade(olds as unknown as Record<string, unknown>);
       await logged(ops.kind, upgraded.scope, "deleted", (log) => ops.delete(upgraded, log), () => undefined);
     },
     async read(id, props) {
       const stored = (props ?? {}) as Record<string, unknown>;
-      const upgraded = ops.upgrade(stored);
+      const upgraded = upgrade(stored);
       const found = await ops.read(id, upgraded);
       if (!found.props) return {};
       return { id: found.id ?? id, props: compact(asStored(stored, upgraded as unknown as Record<string, unknown>, found.props as unknown as Record<string, unknown>)) as unknown as O };
@@ -116,13 +122,20 @@ export function dynamicProvider<I extends { scope: string }, O extends I>(ops: R
  * project is found from that working directory upwards, never by an absolute path, so state stays
  * valid when the project is moved, copied or checked out elsewhere (CI, another laptop).
  *
+ * The project found must be ami-factory (its package.json name): a `providers/core/runtime.js` of
+ * some other project above the stack folder is never run.
+ *
  * Pulumi serialises these functions as their source text with what they capture (only `kind`):
  * every character below is stored twice per resource, hence the terse body.
  */
 export function thinProvider(kind: string): pulumi.dynamic.ResourceProvider {
   const m = (d = process.cwd()): Required<pulumi.dynamic.ResourceProvider> => {
-    const p = require("path"), r = p.join(d, "providers/core/runtime.js"), u = p.dirname(d);
-    if (require("fs").existsSync(r)) return require(r)(d, kind);
+    const p = require("path"), f = require("fs"), r = p.join(d, "providers/core/runtime.js"), u = p.dirname(d);
+    if (f.existsSync(r)) {
+      const j = p.join(d, "package.json");
+      if (!f.existsSync(j) || require(j).name !== "ami-factory") throw new Error(`refusing ${r}: not ami-factory's`);
+      return require(r)(d, kind);
+    }
     if (d === u) throw new Error(`no ami-factory project at or above ${process.cwd()}`);
     return m(u);
   };

@@ -7,8 +7,9 @@ import { ec2Client, iamClient, ec2Sdk, iamSdk } from "./clients";
 import { deleteImageAndSnapshots, deleteSnapshot } from "./images";
 import { BUILD_ID_TAG, COPY_OF_TAG, CREATED_TAG, EXPIRES_TAG, HANDED_OVER_TAG, MANAGED_BY_TAG, STACK_TAG, TEMPORARY_TAG, VERIFICATION_TAG } from "./tags";
 import { errorName, waitFor } from "./wait";
+import { dropHolder, expiringRecords } from "../sharedAmi/grants";
 
-export type LeftoverKind = "instance" | "image" | "volume" | "snapshot" | "security-group" | "instance-profile" | "role";
+export type LeftoverKind = "grant-record" | "instance" | "image" | "volume" | "snapshot" | "security-group" | "instance-profile" | "role";
 
 export interface Leftover {
   kind: LeftoverKind;
@@ -33,7 +34,7 @@ export interface LeftoverFilter {
 }
 
 /** Deletion order: what holds a thing goes before it. */
-export const SWEEP_ORDER: LeftoverKind[] = ["instance", "image", "volume", "snapshot", "security-group", "instance-profile", "role"];
+export const SWEEP_ORDER: LeftoverKind[] = ["grant-record", "instance", "image", "volume", "snapshot", "security-group", "instance-profile", "role"];
 
 type TagList = { Key?: string; Value?: string }[] | undefined;
 const tagOf = (tags: TagList, key: string) => tags?.find((t) => t.Key === key)?.Value;
@@ -92,6 +93,12 @@ export async function findLeftovers(region: string, f: LeftoverFilter, opts: { i
     if (image.State === "deregistered" || tagOf(image.Tags, HANDED_OVER_TAG) || !tagOf(image.Tags, EXPIRES_TAG) || !keep(f, image.Tags)) continue;
     found.push(leftover("image", image.ImageId!, region, image.Tags));
   }
+  // Grant records of SharedAmi creates that died before handing over (id: image#holder): the
+  // record goes, and what only that holder granted is revoked (sharedAmi/grants.ts).
+  for (const r of await expiringRecords(region)) {
+    const tags = [{ Key: EXPIRES_TAG, Value: r.expiresAt }, { Key: BUILD_ID_TAG, Value: r.buildId }, { Key: STACK_TAG, Value: r.stack }];
+    if (keep(f, tags)) found.push({ ...leftover("grant-record", `${r.imageId}#${r.holderId}`, region, tags) });
+  }
   if (opts.iam !== false) found.push(...(await findIamLeftovers(region, f)));
   return found;
 }
@@ -138,7 +145,10 @@ async function deleteOne(item: Leftover): Promise<void> {
   const gone = (names: string[]) => (e: unknown) => {
     if (!names.includes(errorName(e) ?? "")) throw e;
   };
-  if (item.kind === "instance") {
+  if (item.kind === "grant-record") {
+    const [imageId, holderId] = item.id.split("#");
+    await dropHolder(item.region, imageId, holderId);
+  } else if (item.kind === "instance") {
     const ec2 = await ec2Client(item.region);
     await ec2.send(new ec2mod.TerminateInstancesCommand({ InstanceIds: [item.id] })).catch(gone(["InvalidInstanceID.NotFound"]));
     await ec2mod.waitUntilInstanceTerminated({ client: ec2, maxWaitTime: 600, minDelay: 2, maxDelay: 15 }, { InstanceIds: [item.id] });
@@ -178,6 +188,9 @@ async function deleteOne(item: Leftover): Promise<void> {
     } else {
       const attached = (await iam.send(new iammod.ListAttachedRolePoliciesCommand({ RoleName: item.id })).catch(noEntity))?.AttachedPolicies ?? [];
       for (const p of attached) await iam.send(new iammod.DetachRolePolicyCommand({ RoleName: item.id, PolicyArn: p.PolicyArn })).catch(noEntity);
+      // IAM deletes a role only without policies: inline ones (today's workers) and attached ones (older releases').
+      const inline = (await iam.send(new iammod.ListRolePoliciesCommand({ RoleName: item.id })).catch(noEntity))?.PolicyNames ?? [];
+      for (const name of inline) await iam.send(new iammod.DeleteRolePolicyCommand({ RoleName: item.id, PolicyName: name })).catch(noEntity);
       const profiles = (await iam.send(new iammod.ListInstanceProfilesForRoleCommand({ RoleName: item.id })).catch(noEntity))?.InstanceProfiles ?? [];
       for (const p of profiles) await iam.send(new iammod.RemoveRoleFromInstanceProfileCommand({ InstanceProfileName: p.InstanceProfileName, RoleName: item.id })).catch(noEntity);
       await iam.send(new iammod.DeleteRoleCommand({ RoleName: item.id })).catch(noEntity);

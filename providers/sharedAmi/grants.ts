@@ -1,84 +1,124 @@
 // Who holds each grant on an image shared in place (the source, in its own region). Several shares
 // can grant on one source image: a replacement is created before the old share is deleted, and two
-// shares of a stack may share one source. So each share records its grants as tags on the image,
-// one per principal, `ami-factory:grant:<holderId>:<principal>` = "launch" or "launch volume", before
-// it grants; and it revokes only what no other holder's tag still names. One tag per (holder,
-// principal) key: shares that change grants in parallel never rewrite each other's tag.
-import { randomBytes } from "crypto";
-import { ec2Client } from "../core/clients";
-import { changeLaunchPermissions, changeSnapshotPermissions, describeImage, noPrincipals, Principals, retag } from "../core/images";
+// shares of a stack may share one source. So each share records its grants as tags on the image
+// (./grantRecords.ts) before it grants, and revokes only what no other share's record still names.
+// A create's record carries an expiry until it is handed over: a run that died between recording
+// and returning leaves a record that `npm run sweep` (or the create's re-run) takes away, with what
+// only it granted.
+import { ec2Client, ec2Sdk } from "../core/clients";
+import { changeLaunchPermissions, changeSnapshotPermissions, describeImage, noPrincipals, Principals, retag, snapshotIdsOf } from "../core/images";
+import { asPrincipals, expiresKey, Grant, heldByOthers, HolderRecord, MAX_USER_TAGS, principalsIn, readRecords, recordTags } from "./grantRecords";
 
-export const GRANT_TAG_PREFIX = "ami-factory:grant:";
-
-/** What one share grants on one image: launch principals, and accounts that may create volumes from its snapshots. */
-export interface Grant {
-  launch: Principals;
-  snapshotAccounts: string[];
-}
+export type { Grant } from "./grantRecords";
 
 export interface ImageRef {
   imageId: string;
   snapshotIds: string[];
 }
 
-/** A new holder id: one per share (a replacement with the same inputs gets its own). */
-export function newHolderId(): string {
-  return randomBytes(5).toString("hex");
+/** Sets the record's expiry at a create (until handed over): when a sweep may take it, by which build, of which stack. */
+export interface RecordExpiry {
+  at: string;
+  buildId: string;
+  stack: string;
 }
 
-const principalsIn = (p: Principals) => [...p.accountIds, ...p.organizationArns, ...p.organizationalUnitArns];
+export const noGrant: Grant = { launch: noPrincipals, snapshotAccounts: [] };
 
-const keyOf = (holderId: string, principal: string) => `${GRANT_TAG_PREFIX}${holderId}:${principal}`;
-
-/** The holder's tags after it granted `g` (a volume grant alone: an account it already lets launch). */
-function grantTags(holderId: string, g: Grant): Record<string, string> {
-  const launch = principalsIn(g.launch);
-  return Object.fromEntries([
-    ...launch.map((p) => [keyOf(holderId, p), g.snapshotAccounts.includes(p) ? "launch volume" : "launch"]),
-    ...g.snapshotAccounts.filter((a) => !launch.includes(a)).map((a) => [keyOf(holderId, a), "launch volume"]),
-  ]);
+/** Both grants' principals. */
+export function mergeGrants(a: Grant, b: Grant): Grant {
+  const u = (x: string[], y: string[]) => [...new Set([...x, ...y])];
+  return {
+    launch: { accountIds: u(a.launch.accountIds, b.launch.accountIds), organizationArns: u(a.launch.organizationArns, b.launch.organizationArns), organizationalUnitArns: u(a.launch.organizationalUnitArns, b.launch.organizationalUnitArns) },
+    snapshotAccounts: u(a.snapshotAccounts, b.snapshotAccounts),
+  };
 }
 
-/** Records the grants under holderId (first: a crash leaves a grant recorded, never one unrecorded), then makes them. */
-export async function grantInPlace(region: string, img: ImageRef, holderId: string, g: Grant): Promise<void> {
+const grantOfRecord = (r: HolderRecord): Grant => ({ launch: asPrincipals(r.launch), snapshotAccounts: [...r.volume] });
+
+/**
+ * Makes holderId's record name exactly `g` (with an expiry, or none: handed over): the new tags
+ * first, then the keys it no longer uses, so a crash between leaves more recorded, never less.
+ * Refuses, before any change, a record that would take the image past EC2's 50 user tags.
+ */
+async function writeRecord(region: string, imageId: string, tags: { Key?: string; Value?: string }[] | undefined, holderId: string, g: Grant, expires?: RecordExpiry): Promise<void> {
   const ec2 = await ec2Client(region);
-  await recordGrants(region, img.imageId, holderId, g);
-  await changeLaunchPermissions(ec2, img.imageId, g.launch, noPrincipals);
-  await changeSnapshotPermissions(ec2, img.snapshotIds, g.snapshotAccounts, []);
+  const old = readRecords(tags).get(holderId)?.keys ?? [];
+  const next = principalsIn(g.launch).length || g.snapshotAccounts.length ? recordTags(holderId, g, expires) : {};
+  const userTags = (tags ?? []).filter((t) => t.Key && !t.Key.startsWith("aws:") && !old.includes(t.Key)).length;
+  if (userTags + Object.keys(next).length > MAX_USER_TAGS) {
+    throw new Error(
+      `image ${imageId} in ${region} has ${userTags} tags besides this share's, and this share's grant record needs ${Object.keys(next).length}: EC2 allows ${MAX_USER_TAGS} per image; ` +
+        "remove some of the image's tags, or share copies (set encrypted, or a region other than sourceRegion) instead of the source in place",
+    );
+  }
+  await retag(ec2, [imageId], next, old.filter((k) => !(k in next)));
 }
 
-export async function recordGrants(region: string, imageId: string, holderId: string, g: Grant): Promise<void> {
-  await retag(await ec2Client(region), [imageId], grantTags(holderId, g), []);
+/** Records `record` as holderId's whole grant (first: a crash leaves a grant recorded, never one unrecorded), then grants `add`. */
+export async function grantInPlace(region: string, img: ImageRef, holderId: string, record: Grant, add: Grant, expires?: RecordExpiry): Promise<void> {
+  const ec2 = await ec2Client(region);
+  const image = await describeImage(ec2, img.imageId);
+  if (!image) throw new Error(`image ${img.imageId} in ${region} is gone: it cannot be shared in place`);
+  await writeRecord(region, img.imageId, image.Tags, holderId, record, expires);
+  await changeLaunchPermissions(ec2, img.imageId, add.launch, noPrincipals);
+  await changeSnapshotPermissions(ec2, img.snapshotIds, add.snapshotAccounts, []);
 }
 
-export async function forgetGrants(region: string, imageId: string, holderId: string, g: Grant): Promise<void> {
-  await retag(await ec2Client(region), [imageId], {}, principalsIn(g.launch).map((p) => keyOf(holderId, p)));
+/** The record's expiry dropped: the share is the engine's now. */
+export async function handOverRecord(region: string, imageId: string, holderId: string): Promise<void> {
+  await retag(await ec2Client(region), [imageId], {}, [expiresKey(holderId)]);
 }
 
 /**
- * Drops holderId's record of the grants, then revokes those no other holder's tag names. holderId
- * undefined: a share from a release before this record, which recorded nothing.
+ * Makes holderId's record name `record` (what it still holds), then revokes of `remove` what no
+ * other holder's record names. Then reads the records again: a share that granted one of those
+ * principals in between (recorded before it granted) gets it back. holderId undefined: a share
+ * from the release before records, which recorded nothing.
  */
-export async function revokeInPlace(region: string, img: ImageRef, holderId: string | undefined, g: Grant): Promise<void> {
+export async function revokeInPlace(region: string, img: ImageRef, holderId: string | undefined, record: Grant, remove: Grant): Promise<void> {
   const ec2 = await ec2Client(region);
   const image = await describeImage(ec2, img.imageId);
   if (!image) return;
-  if (holderId) {
-    // A volume grant revoked alone leaves the account launching.
-    const launch = principalsIn(g.launch);
-    const launchOnly = g.snapshotAccounts.filter((a) => !launch.includes(a)).map((a) => [keyOf(holderId, a), "launch"]);
-    await retag(ec2, [img.imageId], Object.fromEntries(launchOnly), launch.map((p) => keyOf(holderId, p)));
-  }
-  const launchHeld = new Set<string>();
-  const volumeHeld = new Set<string>();
-  for (const { Key, Value } of image.Tags ?? []) {
-    if (!Key?.startsWith(GRANT_TAG_PREFIX) || (holderId && Key.startsWith(keyOf(holderId, "")))) continue;
-    const principal = Key.slice(GRANT_TAG_PREFIX.length).replace(/^[^:]*:/, "");
-    launchHeld.add(principal);
-    if (Value?.split(" ").includes("volume")) volumeHeld.add(principal);
-  }
-  const free = (list: string[]) => list.filter((p) => !launchHeld.has(p));
-  const revoke: Principals = { accountIds: free(g.launch.accountIds), organizationArns: free(g.launch.organizationArns), organizationalUnitArns: free(g.launch.organizationalUnitArns) };
+  if (holderId) await writeRecord(region, img.imageId, image.Tags, holderId, record);
+  const before = heldByOthers(readRecords(image.Tags), holderId);
+  const keep = new Set([...before.launch, ...principalsIn(record.launch)]);
+  const keepVolume = new Set([...before.volume, ...record.snapshotAccounts]);
+  const revoke: Principals = asPrincipals(principalsIn(remove.launch).filter((p) => !keep.has(p)));
+  const revokeVolume = remove.snapshotAccounts.filter((a) => !keepVolume.has(a));
   await changeLaunchPermissions(ec2, img.imageId, noPrincipals, revoke);
-  await changeSnapshotPermissions(ec2, img.snapshotIds, [], g.snapshotAccounts.filter((a) => !volumeHeld.has(a)));
+  await changeSnapshotPermissions(ec2, img.snapshotIds, [], revokeVolume);
+  // Re-read: grant back what another share recorded meanwhile.
+  const after = heldByOthers(readRecords((await describeImage(ec2, img.imageId))?.Tags), holderId);
+  const regrant = asPrincipals(principalsIn(revoke).filter((p) => after.launch.has(p)));
+  await changeLaunchPermissions(ec2, img.imageId, regrant, noPrincipals);
+  await changeSnapshotPermissions(ec2, img.snapshotIds, revokeVolume.filter((a) => after.volume.has(a)), []);
+}
+
+/** A record a create left un-handed-over: which image, which holder, when it expires, by which build. */
+export interface ExpiringRecord {
+  imageId: string;
+  holderId: string;
+  expiresAt: string;
+  buildId?: string;
+  stack?: string;
+}
+
+/** Records of holders that were never handed over, on this account's images in a region. */
+export async function expiringRecords(region: string): Promise<ExpiringRecord[]> {
+  const { DescribeImagesCommand } = ec2Sdk();
+  const ec2 = await ec2Client(region);
+  // DescribeImages tag-key filter values take * wildcards (EC2 API reference, DescribeImages, Filter).
+  const images = (await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: "tag-key", Values: ["ami-factory:grants:*:expires"] }] }))).Images ?? [];
+  return images.flatMap((image) =>
+    [...readRecords(image.Tags)].filter(([, r]) => r.expires).map(([holderId, r]) => ({ imageId: image.ImageId!, holderId, expiresAt: r.expires!.at, buildId: r.expires!.buildId, stack: r.expires!.stack })),
+  );
+}
+
+/** A holder that no longer exists: its record goes, and what only it granted is revoked. */
+export async function dropHolder(region: string, imageId: string, holderId: string): Promise<void> {
+  const image = await describeImage(await ec2Client(region), imageId);
+  const record = image && readRecords(image.Tags).get(holderId);
+  if (!image || !record) return;
+  await revokeInPlace(region, { imageId, snapshotIds: snapshotIdsOf(image) }, holderId, noGrant, grantOfRecord(record));
 }

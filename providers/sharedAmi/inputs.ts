@@ -3,6 +3,7 @@
 import { checkFields, InputsOf, valuesOf } from "../core/fields";
 import { Checker, Failure, isoOrUndefined } from "../core/inputs";
 import { SHARED_AMI_FIELDS } from "./fields";
+import { RECORD_TAG_BUDGET, recordTagCount } from "./grantRecords";
 
 export { SHARED_AMI_FIELDS };
 
@@ -76,6 +77,20 @@ function checkAwsRules(c: Checker, raw: Record<string, unknown>, regions: string
   }
 }
 
+/**
+ * A source shared in place records its grants in tags on the image (./grantRecords.ts), within
+ * EC2's 50 tags per image: a share whose record alone would take more than its budget is refused
+ * here, before anything is granted.
+ */
+function checkRecordBudget(c: Checker, i: SharedAmiInputs): void {
+  if (!i.regions.some((r) => !needsCopy(i, r))) return;
+  const principals = { accountIds: i.accountIds, organizationArns: i.organizationArns, organizationalUnitArns: i.organizationalUnitArns };
+  const needed = recordTagCount({ launch: principals, snapshotAccounts: i.shareSnapshots ? i.accountIds : [] });
+  if (needed > RECORD_TAG_BUDGET) {
+    c.fail("accountIds", `sharing the source in place with ${i.accountIds.length + i.organizationArns.length + i.organizationalUnitArns.length} principals needs ${needed} grant-record tags on it, more than the ${RECORD_TAG_BUDGET} a share may take of EC2's 50 per image: share with organizationArns or organizationalUnitArns instead of many accounts, or leave sourceRegion out of regions (copies hold their own grants)`);
+  }
+}
+
 export function checkSharedAmi(raw: Record<string, unknown>, olds?: Record<string, unknown>): { inputs?: SharedAmiInputs; failures: Failure[] } {
   const c = new Checker();
   checkFields(c, SHARED_AMI_FIELDS, raw);
@@ -83,5 +98,8 @@ export function checkSharedAmi(raw: Record<string, unknown>, olds?: Record<strin
   const list = (v: unknown) => (Array.isArray(v) ? (v as string[]) : []);
   checkAwsRules(c, raw, list(raw.regions), list(raw.accountIds), list(raw.organizationArns), list(raw.organizationalUnitArns), olds);
   if (c.failures.length) return { failures: c.failures };
-  return { failures: [], inputs: valuesOf(SHARED_AMI_FIELDS, raw) };
+  const inputs = valuesOf(SHARED_AMI_FIELDS, raw);
+  checkRecordBudget(c, inputs);
+  if (c.failures.length) return { failures: c.failures };
+  return { failures: [], inputs };
 }

@@ -12,7 +12,8 @@ import { buildStamp, registeredName } from "../core/naming";
 import { runSteps, Step } from "../core/steps";
 import { isoOrUndefined } from "../core/inputs";
 import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
-import { Grant, grantInPlace, newHolderId, revokeInPlace } from "./grants";
+import { Grant, grantInPlace, handOverRecord, noGrant, RecordExpiry, revokeInPlace } from "./grants";
+import { holderIdFor } from "./grantRecords";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
 export type Log = (line: string) => void;
@@ -28,8 +29,10 @@ export interface ShareContext {
   inputs: SharedAmiInputs;
   buildId: string;
   imageName: string;
-  /** This share's name in the grant tags of a source shared in place (grants.ts). */
+  /** This share's name in the grant records of a source shared in place (grantRecords.ts): set once the name is known. */
   holderId: string;
+  /** A create's record expiry (until handed over); an update's holder is in the state already. */
+  recordExpiry?: RecordExpiry;
   sourceSnapshotIds: string[];
   images: Record<string, RegionImage>;
   /** Regions whose image got this build's permissions (revoked on failure where not copied). */
@@ -73,6 +76,7 @@ export function sourceStep(): Step<ShareContext> {
         ctx.imageName ||= copy.Name ?? "";
       });
       ctx.imageName ||= registeredName(ctx.inputs.name ?? image.Name ?? sourceAmiId, ctx.inputs.exactName, buildStamp(new Date()));
+      ctx.holderId ||= holderIdFor(ctx.buildId, ctx.imageName);
     },
   };
 }
@@ -138,7 +142,7 @@ export function shareStep(regions: string[]): Step<ShareContext> {
         const img = ctx.images[region];
         const ec2 = await ec2Client(region);
         ctx.shared.push(region);
-        if (!img.copied) return grantInPlace(region, img, ctx.holderId, grant);
+        if (!img.copied) return grantInPlace(region, img, ctx.holderId, grant, grant, ctx.recordExpiry);
         await changeLaunchPermissions(ec2, img.imageId, grant.launch, noPrincipals);
         await changeSnapshotPermissions(ec2, img.snapshotIds, grant.snapshotAccounts, []);
         if (ctx.inputs.deprecateAt) await setDeprecation(ec2, img.imageId, ctx.inputs.deprecateAt);
@@ -147,7 +151,7 @@ export function shareStep(regions: string[]): Step<ShareContext> {
     async cleanup(ctx, failed) {
       if (!failed) return;
       // Copies are deleted whole; the source keeps nothing this build granted.
-      await mapBounded(ctx.shared.filter((r) => ctx.images[r] && !ctx.images[r].copied), REGION_CONCURRENCY, (region) => revokeInPlace(region, ctx.images[region], ctx.holderId, grantOf(ctx.inputs)));
+      await mapBounded(ctx.shared.filter((r) => ctx.images[r] && !ctx.images[r].copied), REGION_CONCURRENCY, (region) => revokeInPlace(region, ctx.images[region], ctx.holderId, noGrant, grantOf(ctx.inputs)));
     },
   };
 }
@@ -197,10 +201,12 @@ async function unclaimedCopy(region: string, buildId: string) {
   return out.Images?.find((i) => !i.Tags?.some((t) => t.Key === HANDED_OVER_TAG));
 }
 
-/** Marks the copies as the engine's: never adopted by another create (`--replace` copies anew). */
+/** Marks the copies as the engine's (never adopted by another create: `--replace` copies anew), and the grant records of the source shared in place (no expiry: no sweep takes them). */
 export async function handOver(outs: SharedAmiOutputs): Promise<void> {
   const at = new Date().toISOString();
   await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, async (region) => retag(await ec2Client(region), [outs.imageIds[region]], { [HANDED_OVER_TAG]: at }, []));
+  const inPlace = Object.keys(outs.imageIds).filter((r) => !outs.copiedRegions.includes(r));
+  if (outs.holderId) await mapBounded(inPlace, REGION_CONCURRENCY, (region) => handOverRecord(region, outs.imageIds[region], outs.holderId!));
 }
 
 /**
@@ -214,7 +220,9 @@ export function sharedBuildId(inputs: SharedAmiInputs): string {
 
 export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promise<{ id: string; outs: SharedAmiOutputs }> {
   const buildId = sharedBuildId(inputs);
-  const ctx: ShareContext = { inputs, buildId, imageName: "", holderId: newHolderId(), sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
+  // The record's expiry, like a copy's: the deadline plus an hour (sweepTags).
+  const recordExpiry = { at: new Date(Date.now() + (inputs.timeoutMinutes + 60) * 60_000).toISOString(), buildId, stack: inputs.scope.split("/").slice(0, 2).join("/") };
+  const ctx: ShareContext = { inputs, buildId, imageName: "", holderId: "", recordExpiry, sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
   await place(ctx, inputs.regions, true);
   const outs = outputsOf(ctx);
   await handOver(outs);
@@ -230,7 +238,7 @@ export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise
         log(`deleted copy ${imageId} in ${region}`);
       } else {
         // Only what no other share of this source (e.g. this one's replacement) still holds.
-        await revokeInPlace(region, img, olds.holderId, grantOf(olds));
+        await revokeInPlace(region, img, olds.holderId, noGrant, grantOf(olds));
         log(`revoked sharing of ${imageId} in ${region} that no other share holds`);
       }
     },

@@ -9,7 +9,8 @@ import { changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnaps
 import { runSteps, Step } from "../core/steps";
 import { changedTags, removedTagKeys, Tags } from "../core/tags";
 import { SharedAmiInputs, SharedAmiOutputs } from "./inputs";
-import { forgetGrants, Grant as Change, grantInPlace, newHolderId, recordGrants, revokeInPlace } from "./grants";
+import { Grant as Change, grantInPlace, mergeGrants, noGrant, revokeInPlace } from "./grants";
+import { holderIdFor } from "./grantRecords";
 import { copyTags, grantOf, handOver, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
 
 interface UpdateContext extends ShareContext {
@@ -26,11 +27,14 @@ interface UpdateContext extends ShareContext {
 
 const isEmpty = (c: Change) => !c.launch.accountIds.length && !c.launch.organizationArns.length && !c.launch.organizationalUnitArns.length && !c.snapshotAccounts.length;
 
-/** Grants `add` and revokes `remove` on a region's image; a source shared in place goes through its grant tags. */
-async function applyChange(ctx: UpdateContext, region: string, img: RegionImage, add: Change | undefined, remove: Change | undefined): Promise<void> {
+/**
+ * Grants `add` and revokes `remove` on a region's image; a source shared in place goes through this
+ * share's grant record, which then names `record` (all it holds after the change).
+ */
+async function applyChange(ctx: UpdateContext, region: string, img: RegionImage, add: Change | undefined, remove: Change | undefined, record: Change): Promise<void> {
   if (!img.copied) {
-    if (add) await grantInPlace(region, img, ctx.holderId, add);
-    if (remove) await revokeInPlace(region, img, ctx.holderId, remove);
+    if (add) await grantInPlace(region, img, ctx.holderId, record, add);
+    if (remove) await revokeInPlace(region, img, ctx.holderId, record, remove);
     return;
   }
   const ec2 = await ec2Client(region);
@@ -63,16 +67,16 @@ function lostCopiesStep(): Step<UpdateContext> {
   };
 }
 
-/** A share from an older release recorded no grant tags: it records what it holds now, under a new holder id. */
+/** A share from an older release recorded no grant tags: it records what it holds now, under a holder id from its build. */
 function recordLegacyGrantsStep(): Step<UpdateContext> {
   const inPlace = (ctx: UpdateContext) => Object.entries({ ...ctx.images, ...ctx.dropped }).filter(([, img]) => !img.copied);
   return {
     name: "record the grants of a share from an older release",
     async run(ctx) {
-      await mapBounded(inPlace(ctx), REGION_CONCURRENCY, ([region, img]) => recordGrants(region, img.imageId, ctx.holderId, grantOf(ctx.olds)));
+      await mapBounded(inPlace(ctx), REGION_CONCURRENCY, ([region, img]) => grantInPlace(region, img, ctx.holderId, grantOf(ctx.olds), noGrant));
     },
     async cleanup(ctx, failed) {
-      if (failed) await mapBounded(inPlace(ctx), REGION_CONCURRENCY, ([region, img]) => forgetGrants(region, img.imageId, ctx.holderId, grantOf(ctx.olds)));
+      if (failed) await mapBounded(inPlace(ctx), REGION_CONCURRENCY, ([region, img]) => revokeInPlace(region, img, ctx.holderId, noGrant, noGrant));
     },
   };
 }
@@ -84,12 +88,13 @@ function grantStep(grant: Change): Step<UpdateContext> {
       if (isEmpty(grant)) return;
       await mapBounded(ctx.kept, REGION_CONCURRENCY, async (region) => {
         ctx.granted[region] = grant;
-        await applyChange(ctx, region, ctx.images[region], grant, undefined);
+        // Until the revoke step, the share holds what it held and what it adds.
+        await applyChange(ctx, region, ctx.images[region], grant, undefined, mergeGrants(grantOf(ctx.olds), grantOf(ctx.inputs)));
       });
     },
     async cleanup(ctx, failed) {
       if (!failed) return;
-      await mapBounded(Object.keys(ctx.granted), REGION_CONCURRENCY, (region) => applyChange(ctx, region, ctx.images[region], undefined, ctx.granted[region]));
+      await mapBounded(Object.keys(ctx.granted), REGION_CONCURRENCY, (region) => applyChange(ctx, region, ctx.images[region], undefined, ctx.granted[region], grantOf(ctx.olds)));
     },
   };
 }
@@ -144,14 +149,14 @@ function revokeStep(revoke: Change): Step<UpdateContext> {
       ];
       await mapBounded(targets, REGION_CONCURRENCY, async ([region, img, change]) => {
         ctx.revoked[region] = change;
-        await applyChange(ctx, region, img, undefined, change);
+        await applyChange(ctx, region, img, undefined, change, ctx.dropped[region] ? noGrant : grantOf(ctx.inputs));
         if (ctx.dropped[region]) ctx.log(`region ${region} dropped: revoked sharing of ${img.imageId}`);
       });
     },
     async cleanup(ctx, failed) {
       if (!failed) return;
       await mapBounded(Object.keys(ctx.revoked), REGION_CONCURRENCY, (region) =>
-        applyChange(ctx, region, ctx.dropped[region] ?? ctx.images[region], ctx.revoked[region], undefined));
+        applyChange(ctx, region, ctx.dropped[region] ?? ctx.images[region], ctx.revoked[region], undefined, grantOf(ctx.olds)));
     },
   };
 }
@@ -183,7 +188,7 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
   const missing = news.regions.filter((r) => !images[r]);
   for (const r of missing) if (olds.copiedRegions.includes(r) || olds.lostCopies?.[r] || placements[r] !== undefined) placements[r] = (placements[r] ?? 0) + 1;
   const ctx: UpdateContext = {
-    inputs: news, buildId: olds.buildId, imageName: olds.imageName, holderId: olds.holderId ?? newHolderId(), sourceSnapshotIds: [], images, shared: [], placements, adoptable: {}, log,
+    inputs: news, buildId: olds.buildId, imageName: olds.imageName, holderId: olds.holderId ?? holderIdFor(olds.buildId, olds.imageName), sourceSnapshotIds: [], images, shared: [], placements, adoptable: {}, log,
     olds, kept, dropped, granted: {}, revoked: {}, relabelled: [],
   };
   const { grant, revoke } = permissionDelta(olds, news);

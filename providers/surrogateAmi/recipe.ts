@@ -31,6 +31,14 @@ export const RECIPE_FIELDS: Record<Recipe["kind"], readonly string[]> = {
 export const USER_SCRIPT_MAX_BYTES = 11 * 1024;
 
 const PACKAGE = /^[A-Za-z0-9@][A-Za-z0-9+._:@-]*$/;
+
+/** A URL without `user:password@` (a mirror or repository may carry credentials). */
+export function withoutCredentials(url: string): string {
+  return url.replace(/^([a-z0-9+.-]+:\/\/)[^/@\s]*@/i, "$1");
+}
+
+/** A value quoted in an error message: a URL's credentials never (check failures are printed by the engine). */
+const quoted = (v: unknown) => JSON.stringify(typeof v === "string" ? withoutCredentials(v) : v);
 const HTTP_URL = /^https?:\/\/[^\s'"]+$/;
 const HTTPS_URL = /^https:\/\/[^\s'"]+$/;
 
@@ -53,7 +61,7 @@ export function checkRecipe(c: Checker, raw: unknown): void {
   };
   const url = (field: string, pattern: RegExp, example: string) => {
     if (isUnknown(r[field])) return;
-    if (typeof r[field] !== "string" || !pattern.test(r[field] as string)) c.fail(`recipe.${field}`, `recipe.${field} must be a URL such as ${example} (got ${JSON.stringify(r[field])})`);
+    if (typeof r[field] !== "string" || !pattern.test(r[field] as string)) c.fail(`recipe.${field}`, `recipe.${field} must be a URL such as ${example} (got ${quoted(r[field])})`);
   };
   if (kind === "debian") {
     if (typeof r.suite !== "string" || !/^[a-z][a-z0-9-]*$/.test(r.suite)) c.fail("recipe.suite", `recipe.suite must be a Debian suite such as "bookworm" (got ${JSON.stringify(r.suite)})`);
@@ -80,11 +88,11 @@ export function checkRecipe(c: Checker, raw: unknown): void {
         }
         const { baseurl, gpgkey, ...rest } = repo as Record<string, unknown>;
         for (const k of Object.keys(rest)) c.fail(`${where}.${k}`, `unknown option ${JSON.stringify(k)} for a repository: its options are baseurl, gpgkey`);
-        if (!isUnknown(baseurl) && (typeof baseurl !== "string" || !HTTPS_URL.test(baseurl))) c.fail(`${where}.baseurl`, `${where}.baseurl must be an https:// URL (got ${JSON.stringify(baseurl)})`);
+        if (!isUnknown(baseurl) && (typeof baseurl !== "string" || !HTTPS_URL.test(baseurl))) c.fail(`${where}.baseurl`, `${where}.baseurl must be an https:// URL (got ${quoted(baseurl)})`);
         const keys = Array.isArray(gpgkey) ? gpgkey : gpgkey === undefined ? [] : [gpgkey];
         if (!isUnknown(gpgkey) && keys.length === 0) c.fail(`${where}.gpgkey`, `${where}.gpgkey is required: the https:// URL of the key its packages are signed with (gpgcheck is always on)`);
         keys.forEach((k) => {
-          if (!isUnknown(k) && (typeof k !== "string" || !HTTPS_URL.test(k))) c.fail(`${where}.gpgkey`, `${where}.gpgkey must be https:// URLs (got ${JSON.stringify(k)})`);
+          if (!isUnknown(k) && (typeof k !== "string" || !HTTPS_URL.test(k))) c.fail(`${where}.gpgkey`, `${where}.gpgkey must be https:// URLs (got ${quoted(k)})`);
         });
       }
     }
@@ -139,6 +147,6 @@ export function recipeTags(recipe: Recipe): Record<string, string> {
   if (recipe.kind === "debian") tags["ami-factory:suite"] = recipe.suite;
   if (recipe.kind === "el") tags["ami-factory:releasever"] = recipe.releasever;
   // Without user:password@ (a mirror URL may carry credentials; tags are readable by anyone the image is shared with).
-  if (sources.length) tags["ami-factory:sources"] = sources.map((u) => u.replace(/^([a-z0-9+.-]+:\/\/)[^/@\s]*@/i, "$1")).join(" ").slice(0, 256);
+  if (sources.length) tags["ami-factory:sources"] = sources.map(withoutCredentials).join(" ").slice(0, 256);
   return tags;
 }

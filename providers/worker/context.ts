@@ -7,8 +7,12 @@ export interface WorkerOptions {
   instanceType?: string;
   /** Default: the default subnet of the default VPC (first AZ). */
   subnetId?: string;
-  /** An existing instance profile with SSM permissions. Default: a temporary one is made. */
+  /** An existing instance profile with SSM permissions. Default: a temporary one is made, whose role may do what the SSM agent needs and nothing else (worker/workerPolicy.ts). */
   instanceProfileName?: string;
+  /** The temporary role's IAM path. Default: "/". */
+  rolePath?: string;
+  /** A managed policy's ARN set as the temporary role's permissions boundary. Default: none. */
+  permissionsBoundary?: string;
   /** Worker image. Default: the current Amazon Linux 2023 (public SSM parameter). */
   imageId?: string;
 }

@@ -66,7 +66,11 @@ export const BUILD_FIELDS = {
   }),
   /** Remove SSH host keys, shell histories, cloud-init state, machine-id, OpsWorks remnants. Default: true. */
   sanitize: field.boolean<boolean, "replace">({ change: "replace", fallback: true }),
-  /** The temporary worker. Default: Amazon Linux 2023 of the image's architecture, m6i/m6g.large, default subnet, a temporary SSM-only role. */
+  /**
+   * The temporary worker. Default: Amazon Linux 2023 of the image's architecture, m6i/m6g.large,
+   * default subnet, a temporary role that may do what the SSM agent needs and nothing else
+   * (`rolePath` and `permissionsBoundary` set its IAM path and boundary; default "/" and none).
+   */
   worker: field.of<WorkerOptions | undefined, WorkerOptions, "in-place">({ change: "in-place", check: (c, _p, v) => checkWorker(c, v), value: (v) => (v ?? {}) as WorkerOptions }),
   /** How long the build may take before it fails and cleans up. Default: 60. */
   timeoutMinutes: field.integer<number, "in-place">({ change: "in-place", min: 1, max: 24 * 60, fallback: 60, secret: false }),

@@ -1,15 +1,11 @@
-// A temporary role and instance profile that let the worker talk to SSM, and nothing else.
+// A temporary role and instance profile that let the worker talk to SSM, and nothing else: an
+// inline policy with the SSM agent's calls (./workerPolicy.ts), optionally under a path and a
+// permissions boundary.
 import { iamClient, iamSdk } from "../core/clients";
 import type { Step } from "../core/steps";
 import { errorName, isTransient, waitFor } from "../core/wait";
 import type { WorkerBuild } from "./context";
-
-const SSM_POLICY = "AmazonSSMManagedInstanceCore";
-
-function policyArn(region: string): string {
-  const partition = region.startsWith("cn-") ? "aws-cn" : region.startsWith("us-gov-") ? "aws-us-gov" : "aws";
-  return `arn:${partition}:iam::aws:policy/${SSM_POLICY}`;
-}
+import { roleOptions, WORKER_POLICY_NAME, workerPolicyDocument } from "./workerPolicy";
 
 const assumeRolePolicy = JSON.stringify({
   Version: "2012-10-17",
@@ -21,7 +17,7 @@ export function instanceProfileStep(): Step<WorkerBuild> {
     name: "create instance profile",
     async run(b) {
       if (b.worker.instanceProfileName) return;
-      const { CreateRoleCommand, AttachRolePolicyCommand, CreateInstanceProfileCommand, AddRoleToInstanceProfileCommand, GetInstanceProfileCommand } = iamSdk();
+      const { CreateRoleCommand, PutRolePolicyCommand, CreateInstanceProfileCommand, AddRoleToInstanceProfileCommand, GetInstanceProfileCommand } = iamSdk();
       const iam = await iamClient(b.region);
       const name = `ami-factory-${b.buildId}-${Date.now().toString(36)}`.slice(0, 64);
       const Tags = Object.entries(b.temporaryTags).map(([Key, Value]) => ({ Key, Value }));
@@ -30,8 +26,8 @@ export function instanceProfileStep(): Step<WorkerBuild> {
         if (errorName(e) !== "EntityAlreadyExists" && errorName(e) !== "EntityAlreadyExistsException") throw e;
       };
       b.roleName = name;
-      await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: assumeRolePolicy, Description: `ami-factory build ${b.buildId}: SSM for the worker`, MaxSessionDuration: 3600 * 4, Tags })).catch(ours);
-      await iam.send(new AttachRolePolicyCommand({ RoleName: name, PolicyArn: policyArn(b.region) }));
+      await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: assumeRolePolicy, Description: `ami-factory build ${b.buildId}: SSM for the worker`, MaxSessionDuration: 3600 * 4, Tags, ...roleOptions(b.worker) })).catch(ours);
+      await iam.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: WORKER_POLICY_NAME, PolicyDocument: workerPolicyDocument() }));
       b.createdInstanceProfileName = name;
       await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags })).catch(ours);
       // One role per profile: a retried add fails with LimitExceeded, which the SDK takes for
@@ -51,7 +47,7 @@ export function instanceProfileStep(): Step<WorkerBuild> {
       });
     },
     async cleanup(b) {
-      const { RemoveRoleFromInstanceProfileCommand, DeleteInstanceProfileCommand, DetachRolePolicyCommand, DeleteRoleCommand } = iamSdk();
+      const { RemoveRoleFromInstanceProfileCommand, DeleteInstanceProfileCommand, DeleteRolePolicyCommand, DeleteRoleCommand } = iamSdk();
       const iam = await iamClient(b.region);
       const gone = (e: unknown) => {
         if (errorName(e) !== "NoSuchEntity" && errorName(e) !== "NoSuchEntityException") throw e;
@@ -61,7 +57,7 @@ export function instanceProfileStep(): Step<WorkerBuild> {
         await iam.send(new DeleteInstanceProfileCommand({ InstanceProfileName: b.createdInstanceProfileName })).catch(gone);
       }
       if (b.roleName) {
-        await iam.send(new DetachRolePolicyCommand({ RoleName: b.roleName, PolicyArn: policyArn(b.region) })).catch(gone);
+        await iam.send(new DeleteRolePolicyCommand({ RoleName: b.roleName, PolicyName: WORKER_POLICY_NAME })).catch(gone);
         await iam.send(new DeleteRoleCommand({ RoleName: b.roleName })).catch(gone);
       }
     },

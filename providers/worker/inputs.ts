@@ -4,8 +4,9 @@ import { changedFields, FieldTable, InputsOf } from "../core/fields";
 import { Checker, isUnknown } from "../core/inputs";
 import { bootSignalRegex } from "./console";
 import type { BUILD_FIELDS } from "./fields";
+import { POLICY_ARN, ROLE_PATH } from "./workerPolicy";
 
-const WORKER_FIELDS = ["instanceType", "subnetId", "instanceProfileName", "imageId"] as const;
+const WORKER_FIELDS = ["instanceType", "subnetId", "instanceProfileName", "imageId", "rolePath", "permissionsBoundary"] as const;
 const VOLUME_FIELDS = ["type", "iops", "throughputMiBps"] as const;
 const VOLUME_TYPES = ["gp3", "gp2", "io1", "io2", "standard"];
 const VERIFY_FIELDS = ["instanceType", "timeoutMinutes", "bootSignal"] as const;
@@ -44,6 +45,18 @@ export function checkWorker(c: Checker, raw: unknown): void {
   c.id("worker.imageId", worker.imageId, "amiId", false);
   if (worker.instanceType !== undefined && !INSTANCE_TYPE.test(String(worker.instanceType))) c.fail("worker.instanceType", `worker.instanceType ${JSON.stringify(worker.instanceType)} is not an instance type such as m6i.large`);
   c.string("worker.instanceProfileName", worker.instanceProfileName, { max: 128 });
+  const { rolePath, permissionsBoundary } = worker;
+  if (rolePath !== undefined && !isUnknown(rolePath) && (typeof rolePath !== "string" || !ROLE_PATH.test(rolePath))) {
+    c.fail("worker.rolePath", `worker.rolePath must be an IAM path such as "/ami-factory/" (starts and ends with /; got ${JSON.stringify(rolePath)})`);
+  }
+  if (permissionsBoundary !== undefined && !isUnknown(permissionsBoundary) && (typeof permissionsBoundary !== "string" || !POLICY_ARN.test(permissionsBoundary))) {
+    c.fail("worker.permissionsBoundary", `worker.permissionsBoundary must be a managed policy's ARN such as arn:aws:iam::123456789012:policy/ami-factory-boundary (got ${JSON.stringify(permissionsBoundary)})`);
+  }
+  if (worker.instanceProfileName !== undefined) {
+    for (const k of ["rolePath", "permissionsBoundary"] as const) {
+      if (worker[k] !== undefined) c.fail(`worker.${k}`, `worker.${k} applies to the temporary role, and worker.instanceProfileName names your own profile: remove one of them`);
+    }
+  }
 }
 
 /** `verify`: false, or what to launch the new image on and how long to wait for userspace. */

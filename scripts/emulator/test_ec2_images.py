@@ -168,3 +168,17 @@ def test_image_names_are_unique_per_account_and_region(server: Server) -> None:
     assert register(server.client("ec2", OTHER), snapshot(server.client("ec2", OTHER)), Name="built")  # another region
     ec2.deregister_image(ImageId=first)
     assert register(ec2, snapshot(ec2), Name="built") != first  # the name is free again
+
+
+def test_image_tags_stop_at_fifty(server: Server) -> None:
+    """"Maximum number of tags per resource: 50" (Amazon EC2 User Guide, "Tag restrictions",
+    https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions): moto's
+    CreateTags refuses the 51st with TagLimitExceeded, which SharedAmi's grant records rely on."""
+    ec2 = server.client("ec2")
+    img = register(ec2, snapshot(ec2, size=8))
+    own = len(tags_of(image(ec2, img)))
+    ec2.create_tags(Resources=[img], Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(50 - own)])
+    ec2.create_tags(Resources=[img], Tags=[{"Key": "k0", "Value": "changed"}])  # a key it has: no new tag
+    with pytest.raises(ClientError) as e:
+        ec2.create_tags(Resources=[img], Tags=[{"Key": "one-more", "Value": "v"}])
+    assert e.value.response["Error"]["Code"] == "TagLimitExceeded"

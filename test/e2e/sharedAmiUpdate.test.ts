@@ -7,6 +7,7 @@ import { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } from 
 import { startEmulator, Emulator } from "../support/emulator";
 import { resourceOutputs, testStack, TestStack } from "../support/stack";
 import { describeImage, ec2, imagesTagged, seedPvImage } from "../support/aws";
+import { readRecords } from "../../providers/sharedAmi/grantRecords";
 
 const A = "111122223333";
 const B = "444455556666";
@@ -18,12 +19,11 @@ async function launchAccounts(region: string, imageId: string): Promise<string[]
   return perms.map((p) => p.UserId!).sort();
 }
 
-/** The grant tags on an image: holder id → principal → "launch" | "launch volume". */
+/** The grant records on an image (providers/sharedAmi/grantRecords.ts): holder id → principal → "launch" | "launch volume". */
 async function grantTags(region: string, imageId: string): Promise<Record<string, Record<string, string>>> {
   const out: Record<string, Record<string, string>> = {};
-  for (const { Key, Value } of (await describeImage(region, imageId))?.Tags ?? []) {
-    const m = /^ami-factory:grant:([^:]+):(.+)$/.exec(Key!);
-    if (m) (out[m[1]] ??= {})[m[2]] = Value!;
+  for (const [holder, r] of readRecords((await describeImage(region, imageId))?.Tags)) {
+    out[holder] = Object.fromEntries([...r.launch].map((p) => [p, r.volume.has(p) ? "launch volume" : "launch"]));
   }
   return out;
 }

@@ -40,6 +40,7 @@ const PACKAGES: Array<[string, string | null, string | null]> = [
   ["mcopy", "mtools", "mtools"],
   ["qemu-img", "qemu-img", "qemu-utils"],
   ["partx", "util-linux", "util-linux"],
+  ["unshare", "util-linux-core", "util-linux"],
   ["losetup", "util-linux", "mount"],
   ["sfdisk", "util-linux", "fdisk"],
   ["parted", "parted", "parted"],

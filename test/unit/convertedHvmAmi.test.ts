@@ -32,9 +32,17 @@ describe("ConvertedHvmAmi check", () => {
     ["a malformed worker subnet", { worker: { subnetId: "net-1" } }, "worker.subnetId", /subnetId/],
     ["an unknown worker option", { worker: { keyName: "mine" } }, "worker.keyName", /unknown field/],
     ["a bad instance type", { worker: { instanceType: "large" } }, "worker.instanceType", /instance type/],
+    ["a role path without its slashes", { worker: { rolePath: "ami-factory" } }, "worker.rolePath", /IAM path such as "\/ami-factory\/"/],
+    ["a boundary that is not a policy ARN", { worker: { permissionsBoundary: "boundary" } }, "worker.permissionsBoundary", /managed policy's ARN/],
+    ["a boundary beside your own profile", { worker: { instanceProfileName: "mine", permissionsBoundary: "arn:aws:iam::123456789012:policy/b" } }, "worker.permissionsBoundary", /remove one of them/],
     ["a zero timeout", { timeoutMinutes: 0 }, "timeoutMinutes", /from 1/],
     ["nitro maybe", { nitro: "maybe" }, "nitro", /true or false/],
   ]);
+
+  it("takes a role path and a permissions boundary for the temporary worker role", () => {
+    const worker = { rolePath: "/ami-factory/builds/", permissionsBoundary: "arn:aws:iam::123456789012:policy/ami-factory-boundary" };
+    assert.deepStrictEqual(checkConvertedHvmAmi({ ...valid, worker }).failures, []);
+  });
 
   it("keeps nitro only when it is false (true and unset make the same image)", () => {
     assert.strictEqual(checkConvertedHvmAmi({ ...valid, nitro: true }).inputs!.nitro, undefined);

@@ -27,6 +27,8 @@ describe("SurrogateAmi check", () => {
     ["an unknown recipe option", { recipe: { ...debian, components: "main" } }, "recipe.components", /unknown option "components" for a debian recipe: its options are suite, mirror, packages/],
     ["a debian recipe without a suite", { recipe: { kind: "debian", mirror: debian.mirror } }, "recipe.suite", /Debian suite/],
     ["a mirror that is not a URL", { recipe: { ...debian, mirror: "deb.debian.org" } }, "recipe.mirror", /URL/],
+    ["an ftp mirror with credentials, quoted without them", { recipe: { ...debian, mirror: "ftp://builder:pw-0451@m.example/debian" } }, "recipe.mirror", /\(got "ftp:\/\/m\.example\/debian"\)$/],
+    ["an el repo over http with credentials, quoted without them", { recipe: { kind: "el", releasever: "2023", repos: { os: { baseurl: "http://builder:pw-0451@r.example/os/", gpgkey: "https://r.example/KEY" } } } }, "recipe.repos.os.baseurl", /\(got "http:\/\/r\.example\/os\/"\)$/],
     ["a keyring hash that is not SHA-256", { recipe: { ...debian, keyringSha256: "abc" } }, "recipe.keyringSha256", /64 lower-case hex/],
     ["a bad package name", { recipe: { ...debian, packages: ["ssh server"] } }, "recipe.packages", /package names/],
     ["an el recipe without repos", { recipe: { kind: "el", releasever: "2023", repos: {} } }, "recipe.repos", /at least one repository/],

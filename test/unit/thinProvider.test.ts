@@ -1,4 +1,5 @@
 import * as assert from "assert";
+import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
 import Module = require("module");
@@ -21,7 +22,7 @@ async function roundTrip(provider: pulumi.dynamic.ResourceProvider): Promise<{ t
 describe("thin provider (what a resource stores as its provider)", () => {
   it("is a few KB of code with no absolute path in it", async () => {
     const { text } = await roundTrip(thinProvider("SharedAmi"));
-    assert.ok(text.length < 2200, `${text.length} bytes`);
+    assert.ok(text.length < 2400, `${text.length} bytes`);
     assert.ok(!text.includes(REPO_ROOT) && !text.includes(os.homedir()), "no path of this machine");
   });
 
@@ -47,6 +48,27 @@ describe("thin provider (what a resource stores as its provider)", () => {
       await assert.rejects(async () => provider.check!({}, {}), new RegExp(`no ami-factory project at or above ${os.tmpdir()}`));
     } finally {
       process.chdir(saved);
+    }
+  });
+
+  it("refuses a providers/core/runtime.js of another project above the stack folder, without running it", async () => {
+    const saved = process.cwd();
+    const root = fs.mkdtempSync(path.join(os.tmpdir(), "foreign-project-"));
+    const ran = path.join(root, "ran");
+    try {
+      fs.mkdirSync(path.join(root, "providers/core"), { recursive: true });
+      fs.writeFileSync(path.join(root, "providers/core/runtime.js"), `require("fs").writeFileSync(${JSON.stringify(ran)}, "ran"); module.exports = () => ({});`);
+      fs.writeFileSync(path.join(root, "package.json"), JSON.stringify({ name: "not-ami-factory" }));
+      fs.mkdirSync(path.join(root, "stacks/dev"), { recursive: true });
+      const { provider } = await roundTrip(thinProvider("SharedAmi"));
+      process.chdir(path.join(root, "stacks/dev"));
+      await assert.rejects(async () => provider.check!({}, {}), /refusing .*providers\/core\/runtime\.js: not ami-factory's/);
+      fs.unlinkSync(path.join(root, "package.json"));
+      await assert.rejects(async () => provider.check!({}, {}), /refusing .*: not ami-factory's/);
+      assert.ok(!fs.existsSync(ran), "the foreign runtime.js never ran");
+    } finally {
+      process.chdir(saved);
+      fs.rmSync(root, { recursive: true, force: true });
     }
   });
 });

@@ -4,6 +4,8 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { dynamicProvider } from "../../providers/core/provider";
+import { PACKAGE_VERSION } from "../../providers/core/version";
+import { compareVersions } from "../../providers/core/writtenBy";
 import { checkConvertedHvmAmi, diffConvertedHvmAmi } from "../../providers/convertedHvmAmi/inputs";
 import { upgradeConversion } from "../../providers/convertedHvmAmi/upgrade";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
@@ -100,5 +102,33 @@ describe("the provider adapter and stored schemas", () => {
   it("reads with the upgraded state but refreshes only what AWS changed over the stored one", async () => {
     const { props } = await provider.read!("x", old);
     assert.deepStrictEqual(props, { scope: "s", schemaVersion: 1, tags: { team: "b" } });
+  });
+
+  it("records the ami-factory version that wrote the state on create and update", async () => {
+    const { outs: created } = await provider.create!({ scope: "s" });
+    const { outs: updated } = await provider.update!("x", { ...old, amiFactoryVersion: "0.0.1" }, { scope: "s" });
+    assert.strictEqual(created!.amiFactoryVersion, PACKAGE_VERSION);
+    assert.strictEqual(updated!.amiFactoryVersion, PACKAGE_VERSION);
+  });
+
+  it("refuses state a newer ami-factory wrote, at preview, refresh, update and destroy; accepts older and unrecorded", async () => {
+    const [major, minor, patch] = PACKAGE_VERSION.split(".").map((x) => parseInt(x, 10));
+    const newer = { ...old, amiFactoryVersion: `${major}.${minor}.${patch + 1}` };
+    const message = new RegExp(`Test: the state was written by ami-factory ${major}\\.${minor}\\.${patch + 1}, newer than this checkout \\(${PACKAGE_VERSION.replace(/\./g, "\\.")}\\): update this checkout`);
+    await assert.rejects(async () => provider.diff!("x", newer, { scope: "s" }), message);
+    await assert.rejects(async () => provider.read!("x", newer), message);
+    await assert.rejects(async () => provider.update!("x", newer, { scope: "s" }), message);
+    await assert.rejects(async () => provider.delete!("x", newer), message);
+    await assert.rejects(async () => provider.delete!("x", { ...old, amiFactoryVersion: 7 }), /amiFactoryVersion is 7, not a version/);
+    for (const ok of [old, { ...old, amiFactoryVersion: "0.0.1" }, { ...old, amiFactoryVersion: PACKAGE_VERSION }]) {
+      await provider.diff!("x", ok, { scope: "s" });
+      await provider.delete!("x", ok);
+    }
+  });
+
+  it("compares versions by number, not as text", () => {
+    assert.ok(compareVersions("0.10.0", "0.9.9") > 0);
+    assert.ok(compareVersions("1.2.3-rc.1", "1.2.3") === 0);
+    assert.ok(compareVersions("1.2.3", "1.3.0") < 0);
   });
 });

@@ -36,8 +36,10 @@ run() {
   "$@" >&2
 }
 
+CHROOT=(unshare --net chroot) # no network (README)
+
 # run_in ROOT CMD ARGS...: CMD inside the chroot ROOT (see chroot_mounts).
-run_in() { local root=$1; shift; run chroot "$root" "$@"; }
+run_in() { local root=$1; shift; run "${CHROOT[@]}" "$root" "$@"; }
 
 # dry_note TEXT: in a dry run, what a file write would do ("+ write PATH: summary").
 dry_note() { [ "$BOOTDISK_DRY_RUN" = 1 ] && printf '+ %s\n' "$*" >&2; return 0; }
@@ -250,7 +252,7 @@ install_grub() {
   case ${tool##*/} in grub2-install) grubdir=grub2 ;; *) grubdir=grub ;; esac
   GRUB_CFG=/boot/$grubdir/grub.cfg
   local prefix=() boot_dir=/boot efi_dir=/boot/efi
-  if [ "$via" = chroot ]; then prefix=(chroot "$root"); else boot_dir=$root/boot efi_dir=$root/boot/efi; fi
+  if [ "$via" = chroot ]; then prefix=("${CHROOT[@]}" "$root"); else boot_dir=$root/boot efi_dir=$root/boot/efi; fi
   for t in "${targets[@]}"; do
     if [ "$t" = i386-pc ]; then
       run "${prefix[@]}" "$tool" --target=i386-pc --boot-directory="$boot_dir" "$disk" ||
@@ -316,7 +318,7 @@ efi_image_to_esp() {
   local inner=$stage; [ "$via" = chroot ] && inner=${stage#"$root"}
   local -a cmd=("$mkimage" -O "$t" -d "$pre$libdir" -o "$inner/$name" -p "/boot/$grubdir" -c "$inner/early.cfg"
     part_gpt part_msdos fat ext2 xfs search search_fs_uuid normal configfile linux serial terminal echo)
-  [ "$via" = chroot ] && cmd=(chroot "$root" "$mkimage" -O "$t" -d "$libdir" -o "$inner/$name" -p "/boot/$grubdir" -c "$inner/early.cfg"
+  [ "$via" = chroot ] && cmd=("${CHROOT[@]}" "$root" "$mkimage" -O "$t" -d "$libdir" -o "$inner/$name" -p "/boot/$grubdir" -c "$inner/early.cfg"
     part_gpt part_msdos fat ext2 xfs search search_fs_uuid normal configfile linux serial terminal echo)
   "${cmd[@]}" >&2 || { rm -rf "$stage"; die "grub-mkimage -O $t failed"; }
   mmd -D o -i "$esp" ::/EFI ::/EFI/BOOT 2>/dev/null || true

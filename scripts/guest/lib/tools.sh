@@ -36,6 +36,7 @@ tool_package() {
     END { exit !found }' <<'TABLE'
 # tool(s)                                        dnf / yum               apt-get
 blkid,lsblk,findmnt,partx,wipefs,blockdev,flock  util-linux              util-linux
+unshare                                          util-linux-core         util-linux
 mount,umount,losetup                             util-linux              mount
 sfdisk                                           util-linux              fdisk
 parted                                           parted                  parted

@@ -29,13 +29,16 @@ debian_base_packages() {
   printf '%s\n' "${p[@]}"
 }
 
+plain_url() { sed -E 's#^([a-z]+://)[^/@]*@#\1#' <<<"$1"; }
+debian_apt_sources() { printf 'deb %s %s main\n' "$(plain_url "$2")" "$3" >"$1/etc/apt/sources.list"; }
+
 # debian_populate ROOT ARCH SUITE MIRROR PACKAGES(comma list) TARBALL
 debian_populate() {
   local root=$1 arch=$2 suite=$3 mirror=$4 extra=$5 tarball=$6 darch include log meta
   [ ${#DEBOOTSTRAP[@]} -gt 0 ] || die "debian_populate: debootstrap_ensure was not called"
   case $arch in x86_64) darch=amd64 ;; arm64) darch=arm64 ;; esac
   include=$( { debian_base_packages "$arch"; tr ',' '\n' <<<"$extra"; } | sed '/^$/d' | sort -u | paste -sd, -)
-  log "debootstrap $suite ($darch) from $mirror, with: $include"
+  log "debootstrap $suite ($darch) from $(plain_url "$mirror"), with: $include"
   log=$(mktemp /tmp/surrogate.debootstrap.XXXXXX.log)
   on_exit "rm -f '$log'"
   local -a common=(--arch="$darch" --variant=minbase --include="$include" --components=main)
@@ -64,7 +67,7 @@ debian_populate() {
   "${DEBOOTSTRAP[@]}" "${common[@]}" "$suite" "$root" "$mirror" >"$log" 2>&1 ||
     { tail -30 "$log" >&2; die "debootstrap $suite failed (see above)"; }
   log "debootstrap done"
-  chroot "$root" apt-get clean >&2 || true
+  "${CHROOT[@]}" "$root" apt-get clean >&2 || true
   rm -rf "$root"/var/lib/apt/lists/*_Packages "$root"/var/cache/apt/*.bin
 
   # Networking without cloud-init: DHCP on every Ethernet interface (ENA shows as ens5/eth0).
@@ -79,5 +82,5 @@ NET
   mkdir -p "$root/etc/systemd/system/multi-user.target.wants"
   ln -sf /lib/systemd/system/systemd-networkd.service "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
   printf 'localhost\n' >"$root/etc/hostname"
-  printf 'deb %s %s main\n' "$mirror" "$suite" >"$root/etc/apt/sources.list"
+  debian_apt_sources "$root" "$mirror" "$suite"
 }
