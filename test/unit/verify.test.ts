@@ -4,6 +4,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { Checker } from "../../providers/core/inputs";
+import { judgePoll } from "../../providers/worker/bootJudge";
 import { bootSignalRegex, classifyConsole, cleanConsole, consoleTail } from "../../providers/worker/console";
 import { checkVerify } from "../../providers/worker/inputs";
 import { verificationFromTags, verificationTags } from "../../providers/worker/verify";
@@ -60,7 +61,8 @@ describe("the console classifier's signals", () => {
     ["systemd's multi-user target (older wording)", "[  OK  ] Reached target Multi-User System.\r\n", "booted"],
     ["cloud-init's final line", "Cloud-init v. 23.1.2-0ubuntu0~22.04.1 finished at Thu, 26 Nov 2026 10:00:00 +0000. Datasource DataSourceEc2Local.  Up 25.52 seconds\r\n", "booted"],
     ["an Amazon Linux login prompt", "Amazon Linux 2023.6.20241010\r\nKernel 6.1.112 on an x86_64 (-)\r\n\r\nip-172-31-5-7 login: ", "booted"],
-    ["a GRUB error", "error: no such device: 3f0c2a57-5d7e-4c55-9d0e-6f1b2d9c4a11.\r\nEntering rescue mode...\r\ngrub rescue> ", "failed", "GRUB error"],
+    ["a GRUB error and its rescue prompt", "error: no such device: 3f0c2a57-5d7e-4c55-9d0e-6f1b2d9c4a11.\r\nEntering rescue mode...\r\ngrub rescue> ", "failed", "GRUB rescue prompt"],
+    ["a GRUB error alone", "error: no suitable video mode found.\r\n", "failed", "GRUB error"],
     ["dracut giving up", "dracut: FATAL: Don't know how to handle 'root=/dev/xvda1'\r\ndracut: Refusing to continue\r\n", "failed", "dracut"],
     ["systemd emergency mode", "You are in emergency mode. After logging in, type \"journalctl -xb\" to view\r\n", "failed", "emergency"],
     ["a panic after the login prompt", "debian login: \r\n[  300.1] Kernel panic - not syncing: Fatal exception\r\n", "failed", "kernel panic"],
@@ -91,6 +93,57 @@ describe("the console classifier's signals", () => {
 
   it("cleans carriage returns, escapes and control characters", () => {
     assert.strictEqual(cleanConsole("a\r\nb\x1b[31mc\x1b[0m\x07\r\n"), "a\nbc\n");
+  });
+});
+
+describe("judging a boot by how it ends", () => {
+  const ok = { state: "running", system: "ok", instance: "ok" };
+  const starting = { state: "running", system: "initializing", instance: "initializing" };
+  /** What the verification sees at each poll while the console grows: the judgement of each. */
+  const polls = (text: string, cuts: number[], checks = ok) => cuts.map((n) => judgePoll({ console: classifyConsole(text.slice(0, n)), ...checks }).state);
+
+  it("a real boot passes only once the login prompt is there and both checks are ok", () => {
+    const text = fixture("debian-12-boot.txt");
+    assert.deepStrictEqual(polls(text, [0, 2000, text.length]), ["waiting", "waiting", "passed"]);
+    assert.strictEqual(judgePoll({ console: classifyConsole(text), ...starting }).state, "waiting");
+  });
+
+  it("a real panic fails at the poll that shows it, before the deadline", () => {
+    const text = fixture("no-initramfs-panic.txt");
+    const panic = text.indexOf("Kernel panic - not syncing");
+    assert.deepStrictEqual(polls(text, [panic, text.length], starting), ["waiting", "failed"]);
+    assert.match((judgePoll({ console: classifyConsole(text), ...starting }) as { reason: string }).reason, /kernel panic: .*VFS: Unable to mount root fs/);
+  });
+
+  it("the initramfs waiting in vain is waited out; its emergency shell is final", () => {
+    const text = fixture("initramfs-no-disk-driver.txt");
+    const gaveUp = text.indexOf("ALERT!");
+    const waiting = judgePoll({ console: classifyConsole(text.slice(0, gaveUp)), ...starting });
+    assert.deepStrictEqual(waiting.state, "waiting");
+    assert.match((waiting as { reason: string }).reason, /last shows the initramfs did not find the root device \(not final unless nothing follows\)/);
+    assert.match((judgePoll({ console: classifyConsole(text), ...starting }) as { reason: string }).reason, /emergency shell/);
+  });
+
+  for (const [what, console] of [
+    ["a GRUB rescue prompt", "error: unknown filesystem.\r\nEntering rescue mode...\r\ngrub rescue> "],
+    ["systemd's emergency shell", "debian login: \r\nYou are in emergency mode. After logging in, type \"journalctl -xb\"\r\n"],
+  ]) {
+    it(`${what} is final`, () => assert.strictEqual(judgePoll({ console: classifyConsole(console), ...starting }).state, "failed"));
+  }
+
+  it("a GRUB error is not final: the boot that follows passes, and while it is the last line the reason names it", () => {
+    const waiting = judgePoll({ console: classifyConsole("error: no such device: ((hd0,1)).\r\n"), ...ok });
+    assert.deepStrictEqual(waiting.state, "waiting");
+    assert.match((waiting as { reason: string }).reason, /GRUB error .*: error: no such device/);
+  });
+
+  it("a dead instance or an impaired check is final, whatever the console", () => {
+    const booting = classifyConsole("");
+    assert.deepStrictEqual(judgePoll({ console: booting, state: "stopped", stateReason: "Client.InstanceInitiatedShutdown", system: "ok", instance: "ok" }), {
+      state: "failed",
+      reason: "the instance is stopped (Client.InstanceInitiatedShutdown)",
+    });
+    assert.deepStrictEqual(judgePoll({ console: booting, state: "running", system: "ok", instance: "impaired" }), { state: "failed", reason: "status checks: system ok, instance impaired" });
   });
 });
 
