@@ -124,6 +124,26 @@ describe("judging a boot by how it ends", () => {
     assert.match((judgePoll({ console: classifyConsole(text), ...starting }) as { reason: string }).reason, /emergency shell/);
   });
 
+  it("a real GRUB error before a real login prompt passes: the error is waited out, the boot that follows counts", () => {
+    const text = fixture("grub-error-then-login.txt");
+    assert.match(cleanConsole(text), /^error: file `\/boot\/grub\/i386-pc\/ami_factory_no_such_module\.mod' not found\.$/m, "GRUB's own error line");
+    const afterError = text.indexOf("Booting `debian'");
+    const waiting = judgePoll({ console: classifyConsole(text.slice(0, afterError)), ...ok });
+    assert.strictEqual(waiting.state, "waiting");
+    assert.match((waiting as { reason: string }).reason, /the console last shows GRUB error/);
+    assert.deepStrictEqual(polls(text, [afterError, afterError + 4000, text.length]), ["waiting", "waiting", "passed"]);
+    assert.deepStrictEqual(judgePoll({ console: classifyConsole(text), ...ok }), { state: "passed", line: "debian login:" });
+  });
+
+  it("a real panic after userspace fails: the login prompt is no pass while the checks still initialize, the panic that follows is final", () => {
+    const text = fixture("panic-after-login.txt");
+    const login = text.indexOf("debian login: ");
+    const panic = text.indexOf("Kernel panic - not syncing");
+    assert.ok(login > 0 && panic > login, "the panic comes after the login prompt");
+    assert.deepStrictEqual(polls(text, [login + 20, text.length], starting), ["waiting", "failed"]);
+    assert.match((judgePoll({ console: classifyConsole(text), ...ok }) as { reason: string }).reason, /kernel panic: .*Kernel panic - not syncing: NMI: Not continuing/);
+  });
+
   for (const [what, console] of [
     ["a GRUB rescue prompt", "error: unknown filesystem.\r\nEntering rescue mode...\r\ngrub rescue> "],
     ["systemd's emergency shell", "debian login: \r\nYou are in emergency mode. After logging in, type \"journalctl -xb\"\r\n"],
