@@ -994,6 +994,98 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
     }
   });
 
+  describe("a source whose block bitmap marks used blocks free (snapshotted while it ran)", function () {
+    let img: ImageFacts;
+    let unchanged: string;
+    let damaged: string;
+    /** path → SHA-256 of every regular file under a mounted root. */
+    function fileSums(root: string): Map<string, string> {
+      const out = must("bash", ["-c", 'cd "$1" && find . -xdev -type f -print0 | sort -z | xargs -0 sha256sum', "-", root]);
+      return new Map(out.trim().split("\n").map((l) => [l.slice(66), l.slice(0, 64)] as [string, string]));
+    }
+    function mounted<T>(dev: string, f: (dir: string) => T): T {
+      const dir = fs.mkdtempSync(path.join(work, "mnt-"));
+      must("mount", ["-o", "ro,noload", dev, dir]);
+      try {
+        return f(dir);
+      } finally {
+        must("umount", [dir]);
+        fs.rmdirSync(dir);
+      }
+    }
+
+    before(function () {
+      const out = must("bash", [pvImage, "build", "--layout", "flat", "--out", path.join(work, "bitmap-source.img"), "--marker", "bitmap", "--size-mib", "1024"]);
+      img = JSON.parse(out.trim().split("\n").pop()!) as ImageFacts;
+      // The kernel's data blocks marked free in the block bitmap (debugfs freeb), as a root that was
+      // snapshotted between a write and its bitmap update may have them.
+      damaged = `/boot/vmlinuz-${img.kernel}`;
+      const blocks = must("debugfs", ["-R", `blocks ${damaged}`, img.image]).trim().split(/\s+/).filter(Boolean);
+      assert.ok(blocks.length > 100, `the kernel has data blocks: ${blocks.length}`);
+      const cmds = path.join(work, "freeb.cmds");
+      fs.writeFileSync(cmds, blocks.map((b) => `freeb ${b}`).join("\n") + "\n");
+      must("debugfs", ["-w", "-f", cmds, img.image]);
+      assert.notStrictEqual(run("e2fsck", ["-fn", img.image]).status, 0, "e2fsck -fn sees the damage");
+      unchanged = sha256(img.image);
+    });
+
+    it("is refused in place (filesystem-unclean, exit 3), byte for byte unchanged", function () {
+      const dev = loops.attach(img.image);
+      let r: Run;
+      try {
+        r = run("bash", [pv2hvm, "--in-place", dev]);
+        assert.deepStrictEqual(leftovers(dev), [], "pv2hvm left partitions or mounts behind");
+      } finally {
+        loops.detach(dev);
+      }
+      assert.strictEqual(r.status, 3, r.stderr);
+      const line = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
+      assert.strictEqual(line.reason, "filesystem-unclean");
+      assert.match(line.detail as string, /e2fsck -fn \S+ exited 4: .*Block bitmap differences/);
+      assert.strictEqual(sha256(img.image), unchanged, "the disk changed although in place was refused");
+    });
+
+    it("is converted by the copy with every file intact: all of it copied (not only the blocks its bitmap marks used), the copy repaired", function () {
+      const targetImage = path.join(work, "bitmap-target.img");
+      fs.writeFileSync(targetImage, "");
+      fs.truncateSync(targetImage, 1100 * 1024 * 1024);
+      const src = loops.attach(img.image, { readOnly: true });
+      const tgt = loops.attach(targetImage);
+      let r: Run;
+      try {
+        r = run("bash", [pv2hvm, "--source", src, "--target", tgt]);
+      } finally {
+        loops.detach(src);
+        loops.detach(tgt);
+      }
+      assert.strictEqual(r.status, 0, tail(r.stderr));
+      const facts = parseFacts(r.stdout);
+      assert.strictEqual(facts.copyMethod, "dd bs=64M");
+      assert.match(r.stderr, /copying all of \S+, not only the blocks its bitmap marks used: e2fsck -fn/);
+      assert.strictEqual(sha256(img.image), unchanged, "the copy changed its source");
+      const part = loops.attach(targetImage, { offset: partitionOffset(targetImage, 1) });
+      try {
+        assert.strictEqual(run("e2fsck", ["-fn", part]).status, 0, "the copy is clean");
+        const srcDev = loops.attach(img.image, { readOnly: true });
+        let was: Map<string, string>;
+        try {
+          was = mounted(srcDev, fileSums);
+        } finally {
+          loops.detach(srcDev);
+        }
+        const now = mounted(part, fileSums);
+        // What the conversion itself writes: GRUB, the menu (the original kept as .pv), fstab.
+        const converted = /^\.\/(boot\/grub\/|etc\/fstab$)/;
+        const changed = [...was].filter(([f, sum]) => !converted.test(f) && now.get(f) !== sum).map(([f]) => f);
+        assert.deepStrictEqual(changed, [], "files the copy lost or changed");
+        assert.strictEqual(now.get(`.${damaged}`), was.get(`.${damaged}`), "the kernel whose blocks the bitmap called free");
+      } finally {
+        loops.detach(part);
+        fs.rmSync(targetImage);
+      }
+    });
+  });
+
   describe("cleanup on failure and on signals", function () {
     let src: string;
     let tgt: string;
