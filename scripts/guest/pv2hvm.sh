@@ -130,7 +130,7 @@ ensure_tools blkid lsblk findmnt partx parted wipefs blockdev losetup debugfs e2
 [ -f "$(grub_platform_dir i386-pc)/boot.img" ] || die "GRUB i386-pc modules on the worker have no boot.img ($(grub_platform_dir i386-pc))"
 total_steps=8 step_no=0
 [ "$method" = copy ] || total_steps=6
-step() { step_no=$((step_no + 1)); log "step $step_no/$total_steps: $1"; }
+step() { step_no=$((step_no + 1)); guest_step "$step_no/$total_steps: $1"; log "step $step_no/$total_steps: $1"; }
 
 # claim_disk DEV WHAT: one run per disk at a time; a mount of DEV is refused unless it is a leftover
 # of an earlier run of this script.

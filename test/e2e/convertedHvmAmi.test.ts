@@ -169,13 +169,13 @@ describe("ConvertedHvmAmi on the engine", function () {
     }
   });
 
-  it("fails with the guest script's last lines when it fails, and leaves nothing behind", async () => {
+  it("fails with the guest script's last lines when it fails (in place, then the copy auto falls back to), and leaves nothing behind", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "broken");
     await emu.failSsmCommands({ match: "pv2hvm", status: "Failed", output: "pv2hvm: copying\n", stderr: "pv2hvm: grub-install: error: disk not found\n", responseCode: 1 });
     const t = await testStack(emu, { conversions: [{ name: "broken", sourceAmiId }] });
     await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
       const text = String(e);
-      assert.match(text, /step "run pv2hvm --in-place on the worker" failed/);
+      assert.match(text, /step "run pv2hvm on the worker" failed/);
       // (the engine indents a message's lines under its resource)
       assert.match(text, /the guest script pv2hvm on worker i-[0-9a-f]+ exited with code 1\n +stderr \(last lines\):\n +pv2hvm: grub-install: error: disk not found\n +stdout \(last lines\):\n +pv2hvm: copying/);
       assert.doesNotMatch(text, /can no longer happen/);
@@ -234,6 +234,37 @@ describe("ConvertedHvmAmi on the engine", function () {
     const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
     assert.deepStrictEqual(preview.changeSummary, { same: 4 }, preview.stdout);
 
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+
+  it("under auto, copies a fresh volume of the source snapshot when in place fails after it may have written, says why, and leaves nothing behind", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "fails-in-place");
+    await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `${JSON.stringify(COPY_FACTS)}\n` });
+    await emu.failSsmCommands({ match: IN_PLACE_COMMAND, script: "pv2hvm", status: "Failed", responseCode: 1, output: "", stderr: "pv2hvm: error: e2fsck -fn /dev/nvme1n1 found problems after GRUB's boot sector was written\n" });
+    const t = await testStack(emu, { conversions: [{ name: "fallback", sourceAmiId }] });
+    await t.stack.up({ onOutput: t.onOutput });
+    const outs = await resourceOutputs(t.stack, "fallback");
+    assert.deepStrictEqual(outs.conversion, { method: "copy", reason: "in-place-failed" });
+    assert.deepStrictEqual(outs.facts, COPY_FACTS);
+    const tags = Object.fromEntries(((await describeImage("us-east-1", outs.imageId as string))!.Tags ?? []).map((x) => [x.Key, x.Value]));
+    assert.deepStrictEqual(JSON.parse(tags["ami-factory:conversion"]!), { method: "copy", reason: "in-place-failed" });
+    assert.match(t.output.join(""), /pv2hvm --in-place failed; copying a fresh volume of the source snapshot instead[\s\S]*found problems after GRUB's boot sector was written/);
+    const [inPlace, copy, ...more] = await sendsOf(emu, outs.buildId as string);
+    assert.deepStrictEqual(more, []);
+    assert.match(inPlace.Comment, / pv2hvm --in-place$/);
+    assert.match(copy.Comment, / pv2hvm --source$/);
+    assert.deepStrictEqual(copy.InstanceIds, inPlace.InstanceIds, "the same worker");
+    const written = volumeArg(inPlace, "--in-place")!;
+    assert.notStrictEqual(volumeArg(copy, "--source"), written, "not the volume in place wrote to");
+    // The written volume, then (made together, in either order) a fresh one from the source snapshot and the empty target.
+    const [first, ...later] = (await volumesOf(emu, outs.buildId as string)).map((v) => `${v.SnapshotId ? "snapshot" : "empty"} ${v.Size}`);
+    assert.deepStrictEqual([first, later.sort()], ["snapshot 8", ["empty 9", "snapshot 8"]]);
+    const deletes = (await emu.calls("DeleteVolume")).map((c) => c.VolumeId);
+    assert.ok(deletes.includes(written), "the written volume is deleted");
+    const snapshot = (await emu.calls("CreateSnapshot")).find((c) => c.VolumeId === volumeArg(copy, "--target"));
+    assert.ok(snapshot, "the image's snapshot is of the target volume");
+    assert.deepStrictEqual(await leftovers(), []);
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual(await leftovers(), []);
   });

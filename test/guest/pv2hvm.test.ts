@@ -284,6 +284,29 @@ describe("pv2hvm guest script: pure parts", function () {
       }
     });
 
+    it("prints a short failure summary on stdout when the script fails: the step, die's message or the failed command, the last stderr lines; never a JSON line", function () {
+      const dir = tmpdir("facts-");
+      try {
+        const script = path.join(dir, "guest.sh");
+        write(script, `#!/usr/bin/env bash\nset -euo pipefail\nGUEST_LOG_PREFIX=guest\n. ${JSON.stringify(path.join(lib, "common.sh"))}\nguest_facts_channel "$@"\ninstall_cleanup_traps\n` +
+          `guest_step "2/5: copying"\nfor i in $(seq 40); do echo "progress $i" >&2; done\n` +
+          `[ "$1" = die ] && { sh -c 'echo "tool: error: disk full" >&2; exit 4' || die "the tool failed"; }\n` +
+          `check() { sh -c 'echo "check: bad bitmap" >&2; exit 4'; }\ncheck\nguest_emit_facts '{}'\n`, 0o755);
+        const died = run("bash", [script, "die"]);
+        assert.strictEqual(died.status, 1);
+        assert.strictEqual(died.stdout, "guest failed (exit 1)\n  step: 2/5: copying\n  error: the tool failed\n  stderr: progress 38\n  stderr: progress 39\n  stderr: progress 40\n  stderr: tool: error: disk full\n  stderr: guest: error: the tool failed\n");
+        assert.match(died.stderr, /progress 1\n[\s\S]*tool: error: disk full\nguest: error: the tool failed\n$/, "stderr carries everything, as before");
+        const failed = run("bash", [script, "set-e"]);
+        assert.strictEqual(failed.status, 4);
+        const lines = failed.stdout.trimEnd().split("\n");
+        assert.deepStrictEqual(lines.slice(0, 3), ["guest failed (exit 4)", "  step: 2/5: copying", "  command: sh -c 'echo \"check: bad bitmap\" >&2; exit 4' (exit 4)"]);
+        assert.strictEqual(lines.at(-1), "  stderr: check: bad bitmap");
+        for (const l of lines) assert.throws(() => JSON.parse(l), "no line of the summary is JSON");
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it("prints the refusal line and exits 3 when the script declines the job (guest_refuse), never a facts line", function () {
       const dir = tmpdir("facts-");
       try {
@@ -1110,7 +1133,8 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
       const r = run("bash", [pv2hvm, "--source", src, "--target", tgt], { env: { PATH: `${fakeBin}:${process.env.PATH}` } });
       assert.strictEqual(r.status, 1, r.stderr);
       assert.match(r.stderr, /grub-install on .* failed/);
-      assert.strictEqual(r.stdout, "", "no facts line on failure");
+      assert.match(r.stdout, /^pv2hvm failed \(exit 1\)\n  step: 6\/8: installing GRUB 2 \(i386-pc\)[^\n]*\n  error: grub-install on \S+ failed\n(  stderr: .*\n)*  stderr: pv2hvm: error: grub-install on \S+ failed\n$/, "the failure summary, no facts line");
+      assert.match(r.stdout, /stderr: grub-install: error: simulated failure/);
       assert.deepStrictEqual(leftovers(src), []);
       assert.deepStrictEqual(leftovers(tgt), []);
     });
