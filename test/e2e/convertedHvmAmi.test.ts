@@ -3,6 +3,7 @@
 // is proven by the boot test in test/guest).
 import * as assert from "assert";
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, seedPvImageWithDisks, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { egressOf } from "../support/egress";
@@ -264,6 +265,27 @@ describe("ConvertedHvmAmi on the engine", function () {
     assert.ok(deletes.includes(written), "the written volume is deleted");
     const snapshot = (await emu.calls("CreateSnapshot")).find((c) => c.VolumeId === volumeArg(copy, "--target"));
     assert.ok(snapshot, "the image's snapshot is of the target volume");
+    assert.deepStrictEqual(await leftovers(), []);
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+
+  it("converts with encrypted: true and the default worker (the AL2023 public parameter's image): the worker's root encrypted by its device name alone", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "sealed-source");
+    await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `${JSON.stringify(COPY_FACTS)}\n` });
+    const t = await testStack(emu, { conversions: [{ name: "sealed", sourceAmiId, encrypted: true }] });
+    await t.stack.up({ onOutput: t.onOutput });
+    const outs = await resourceOutputs(t.stack, "sealed");
+    assert.deepStrictEqual(outs.conversion, { method: "copy", reason: "encryption-change" });
+    const al2023 = (await new SSMClient({ region: "us-east-1" }).send(new GetParameterCommand({ Name: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64" }))).Parameter!.Value!;
+    const worker = (await emu.calls<Record<string, string>>("RunInstances")).find((c) => c.ImageId === al2023)!;
+    assert.ok(worker, "the worker ran the AL2023 parameter's image");
+    assert.deepStrictEqual(
+      Object.fromEntries(Object.entries(worker).filter(([k]) => k.startsWith("BlockDeviceMapping."))),
+      { "BlockDeviceMapping.1.DeviceName": "/dev/xvda", "BlockDeviceMapping.1.Ebs.Encrypted": "true", "BlockDeviceMapping.1.Ebs.DeleteOnTermination": "true" },
+      "only the root device name and encryption: size and type stay the image's",
+    );
+    for (const v of await volumesOf(emu, outs.buildId as string)) assert.strictEqual(v.Encrypted, "true");
     assert.deepStrictEqual(await leftovers(), []);
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual(await leftovers(), []);
