@@ -15,7 +15,7 @@ import { isDead, judgePoll } from "./bootJudge";
 import { bootSignalRegex, classifyConsole, consoleTail, DEFAULT_BOOT_SIGNAL } from "./console";
 import type { Verification, WorkerBuild } from "./context";
 import type { VerifyInputs } from "./inputs";
-import { cannotLaunch, ImageTraits, TypeInfo, verifyInstanceTypes } from "./verifyPlan";
+import { cannotLaunch, ImageTraits, TypeInfo, verifyInstanceTypes, XEN_TYPE, xenTypeFor } from "./verifyPlan";
 
 /** Tags the image and snapshot get at creation: a pending verification expires with the build. */
 export function verificationTags(verify: VerifyInputs | false, temporaryTags: Tags): Tags {
@@ -51,22 +51,50 @@ async function describeImageTraits(ec2: EC2Client, imageId: string, fallback: "x
   };
 }
 
+function typeInfo(info: { InstanceType?: string; Hypervisor?: string; ProcessorInfo?: { SupportedArchitectures?: string[] }; NetworkInfo?: { EnaSupport?: string }; SupportedBootModes?: string[]; VCpuInfo?: { DefaultVCpus?: number }; MemoryInfo?: { SizeInMiB?: number } }): TypeInfo {
+  return {
+    instanceType: info.InstanceType ?? "",
+    hypervisor: info.Hypervisor,
+    architectures: info.ProcessorInfo?.SupportedArchitectures ?? [],
+    enaSupport: info.NetworkInfo?.EnaSupport,
+    bootModes: info.SupportedBootModes ?? [],
+    vcpus: info.VCpuInfo?.DefaultVCpus,
+    memoryMiB: info.MemoryInfo?.SizeInMiB,
+  };
+}
+
+/**
+ * The Xen types this region offers: DescribeInstanceTypes filtered on hypervisor xen (the types'
+ * attributes hold in every region) and DescribeInstanceTypeOfferings with LocationType region (which
+ * of them this region has). EC2 API reference, DescribeInstanceTypes ("hypervisor" filter) and
+ * DescribeInstanceTypeOfferings.
+ */
+async function xenTypesOffered(ec2: EC2Client): Promise<TypeInfo[]> {
+  const { DescribeInstanceTypesCommand, DescribeInstanceTypeOfferingsCommand } = ec2Sdk();
+  const xen: TypeInfo[] = [];
+  let token: string | undefined;
+  do {
+    const out: { InstanceTypes?: Parameters<typeof typeInfo>[0][]; NextToken?: string } = await ec2.send(new DescribeInstanceTypesCommand({ Filters: [{ Name: "hypervisor", Values: ["xen"] }], NextToken: token }));
+    xen.push(...(out.InstanceTypes ?? []).map(typeInfo));
+    token = out.NextToken;
+  } while (token);
+  const offered = new Set<string>();
+  token = undefined;
+  do {
+    const out: { InstanceTypeOfferings?: { InstanceType?: string }[]; NextToken?: string } = await ec2.send(new DescribeInstanceTypeOfferingsCommand({ LocationType: "region", Filters: [{ Name: "instance-type", Values: xen.map((t) => t.instanceType) }], NextToken: token }));
+    for (const o of out.InstanceTypeOfferings ?? []) if (o.InstanceType) offered.add(o.InstanceType);
+    token = out.NextToken;
+  } while (token);
+  return xen.filter((t) => offered.has(t.instanceType));
+}
+
 async function describeTypes(ec2: EC2Client, types: string[]): Promise<TypeInfo[]> {
   const { DescribeInstanceTypesCommand } = ec2Sdk();
   const out = await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: types as never[] })).catch((e) => {
     if (errorName(e) === "InvalidInstanceType") throw new Error(`verify.instanceType: ${(e as Error).message}: use instance types offered in this region`);
     throw e;
   });
-  return types.map((t) => {
-    const info = out.InstanceTypes?.find((i) => i.InstanceType === t);
-    return {
-      instanceType: t,
-      hypervisor: info?.Hypervisor,
-      architectures: info?.ProcessorInfo?.SupportedArchitectures ?? [],
-      enaSupport: info?.NetworkInfo?.EnaSupport,
-      bootModes: info?.SupportedBootModes ?? [],
-    };
-  });
+  return types.map((t) => typeInfo({ ...out.InstanceTypes?.find((i) => i.InstanceType === t), InstanceType: t }));
 }
 
 interface Verified {
@@ -155,7 +183,13 @@ export function verifyStep(verifyOf: (b: WorkerBuild) => VerifyInputs | false): 
       }
       const ec2 = await ec2Client(b.region);
       const image = await describeImageTraits(ec2, b.imageId!, b.architecture);
-      const { types, why } = verifyInstanceTypes(verify.instanceTypes, b.facts, image);
+      let { types, why } = verifyInstanceTypes(verify.instanceTypes, b.facts, image);
+      if (!verify.instanceTypes?.length && types.length === 1 && types[0] === XEN_TYPE) {
+        const xen = xenTypeFor(image, await xenTypesOffered(ec2), b.region);
+        if ("error" in xen) throw new Error(xen.error);
+        types = [xen.type];
+        why = `${why}; ${xen.why}`;
+      }
       b.log(`verify: on ${types.join(", ")}: ${why}`);
       const infos = await describeTypes(ec2, types);
       const impossible = infos.map((t) => cannotLaunch(image, t)).filter(Boolean);

@@ -8,7 +8,7 @@ import { judgePoll } from "../../providers/worker/bootJudge";
 import { bootSignalRegex, classifyConsole, cleanConsole, consoleTail } from "../../providers/worker/console";
 import { checkVerify } from "../../providers/worker/inputs";
 import { verificationFromTags, verificationTags } from "../../providers/worker/verify";
-import { cannotLaunch, isNitroReady, verifyInstanceTypes } from "../../providers/worker/verifyPlan";
+import { cannotLaunch, isNitroReady, verifyInstanceTypes, xenTypeFor } from "../../providers/worker/verifyPlan";
 
 const fixture = (name: string) => fs.readFileSync(path.join(__dirname, "../fixtures/console", name), "utf8");
 
@@ -203,6 +203,28 @@ describe("which instance types verify an image", () => {
     assert.match(cannotLaunch({ ...x86, enaSupport: false }, t3)!, /needs ENA/);
     assert.match(cannotLaunch({ ...x86, architecture: "arm64" }, t3)!, /runs x86_64, not arm64/);
     assert.match(cannotLaunch({ ...x86, bootMode: "uefi" }, { ...t3, instanceType: "t2.micro", bootModes: ["legacy-bios"] })!, /boots legacy-bios, not uefi/);
+  });
+});
+
+describe("the Xen type a region offers for an image that is not Nitro-ready", () => {
+  const image = { architecture: "x86_64" as const, enaSupport: false, bootMode: "legacy-bios" as const };
+  const xen = (instanceType: string, vcpus: number, memoryMiB: number, enaSupport = "supported") =>
+    ({ instanceType, hypervisor: "xen", architectures: ["x86_64"], enaSupport, bootModes: ["legacy-bios"], vcpus, memoryMiB });
+
+  it("t2.micro where the region offers it", () => {
+    assert.deepStrictEqual(xenTypeFor(image, [xen("m4.large", 2, 8192), xen("t2.micro", 1, 1024)], "us-east-1"), { type: "t2.micro", why: "t2.micro (Xen) is offered in us-east-1" });
+  });
+
+  it("else the smallest offered Xen type that can launch the image, saying why", () => {
+    const r = xenTypeFor(image, [xen("m4.xlarge", 4, 16384), xen("m4.large", 2, 8192), xen("c4.large", 2, 3840)], "eu-central-2");
+    assert.deepStrictEqual(r, { type: "c4.large", why: "t2.micro is not offered in eu-central-2: c4.large, the smallest Xen type it offers that can launch the image" });
+  });
+
+  it("none: a region whose only Xen types need ENA, or that offers none, is named with the fixes", () => {
+    const onlyI3 = xenTypeFor(image, [xen("i3.large", 2, 15616, "required")], "il-central-1") as { error: string };
+    assert.match(onlyI3.error, /il-central-1 has none for it: the Xen types it offers \(i3\.large\) cannot launch it \(i3\.large needs ENA/);
+    assert.match(onlyI3.error, /verify\.instanceType|verify: false/);
+    assert.match((xenTypeFor(image, [], "ap-southeast-5") as { error: string }).error, /ap-southeast-5 has none for it: it offers no Xen instance type/);
   });
 });
 
