@@ -45,3 +45,14 @@ def test_al2023_image_exists_with_an_amis_path_too(tmp_path: Path) -> None:
         check_al2023(s)
     finally:
         s.stop()
+
+
+def test_describe_snapshots_by_owner(server: Server) -> None:
+    ec2, ssm = server.client("ec2"), server.client("ssm")
+    ami_id = ssm.get_parameter(Name=PARAMETER)["Parameter"]["Value"]
+    al2023_snap = ec2.describe_images(ImageIds=[ami_id])["Images"][0]["BlockDeviceMappings"][0]["Ebs"]["SnapshotId"]
+    vol = ec2.create_volume(AvailabilityZone="us-east-1a", Size=1)["VolumeId"]
+    mine = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
+    assert [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]] == [mine]
+    assert al2023_snap in [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["amazon"])["Snapshots"]]
+    assert mine not in [s["SnapshotId"] for s in ec2.describe_snapshots(OwnerIds=["amazon"])["Snapshots"]]

@@ -61,3 +61,27 @@ def patch_al2023_images() -> None:
 
     AmiBackend._load_amis = _load_amis  # type: ignore[method-assign]
     APPLIED.append(name)
+
+
+def patch_describe_snapshots_owners() -> None:
+    """moto ignores DescribeSnapshots' OwnerIds: here `self` is this account's snapshots, `amazon`
+    Amazon's (the AL2023 images' above), an id that account's (EC2 API reference,
+    DescribeSnapshots: OwnerIds "self, amazon, or AWS account IDs")."""
+    from moto.ec2.responses.elastic_block_store import ElasticBlockStore
+
+    name = "describe-snapshots-owners"
+    _need(hasattr(ElasticBlockStore, "describe_snapshots"), name, "ElasticBlockStore.describe_snapshots missing")
+    original = ElasticBlockStore.describe_snapshots
+
+    def describe_snapshots(self: Any) -> Any:
+        owners = self._get_param("OwnerIds", []) or []
+        if not owners:
+            return original(self)
+        wanted = {self.current_account if o == "self" else AMAZON_OWNER if o == "amazon" else o for o in owners}
+        result = original(self)
+        _need(isinstance(getattr(result, "result", None), dict), name, "DescribeSnapshots' result is not an ActionResult dict")
+        result.result["Snapshots"] = [s for s in result.result["Snapshots"] if s.owner_id in wanted]
+        return result
+
+    ElasticBlockStore.describe_snapshots = describe_snapshots  # type: ignore[method-assign]
+    APPLIED.append(name)
