@@ -168,6 +168,9 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
           if (errorName(e) === "InvocationDoesNotExist") return { state: "RETRY", reason: "invocation not visible yet" };
           throw e;
         }
+        // AWS gives the output only once the command has ended (GetCommandInvocation: "If the
+        // command hasn't finished running, then this string is empty"): this is the last line of
+        // stderr as SSM kept it, not live progress; a failure's own summary is on stdout.
         const progress = lastLines(out.StandardErrorContent, 1);
         if (progress && progress !== lastProgress) {
           lastProgress = progress;
