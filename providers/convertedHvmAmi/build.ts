@@ -8,12 +8,12 @@ import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
 import { factsTag } from "../worker/facts";
 import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
-import { guestCommandStep } from "../worker/command";
+import { guestCommandStep, guestScriptEnd } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
 import { nameFreeStep, registerStep, snapshotStep } from "../worker/image";
 import { verificationTags, verifyStep } from "../worker/verify";
-import { attachStep, detachStep, VolumeRequest, volumesStep } from "../worker/volumes";
+import { attachStep, detachStep, discardStep, VolumeRequest, volumesStep } from "../worker/volumes";
 import { enaFrom } from "../worker/inputs";
 import { CONVERTED_FIELDS } from "./fields";
 import { conversionPlan, IN_PLACE_REFUSED_EXIT, refusalReason } from "./conversion";
@@ -27,6 +27,8 @@ interface ConversionBuild extends WorkerBuild {
   conversion?: Conversion;
   /** The guest declined to convert in place (auto): the target volume is made now. */
   fellBack?: boolean;
+  /** In place failed after it may have written (auto): its volume goes, a fresh one from the snapshot is copied. */
+  freshSource?: boolean;
 }
 
 /** The image tag that says how it was converted, so that a re-run after a crash adopts that too. */
@@ -81,9 +83,12 @@ export function networkSupport(c: { enaSupport: "auto" | boolean }, facts: Recor
   return facts?.ixgbevfDriver === true ? { EnaSupport: ena, SriovNetSupport: "simple" } : { EnaSupport: ena };
 }
 
-/** The volume from the source snapshot: the worker reads it for a copy, or converts it in place. */
+/** The volume from the source snapshot: the worker reads it for a copy, or converts it in place (a fresh one after a failed in place: generation 2). */
 function sourceVolume(b: ConversionBuild): VolumeRequest {
-  return { role: "source", snapshotId: b.source!.rootSnapshotId, sizeGiB: b.source!.rootSizeGiB, spec: { type: "gp3" }, encrypted: b.inputs.encrypted ?? b.source!.encrypted, kmsKeyId: b.inputs.kmsKeyId };
+  return {
+    role: "source", snapshotId: b.source!.rootSnapshotId, sizeGiB: b.source!.rootSizeGiB, spec: { type: "gp3" }, encrypted: b.inputs.encrypted ?? b.source!.encrypted, kmsKeyId: b.inputs.kmsKeyId,
+    ...(b.freshSource ? { generation: 2 } : {}),
+  };
 }
 
 /** The empty volume a copy writes. */
@@ -93,9 +98,14 @@ function targetVolume(b: ConversionBuild): VolumeRequest {
 
 const copying = (b: ConversionBuild) => b.conversion!.method === "copy";
 
+/** Why `auto` copied after in place failed (the `conversion` output's reason). */
+export const IN_PLACE_FAILED = "in-place-failed";
+
 /**
  * pv2hvm --in-place on the source volume. When it declines (exit 3, nothing changed), `auto` takes
- * the copy with the same worker and volume; `in-place` fails with the guest's reason.
+ * the copy with the same worker and volume; `in-place` fails with the guest's reason. When it fails
+ * (it exited non-zero: it may have written to the volume), `auto` discards that volume and copies
+ * a fresh one from the snapshot; `in-place` fails.
  */
 function inPlaceStep(script: BundledScript, flags: string[]): Step<ConversionBuild> {
   const guest = guestCommandStep({ name: script.name, script: script.content, args: ["--in-place", "{volume:source}", ...flags], refusedExitCode: IN_PLACE_REFUSED_EXIT });
@@ -104,7 +114,19 @@ function inPlaceStep(script: BundledScript, flags: string[]): Step<ConversionBui
     name: `run ${script.name} --in-place on the worker`,
     when: (b) => !copying(b),
     async run(b) {
-      await guest.run(b);
+      try {
+        await guest.run(b);
+      } catch (e) {
+        // Only a script that ran and exited non-zero: a timeout leaves no time for a copy, and an
+        // SSM or worker error would fail the copy too.
+        if (b.inputs.method !== "auto" || guestScriptEnd(e)?.status !== "Failed") throw e;
+        b.log(`${script.name} --in-place failed; copying a fresh volume of the source snapshot instead (the one it may have written to is discarded):`);
+        for (const line of (e as Error).message.split("\n")) b.log(`  ${line}`);
+        b.conversion = { method: "copy", reason: IN_PLACE_FAILED };
+        b.fellBack = true;
+        b.freshSource = true;
+        return;
+      }
       if (!b.refusal) return;
       const { reason, detail } = refusalReason(b.refusal, script.factsSchema);
       if (b.inputs.method === "in-place") throw new Error(`method "in-place": ${script.name} cannot convert this root in place (${reason}: ${detail}); nothing on it was changed. Set method "auto" or "copy" to copy it instead`);
@@ -127,8 +149,9 @@ function conversionSteps(script: BundledScript, inputs: ConvertedHvmAmiInputs): 
     volumesStep<ConversionBuild>(["source", "target"], (b) => [sourceVolume(b), ...(copying(b) ? [targetVolume(b)] : [])]),
     attachStep(["source", "target"]),
     inPlaceStep(script, flags),
-    { ...volumesStep<ConversionBuild>(["target"], (b) => [targetVolume(b)]), when: fallback },
-    { ...attachStep(["target"]), when: fallback },
+    { ...discardStep(["source"], "in place failed after it may have written to it"), when: (b) => b.freshSource === true },
+    { ...volumesStep<ConversionBuild>(["source", "target"], (b) => [...(b.freshSource ? [sourceVolume(b)] : []), targetVolume(b)]), when: fallback },
+    { ...attachStep(["source", "target"]), when: fallback },
     { ...copy, when: copying },
     detachStep(["source", "target"]),
     snapshotStep((b) => (copying(b as ConversionBuild) ? "target" : "source"), ""),

@@ -4,7 +4,7 @@ import type { FactsSchema } from "../worker/facts";
 import type { Conversion, Method } from "./inputs";
 
 /** Why pv2hvm.sh --in-place declines (its refusal line's `reason`). */
-export const REFUSAL_CODES = ["xfs-at-sector-0", "gap-too-small", "unsupported-filesystem", "unknown-layout"] as const;
+export const REFUSAL_CODES = ["xfs-at-sector-0", "gap-too-small", "unsupported-filesystem", "unknown-layout", "filesystem-unclean"] as const;
 
 /** The exit status of pv2hvm.sh --in-place when it declines, having changed nothing. */
 export const IN_PLACE_REFUSED_EXIT = 3;

@@ -17,7 +17,7 @@ export interface ConvertedHvmAmiOutputs extends ConvertedHvmAmiInputs, BuiltImag
   conversion?: Conversion;
 }
 
-/** What the build did: "in-place", or "copy" and why (a guest refusal code, size-change, encryption-change, requested). */
+/** What the build did: "in-place", or "copy" and why (a guest refusal code, in-place-failed, size-change, encryption-change, requested). */
 export interface Conversion {
   method: "in-place" | "copy";
   reason: string;

@@ -93,7 +93,27 @@ export function guestFailure(
     const lines = lastLines(text);
     return lines ? `\n  ${label} (last lines):\n${lines.split("\n").map((l) => `    ${l}`).join("\n")}` : `\n  ${label}: (empty)`;
   };
+  // The summary the script prints on stdout when it fails (scripts/guest/lib/common.sh): first, as
+  // SSM keeps only the first 8,000 characters of stderr, which may end before the error.
+  const stdout = out.StandardOutputContent ?? "";
+  const at = stdout.search(/^\S+ failed \(exit \d+\)$/m);
+  if (at >= 0) {
+    const summary = stdout.slice(at).trimEnd().split("\n").slice(0, 20).map((l) => `    ${l}`).join("\n");
+    return `the guest script ${name} on worker ${instanceId} ${how}\n  summary:\n${summary}${block("stderr as SSM kept it (its first 8,000 characters)", out.StandardErrorContent)}`;
+  }
   return `the guest script ${name} on worker ${instanceId} ${how}${block("stderr", out.StandardErrorContent)}${block("stdout", out.StandardOutputContent)}`;
+}
+
+/** How a guest script's command ended when it did not succeed, on the error the step throws. */
+export interface GuestScriptEnd {
+  /** SSM's Status: Failed (the script exited non-zero), TimedOut, Cancelled, ... */
+  status?: string;
+  exitCode?: number;
+}
+
+/** The end of a guest script that failed, when `e` is the error of a guest command step that saw it end. */
+export function guestScriptEnd(e: unknown): GuestScriptEnd | undefined {
+  return e instanceof Error && e.name === "GuestScriptFailed" ? (e as Error & { end: GuestScriptEnd }).end : undefined;
 }
 
 export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
@@ -148,6 +168,9 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
           if (errorName(e) === "InvocationDoesNotExist") return { state: "RETRY", reason: "invocation not visible yet" };
           throw e;
         }
+        // AWS gives the output only once the command has ended (GetCommandInvocation: "If the
+        // command hasn't finished running, then this string is empty"): this is the last line of
+        // stderr as SSM kept it, not live progress; a failure's own summary is on stdout.
         const progress = lastLines(out.StandardErrorContent, 1);
         if (progress && progress !== lastProgress) {
           lastProgress = progress;
@@ -161,7 +184,12 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
         b.log(`${cmd.name} declined (exit ${cmd.refusedExitCode}): ${JSON.stringify(b.refusal)}`);
         return;
       }
-      if (invocation.Status !== "Success") throw new Error(guestFailure(cmd.name, b.instanceId!, invocation));
+      if (invocation.Status !== "Success") {
+        // A plain Error with fields (a subclass would not survive the provider's serialisation).
+        const error = Object.assign(new Error(guestFailure(cmd.name, b.instanceId!, invocation)), { end: { status: invocation.Status, exitCode: invocation.ResponseCode } });
+        error.name = "GuestScriptFailed";
+        throw error;
+      }
       b.facts = checkFacts(parseFacts(invocation.StandardOutputContent ?? ""), declaredFactsSchema(cmd.script, cmd.name));
       b.log(`${cmd.name} facts: ${JSON.stringify(b.facts)}`);
     },

@@ -1,8 +1,13 @@
 // Reading an instance's serial console (GetConsoleOutput): did the guest reach userspace, or did
 // its boot fail? Pure: tested against real console texts in test/fixtures/console/.
 
-/** What a console shows: still booting, userspace reached, or a boot that cannot succeed. */
-export type ConsoleVerdict = { state: "booting" } | { state: "booted"; line: string } | { state: "failed"; line: string; reason: string };
+/**
+ * What a console shows: still booting, userspace reached, or a failure signal. A final failure
+ * (kernel panic, GRUB rescue prompt, an emergency shell) is a boot that cannot go on; any other
+ * failure signal (a GRUB `error:` line, dracut or the initramfs complaining) may be followed by a
+ * boot that works, so it fails a boot only if it is still the last thing on the console at the end.
+ */
+export type ConsoleVerdict = { state: "booting" } | { state: "booted"; line: string } | { state: "failed"; line: string; reason: string; final: boolean };
 
 /**
  * Userspace reached: a getty's login prompt ("debian login: ", often followed on the same line by
@@ -11,16 +16,20 @@ export type ConsoleVerdict = { state: "booting" } | { state: "booted"; line: str
  */
 export const DEFAULT_BOOT_SIGNAL = /^[\w.-]+ login: |Reached target\b.*Multi-User System|^Cloud-init v\. \S+ finished at /m;
 
-/** Boots that can no longer succeed, each with what it means. */
-export const FAILURE_SIGNALS: readonly { pattern: RegExp; reason: string }[] = [
-  { pattern: /Kernel panic - not syncing|^Kernel panic\b/m, reason: "kernel panic" },
-  { pattern: /VFS: Unable to mount root fs/, reason: "the kernel cannot mount the root file system" },
-  { pattern: /dracut: FATAL|dracut-initqueue\[\d+\]: Warning: Could not boot/, reason: "dracut (initramfs) gave up" },
-  // initramfs-tools (Debian, Ubuntu) when the root device never shows up.
-  { pattern: /Gave up waiting for root (file system )?device|ALERT! .* does not exist\. +Dropping to a shell!/, reason: "the initramfs did not find the root device" },
-  { pattern: /You are in emergency mode|Entering emergency mode/, reason: "systemd emergency mode" },
-  // GRUB prints its errors at the start of a line, in lower case ("error: no such device: ...").
-  { pattern: /^error: .+|^grub rescue> *$/m, reason: "GRUB error" },
+/** Failure signals, each with what it means and whether the boot can still go on after it. */
+export const FAILURE_SIGNALS: readonly { pattern: RegExp; reason: string; final: boolean }[] = [
+  { pattern: /Kernel panic - not syncing|^Kernel panic\b/m, reason: "kernel panic", final: true },
+  // The kernel panics right after this line; the panic is what is final.
+  { pattern: /VFS: Unable to mount root fs/, reason: "the kernel cannot mount the root file system", final: false },
+  { pattern: /dracut: FATAL|dracut-initqueue\[\d+\]: Warning: Could not boot/, reason: "dracut (initramfs) gave up", final: false },
+  // initramfs-tools (Debian, Ubuntu): it waits for the root device, then drops to its shell.
+  { pattern: /Gave up waiting for root (file system )?device/, reason: "the initramfs did not find the root device", final: false },
+  { pattern: /ALERT! .* does not exist\. +Dropping to a shell!/, reason: "the initramfs did not find the root device (emergency shell)", final: true },
+  { pattern: /You are in emergency mode|Entering emergency mode/, reason: "systemd emergency mode", final: true },
+  // GRUB prints its errors at the start of a line, in lower case ("error: no such device: ..."),
+  // and often boots on after them; its rescue prompt is the end.
+  { pattern: /^error: .+/m, reason: "GRUB error", final: false },
+  { pattern: /^grub rescue> *$/m, reason: "GRUB rescue prompt", final: true },
 ];
 
 /** The console as text lines: no carriage returns, no terminal escape sequences, no NULs. */
@@ -61,18 +70,18 @@ function lineAt(text: string, index: number, length: number): string {
 
 /**
  * The verdict on a console text. Whatever comes last wins: a panic after a login prompt is a failed
- * boot; a login prompt after a failure (a reboot that worked) is a boot. On one line, the first
- * failure signal listed names it ("Kernel panic - not syncing: VFS: Unable to mount root fs").
+ * boot; a login prompt after a failure (a reboot that worked) is a boot. On one line, a final
+ * signal names it, else the first listed ("Kernel panic - not syncing: VFS: Unable to mount root fs").
  */
 export function classifyConsole(raw: string, bootSignal: RegExp = DEFAULT_BOOT_SIGNAL): ConsoleVerdict {
   const text = cleanConsole(raw);
   const booted = lastMatch(text, bootSignal);
-  let failed: (Hit & { reason: string }) | undefined;
+  let failed: (Hit & { reason: string; final: boolean }) | undefined;
   for (const f of FAILURE_SIGNALS) {
     const hit = lastMatch(text, f.pattern);
-    if (hit && (!failed || hit.index > failed.index)) failed = { ...hit, reason: f.reason };
+    if (hit && (!failed || hit.index > failed.index || (hit.index === failed.index && f.final && !failed.final))) failed = { ...hit, reason: f.reason, final: f.final };
   }
-  if (failed && (!booted || failed.index > booted.index)) return { state: "failed", line: failed.line, reason: failed.reason };
+  if (failed && (!booted || failed.index > booted.index)) return { state: "failed", line: failed.line, reason: failed.reason, final: failed.final };
   if (booted) return { state: "booted", line: booted.line };
   return { state: "booting" };
 }

@@ -58,8 +58,8 @@ export interface WorkerBuild {
   roleName?: string;
   createdInstanceProfileName?: string;
   workerImageId?: string;
-  /** The worker image's root device and size (read when its root is to be encrypted). */
-  workerRoot?: { device: string; sizeGiB: number };
+  /** The worker image's root device (read when its root is to be encrypted). */
+  workerRoot?: { device: string };
   instanceId?: string;
   /** role (e.g. "source", "target") → volume id. */
   volumes: Record<string, string>;

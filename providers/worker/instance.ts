@@ -25,14 +25,17 @@ export function workerImageStep(): Step<WorkerBuild> {
         if (!out.Parameter?.Value) throw new Error(`the public SSM parameter ${name} has no value in ${b.region}: set worker.imageId`);
         b.workerImageId = out.Parameter.Value;
       }
-      // The root device, to encrypt the worker's own root volume when the image is encrypted.
+      // The root device, to encrypt the worker's own root volume when the image is encrypted: a
+      // mapping of that device name that says only Encrypted (and the key) keeps the image's size,
+      // type and snapshot (RunInstances, BlockDeviceMapping: a mapping given at launch overrides
+      // only what it sets of the AMI's mapping of the same device; EC2 User Guide, "Block device
+      // mappings", "Update the block device mapping when launching an instance").
       if (b.workerRootEncryption) {
         const image = await describeImage(await ec2Client(b.region), b.workerImageId);
-        const root = image?.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName)?.Ebs;
-        if (!image?.RootDeviceName || !root?.VolumeSize) {
-          throw new Error(`cannot read the root volume of the worker image ${b.workerImageId} in ${b.region}, which encrypted: true needs to encrypt the worker too: set worker.imageId to an EBS-backed image this account can describe`);
+        if (!image?.RootDeviceName || image.RootDeviceType !== "ebs") {
+          throw new Error(`cannot read the root device of the worker image ${b.workerImageId} in ${b.region}, which encrypted: true needs to encrypt the worker too: set worker.imageId to an EBS-backed image this account can describe`);
         }
-        b.workerRoot = { device: image.RootDeviceName, sizeGiB: root.VolumeSize };
+        b.workerRoot = { device: image.RootDeviceName };
       }
     },
   };
@@ -62,7 +65,7 @@ export function launchWorkerStep(): Step<WorkerBuild> {
               EbsOptimized: true,
               // With encrypted: true nothing of the build is written unencrypted, the worker's own root included.
               BlockDeviceMappings: b.workerRootEncryption
-                ? [{ DeviceName: b.workerRoot!.device, Ebs: { Encrypted: true, KmsKeyId: b.workerRootEncryption.kmsKeyId, VolumeSize: b.workerRoot!.sizeGiB, DeleteOnTermination: true } }]
+                ? [{ DeviceName: b.workerRoot!.device, Ebs: { Encrypted: true, KmsKeyId: b.workerRootEncryption.kmsKeyId, DeleteOnTermination: true } }]
                 : undefined,
               ClientToken: `${b.buildId}-worker-${b.deadline}`.slice(0, 64),
               TagSpecifications: tagSpecifications(["instance", "volume", "network-interface"] as const, b.temporaryTags),

@@ -1,18 +1,21 @@
 // Launch verification: the new image counts when an instance of it boots to userspace. One test
 // instance per instance type, in the worker's subnet and security group (no inbound rules), no key
-// pair, IMDSv2 only, tagged as a temporary resource of the build; it passes when both status
-// checks are ok and the serial console shows the boot signal, and fails on a boot that cannot
-// succeed (kernel panic, no root, ...), an impaired check, or the deadline.
+// pair, IMDSv2 only, tagged at launch as a temporary resource of the build (a later create of the
+// build and `npm run sweep` terminate it if this process dies); it passes when both status checks
+// are ok and the boot signal is the last thing on the serial console, and fails as bootJudge.ts
+// says: at once on a boot that cannot go on (kernel panic, rescue prompt, emergency shell, a dead
+// instance, an impaired check), else at the deadline.
 import type { EC2Client } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "../core/clients";
 import { retag } from "../core/images";
 import type { Step } from "../core/steps";
 import { BOOT_LINE_TAG, EXPIRES_TAG, STACK_TAG, tagSpecifications, Tags, VERIFICATION_TAG, VERIFIED_ON_TAG } from "../core/tags";
 import { errorName, isTransient, waitFor } from "../core/wait";
+import { isDead, judgePoll } from "./bootJudge";
 import { bootSignalRegex, classifyConsole, consoleTail, DEFAULT_BOOT_SIGNAL } from "./console";
 import type { Verification, WorkerBuild } from "./context";
 import type { VerifyInputs } from "./inputs";
-import { cannotLaunch, ImageTraits, TypeInfo, verifyInstanceTypes } from "./verifyPlan";
+import { cannotLaunch, ImageTraits, TypeInfo, verifyInstanceTypes, XEN_TYPE, xenTypeFor } from "./verifyPlan";
 
 /** Tags the image and snapshot get at creation: a pending verification expires with the build. */
 export function verificationTags(verify: VerifyInputs | false, temporaryTags: Tags): Tags {
@@ -48,22 +51,50 @@ async function describeImageTraits(ec2: EC2Client, imageId: string, fallback: "x
   };
 }
 
+function typeInfo(info: { InstanceType?: string; Hypervisor?: string; ProcessorInfo?: { SupportedArchitectures?: string[] }; NetworkInfo?: { EnaSupport?: string }; SupportedBootModes?: string[]; VCpuInfo?: { DefaultVCpus?: number }; MemoryInfo?: { SizeInMiB?: number } }): TypeInfo {
+  return {
+    instanceType: info.InstanceType ?? "",
+    hypervisor: info.Hypervisor,
+    architectures: info.ProcessorInfo?.SupportedArchitectures ?? [],
+    enaSupport: info.NetworkInfo?.EnaSupport,
+    bootModes: info.SupportedBootModes ?? [],
+    vcpus: info.VCpuInfo?.DefaultVCpus,
+    memoryMiB: info.MemoryInfo?.SizeInMiB,
+  };
+}
+
+/**
+ * The Xen types this region offers: DescribeInstanceTypes filtered on hypervisor xen (the types'
+ * attributes hold in every region) and DescribeInstanceTypeOfferings with LocationType region (which
+ * of them this region has). EC2 API reference, DescribeInstanceTypes ("hypervisor" filter) and
+ * DescribeInstanceTypeOfferings.
+ */
+async function xenTypesOffered(ec2: EC2Client): Promise<TypeInfo[]> {
+  const { DescribeInstanceTypesCommand, DescribeInstanceTypeOfferingsCommand } = ec2Sdk();
+  const xen: TypeInfo[] = [];
+  let token: string | undefined;
+  do {
+    const out: { InstanceTypes?: Parameters<typeof typeInfo>[0][]; NextToken?: string } = await ec2.send(new DescribeInstanceTypesCommand({ Filters: [{ Name: "hypervisor", Values: ["xen"] }], NextToken: token }));
+    xen.push(...(out.InstanceTypes ?? []).map(typeInfo));
+    token = out.NextToken;
+  } while (token);
+  const offered = new Set<string>();
+  token = undefined;
+  do {
+    const out: { InstanceTypeOfferings?: { InstanceType?: string }[]; NextToken?: string } = await ec2.send(new DescribeInstanceTypeOfferingsCommand({ LocationType: "region", Filters: [{ Name: "instance-type", Values: xen.map((t) => t.instanceType) }], NextToken: token }));
+    for (const o of out.InstanceTypeOfferings ?? []) if (o.InstanceType) offered.add(o.InstanceType);
+    token = out.NextToken;
+  } while (token);
+  return xen.filter((t) => offered.has(t.instanceType));
+}
+
 async function describeTypes(ec2: EC2Client, types: string[]): Promise<TypeInfo[]> {
   const { DescribeInstanceTypesCommand } = ec2Sdk();
   const out = await ec2.send(new DescribeInstanceTypesCommand({ InstanceTypes: types as never[] })).catch((e) => {
     if (errorName(e) === "InvalidInstanceType") throw new Error(`verify.instanceType: ${(e as Error).message}: use instance types offered in this region`);
     throw e;
   });
-  return types.map((t) => {
-    const info = out.InstanceTypes?.find((i) => i.InstanceType === t);
-    return {
-      instanceType: t,
-      hypervisor: info?.Hypervisor,
-      architectures: info?.ProcessorInfo?.SupportedArchitectures ?? [],
-      enaSupport: info?.NetworkInfo?.EnaSupport,
-      bootModes: info?.SupportedBootModes ?? [],
-    };
-  });
+  return types.map((t) => typeInfo({ ...out.InstanceTypes?.find((i) => i.InstanceType === t), InstanceType: t }));
 }
 
 interface Verified {
@@ -112,7 +143,6 @@ async function verifyOn(b: WorkerBuild, ec2: EC2Client, t: TypeInfo, bootSignal:
   const latest = t.hypervisor === "nitro" ? true : undefined;
   let text = "";
   let signalAt: number | undefined;
-  let signalLine = "";
   const what = `${id} (${t.instanceType}) to boot ${b.imageId} to userspace`;
   try {
     return await waitFor({ what, maxWaitSeconds: Math.max(1, Math.floor((deadline - Date.now()) / 1000)), minDelaySeconds: 2, maxDelaySeconds: 15 }, async () => {
@@ -128,23 +158,13 @@ async function verifyOn(b: WorkerBuild, ec2: EC2Client, t: TypeInfo, bootSignal:
       }
       text = output.Output ? Buffer.from(output.Output, "base64").toString("utf8") : text;
       const verdict = classifyConsole(text, bootSignal);
-      if (verdict.state === "failed") return { state: "FAILURE", reason: `the console shows ${verdict.reason}: ${verdict.line}` };
-      if (verdict.state === "booted" && signalAt === undefined) {
-        signalAt = Date.now();
-        signalLine = verdict.line;
-      }
+      if (verdict.state === "booted" && signalAt === undefined) signalAt = Date.now();
       const state = status?.InstanceState?.Name;
-      if (state && state !== "pending" && state !== "running") {
-        const reason = (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.StateReason?.Message;
-        return { state: "FAILURE", reason: `the instance is ${state}${reason ? ` (${reason})` : ""}` };
-      }
-      const system = status?.SystemStatus?.Status ?? "unknown";
-      const instance = status?.InstanceStatus?.Status ?? "unknown";
-      if (system === "impaired" || instance === "impaired") return { state: "FAILURE", reason: `status checks: system ${system}, instance ${instance}` };
-      if (system === "ok" && instance === "ok" && signalAt !== undefined) {
-        return { state: "SUCCESS", value: { instanceType: t.instanceType, secondsToBootSignal: Math.round((signalAt - launched) / 1000), bootLine: signalLine } };
-      }
-      return { state: "RETRY", reason: `status checks: system ${system}, instance ${instance}; boot signal ${signalAt === undefined ? "not seen yet" : "seen"}` };
+      const stateReason = isDead(state) ? (await ec2.send(new DescribeInstancesCommand({ InstanceIds: [id] }))).Reservations?.[0]?.Instances?.[0]?.StateReason?.Message : undefined;
+      const judged = judgePoll({ console: verdict, state, stateReason, system: status?.SystemStatus?.Status ?? "unknown", instance: status?.InstanceStatus?.Status ?? "unknown" });
+      if (judged.state === "failed") return { state: "FAILURE", reason: judged.reason };
+      if (judged.state === "waiting") return { state: "RETRY", reason: judged.reason };
+      return { state: "SUCCESS", value: { instanceType: t.instanceType, secondsToBootSignal: Math.round(((signalAt ?? Date.now()) - launched) / 1000), bootLine: judged.line } };
     });
   } catch (e) {
     throw new Error(`${(e as Error).message}\nconsole tail of ${id}:\n${consoleTail(text)}`);
@@ -163,7 +183,13 @@ export function verifyStep(verifyOf: (b: WorkerBuild) => VerifyInputs | false): 
       }
       const ec2 = await ec2Client(b.region);
       const image = await describeImageTraits(ec2, b.imageId!, b.architecture);
-      const { types, why } = verifyInstanceTypes(verify.instanceTypes, b.facts, image);
+      let { types, why } = verifyInstanceTypes(verify.instanceTypes, b.facts, image);
+      if (!verify.instanceTypes?.length && types.length === 1 && types[0] === XEN_TYPE) {
+        const xen = xenTypeFor(image, await xenTypesOffered(ec2), b.region);
+        if ("error" in xen) throw new Error(xen.error);
+        types = [xen.type];
+        why = `${why}; ${xen.why}`;
+      }
       b.log(`verify: on ${types.join(", ")}: ${why}`);
       const infos = await describeTypes(ec2, types);
       const impossible = infos.map((t) => cannotLaunch(image, t)).filter(Boolean);
@@ -193,13 +219,23 @@ export function verifyStep(verifyOf: (b: WorkerBuild) => VerifyInputs | false): 
       if (!ids.length) return;
       const { TerminateInstancesCommand, waitUntilInstanceTerminated } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
-      for (const id of ids) {
-        await ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] })).catch((e) => {
-          if (errorName(e) !== "InvalidInstanceID.NotFound") throw e;
-        });
-      }
+      // Every instance is asked to go before any error is reported: one failed call must not keep
+      // the others running.
+      const terminated = await Promise.allSettled(
+        ids.map((id) =>
+          ec2.send(new TerminateInstancesCommand({ InstanceIds: [id] })).catch((e) => {
+            if (errorName(e) !== "InvalidInstanceID.NotFound") throw e;
+          }),
+        ),
+      );
+      const going = ids.filter((_, i) => terminated[i].status === "fulfilled");
       // Wait, so that the security group can go next.
-      await waitUntilInstanceTerminated({ client: ec2, maxWaitTime: 600, minDelay: 2, maxDelay: 15 }, { InstanceIds: ids });
+      const waited = going.length ? await Promise.allSettled([waitUntilInstanceTerminated({ client: ec2, maxWaitTime: 600, minDelay: 2, maxDelay: 15 }, { InstanceIds: going })]) : [];
+      const errors = [
+        ...terminated.flatMap((r, i) => (r.status === "rejected" ? [`TerminateInstances ${ids[i]}: ${(r.reason as Error).message}`] : [])),
+        ...waited.flatMap((r) => (r.status === "rejected" ? [`waiting for ${going.join(", ")} to terminate: ${(r.reason as Error).message}`] : [])),
+      ];
+      if (errors.length) throw new Error(`test instances not terminated (a later create of build ${b.buildId} or \`npm run sweep\` terminates them): ${errors.join("; ")}`);
       b.log(`verify: test instance${ids.length > 1 ? "s" : ""} ${ids.join(", ")} terminated`);
     },
   };

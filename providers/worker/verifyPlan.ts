@@ -3,7 +3,10 @@
 
 /** Current, small Nitro types (NVMe root disk, ENA network) per architecture. */
 export const NITRO_TYPE = { x86_64: "t3.micro", arm64: "t4g.micro" } as const;
-/** A Xen HVM type (a Xen block device root, no ENA needed) for images that are not Nitro-ready. */
+/**
+ * The preferred Xen HVM type (a Xen block device root, no ENA needed) for images that are not
+ * Nitro-ready; where the region does not offer it, xenTypeFor picks another Xen type it offers.
+ */
 export const XEN_TYPE = "t2.micro";
 
 export interface ImageTraits {
@@ -47,6 +50,8 @@ export interface TypeInfo {
   /** "required" | "supported" | "unsupported" */
   enaSupport?: string;
   bootModes: string[];
+  vcpus?: number;
+  memoryMiB?: number;
 }
 
 /** Why this type cannot launch the image, or undefined when it can. */
@@ -55,4 +60,19 @@ export function cannotLaunch(image: ImageTraits, t: TypeInfo): string | undefine
   if (t.enaSupport === "required" && !image.enaSupport) return `${t.instanceType} needs ENA and the image is registered without it (enaSupport)`;
   if (t.bootModes.length && !t.bootModes.includes(image.bootMode)) return `${t.instanceType} boots ${t.bootModes.join("/")}, not ${image.bootMode}`;
   return undefined;
+}
+
+/**
+ * The Xen type to verify a not Nitro-ready image on, from the Xen types the region offers
+ * (DescribeInstanceTypes hypervisor=xen, DescribeInstanceTypeOfferings): XEN_TYPE when offered, else
+ * the smallest one that can launch the image; or why there is none.
+ */
+export function xenTypeFor(image: ImageTraits, offered: TypeInfo[], region: string): { type: string; why: string } | { error: string } {
+  const usable = offered.filter((t) => !cannotLaunch(image, t));
+  if (usable.some((t) => t.instanceType === XEN_TYPE)) return { type: XEN_TYPE, why: `${XEN_TYPE} (Xen) is offered in ${region}` };
+  const size = (t: TypeInfo) => [t.vcpus ?? Infinity, t.memoryMiB ?? Infinity];
+  const smallest = [...usable].sort((a, b) => size(a)[0] - size(b)[0] || size(a)[1] - size(b)[1] || a.instanceType.localeCompare(b.instanceType))[0];
+  if (smallest) return { type: smallest.instanceType, why: `${XEN_TYPE} is not offered in ${region}: ${smallest.instanceType}, the smallest Xen type it offers that can launch the image` };
+  const seen = offered.length ? `the Xen types it offers (${offered.map((t) => t.instanceType).slice(0, 6).join(", ")}${offered.length > 6 ? ", …" : ""}) cannot launch it (${cannotLaunch(image, offered[0])})` : "it offers no Xen instance type";
+  return { error: `the image is not Nitro-ready, so it runs on Xen instance types only, and ${region} has none for it: ${seen}. Convert it Nitro-ready (nitro: true, an NVMe driver and ENA in the image), verify it elsewhere with verify.instanceType, or set verify: false` };
 }

@@ -14,6 +14,8 @@ export interface VolumeRequest {
   spec: VolumeSpec;
   encrypted: boolean;
   kmsKeyId?: string;
+  /** A later volume of a role whose earlier one was discarded (discardStep): its own client token. */
+  generation?: number;
 }
 
 export function volumesStep<B extends WorkerBuild>(roles: string[], requestsOf: (b: B) => VolumeRequest[]): Step<B> {
@@ -34,7 +36,7 @@ export function volumesStep<B extends WorkerBuild>(roles: string[], requestsOf: 
               Throughput: r.spec.throughputMiBps,
               Encrypted: r.encrypted || undefined,
               KmsKeyId: r.kmsKeyId,
-              ClientToken: `${b.buildId}-${r.role}-${b.deadline}`.slice(0, 64),
+              ClientToken: `${b.buildId}-${r.role}${r.generation ? `-${r.generation}` : ""}-${b.deadline}`.slice(0, 64),
               TagSpecifications: tagSpecifications(["volume"] as const, { ...b.temporaryTags, Name: `ami-factory ${b.buildId} ${r.role}` }),
             }),
           );
@@ -69,8 +71,9 @@ export function attachStep(roles: string[]): Step<WorkerBuild> {
     async run(b) {
       const { AttachVolumeCommand, waitUntilVolumeInUse } = ec2Sdk();
       const ec2 = await ec2Client(b.region);
-      // Only the roles that have a volume (a build may make fewer), each on a device name still free.
-      const present = roles.filter((r) => b.volumes[r]);
+      // Only the roles that have a volume not attached yet (a build may make fewer, or attach a
+      // role's volume anew after discarding it), each on a device name still free.
+      const present = roles.filter((r) => b.volumes[r] && !b.attachments[r]);
       for (const role of present) {
         const device = DEVICE_NAMES.find((d) => !Object.values(b.attachments).includes(d));
         if (!device) throw new Error(`no free device name for the ${role} volume (${DEVICE_NAMES.join(", ")} are taken)`);
@@ -106,4 +109,30 @@ export async function detachVolumes(b: WorkerBuild, roles: string[]): Promise<vo
 
 export function detachStep(roles: string[]): Step<WorkerBuild> {
   return { name: `detach volumes (${roles.join(", ")})`, run: (b) => detachVolumes(b, roles) };
+}
+
+/**
+ * Detaches and deletes the volumes of these roles now, and forgets them, so that a later
+ * volumesStep can make the roles anew (a volume a failed in-place conversion wrote to). Nothing to
+ * clean up afterwards: the volumes are gone, and their temporary tags let a sweep find them if this
+ * process dies first.
+ */
+export function discardStep(roles: string[], why: string): Step<WorkerBuild> {
+  return {
+    name: `discard volumes (${roles.join(", ")}): ${why}`,
+    async run(b) {
+      const { DeleteVolumeCommand } = ec2Sdk();
+      await detachVolumes(b, roles);
+      const ec2 = await ec2Client(b.region);
+      for (const role of roles) {
+        const id = b.volumes[role];
+        if (!id) continue;
+        await ec2.send(new DeleteVolumeCommand({ VolumeId: id })).catch((e) => {
+          if (errorName(e) !== "InvalidVolume.NotFound") throw e;
+        });
+        b.log(`volume ${role}: ${id} discarded (${why})`);
+        delete b.volumes[role];
+      }
+    },
+  };
 }

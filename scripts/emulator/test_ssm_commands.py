@@ -77,6 +77,20 @@ def test_ssm_success_output_and_truncation(server: Server) -> None:
     assert len(ssm.get_command_invocation(CommandId=noisy, InstanceId=instance_id)["StandardOutputContent"]) == 24000
     [detail] = ssm.list_command_invocations(CommandId=noisy, Details=True)["CommandInvocations"]
     assert len(detail["CommandPlugins"][0]["Output"]) == 2500
+    # stderr: the first 8,000 characters, its end cut off
+    server.ok("POST", "ssm/fail", {"match": "chatty", "status": "Failed", "stderr": "progress\n" * 2000 + "the error\n"})
+    chatty = ssm.get_command_invocation(CommandId=send(ssm, instance_id, ["chatty build"]), InstanceId=instance_id)
+    assert len(chatty["StandardErrorContent"]) == 8000 and "the error" not in chatty["StandardErrorContent"]
+
+
+def test_ssm_no_output_before_the_end(server: Server) -> None:
+    """Both outputs are empty while the command runs (AWS: "If the command hasn't finished running,
+    then this string is empty")."""
+    instance_id = run_instance(server.client("ec2"))
+    ssm = server.client("ssm")
+    server.ok("POST", "ssm/fail", {"match": "slow", "status": "InProgress", "output": "half\n", "stderr": "step 1/8\n"})
+    inv = ssm.get_command_invocation(CommandId=send(ssm, instance_id, ["slow build"]), InstanceId=instance_id)
+    assert (inv["Status"], inv["StandardOutputContent"], inv["StandardErrorContent"]) == ("InProgress", "", "")
 
 
 def test_ssm_rule_options_and_validation(server: Server) -> None:

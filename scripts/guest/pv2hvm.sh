@@ -16,10 +16,13 @@
 #                        its first 1 KiB) loads the core image from boot/grub/i386-pc/core.img by
 #                        its sector list; that file is made immutable (chattr +i) so it never moves;
 #                        e2fsck -fn checks the filesystem afterwards.
-# Anything else (XFS on the whole disk, a gap too small, another filesystem or label) is refused
-# before anything is written: exit 3 and, as the last stdout line instead of facts,
+# Anything else (XFS on the whole disk, a gap too small, another filesystem or label), and a
+# filesystem to be written that is not clean (a journal to replay, errors `e2fsck -fn` or
+# `xfs_repair -n` reports), is refused before anything is written: exit 3 and, as the last stdout
+# line instead of facts,
 #   {"script":"pv2hvm","schemaVersion":3,"refused":"in-place","reason":CODE,"detail":SENTENCE}
-# with CODE xfs-at-sector-0, gap-too-small, unsupported-filesystem or unknown-layout; the caller
+# with CODE xfs-at-sector-0, gap-too-small, unsupported-filesystem, unknown-layout or
+# filesystem-unclean; the caller
 # then copies. Steps 3 to 6 of the copy below (GRUB, menu, fstab, drivers, sanitize) are the same
 # code for both methods (lib/hvmboot.sh), after the root is mounted where it is.
 #
@@ -30,7 +33,8 @@
 # Steps:
 #   1. an msdos label: one bootable partition from 1 MiB to the end, or for separate-boot
 #      partition 1 /boot (the source's size, bootable) and partition 2 the root to the end;
-#   2. the filesystems copied (ext*: only the used blocks, e2image; else dd), checked (e2fsck -fy),
+#   2. the filesystems copied (ext*: only the used blocks, e2image; else, or when the source is not
+#      clean (lib/copy.sh fs_unclean: its bitmap may be wrong), all of it with dd), checked (e2fsck -fy),
 #      the root grown to fill its partition, UUIDs and LABELs kept;
 #   3. GRUB 2 for BIOS from the WORKER's grub tools; the image keeps following its own GRUB legacy
 #      menu (lib/grubcfg.sh pv_boot_config): menu.lst / grub.conf rewritten in place (original kept
@@ -126,7 +130,7 @@ ensure_tools blkid lsblk findmnt partx parted wipefs blockdev losetup debugfs e2
 [ -f "$(grub_platform_dir i386-pc)/boot.img" ] || die "GRUB i386-pc modules on the worker have no boot.img ($(grub_platform_dir i386-pc))"
 total_steps=8 step_no=0
 [ "$method" = copy ] || total_steps=6
-step() { step_no=$((step_no + 1)); log "step $step_no/$total_steps: $1"; }
+step() { step_no=$((step_no + 1)); guest_step "$step_no/$total_steps: $1"; log "step $step_no/$total_steps: $1"; }
 
 # claim_disk DEV WHAT: one run per disk at a time; a mount of DEV is refused unless it is a leftover
 # of an earlier run of this script.
@@ -179,6 +183,11 @@ written0=$(device_bytes_written "$disk")
 if [ "$method" = in-place ]; then
   step "inspecting $disk (read only: nothing is written before the layout is known to allow it)"
   inplace_plan "$disk"
+  [ -z "$INPLACE_REFUSAL" ] || refuse_in_place "$INPLACE_REFUSAL" "$INPLACE_DETAIL"
+  # Before any write: a filesystem written in place must be clean (a PV root snapshotted while it
+  # ran has a journal to replay, and a wrong bitmap would let new files land on live data). The copy
+  # reads all of an unclean one and repairs its own copy.
+  inplace_check_filesystems
   [ -z "$INPLACE_REFUSAL" ] || refuse_in_place "$INPLACE_REFUSAL" "$INPLACE_DETAIL"
   log "in place: $INPLACE_LAYOUT ($PV_LAYOUT; root filesystem on $PV_ROOT_DEV${PV_BOOT_DEV:+, /boot on $PV_BOOT_DEV})"
 else
@@ -235,11 +244,14 @@ else
   # --- 4. copy, check, grow ----------------------------------------------------------------------
   step "copying the filesystems"
   copy_t0=$SECONDS copy_method=""
+  # whole_if_unclean DEV TYPE: "whole" when the filesystem's bitmaps cannot be trusted to say
+  # which blocks hold data (fs_unclean): all of it is copied, then the copy is repaired (step 5).
+  whole_if_unclean() { case $2 in ext2 | ext3 | ext4) ;; *) return 0 ;; esac; if fs_unclean "$1" "$2"; then log "copying all of $1, not only the blocks its bitmap marks used: $FS_UNCLEAN"; printf whole; fi; }
   if [ -n "$src_boot_dev" ]; then
-    copy_filesystem "$src_boot_dev" "$boot_part" "$boot_fs_type"
+    copy_filesystem "$src_boot_dev" "$boot_part" "$boot_fs_type" "$(whole_if_unclean "$src_boot_dev" "$boot_fs_type")"
     copied=$((copied + COPY_BYTES)) copy_method=$COPY_METHOD
   fi
-  copy_filesystem "$src_fs_dev" "$root_part" "$fs_type"
+  copy_filesystem "$src_fs_dev" "$root_part" "$fs_type" "$(whole_if_unclean "$src_fs_dev" "$fs_type")"
   copied=$((copied + COPY_BYTES)); copy_method=${copy_method:-$COPY_METHOD}
   sync
   log "copied $copied bytes ($(human_bytes "$copied")) with $copy_method in $((SECONDS - copy_t0))s"

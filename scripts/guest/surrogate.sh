@@ -180,7 +180,7 @@ install_cleanup_traps
 warnings=()
 warn() { log "warning: $*"; warnings+=("$*"); }
 step_n=0
-step() { step_n=$((step_n + 1)); log "step $step_n: $*"; }
+step() { step_n=$((step_n + 1)); guest_step "$step_n: $*"; log "step $step_n: $*"; }
 
 if [ "$dry_run" = 0 ]; then
   # What this build runs on the worker; missing ones are installed now, before the target is

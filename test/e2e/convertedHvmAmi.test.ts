@@ -3,6 +3,7 @@
 // is proven by the boot test in test/guest).
 import * as assert from "assert";
 import { DescribeImagesCommand } from "@aws-sdk/client-ec2";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, seedPvImageWithDisks, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { egressOf } from "../support/egress";
@@ -169,13 +170,13 @@ describe("ConvertedHvmAmi on the engine", function () {
     }
   });
 
-  it("fails with the guest script's last lines when it fails, and leaves nothing behind", async () => {
+  it("fails with the guest script's last lines when it fails (in place, then the copy auto falls back to), and leaves nothing behind", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "broken");
     await emu.failSsmCommands({ match: "pv2hvm", status: "Failed", output: "pv2hvm: copying\n", stderr: "pv2hvm: grub-install: error: disk not found\n", responseCode: 1 });
     const t = await testStack(emu, { conversions: [{ name: "broken", sourceAmiId }] });
     await assert.rejects(t.stack.up({ onOutput: t.onOutput }), (e: Error) => {
       const text = String(e);
-      assert.match(text, /step "run pv2hvm --in-place on the worker" failed/);
+      assert.match(text, /step "run pv2hvm on the worker" failed/);
       // (the engine indents a message's lines under its resource)
       assert.match(text, /the guest script pv2hvm on worker i-[0-9a-f]+ exited with code 1\n +stderr \(last lines\):\n +pv2hvm: grub-install: error: disk not found\n +stdout \(last lines\):\n +pv2hvm: copying/);
       assert.doesNotMatch(text, /can no longer happen/);
@@ -234,6 +235,58 @@ describe("ConvertedHvmAmi on the engine", function () {
     const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
     assert.deepStrictEqual(preview.changeSummary, { same: 4 }, preview.stdout);
 
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+
+  it("under auto, copies a fresh volume of the source snapshot when in place fails after it may have written, says why, and leaves nothing behind", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "fails-in-place");
+    await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `${JSON.stringify(COPY_FACTS)}\n` });
+    await emu.failSsmCommands({ match: IN_PLACE_COMMAND, script: "pv2hvm", status: "Failed", responseCode: 1, output: "", stderr: "pv2hvm: error: e2fsck -fn /dev/nvme1n1 found problems after GRUB's boot sector was written\n" });
+    const t = await testStack(emu, { conversions: [{ name: "fallback", sourceAmiId }] });
+    await t.stack.up({ onOutput: t.onOutput });
+    const outs = await resourceOutputs(t.stack, "fallback");
+    assert.deepStrictEqual(outs.conversion, { method: "copy", reason: "in-place-failed" });
+    assert.deepStrictEqual(outs.facts, COPY_FACTS);
+    const tags = Object.fromEntries(((await describeImage("us-east-1", outs.imageId as string))!.Tags ?? []).map((x) => [x.Key, x.Value]));
+    assert.deepStrictEqual(JSON.parse(tags["ami-factory:conversion"]!), { method: "copy", reason: "in-place-failed" });
+    assert.match(t.output.join(""), /pv2hvm --in-place failed; copying a fresh volume of the source snapshot instead[\s\S]*found problems after GRUB's boot sector was written/);
+    const [inPlace, copy, ...more] = await sendsOf(emu, outs.buildId as string);
+    assert.deepStrictEqual(more, []);
+    assert.match(inPlace.Comment, / pv2hvm --in-place$/);
+    assert.match(copy.Comment, / pv2hvm --source$/);
+    assert.deepStrictEqual(copy.InstanceIds, inPlace.InstanceIds, "the same worker");
+    const written = volumeArg(inPlace, "--in-place")!;
+    assert.notStrictEqual(volumeArg(copy, "--source"), written, "not the volume in place wrote to");
+    // The written volume, then (made together, in either order) a fresh one from the source snapshot and the empty target.
+    const [first, ...later] = (await volumesOf(emu, outs.buildId as string)).map((v) => `${v.SnapshotId ? "snapshot" : "empty"} ${v.Size}`);
+    assert.deepStrictEqual([first, later.sort()], ["snapshot 8", ["empty 9", "snapshot 8"]]);
+    const deletes = (await emu.calls("DeleteVolume")).map((c) => c.VolumeId);
+    assert.ok(deletes.includes(written), "the written volume is deleted");
+    const snapshot = (await emu.calls("CreateSnapshot")).find((c) => c.VolumeId === volumeArg(copy, "--target"));
+    assert.ok(snapshot, "the image's snapshot is of the target volume");
+    assert.deepStrictEqual(await leftovers(), []);
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await leftovers(), []);
+  });
+
+  it("converts with encrypted: true and the default worker (the AL2023 public parameter's image): the worker's root encrypted by its device name alone", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "sealed-source");
+    await emu.failSsmCommands({ match: "", script: "pv2hvm", status: "Success", output: `${JSON.stringify(COPY_FACTS)}\n` });
+    const t = await testStack(emu, { conversions: [{ name: "sealed", sourceAmiId, encrypted: true }] });
+    await t.stack.up({ onOutput: t.onOutput });
+    const outs = await resourceOutputs(t.stack, "sealed");
+    assert.deepStrictEqual(outs.conversion, { method: "copy", reason: "encryption-change" });
+    const al2023 = (await new SSMClient({ region: "us-east-1" }).send(new GetParameterCommand({ Name: "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64" }))).Parameter!.Value!;
+    const worker = (await emu.calls<Record<string, string>>("RunInstances")).find((c) => c.ImageId === al2023)!;
+    assert.ok(worker, "the worker ran the AL2023 parameter's image");
+    assert.deepStrictEqual(
+      Object.fromEntries(Object.entries(worker).filter(([k]) => k.startsWith("BlockDeviceMapping."))),
+      { "BlockDeviceMapping.1.DeviceName": "/dev/xvda", "BlockDeviceMapping.1.Ebs.Encrypted": "true", "BlockDeviceMapping.1.Ebs.DeleteOnTermination": "true" },
+      "only the root device name and encryption: size and type stay the image's",
+    );
+    for (const v of await volumesOf(emu, outs.buildId as string)) assert.strictEqual(v.Encrypted, "true");
+    assert.deepStrictEqual(await leftovers(), []);
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual(await leftovers(), []);
   });

@@ -2,7 +2,8 @@
 // ConvertedHvmAmi create (in its guest step, or in its launch verification). After the documented recovery the next `pulumi up` converges to one image
 // and nothing is left over; `npm run sweep` finds and removes what a crashed build left.
 import * as assert from "assert";
-import { describeImage, imagesTagged, leftovers, seedPvImage, snapshotExists } from "../support/aws";
+import { DescribeInstancesCommand } from "@aws-sdk/client-ec2";
+import { describeImage, ec2, imagesTagged, leftovers, seedPvImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { killHard, processTree } from "../support/processes";
@@ -96,8 +97,16 @@ describe("a crash in the middle of a create", function () {
     assert.ok(left.filter((l) => l.startsWith("instance")).length >= 2, `the worker and the test instance: ${left}`);
     const unverified = pending[0].split(" ")[1];
     const unverifiedSnapshot = (await describeImage("us-east-1", unverified))!.BlockDeviceMappings![0].Ebs!.SnapshotId!;
+    // The test instance was tagged as the build's at launch: nothing but the tags knows it now.
+    const testInstances = (await ec2().send(new DescribeInstancesCommand({ Filters: [{ Name: "image-id", Values: [unverified] }] }))).Reservations!.flatMap((r) => r.Instances ?? []);
+    assert.strictEqual(testInstances.length, 1, "one test instance of the unverified image");
+    const testInstance = testInstances[0];
+    const tagsOf = Object.fromEntries((testInstance.Tags ?? []).map((x) => [x.Key, x.Value]));
+    assert.strictEqual(tagsOf["ami-factory:temporary"], "true");
+    assert.match(tagsOf["ami-factory:build-id"] ?? "", /^b-\w+/);
     const dry = await sweep({ stack: t.stack.name, regions: ["us-east-1"], olderThanMs: 0, yes: false }, () => undefined);
     assert.ok(dry.found.some((f) => f.kind === "image" && f.id === unverified), `the sweep sees the unverified image: ${JSON.stringify(dry.found)}`);
+    assert.ok(dry.found.some((f) => f.kind === "instance" && f.id === testInstance.InstanceId), `the sweep sees the test instance: ${JSON.stringify(dry.found)}`);
 
     // Recovery as the README says; this time the image boots.
     await t.stack.cancel();
@@ -105,6 +114,9 @@ describe("a crash in the middle of a create", function () {
     await emu.scriptBoot({ imageName: "crash-verify-hvm", outcome: "boots", afterPolls: 1 });
     const up = await t.stack.up({ onOutput: t.onOutput });
     assert.match(t.output.join(""), new RegExp(`cleaning \\d+ leftovers of an earlier run of build b-\\w+: .*image ${unverified}`));
+    assert.match(t.output.join(""), new RegExp(`cleaning \\d+ leftovers of an earlier run of build b-\\w+: .*instance ${testInstance.InstanceId}`), "the re-run terminates the test instance");
+    const after1 = (await ec2().send(new DescribeInstancesCommand({ InstanceIds: [testInstance.InstanceId!] }))).Reservations![0].Instances![0];
+    assert.strictEqual(after1.State?.Name, "terminated");
     const converted = (up.outputs.images.value as Record<string, Record<string, string>>).verifying["us-east-1"];
     assert.notStrictEqual(converted, unverified, "the unverified image is not adopted");
     const built = await imagesTagged("us-east-1", "ami-factory:kind", "ConvertedHvmAmi");

@@ -105,6 +105,19 @@ describe("launch verification on the engine", function () {
     assert.deepStrictEqual(await leftovers(), []);
   });
 
+  it("verifies a not Nitro-ready image on a Xen type the region offers where t2.micro is not (eu-south-2: DescribeInstanceTypeOfferings)", async () => {
+    const region = "eu-south-2";
+    const { imageId: sourceAmiId } = await seedPvImage(region, "verify-xen-spain");
+    await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${JSON.stringify({ ...FACTS, nvmeInInitramfs: false, nitroReady: false })}\n` });
+    const t = await testStack(emu, { conversions: [{ name: "spain", sourceAmiId }] }, region);
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.match(t.output.join(""), /verify: on i3\.large: not Nitro-ready[^\n]*; t2\.micro is not offered in eu-south-2: i3\.large, the smallest Xen type it offers that can launch the image/);
+    const verification = (await resourceOutputs(t.stack, "spain")).verification as { results: { instanceType: string }[] };
+    assert.deepStrictEqual(verification.results.map((r) => r.instanceType), ["i3.large"]);
+    assert.deepStrictEqual(await leftovers(region), []);
+    await t.stack.destroy({ onOutput: t.onOutput });
+  });
+
   it("fails on a kernel panic with the panic line and the console tail, and leaves no test instance, image or snapshot", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "verify-panic");
     await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${JSON.stringify(FACTS)}\n` });

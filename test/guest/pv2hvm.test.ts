@@ -285,6 +285,29 @@ describe("pv2hvm guest script: pure parts", function () {
       }
     });
 
+    it("prints a short failure summary on stdout when the script fails: the step, die's message or the failed command, the last stderr lines; never a JSON line", function () {
+      const dir = tmpdir("facts-");
+      try {
+        const script = path.join(dir, "guest.sh");
+        write(script, `#!/usr/bin/env bash\nset -euo pipefail\nGUEST_LOG_PREFIX=guest\n. ${JSON.stringify(path.join(lib, "common.sh"))}\nguest_facts_channel "$@"\ninstall_cleanup_traps\n` +
+          `guest_step "2/5: copying"\nfor i in $(seq 40); do echo "progress $i" >&2; done\n` +
+          `[ "$1" = die ] && { sh -c 'echo "tool: error: disk full" >&2; exit 4' || die "the tool failed"; }\n` +
+          `check() { sh -c 'echo "check: bad bitmap" >&2; exit 4'; }\ncheck\nguest_emit_facts '{}'\n`, 0o755);
+        const died = run("bash", [script, "die"]);
+        assert.strictEqual(died.status, 1);
+        assert.strictEqual(died.stdout, "guest failed (exit 1)\n  step: 2/5: copying\n  error: the tool failed\n  stderr: progress 38\n  stderr: progress 39\n  stderr: progress 40\n  stderr: tool: error: disk full\n  stderr: guest: error: the tool failed\n");
+        assert.match(died.stderr, /progress 1\n[\s\S]*tool: error: disk full\nguest: error: the tool failed\n$/, "stderr carries everything, as before");
+        const failed = run("bash", [script, "set-e"]);
+        assert.strictEqual(failed.status, 4);
+        const lines = failed.stdout.trimEnd().split("\n");
+        assert.deepStrictEqual(lines.slice(0, 3), ["guest failed (exit 4)", "  step: 2/5: copying", "  command: sh -c 'echo \"check: bad bitmap\" >&2; exit 4' (exit 4)"]);
+        assert.strictEqual(lines.at(-1), "  stderr: check: bad bitmap");
+        for (const l of lines) assert.throws(() => JSON.parse(l), "no line of the summary is JSON");
+      } finally {
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
+    });
+
     it("prints the refusal line and exits 3 when the script declines the job (guest_refuse), never a facts line", function () {
       const dir = tmpdir("facts-");
       try {
@@ -1008,6 +1031,98 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
     }
   });
 
+  describe("a source whose block bitmap marks used blocks free (snapshotted while it ran)", function () {
+    let img: ImageFacts;
+    let unchanged: string;
+    let damaged: string;
+    /** path → SHA-256 of every regular file under a mounted root. */
+    function fileSums(root: string): Map<string, string> {
+      const out = must("bash", ["-c", 'cd "$1" && find . -xdev -type f -print0 | sort -z | xargs -0 sha256sum', "-", root]);
+      return new Map(out.trim().split("\n").map((l) => [l.slice(66), l.slice(0, 64)] as [string, string]));
+    }
+    function mounted<T>(dev: string, f: (dir: string) => T): T {
+      const dir = fs.mkdtempSync(path.join(work, "mnt-"));
+      must("mount", ["-o", "ro,noload", dev, dir]);
+      try {
+        return f(dir);
+      } finally {
+        must("umount", [dir]);
+        fs.rmdirSync(dir);
+      }
+    }
+
+    before(function () {
+      const out = must("bash", [pvImage, "build", "--layout", "flat", "--out", path.join(work, "bitmap-source.img"), "--marker", "bitmap", "--size-mib", "1024"]);
+      img = JSON.parse(out.trim().split("\n").pop()!) as ImageFacts;
+      // The kernel's data blocks marked free in the block bitmap (debugfs freeb), as a root that was
+      // snapshotted between a write and its bitmap update may have them.
+      damaged = `/boot/vmlinuz-${img.kernel}`;
+      const blocks = must("debugfs", ["-R", `blocks ${damaged}`, img.image]).trim().split(/\s+/).filter(Boolean);
+      assert.ok(blocks.length > 100, `the kernel has data blocks: ${blocks.length}`);
+      const cmds = path.join(work, "freeb.cmds");
+      fs.writeFileSync(cmds, blocks.map((b) => `freeb ${b}`).join("\n") + "\n");
+      must("debugfs", ["-w", "-f", cmds, img.image]);
+      assert.notStrictEqual(run("e2fsck", ["-fn", img.image]).status, 0, "e2fsck -fn sees the damage");
+      unchanged = sha256(img.image);
+    });
+
+    it("is refused in place (filesystem-unclean, exit 3), byte for byte unchanged", function () {
+      const dev = loops.attach(img.image);
+      let r: Run;
+      try {
+        r = run("bash", [pv2hvm, "--in-place", dev]);
+        assert.deepStrictEqual(leftovers(dev), [], "pv2hvm left partitions or mounts behind");
+      } finally {
+        loops.detach(dev);
+      }
+      assert.strictEqual(r.status, 3, r.stderr);
+      const line = JSON.parse(r.stdout.trim()) as Record<string, unknown>;
+      assert.strictEqual(line.reason, "filesystem-unclean");
+      assert.match(line.detail as string, /e2fsck -fn \S+ exited 4: .*Block bitmap differences/);
+      assert.strictEqual(sha256(img.image), unchanged, "the disk changed although in place was refused");
+    });
+
+    it("is converted by the copy with every file intact: all of it copied (not only the blocks its bitmap marks used), the copy repaired", function () {
+      const targetImage = path.join(work, "bitmap-target.img");
+      fs.writeFileSync(targetImage, "");
+      fs.truncateSync(targetImage, 1100 * 1024 * 1024);
+      const src = loops.attach(img.image, { readOnly: true });
+      const tgt = loops.attach(targetImage);
+      let r: Run;
+      try {
+        r = run("bash", [pv2hvm, "--source", src, "--target", tgt]);
+      } finally {
+        loops.detach(src);
+        loops.detach(tgt);
+      }
+      assert.strictEqual(r.status, 0, tail(r.stderr));
+      const facts = parseFacts(r.stdout);
+      assert.strictEqual(facts.copyMethod, "dd bs=64M");
+      assert.match(r.stderr, /copying all of \S+, not only the blocks its bitmap marks used: e2fsck -fn/);
+      assert.strictEqual(sha256(img.image), unchanged, "the copy changed its source");
+      const part = loops.attach(targetImage, { offset: partitionOffset(targetImage, 1) });
+      try {
+        assert.strictEqual(run("e2fsck", ["-fn", part]).status, 0, "the copy is clean");
+        const srcDev = loops.attach(img.image, { readOnly: true });
+        let was: Map<string, string>;
+        try {
+          was = mounted(srcDev, fileSums);
+        } finally {
+          loops.detach(srcDev);
+        }
+        const now = mounted(part, fileSums);
+        // What the conversion itself writes: GRUB, the menu (the original kept as .pv), fstab.
+        const converted = /^\.\/(boot\/grub\/|etc\/fstab$)/;
+        const changed = [...was].filter(([f, sum]) => !converted.test(f) && now.get(f) !== sum).map(([f]) => f);
+        assert.deepStrictEqual(changed, [], "files the copy lost or changed");
+        assert.strictEqual(now.get(`.${damaged}`), was.get(`.${damaged}`), "the kernel whose blocks the bitmap called free");
+      } finally {
+        loops.detach(part);
+        fs.rmSync(targetImage);
+      }
+    });
+  });
+
   describe("cleanup on failure and on signals", function () {
     let src: string;
     let tgt: string;
@@ -1032,7 +1147,8 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
       const r = run("bash", [pv2hvm, "--source", src, "--target", tgt], { env: { PATH: `${fakeBin}:${process.env.PATH}` } });
       assert.strictEqual(r.status, 1, r.stderr);
       assert.match(r.stderr, /grub-install on .* failed/);
-      assert.strictEqual(r.stdout, "", "no facts line on failure");
+      assert.match(r.stdout, /^pv2hvm failed \(exit 1\)\n  step: 6\/8: installing GRUB 2 \(i386-pc\)[^\n]*\n  error: grub-install on \S+ failed\n(  stderr: .*\n)*  stderr: pv2hvm: error: grub-install on \S+ failed\n$/, "the failure summary, no facts line");
+      assert.match(r.stdout, /stderr: grub-install: error: simulated failure/);
       assert.deepStrictEqual(leftovers(src), []);
       assert.deepStrictEqual(leftovers(tgt), []);
     });

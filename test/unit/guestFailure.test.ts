@@ -22,4 +22,12 @@ describe("guestFailure", () => {
     assert.ok(!text.includes("line 24\n"));
     assert.ok(text.includes("    line 25\n") && text.includes("    line 39"));
   });
+
+  it("shows the script's own failure summary first when stdout has one (SSM cut stderr at 8,000 characters, before the error)", () => {
+    const stderr = "pv2hvm: [  12s] copying\n".repeat(400).slice(0, 8000);
+    const summary = "pv2hvm failed (exit 1)\n  step: 6/8: installing GRUB 2 (i386-pc)\n  error: grub-install on /dev/nvme1n1 failed\n  stderr: grub-install: error: disk not found\n";
+    const text = guestFailure("pv2hvm", "i-0abc", { Status: "Failed", ResponseCode: 1, StandardErrorContent: stderr, StandardOutputContent: summary });
+    assert.match(text, /^the guest script pv2hvm on worker i-0abc exited with code 1\n  summary:\n    pv2hvm failed \(exit 1\)\n      step: 6\/8: installing GRUB 2 \(i386-pc\)\n      error: grub-install on \/dev\/nvme1n1 failed\n      stderr: grub-install: error: disk not found\n  stderr as SSM kept it \(its first 8,000 characters\) \(last lines\):\n    pv2hvm: \[  12s\] copying/);
+    assert.doesNotMatch(text, /stdout/);
+  });
 });

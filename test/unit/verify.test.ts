@@ -4,10 +4,11 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { Checker } from "../../providers/core/inputs";
+import { judgePoll } from "../../providers/worker/bootJudge";
 import { bootSignalRegex, classifyConsole, cleanConsole, consoleTail } from "../../providers/worker/console";
 import { checkVerify } from "../../providers/worker/inputs";
 import { verificationFromTags, verificationTags } from "../../providers/worker/verify";
-import { cannotLaunch, isNitroReady, verifyInstanceTypes } from "../../providers/worker/verifyPlan";
+import { cannotLaunch, isNitroReady, verifyInstanceTypes, xenTypeFor } from "../../providers/worker/verifyPlan";
 
 const fixture = (name: string) => fs.readFileSync(path.join(__dirname, "../fixtures/console", name), "utf8");
 
@@ -60,7 +61,8 @@ describe("the console classifier's signals", () => {
     ["systemd's multi-user target (older wording)", "[  OK  ] Reached target Multi-User System.\r\n", "booted"],
     ["cloud-init's final line", "Cloud-init v. 23.1.2-0ubuntu0~22.04.1 finished at Thu, 26 Nov 2026 10:00:00 +0000. Datasource DataSourceEc2Local.  Up 25.52 seconds\r\n", "booted"],
     ["an Amazon Linux login prompt", "Amazon Linux 2023.6.20241010\r\nKernel 6.1.112 on an x86_64 (-)\r\n\r\nip-172-31-5-7 login: ", "booted"],
-    ["a GRUB error", "error: no such device: 3f0c2a57-5d7e-4c55-9d0e-6f1b2d9c4a11.\r\nEntering rescue mode...\r\ngrub rescue> ", "failed", "GRUB error"],
+    ["a GRUB error and its rescue prompt", "error: no such device: 3f0c2a57-5d7e-4c55-9d0e-6f1b2d9c4a11.\r\nEntering rescue mode...\r\ngrub rescue> ", "failed", "GRUB rescue prompt"],
+    ["a GRUB error alone", "error: no suitable video mode found.\r\n", "failed", "GRUB error"],
     ["dracut giving up", "dracut: FATAL: Don't know how to handle 'root=/dev/xvda1'\r\ndracut: Refusing to continue\r\n", "failed", "dracut"],
     ["systemd emergency mode", "You are in emergency mode. After logging in, type \"journalctl -xb\" to view\r\n", "failed", "emergency"],
     ["a panic after the login prompt", "debian login: \r\n[  300.1] Kernel panic - not syncing: Fatal exception\r\n", "failed", "kernel panic"],
@@ -91,6 +93,77 @@ describe("the console classifier's signals", () => {
 
   it("cleans carriage returns, escapes and control characters", () => {
     assert.strictEqual(cleanConsole("a\r\nb\x1b[31mc\x1b[0m\x07\r\n"), "a\nbc\n");
+  });
+});
+
+describe("judging a boot by how it ends", () => {
+  const ok = { state: "running", system: "ok", instance: "ok" };
+  const starting = { state: "running", system: "initializing", instance: "initializing" };
+  /** What the verification sees at each poll while the console grows: the judgement of each. */
+  const polls = (text: string, cuts: number[], checks = ok) => cuts.map((n) => judgePoll({ console: classifyConsole(text.slice(0, n)), ...checks }).state);
+
+  it("a real boot passes only once the login prompt is there and both checks are ok", () => {
+    const text = fixture("debian-12-boot.txt");
+    assert.deepStrictEqual(polls(text, [0, 2000, text.length]), ["waiting", "waiting", "passed"]);
+    assert.strictEqual(judgePoll({ console: classifyConsole(text), ...starting }).state, "waiting");
+  });
+
+  it("a real panic fails at the poll that shows it, before the deadline", () => {
+    const text = fixture("no-initramfs-panic.txt");
+    const panic = text.indexOf("Kernel panic - not syncing");
+    assert.deepStrictEqual(polls(text, [panic, text.length], starting), ["waiting", "failed"]);
+    assert.match((judgePoll({ console: classifyConsole(text), ...starting }) as { reason: string }).reason, /kernel panic: .*VFS: Unable to mount root fs/);
+  });
+
+  it("the initramfs waiting in vain is waited out; its emergency shell is final", () => {
+    const text = fixture("initramfs-no-disk-driver.txt");
+    const gaveUp = text.indexOf("ALERT!");
+    const waiting = judgePoll({ console: classifyConsole(text.slice(0, gaveUp)), ...starting });
+    assert.deepStrictEqual(waiting.state, "waiting");
+    assert.match((waiting as { reason: string }).reason, /last shows the initramfs did not find the root device \(not final unless nothing follows\)/);
+    assert.match((judgePoll({ console: classifyConsole(text), ...starting }) as { reason: string }).reason, /emergency shell/);
+  });
+
+  it("a real GRUB error before a real login prompt passes: the error is waited out, the boot that follows counts", () => {
+    const text = fixture("grub-error-then-login.txt");
+    assert.match(cleanConsole(text), /^error: file `\/boot\/grub\/i386-pc\/ami_factory_no_such_module\.mod' not found\.$/m, "GRUB's own error line");
+    const afterError = text.indexOf("Booting `debian'");
+    const waiting = judgePoll({ console: classifyConsole(text.slice(0, afterError)), ...ok });
+    assert.strictEqual(waiting.state, "waiting");
+    assert.match((waiting as { reason: string }).reason, /the console last shows GRUB error/);
+    assert.deepStrictEqual(polls(text, [afterError, afterError + 4000, text.length]), ["waiting", "waiting", "passed"]);
+    assert.deepStrictEqual(judgePoll({ console: classifyConsole(text), ...ok }), { state: "passed", line: "debian login:" });
+  });
+
+  it("a real panic after userspace fails: the login prompt is no pass while the checks still initialize, the panic that follows is final", () => {
+    const text = fixture("panic-after-login.txt");
+    const login = text.indexOf("debian login: ");
+    const panic = text.indexOf("Kernel panic - not syncing");
+    assert.ok(login > 0 && panic > login, "the panic comes after the login prompt");
+    assert.deepStrictEqual(polls(text, [login + 20, text.length], starting), ["waiting", "failed"]);
+    assert.match((judgePoll({ console: classifyConsole(text), ...ok }) as { reason: string }).reason, /kernel panic: .*Kernel panic - not syncing: NMI: Not continuing/);
+  });
+
+  for (const [what, console] of [
+    ["a GRUB rescue prompt", "error: unknown filesystem.\r\nEntering rescue mode...\r\ngrub rescue> "],
+    ["systemd's emergency shell", "debian login: \r\nYou are in emergency mode. After logging in, type \"journalctl -xb\"\r\n"],
+  ]) {
+    it(`${what} is final`, () => assert.strictEqual(judgePoll({ console: classifyConsole(console), ...starting }).state, "failed"));
+  }
+
+  it("a GRUB error is not final: the boot that follows passes, and while it is the last line the reason names it", () => {
+    const waiting = judgePoll({ console: classifyConsole("error: no such device: ((hd0,1)).\r\n"), ...ok });
+    assert.deepStrictEqual(waiting.state, "waiting");
+    assert.match((waiting as { reason: string }).reason, /GRUB error .*: error: no such device/);
+  });
+
+  it("a dead instance or an impaired check is final, whatever the console", () => {
+    const booting = classifyConsole("");
+    assert.deepStrictEqual(judgePoll({ console: booting, state: "stopped", stateReason: "Client.InstanceInitiatedShutdown", system: "ok", instance: "ok" }), {
+      state: "failed",
+      reason: "the instance is stopped (Client.InstanceInitiatedShutdown)",
+    });
+    assert.deepStrictEqual(judgePoll({ console: booting, state: "running", system: "ok", instance: "impaired" }), { state: "failed", reason: "status checks: system ok, instance impaired" });
   });
 });
 
@@ -130,6 +203,28 @@ describe("which instance types verify an image", () => {
     assert.match(cannotLaunch({ ...x86, enaSupport: false }, t3)!, /needs ENA/);
     assert.match(cannotLaunch({ ...x86, architecture: "arm64" }, t3)!, /runs x86_64, not arm64/);
     assert.match(cannotLaunch({ ...x86, bootMode: "uefi" }, { ...t3, instanceType: "t2.micro", bootModes: ["legacy-bios"] })!, /boots legacy-bios, not uefi/);
+  });
+});
+
+describe("the Xen type a region offers for an image that is not Nitro-ready", () => {
+  const image = { architecture: "x86_64" as const, enaSupport: false, bootMode: "legacy-bios" as const };
+  const xen = (instanceType: string, vcpus: number, memoryMiB: number, enaSupport = "supported") =>
+    ({ instanceType, hypervisor: "xen", architectures: ["x86_64"], enaSupport, bootModes: ["legacy-bios"], vcpus, memoryMiB });
+
+  it("t2.micro where the region offers it", () => {
+    assert.deepStrictEqual(xenTypeFor(image, [xen("m4.large", 2, 8192), xen("t2.micro", 1, 1024)], "us-east-1"), { type: "t2.micro", why: "t2.micro (Xen) is offered in us-east-1" });
+  });
+
+  it("else the smallest offered Xen type that can launch the image, saying why", () => {
+    const r = xenTypeFor(image, [xen("m4.xlarge", 4, 16384), xen("m4.large", 2, 8192), xen("c4.large", 2, 3840)], "eu-central-2");
+    assert.deepStrictEqual(r, { type: "c4.large", why: "t2.micro is not offered in eu-central-2: c4.large, the smallest Xen type it offers that can launch the image" });
+  });
+
+  it("none: a region whose only Xen types need ENA, or that offers none, is named with the fixes", () => {
+    const onlyI3 = xenTypeFor(image, [xen("i3.large", 2, 15616, "required")], "il-central-1") as { error: string };
+    assert.match(onlyI3.error, /il-central-1 has none for it: the Xen types it offers \(i3\.large\) cannot launch it \(i3\.large needs ENA/);
+    assert.match(onlyI3.error, /verify\.instanceType|verify: false/);
+    assert.match((xenTypeFor(image, [], "ap-southeast-5") as { error: string }).error, /ap-southeast-5 has none for it: it offers no Xen instance type/);
   });
 });
 

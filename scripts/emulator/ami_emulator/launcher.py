@@ -24,6 +24,7 @@ from .ec2_image_attributes import patch_image_deprecation, patch_modify_image_at
 from .ec2_image_model import patch_ami_model
 from .ec2_images import patch_copy_image, patch_create_image, patch_register_image, patch_unique_image_names
 from .ec2_instances import patch_instances, patch_run_instances_profile_and_token
+from .ec2_public_images import patch_al2023_images, patch_describe_snapshots_owners
 from .iam import patch_iam_remove_role_from_instance_profile
 from .middleware import AmiFactoryMiddleware
 from .patching import PatchError
@@ -37,6 +38,8 @@ from .twin.store import MissingTool
 
 def apply_patches(mode: str = "recorded") -> None:
     patch_ami_model()
+    patch_al2023_images()
+    patch_describe_snapshots_owners()
     patch_snapshot_in_use()
     patch_detach_volume()
     patch_register_image()

@@ -1,6 +1,6 @@
 """SSM Run Command: each SendCommand invocation gets the outcome the SsmRules (ssm_rules) give it,
 reported by GetCommandInvocation, ListCommands and ListCommandInvocations with AWS's output
-truncation (AWS API reference), SendCommand answers Pending as AWS does, and ListCommandInvocations
+truncation and no output before the end (AWS API reference), SendCommand answers Pending as AWS does, and ListCommandInvocations
 and CancelCommand, which moto lacks, exist. moto reports every invocation Success with no output."""
 
 from __future__ import annotations
@@ -13,9 +13,13 @@ from .patching import APPLIED, _has_params, _need
 from .ssm_rules import SSM_RULES, expand_guest_scripts
 
 
-# GetCommandInvocation returns the first 24,000 characters of stdout/stderr; ListCommandInvocations
-# (Details=true) the first 2,500 of a plugin's Output (AWS API reference).
+# GetCommandInvocation returns the first 24,000 characters of stdout and the first 8,000 of stderr,
+# and both are empty until the command has finished running ("StandardOutputContent",
+# "StandardErrorContent", GetCommandInvocation, AWS Systems Manager API reference:
+# https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html);
+# ListCommandInvocations (Details=true) the first 2,500 of a plugin's Output (AWS API reference).
 SSM_STDOUT_LIMIT = 24000
+SSM_STDERR_LIMIT = 8000
 SSM_PLUGIN_OUTPUT_LIMIT = 2500
 
 
@@ -101,12 +105,13 @@ def patch_ssm_commands() -> None:
                 code = {"Success": 0, "Failed": 1}.get(status, -1)
             details = rule.get("statusDetails") if rule else None
             details = details or {"TimedOut": "ExecutionTimedOut"}.get(status, status)
+            finished = status not in UNFINISHED
             inv.update(Status=status, StatusDetails=details, ResponseCode=code,
-                       StandardOutputContent=_clip(stdout, SSM_STDOUT_LIMIT),
-                       StandardErrorContent=_clip(stderr, SSM_STDOUT_LIMIT))
+                       StandardOutputContent=_clip(stdout, SSM_STDOUT_LIMIT) if finished else "",
+                       StandardErrorContent=_clip(stderr, SSM_STDERR_LIMIT) if finished else "")
             inv["_amf_output"] = stdout
             inv["_amf_stderr"] = stderr
-            if status in UNFINISHED:
+            if not finished:
                 inv["ExecutionEndDateTime"] = ""
         _summarise(self)
 

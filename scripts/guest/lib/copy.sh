@@ -2,12 +2,20 @@
 # Copies one filesystem from a block device to another (same or larger). Sourced by pv2hvm.sh and
 # bench/copy.sh, never run.
 #
-#   copy_filesystem SRC DST FSTYPE
+#   copy_filesystem SRC DST FSTYPE [whole]
 #     ext2/3/4: e2image -ra: only the blocks the filesystem uses (metadata and data) are read and
-#               written; the rest of DST is left as it is (the filesystem never reads it).
-#     others:   dd with 64 MiB blocks over the whole of SRC.
+#               written; the rest of DST is left as it is (the filesystem never reads it). Only
+#               for a clean source: its block bitmap says which blocks are used;
+#     others, or `whole` (a source fs_unclean found wanting: its bitmap may call used blocks
+#               free): dd with 64 MiB blocks over the whole of SRC.
 #   Sets COPY_METHOD and COPY_BYTES (bytes the copy had to move). Progress lines go to stderr,
 #   at most one every COPY_PROGRESS_SECONDS (default 15).
+#
+#   fs_unclean DEV FSTYPE
+#     reading only: succeeds (and sets FS_UNCLEAN to why) when the filesystem on DEV was not cleanly
+#     unmounted or has errors: ext2/3/4 a journal to replay, a state other than clean, or any
+#     problem `e2fsck -fn` reports; XFS what `xfs_repair -n` reports (when the worker has it).
+#     Fails (FS_UNCLEAN empty) when the filesystem is clean, or of a type it cannot check.
 
 COPY_METHOD=""
 COPY_BYTES=0
@@ -39,8 +47,39 @@ _copy_throttle() {
   done
 }
 
+FS_UNCLEAN=""
+
+fs_unclean() {
+  local dev=$1 fstype=$2 header state rc=0 out
+  FS_UNCLEAN=""
+  case $fstype in
+    ext2 | ext3 | ext4)
+      header=$(dumpe2fs -h "$dev" 2>/dev/null) || { FS_UNCLEAN="dumpe2fs cannot read the superblock of $dev"; return 0; }
+      state=$(printf '%s\n' "$header" | sed -n 's/^Filesystem state: *//p')
+      if printf '%s\n' "$header" | grep -q '^Filesystem features:.*\bneeds_recovery\b'; then
+        FS_UNCLEAN="the $fstype filesystem on $dev has a journal to replay (it was in use when snapshotted)"
+        return 0
+      fi
+      [ "$state" = clean ] || { FS_UNCLEAN="the $fstype filesystem on $dev is in state '$state', not clean"; return 0; }
+      # -n: read only, answers no to every question; exit 0 only when it found nothing.
+      out=$(e2fsck -fn "$dev" 2>&1) || rc=$?
+      printf '%s\n' "$out" | sed 's/^/  e2fsck: /' >&2
+      [ "$rc" -eq 0 ] || FS_UNCLEAN="e2fsck -fn $dev exited $rc: $(printf '%s\n' "$out" | grep -v '^ *$' | grep -vE '^(Pass [0-9]|e2fsck [0-9])' | head -n 2 | tr '\n' ' ' | sed 's/ *$//')"
+      ;;
+    xfs)
+      command -v xfs_repair >/dev/null || { printf '%s: warning: no xfs_repair on the worker: the XFS filesystem on %s is not checked\n' "${GUEST_LOG_PREFIX:-copy}" "$dev" >&2; return 1; }
+      # -n: no modify; exit 1 when it found corruption (xfs_repair(8)).
+      out=$(xfs_repair -n "$dev" 2>&1) || rc=$?
+      printf '%s\n' "$out" | sed 's/^/  xfs_repair: /' >&2
+      [ "$rc" -eq 0 ] || FS_UNCLEAN="xfs_repair -n $dev exited $rc: $(printf '%s\n' "$out" | grep -v '^ *$' | tail -n 2 | tr '\n' ' ' | sed 's/ *$//')"
+      ;;
+  esac
+  [ -n "$FS_UNCLEAN" ]
+}
+
 copy_filesystem() {
-  local src=$1 dst=$2 fstype=$3
+  local src=$1 dst=$2 fstype=$3 whole=${4:-}
+  [ -z "$whole" ] || fstype=whole
   case $fstype in
     ext2 | ext3 | ext4)
       COPY_METHOD="e2image -ra"

@@ -12,6 +12,9 @@
 #                            from a file inside the filesystem by its sector list;
 #     else INPLACE_REFUSAL (xfs-at-sector-0, gap-too-small, unsupported-filesystem, unknown-layout)
 #     and INPLACE_DETAIL (a sentence for people).
+#   inplace_check_filesystems   after inplace_plan allowed it: the root (and /boot) filesystem must
+#                               be clean (copy.sh fs_unclean, reading only), else INPLACE_REFUSAL
+#                               filesystem-unclean
 #   grub_core_sectors FS_MODULE   sectors the i386-pc core image of an msdos disk takes (one more
 #                                 than grub-mkimage's for the prefix grub-install sets)
 
@@ -71,4 +74,16 @@ inplace_plan() {
   fi
   INPLACE_LAYOUT=partitioned-gap
   log "first partition at sector $first: room for GRUB's core image ($core sectors) after the MBR"
+}
+
+inplace_check_filesystems() {
+  local dev t
+  for dev in "$PV_ROOT_DEV" ${PV_BOOT_DEV:+"$PV_BOOT_DEV"}; do
+    t=$(blkid -p -o value -s TYPE "$dev" 2>/dev/null || true)
+    log "checking the $t filesystem on $dev before writing to it (read only)"
+    if fs_unclean "$dev" "$t"; then
+      _inplace_refuse filesystem-unclean "$FS_UNCLEAN: in place would write to it; a copy reads all of it and repairs the copy"
+      return 0
+    fi
+  done
 }
