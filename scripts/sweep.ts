@@ -56,7 +56,7 @@ export function configRegions(config: Record<string, unknown>): string[] {
   return [...regions].sort();
 }
 
-function stackConfigs(stack: string | undefined): Record<string, unknown>[] {
+export function stackConfigs(stack: string | undefined): Record<string, unknown>[] {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const yaml = require("js-yaml") as { load(s: string): unknown };
   const files = stack ? [`Pulumi.${stack}.yaml`] : fs.readdirSync(REPO_ROOT).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f));

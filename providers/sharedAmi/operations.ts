@@ -13,6 +13,8 @@ import { runSteps, Step } from "../core/steps";
 import { isoOrUndefined } from "../core/inputs";
 import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
 import { Grant, grantInPlace, newHolderId, revokeInPlace } from "./grants";
+import { LINEAGE_TAG, protectIfAsked, retireImage, retirementOf, unprotect } from "../core/retire";
+import { reapOpportunistically } from "../core/reap";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
 export type Log = (line: string) => void;
@@ -51,7 +53,20 @@ export const principalsOf = (i: SharedAmiInputs): Principals => ({
 export const grantOf = (i: SharedAmiInputs): Grant => ({ launch: principalsOf(i), snapshotAccounts: i.shareSnapshots ? i.accountIds : [] });
 
 export function copyTags(inputs: SharedAmiInputs, buildId: string): Tags {
-  return provenanceTags(inputs.tags, buildId, { "ami-factory:source-ami": inputs.sourceAmiId, "ami-factory:source-region": inputs.sourceRegion });
+  return provenanceTags(inputs.tags, buildId, { "ami-factory:source-ami": inputs.sourceAmiId, "ami-factory:source-region": inputs.sourceRegion, [LINEAGE_TAG]: inputs.scope });
+}
+
+/** Protection on the copies (never on a source shared in place: not ours), as the share asks. */
+export async function protectCopies(outs: SharedAmiOutputs, regions: string[] = outs.copiedRegions): Promise<void> {
+  await mapBounded(regions.filter((r) => outs.copiedRegions.includes(r)), REGION_CONCURRENCY, (r) => protectIfAsked(r, outs.imageIds[r], outs.deregistrationProtection));
+}
+
+/** A copy leaving the stack: retired (the default), or deleted with its snapshots. An exact name is deleted (the replacement needs it). */
+export async function retireOrDeleteCopy(share: Pick<SharedAmiInputs, "scope" | "exactName" | "retirement" | "retention">, region: string, img: RegionImage, log: Log): Promise<void> {
+  if (retirementOf(share.retirement) === "retire" && !share.exactName) return retireImage(region, img.imageId, { lineage: share.scope, retention: share.retention }, log);
+  await unprotect(region, img.imageId);
+  await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
+  log(`deleted copy ${img.imageId} in ${region}`);
 }
 
 export function sourceStep(): Step<ShareContext> {
@@ -218,6 +233,8 @@ export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promis
   await place(ctx, inputs.regions, true);
   const outs = outputsOf(ctx);
   await handOver(outs);
+  await protectCopies(outs);
+  for (const region of outs.copiedRegions) await reapOpportunistically(region, inputs.scope, log);
   return { id: buildId, outs };
 }
 
@@ -226,8 +243,7 @@ export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise
     Object.entries(olds.imageIds), REGION_CONCURRENCY, async ([region, imageId]) => {
       const img = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
       if (img.copied) {
-        await deleteImageAndSnapshots(region, imageId, img.snapshotIds);
-        log(`deleted copy ${imageId} in ${region}`);
+        await retireOrDeleteCopy(olds, region, img, log);
       } else {
         // Only what no other share of this source (e.g. this one's replacement) still holds.
         await revokeInPlace(region, img, olds.holderId, grantOf(olds));

@@ -5,12 +5,13 @@
 // state the engine keeps, the old one.
 import { ec2Client, ec2Sdk } from "../core/clients";
 import { mapBounded, REGION_CONCURRENCY } from "../core/concurrency";
-import { changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, deleteSnapshot, noPrincipals, principalsDelta, retag, setDeprecation } from "../core/images";
+import { changeLaunchPermissions, changeSnapshotPermissions, deleteSnapshot, noPrincipals, principalsDelta, retag, setDeprecation } from "../core/images";
 import { runSteps, Step } from "../core/steps";
 import { changedTags, removedTagKeys, Tags } from "../core/tags";
 import { SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 import { forgetGrants, Grant as Change, grantInPlace, newHolderId, recordGrants, revokeInPlace } from "./grants";
-import { copyTags, grantOf, handOver, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
+import { unprotect } from "../core/retire";
+import { copyTags, grantOf, handOver, retireOrDeleteCopy, protectCopies, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
 
 interface UpdateContext extends ShareContext {
   olds: SharedAmiOutputs;
@@ -156,14 +157,14 @@ function revokeStep(revoke: Change): Step<UpdateContext> {
   };
 }
 
-/** Last, as it cannot be undone: a failure here leaves the old state naming a deleted copy, which refresh reports and the next update finishes. */
-function deleteDroppedStep(): Step<UpdateContext> {
+/** Last, as a deletion cannot be undone: a failure here leaves the old state naming a deleted copy, which refresh reports and the next update finishes. */
+function retireDroppedStep(): Step<UpdateContext> {
   return {
-    name: "delete copies of dropped regions",
+    name: "retire (or delete) copies of dropped regions",
     async run(ctx) {
       await mapBounded(Object.entries(ctx.dropped).filter(([, img]) => img.copied), REGION_CONCURRENCY, async ([region, img]) => {
-        await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
-        ctx.log(`region ${region} dropped: deleted copy ${img.imageId}`);
+        ctx.log(`region ${region} dropped: its copy ${img.imageId} leaves the stack`);
+        await retireOrDeleteCopy(ctx.olds, region, img, ctx.log);
       });
     },
   };
@@ -194,10 +195,15 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
     ...(missing.length ? [sourceStep(), placeStep(missing), shareStep(missing)] : []),
     relabelStep(),
     revokeStep(revoke),
-    deleteDroppedStep(),
+    retireDroppedStep(),
   ], ctx, { log });
   const outs = outputsOf(ctx);
   delete outs.lostCopies;
   await handOver(outs);
+  // New copies get protection as asked; a changed deregistrationProtection applies to every copy.
+  await protectCopies(outs, olds.deregistrationProtection !== news.deregistrationProtection ? outs.copiedRegions : missing);
+  if (olds.deregistrationProtection !== false && news.deregistrationProtection === false) {
+    await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, (r) => unprotect(r, outs.imageIds[r]));
+  }
   return outs;
 }

@@ -5,8 +5,9 @@ import { buildIdInputs } from "../core/fields";
 import type { Step } from "../core/steps";
 import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
+import { LINEAGE_TAG } from "../core/retire";
 import { factsTag } from "../worker/facts";
-import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, keptOnUpdate, retireOrDeleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
@@ -31,6 +32,7 @@ function imageTags(inputs: SurrogateAmiInputs, buildId: string, builtAt: string)
   return provenanceTags(inputs.tags, buildId, {
     Name: inputs.name,
     ...recipeTags(inputs.recipe),
+    [LINEAGE_TAG]: inputs.scope,
     "ami-factory:tool-version": TOOL_VERSION,
     "ami-factory:built-at": builtAt,
     "ami-factory:kind": "SurrogateAmi",
@@ -114,6 +116,7 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
       givenName: inputs.name,
       extraEgressPorts: recipeSources(inputs.recipe).some((u) => u.startsWith("http://")) ? [80] : [],
       exactName: inputs.exactName,
+      protection: inputs.deregistrationProtection,
       workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
       guestScriptSha256: inputs.guestScriptSha256,
       what: `built ${inputs.name} (${inputs.recipe.kind})`,
@@ -129,12 +132,12 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
 
 export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs): Promise<SurrogateAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
-  await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description });
+  await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description }, { before: olds.deregistrationProtection, after: news.deregistrationProtection });
   return { ...olds, ...news, ...keptOnUpdate(olds) };
 }
 
-export async function deleteSurrogate(olds: SurrogateAmiOutputs): Promise<void> {
-  await deleteBuiltImage(olds.region, olds);
+export async function deleteSurrogate(olds: SurrogateAmiOutputs, log: (l: string) => void): Promise<void> {
+  await retireOrDeleteBuiltImage(olds.region, olds, false, log);
 }
 
 export async function readSurrogate(id: string, olds: SurrogateAmiOutputs): Promise<{ id?: string; props?: SurrogateAmiOutputs }> {

@@ -1,6 +1,7 @@
 // Running a worker build (ConvertedHvmAmi, SurrogateAmi) and managing the image it made: adopt a
 // finished image of the same build id, clean the leftovers of a run that died, run the steps, and
 // later retag, read and delete the image.
+import type { Image } from "@aws-sdk/client-ec2";
 import { apiCalls, ec2Client, ec2Sdk } from "../core/clients";
 import { deleteImageAndSnapshots, deleteSnapshot, describeImage, retag, snapshotIdsOf } from "../core/images";
 import { deregisterOnly } from "./image";
@@ -15,6 +16,8 @@ import { instanceProfileStep } from "./iam";
 import { launchWorkerStep, workerImageStep } from "./instance";
 import { networkStep, securityGroupStep } from "./network";
 import { verificationFromTags } from "./verify";
+import { protectIfAsked, retireImage, retirementOf, RetentionPolicy, setProtection, unprotect } from "../core/retire";
+import { reapOpportunistically } from "../core/reap";
 
 /** The worker, from subnet to a running instance: the same first steps for every worker build. */
 export function launchSteps(): Step<WorkerBuild>[] {
@@ -57,6 +60,16 @@ export interface WorkerBuildSpec {
   kind: string;
   /** The guest script's facts schema: an adopted image's facts tag is checked against it. */
   factsSchema?: FactsSchema;
+  /** The resource's deregistrationProtection (false: none on the image). */
+  protection?: false;
+}
+
+/** What a built image's delete reads from its state. */
+export interface Retiring {
+  scope: string;
+  exactName: boolean;
+  retirement?: "delete";
+  retention?: RetentionPolicy;
 }
 
 export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpec, extend: (base: WorkerBuild) => B, steps: Step<B>[], log: (l: string) => void): Promise<BuiltImage> {
@@ -70,8 +83,9 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     const tag = (key: string) => adopted.Tags?.find((t) => t.Key === key)?.Value;
     const factsText = tag("ami-factory:facts");
     const facts = spec.factsSchema ? checkFactsTag(factsText, spec.factsSchema, adopted.ImageId!) : factsText ? JSON.parse(factsText) : {};
-    const root = adopted.BlockDeviceMappings?.find((m) => m.DeviceName === adopted.RootDeviceName)?.Ebs?.SnapshotId;
+    const root = rootSnapshotOf(adopted);
     await handOver(region, adopted.ImageId!);
+    await protectIfAsked(region, adopted.ImageId!, spec.protection);
     return {
       imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, baseName: tag("Name") ?? adopted.Name!, buildId,
       guestScriptSha256: tag(GUEST_SCRIPT_TAG) ?? spec.guestScriptSha256, facts, verification: verificationFromTags(adopted.Tags),
@@ -109,6 +123,8 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
   });
   await runSteps(steps, build, { log });
   await handOver(region, build.imageId!);
+  await protectIfAsked(region, build.imageId!, spec.protection);
+  await reapOpportunistically(region, spec.scope, log);
   log(`${spec.what}: ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
   return {
     imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, baseName: build.baseName, buildId,
@@ -131,10 +147,11 @@ export function keptOnUpdate(olds: BuiltImage): BuiltImage {
   return { imageId, snapshotId, imageName, baseName, buildId, guestScriptSha256, facts, verification };
 }
 
-/** Tags and description of a built image change in place (its registered name cannot). */
-export async function updateBuiltImage(region: string, image: BuiltImage, before: Tags, after: Tags, description?: { before?: string; after?: string }): Promise<void> {
+/** Tags, description and deregistration protection of a built image change in place (its registered name cannot). */
+export async function updateBuiltImage(region: string, image: BuiltImage, before: Tags, after: Tags, description?: { before?: string; after?: string }, protection?: { before?: false; after?: false }): Promise<void> {
   const { ModifyImageAttributeCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
+  if (protection && protection.before !== protection.after) await setProtection(ec2, image.imageId, protection.after !== false);
   await retag(ec2, [image.imageId, image.snapshotId].filter(Boolean), changedTags(before, after), removedTagKeys(before, after));
   if (description && description.after !== undefined && description.after !== description.before) {
     await ec2.send(new ModifyImageAttributeCommand({ ImageId: image.imageId, Description: { Value: description.after } }));
@@ -144,6 +161,18 @@ export async function updateBuiltImage(region: string, image: BuiltImage, before
 /** The tag a built image was stamped with at build time (kept across updates). */
 export async function builtImageTag(region: string, imageId: string, key: string): Promise<string> {
   return (await describeImage(await ec2Client(region), imageId))?.Tags?.find((t) => t.Key === key)?.Value ?? "";
+}
+
+/**
+ * What a delete does with a built image (./core/retire.ts): retired (the default), or deregistered
+ * with its snapshot. An exactName image is deleted: EC2 cannot rename an image, and its
+ * replacement needs the name (preview warns of the gap).
+ */
+export async function retireOrDeleteBuiltImage(region: string, image: BuiltImage & Retiring, onlyOwnSnapshot: boolean, log: (l: string) => void): Promise<void> {
+  if (retirementOf(image.retirement) === "retire" && !image.exactName) return retireImage(region, image.imageId, { lineage: image.scope, retention: image.retention }, log);
+  await unprotect(region, image.imageId);
+  await deleteBuiltImage(region, image, onlyOwnSnapshot);
+  log(`deleted ${image.imageId} in ${region}${image.exactName ? " (exactName: an image with an exact name is deleted, not retired)" : ""}`);
 }
 
 /**
@@ -170,10 +199,16 @@ export async function readBuiltImage<T extends { snapshotId: string; tags: Tags;
     id,
     props: {
       ...olds,
-      snapshotId: snapshotIdsOf(image)[0] ?? olds.snapshotId,
+      // The root's: a converted image also maps its source's data snapshots, which are not ours.
+      snapshotId: rootSnapshotOf(image) ?? olds.snapshotId,
       tags,
       // A description ami-factory wrote by default is not an input to compare with.
       ...(olds.description !== undefined ? { description: image.Description ?? "" } : {}),
     },
   };
+}
+
+/** The snapshot of the image's root device (by RootDeviceName), not whichever mapping comes first. */
+export function rootSnapshotOf(image: Image): string | undefined {
+  return image.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName)?.Ebs?.SnapshotId;
 }

@@ -3,6 +3,7 @@
 import { changedFields, FieldTable, InputsOf } from "../core/fields";
 import { Checker, isUnknown } from "../core/inputs";
 import { bootSignalRegex } from "./console";
+import { retirementNote } from "../core/retire";
 import type { BUILD_FIELDS } from "./fields";
 
 const WORKER_FIELDS = ["instanceType", "subnetId", "instanceProfileName", "imageId"] as const;
@@ -99,6 +100,8 @@ export function diffBuiltImage<T extends BuildInputs>(table: FieldTable, olds: T
   const changed = changedFields(table, "in-place", olds, news);
   const notes: string[] = [];
   if (replaces.length) notes.push(`replaces image ${olds.imageName} because ${replaces.join(", ")} changed`);
+  // The old image's fate, as the state says (exactName: deleted, warned below).
+  if (replaces.length && !news.exactName) notes.push(retirementNote(`image ${olds.imageName}`, (olds as { retirement?: string }).retirement));
   // Names are unique per build unless exactName: only an exact name the new image shares with the
   // old one forces the old image out first.
   const sameName = news.name === undefined ? olds.name === undefined : news.name === olds.imageName;
