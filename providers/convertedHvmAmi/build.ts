@@ -8,7 +8,7 @@ import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
 import { LINEAGE_TAG } from "../core/retire";
 import { factsTag } from "../worker/facts";
-import { builtImageTag, keptOnUpdate, retireOrDeleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, keptOnUpdate, retireOrDeleteBuiltImage, updateForConsumers, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
@@ -185,6 +185,7 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
       region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64",
       exactName: inputs.exactName,
       protection: inputs.deregistrationProtection,
+      publish: inputs.publish,
       guestScriptSha256: inputs.guestScriptSha256,
       workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
       what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi", factsSchema: script.factsSchema,
@@ -211,12 +212,13 @@ export function adoptedConversion(tag: string): Conversion | undefined {
 }
 
 /** Tags, the Name tag and the description change in place; the registered AMI name cannot. */
-export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs): Promise<ConvertedHvmAmiOutputs> {
+export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs, log: (l: string) => void): Promise<ConvertedHvmAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
   const baseName = olds.baseName;
   const before = imageTags(olds, olds.buildId, baseName, builtAt);
   const after = imageTags(news, olds.buildId, baseName, builtAt);
-  await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description }, { before: olds.deregistrationProtection, after: news.deregistrationProtection });
+  await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
+  await updateForConsumers(olds.region, olds.imageId, olds, news, log);
   // How the image was made stays: a new `method` applies to the next build.
   return { ...olds, ...news, ...keptOnUpdate(olds), nitroReady: olds.nitroReady, conversion: olds.conversion };
 }

@@ -116,6 +116,6 @@ export async function retireImage(region: string, imageId: string, o: { lineage:
 /** What preview says about an image a replacement or removal takes out of the stack. */
 export function retirementNote(what: string, stored: string | undefined): string {
   return retirementOf(stored) === "delete"
-    ? `${what} is then deleted (retirement: "delete"${stored === "delete" ? "" : ` or ${DELETE_IMAGES_ENV}`})`
-    : `${what} is then retired, not deleted: deprecated, still launchable by id, reaped once unused past its retention (retirement: "delete" deletes it)`;
+    ? `${what}: then deleted (${stored === "delete" ? `retirement: "delete"` : DELETE_IMAGES_ENV})`
+    : `${what}: then retired, not deleted (deprecated, still launchable by id, reaped once unused past its retention; retirement: "delete" deletes it)`;
 }

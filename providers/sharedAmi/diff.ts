@@ -1,6 +1,7 @@
 // SharedAmi diff: pure, from the old outputs and the new (checked) inputs, by ./fields.ts.
 import { changedFields } from "../core/fields";
 import { retirementNote } from "../core/retire";
+import { publishNote } from "../core/publish";
 import { SHARED_AMI_FIELDS } from "./fields";
 import { needsCopy, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
@@ -27,6 +28,9 @@ export function diffSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs): Sh
     const lost = olds.lostCopies?.[region];
     notes.push(`regions: the copy in ${region}${lost ? ` (${lost.imageId})` : ""} is gone (deregistered out of band): the update copies it again${lost?.snapshotIds.length ? ` and deletes its left-over snapshots ${lost.snapshotIds.join(", ")}` : ""}`);
   }
+  const published = publishNote(olds.publish, news.publish, news.regions);
+  if (published && !replaces.length) notes.push(published);
+  if (replaces.length && news.publish) notes.push(`publish: SSM parameter ${news.publish} then names the new copies in ${news.regions.join(", ")}`);
   const drift = changed.filter((f) => f !== "regions");
   if (drift.length && !replaces.length) notes.push(`updates ${drift.join(", ")} to the inputs (changed in the config, or out of band as refresh saw)`);
   // Copies get a name unique per build unless exactName: only an exact name shared with old copies

@@ -15,6 +15,7 @@ import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, 
 import { Grant, grantInPlace, newHolderId, revokeInPlace } from "./grants";
 import { LINEAGE_TAG, protectIfAsked, retireImage, retirementOf, unprotect } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
+import { republish, unpublishImage } from "../core/publish";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
 export type Log = (line: string) => void;
@@ -59,6 +60,11 @@ export function copyTags(inputs: SharedAmiInputs, buildId: string): Tags {
 /** Protection on the copies (never on a source shared in place: not ours), as the share asks. */
 export async function protectCopies(outs: SharedAmiOutputs, regions: string[] = outs.copiedRegions): Promise<void> {
   await mapBounded(regions.filter((r) => outs.copiedRegions.includes(r)), REGION_CONCURRENCY, (r) => protectIfAsked(r, outs.imageIds[r], outs.deregistrationProtection));
+}
+
+/** `publish` in the given regions: the new name written, an old one (`before`) deleted where it still names the image. */
+export async function publishShare(outs: SharedAmiOutputs, regions: string[], before: string | undefined, log: Log): Promise<void> {
+  await mapBounded(regions, REGION_CONCURRENCY, (r) => republish(r, outs.imageIds[r], before, outs.publish, log));
 }
 
 /** A copy leaving the stack: retired (the default), or deleted with its snapshots. An exact name is deleted (the replacement needs it). */
@@ -234,6 +240,7 @@ export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promis
   const outs = outputsOf(ctx);
   await handOver(outs);
   await protectCopies(outs);
+  await publishShare(outs, Object.keys(outs.imageIds), undefined, log);
   for (const region of outs.copiedRegions) await reapOpportunistically(region, inputs.scope, log);
   return { id: buildId, outs };
 }
@@ -241,6 +248,8 @@ export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promis
 export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise<void> {
   await mapBounded(
     Object.entries(olds.imageIds), REGION_CONCURRENCY, async ([region, imageId]) => {
+      // A replacement has rewritten the parameter to its own image by now (it stays); a removed entry's goes.
+      if (olds.publish) await unpublishImage(region, olds.publish, imageId, log);
       const img = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
       if (img.copied) {
         await retireOrDeleteCopy(olds, region, img, log);

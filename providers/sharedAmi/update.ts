@@ -11,7 +11,9 @@ import { changedTags, removedTagKeys, Tags } from "../core/tags";
 import { SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 import { forgetGrants, Grant as Change, grantInPlace, newHolderId, recordGrants, revokeInPlace } from "./grants";
 import { unprotect } from "../core/retire";
-import { copyTags, grantOf, handOver, retireOrDeleteCopy, protectCopies, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
+import { unpublishImage } from "../core/publish";
+import { reapOpportunistically } from "../core/reap";
+import { copyTags, grantOf, handOver, retireOrDeleteCopy, protectCopies, publishShare, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
 
 interface UpdateContext extends ShareContext {
   olds: SharedAmiOutputs;
@@ -205,5 +207,10 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
   if (olds.deregistrationProtection !== false && news.deregistrationProtection === false) {
     await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, (r) => unprotect(r, outs.imageIds[r]));
   }
+  // The parameter: written in added regions, renamed in kept ones, deleted in dropped ones.
+  await publishShare(outs, missing, undefined, log);
+  if (olds.publish !== news.publish) await publishShare(outs, kept, olds.publish, log);
+  if (olds.publish) await mapBounded(Object.entries(dropped), REGION_CONCURRENCY, ([r, img]) => unpublishImage(r, olds.publish!, img.imageId, log));
+  for (const region of outs.copiedRegions) await reapOpportunistically(region, news.scope, log);
   return outs;
 }

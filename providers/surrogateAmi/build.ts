@@ -7,7 +7,7 @@ import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
 import { LINEAGE_TAG } from "../core/retire";
 import { factsTag } from "../worker/facts";
-import { builtImageTag, keptOnUpdate, retireOrDeleteBuiltImage, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, keptOnUpdate, retireOrDeleteBuiltImage, updateForConsumers, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
@@ -117,6 +117,7 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
       extraEgressPorts: recipeSources(inputs.recipe).some((u) => u.startsWith("http://")) ? [80] : [],
       exactName: inputs.exactName,
       protection: inputs.deregistrationProtection,
+      publish: inputs.publish,
       workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
       guestScriptSha256: inputs.guestScriptSha256,
       what: `built ${inputs.name} (${inputs.recipe.kind})`,
@@ -130,9 +131,10 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
   return { id: built.imageId, outs: { ...inputs, ...built, schemaVersion: SCHEMA_VERSION } };
 }
 
-export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs): Promise<SurrogateAmiOutputs> {
+export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs, log: (l: string) => void): Promise<SurrogateAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
-  await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description }, { before: olds.deregistrationProtection, after: news.deregistrationProtection });
+  await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description });
+  await updateForConsumers(olds.region, olds.imageId, olds, news, log);
   return { ...olds, ...news, ...keptOnUpdate(olds) };
 }
 

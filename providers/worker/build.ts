@@ -18,6 +18,7 @@ import { networkStep, securityGroupStep } from "./network";
 import { verificationFromTags } from "./verify";
 import { protectIfAsked, retireImage, retirementOf, RetentionPolicy, setProtection, unprotect } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
+import { publishImage, republish, unpublishImage } from "../core/publish";
 
 /** The worker, from subnet to a running instance: the same first steps for every worker build. */
 export function launchSteps(): Step<WorkerBuild>[] {
@@ -62,14 +63,25 @@ export interface WorkerBuildSpec {
   factsSchema?: FactsSchema;
   /** The resource's deregistrationProtection (false: none on the image). */
   protection?: false;
+  /** The SSM parameter the image id is published to. */
+  publish?: string;
 }
 
-/** What a built image's delete reads from its state. */
+/** What a built image's delete and update read of the consumer fields (../core/consumerFields.ts). */
 export interface Retiring {
   scope: string;
   exactName: boolean;
   retirement?: "delete";
   retention?: RetentionPolicy;
+  deregistrationProtection?: false;
+  publish?: string;
+}
+
+/** An update's part about consumers: protection switched as asked, the parameter renamed; then reaping of the lineage. */
+export async function updateForConsumers(region: string, imageId: string, olds: Retiring, news: Retiring, log: (l: string) => void): Promise<void> {
+  if (olds.deregistrationProtection !== news.deregistrationProtection) await setProtection(await ec2Client(region), imageId, news.deregistrationProtection !== false);
+  await republish(region, imageId, olds.publish, news.publish, log);
+  await reapOpportunistically(region, news.scope, log);
 }
 
 export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpec, extend: (base: WorkerBuild) => B, steps: Step<B>[], log: (l: string) => void): Promise<BuiltImage> {
@@ -86,6 +98,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     const root = rootSnapshotOf(adopted);
     await handOver(region, adopted.ImageId!);
     await protectIfAsked(region, adopted.ImageId!, spec.protection);
+    if (spec.publish) await publishImage(region, spec.publish, adopted.ImageId!, log);
     return {
       imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, baseName: tag("Name") ?? adopted.Name!, buildId,
       guestScriptSha256: tag(GUEST_SCRIPT_TAG) ?? spec.guestScriptSha256, facts, verification: verificationFromTags(adopted.Tags),
@@ -124,6 +137,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
   await runSteps(steps, build, { log });
   await handOver(region, build.imageId!);
   await protectIfAsked(region, build.imageId!, spec.protection);
+  if (spec.publish) await publishImage(region, spec.publish, build.imageId!, log);
   await reapOpportunistically(region, spec.scope, log);
   log(`${spec.what}: ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
   return {
@@ -147,11 +161,10 @@ export function keptOnUpdate(olds: BuiltImage): BuiltImage {
   return { imageId, snapshotId, imageName, baseName, buildId, guestScriptSha256, facts, verification };
 }
 
-/** Tags, description and deregistration protection of a built image change in place (its registered name cannot). */
-export async function updateBuiltImage(region: string, image: BuiltImage, before: Tags, after: Tags, description?: { before?: string; after?: string }, protection?: { before?: false; after?: false }): Promise<void> {
+/** Tags and description of a built image change in place (its registered name cannot). */
+export async function updateBuiltImage(region: string, image: BuiltImage, before: Tags, after: Tags, description?: { before?: string; after?: string }): Promise<void> {
   const { ModifyImageAttributeCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
-  if (protection && protection.before !== protection.after) await setProtection(ec2, image.imageId, protection.after !== false);
   await retag(ec2, [image.imageId, image.snapshotId].filter(Boolean), changedTags(before, after), removedTagKeys(before, after));
   if (description && description.after !== undefined && description.after !== description.before) {
     await ec2.send(new ModifyImageAttributeCommand({ ImageId: image.imageId, Description: { Value: description.after } }));
@@ -169,6 +182,8 @@ export async function builtImageTag(region: string, imageId: string, key: string
  * replacement needs the name (preview warns of the gap).
  */
 export async function retireOrDeleteBuiltImage(region: string, image: BuiltImage & Retiring, onlyOwnSnapshot: boolean, log: (l: string) => void): Promise<void> {
+  // A replacement has rewritten the parameter to its image by now (it stays); a removed entry's goes.
+  if (image.publish) await unpublishImage(region, image.publish, image.imageId, log);
   if (retirementOf(image.retirement) === "retire" && !image.exactName) return retireImage(region, image.imageId, { lineage: image.scope, retention: image.retention }, log);
   await unprotect(region, image.imageId);
   await deleteBuiltImage(region, image, onlyOwnSnapshot);

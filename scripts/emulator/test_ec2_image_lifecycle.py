@@ -70,3 +70,20 @@ def test_image_references_see_instances_launch_templates_and_parameters(server: 
     with pytest.raises(ClientError) as e:
         ec2.describe_image_references(ImageIds=["ami-0123456789abcdef0"], IncludeAllResourceTypes=True)
     assert e.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
+
+
+def test_an_image_parameter_naming_no_available_image_is_dropped_after_put(server: Server) -> None:
+    ec2 = server.client("ec2")
+    ssm = server.client("ssm")
+    image_id = register(ec2, snapshot(ec2))
+    ssm.put_parameter(Name="/ami-factory/web", Value=image_id, Type="String", DataType="aws:ec2:image")
+    assert ssm.get_parameter(Name="/ami-factory/web")["Parameter"]["Value"] == image_id
+    # Accepted, then dropped by the validation: the earlier value stays.
+    ssm.put_parameter(Name="/ami-factory/web", Value="ami-0123456789abcdef0", Type="String", DataType="aws:ec2:image", Overwrite=True)
+    assert ssm.get_parameter(Name="/ami-factory/web")["Parameter"]["Value"] == image_id
+    ssm.put_parameter(Name="/ami-factory/new", Value="not-an-ami", Type="String", DataType="aws:ec2:image")
+    with pytest.raises(ClientError) as e:
+        ssm.get_parameter(Name="/ami-factory/new")
+    assert e.value.response["Error"]["Code"] == "ParameterNotFound"
+    ssm.put_parameter(Name="/plain", Value="not-an-ami", Type="String")
+    assert ssm.get_parameter(Name="/plain")["Parameter"]["Value"] == "not-an-ami"

@@ -7,6 +7,7 @@ import { execFile } from "child_process";
 import * as path from "path";
 import { promisify } from "util";
 import { CreateLaunchTemplateCommand, DeleteLaunchTemplateCommand, DeregisterImageCommand, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { describeImage, ec2, imagesTagged, leftovers, seedHvmImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { SURROGATE_FACTS } from "../support/facts";
@@ -14,7 +15,7 @@ import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack, TestStack } from "../support/stack";
 
 const FACTS = { ...SURROGATE_FACTS, bootMode: "legacy-bios", partitionTable: "msdos" };
-const build = { name: "web", imageName: "web-base", recipe: { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian" }, retention: { days: 1, keep: 0 } };
+const build = { name: "web", imageName: "web-base", recipe: { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian" }, retention: { days: 1, keep: 0 }, publish: "/ami-factory/web" };
 const REPO = path.resolve(__dirname, "../..");
 const DAY = 86_400_000;
 
@@ -23,6 +24,8 @@ async function runReap(...args: string[]): Promise<string> {
   const out = await promisify(execFile)(process.execPath, ["-r", "ts-node/register", "scripts/reap.ts", "--region", "us-east-1", ...args], { cwd: REPO, env: process.env });
   return out.stdout;
 }
+/** The published parameter's value (undefined: no such parameter). */
+const published = async () => (await new SSMClient({ region: "us-east-1" }).send(new GetParameterCommand({ Name: "/ami-factory/web" })).catch(() => undefined))?.Parameter?.Value;
 const tag = (image: { Tags?: { Key?: string; Value?: string }[] } | undefined, key: string) => image?.Tags?.find((t) => t.Key === key)?.Value;
 const STAMPED = /^web-base-\d{8}T\d{6}Z$/;
 
@@ -88,6 +91,7 @@ describe("replacements on the engine", function () {
   it("previews a new rebuildTrigger as a replacement naming the field that retires the old image, and builds the new image first", async () => {
     oldId = imageOf(await t.stack.up({ onOutput: t.onOutput }));
     oldSnapshot = (await resourceOutputs(t.stack, "web")).snapshotId as string;
+    assert.strictEqual(await published(), oldId, "published for launch templates (resolve:ssm:/ami-factory/web)");
     // A consumer's launch template still names the old image.
     await ec2().send(new CreateLaunchTemplateCommand({ LaunchTemplateName: "consumer-web", LaunchTemplateData: { ImageId: oldId, InstanceType: "t3.micro" } }));
     t.configure({ builds: [{ ...build, rebuildTrigger: "2026-11-openssl" }] });
@@ -95,7 +99,8 @@ describe("replacements on the engine", function () {
     assert.deepStrictEqual(preview.changeSummary, { same: 1, replace: 1 }, preview.stdout);
     // Diagnostics (the engine writes them to stderr in --diff mode) name the field and the old image's fate.
     assert.match(preview.stderr, /replaces image web-base-\d{8}T\d{6}Z because rebuildTrigger changed/);
-    assert.match(preview.stderr, /image web-base-\d{8}T\d{6}Z is then retired, not deleted: deprecated, still launchable by id/);
+    assert.match(preview.stderr, /image web-base-\d{8}T\d{6}Z: then retired, not deleted \(deprecated, still launchable by id/);
+    assert.match(preview.stderr, /publish: SSM parameter \/ami-factory\/web then names the new image in us-east-1/);
     assert.doesNotMatch(preview.stdout + preview.stderr, /exactName:/);
 
     // Between the engine's create (of the new image) and its delete (of the old one), both are
@@ -127,6 +132,7 @@ describe("replacements on the engine", function () {
     assert.ok(samples.length > 3, `sampled ${samples.length} times`);
     for (const s of samples) assert.ok(Object.values(s).some(Boolean), `a moment with no available image: ${JSON.stringify(samples)}`);
 
+    assert.strictEqual(await published(), newId, "the parameter follows the rebuild");
     // The old image is retired: available, deprecated, tagged by whom, its snapshot kept.
     const old = await describeImage("us-east-1", oldId);
     assert.strictEqual(old?.State, "available", "the old image stays after the rebuild");
@@ -193,7 +199,9 @@ describe("replacements on the engine", function () {
     const rebuilt = await describeImage("us-east-1", imageOf(up));
     assert.strictEqual(rebuilt!.Name, "web-base");
     assert.strictEqual(await describeImage("us-east-1", exactId), undefined);
+    assert.strictEqual(await published(), rebuilt!.ImageId);
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual(await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi"), []);
+    assert.strictEqual(await published(), undefined, "a removed entry's parameter goes");
   });
 });

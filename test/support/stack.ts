@@ -5,6 +5,7 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { localStack } from "../../scripts/local/engine";
 import { REPO_ROOT } from "../../scripts/local/toolchain";
 import type { Emulator } from "./emulator";
+import { DELETE_IMAGES_ENV } from "../../providers/core/retire";
 
 export interface TestStack {
   stack: Stack;
@@ -30,7 +31,7 @@ export async function testStack(emulator: Emulator, config: Record<string, unkno
     fs.writeFileSync(configFile, JSON.stringify({ config: entries }, null, 2));
   };
   configure(config);
-  const stack = retryingTransportFlakes(await localStack({ stackName, workDir, env: { ...emulator.env, AWS_REGION: region } }));
+  const stack = destroyDeletesImages(retryingTransportFlakes(await localStack({ stackName, workDir, env: { ...emulator.env, AWS_REGION: region } })));
   const output: string[] = [];
   return {
     stack,
@@ -62,6 +63,23 @@ function retryingTransportFlakes(stack: Stack): Stack {
       }
     };
   }
+  return stack;
+}
+
+/**
+ * A test's destroy deletes the images, as `pulumi destroy` does with AMI_FACTORY_DELETE_IMAGES=1
+ * (the README's way to delete rather than retire on destroy): the provider process inherits it.
+ */
+function destroyDeletesImages(stack: Stack): Stack {
+  const original = stack.destroy.bind(stack);
+  stack.destroy = async (...args: Parameters<Stack["destroy"]>) => {
+    stack.workspace.envVars[DELETE_IMAGES_ENV] = "1";
+    try {
+      return await original(...args);
+    } finally {
+      delete stack.workspace.envVars[DELETE_IMAGES_ENV];
+    }
+  };
   return stack;
 }
 

@@ -21,7 +21,19 @@ describe("retirement fields", () => {
     ["a fractional retention keep", { retention: { keep: 1.5 } }, "retention.keep", /whole number from 0 to 100/],
     ["a misspelt retention key", { retention: { day: 3 } }, "retention.day", /days, keep/],
     ["a non-boolean deregistrationProtection", { deregistrationProtection: "yes" }, "deregistrationProtection", /true or false/],
+    ["a parameter name with a space", { publish: "/ami factory" }, "publish", /characters Parameter Store refuses/],
+    ["a hierarchy without its leading slash", { publish: "team/web" }, "publish", /must start with \//],
+    ["a name prefixed ssm", { publish: "ssm-web" }, "publish", /reserves/],
+    ["a path under /aws/", { publish: "/aws/service/x" }, "publish", /reserves/],
+    ["a hierarchy deeper than 15 levels", { publish: "/a".repeat(16) }, "publish", /15 levels/],
+    ["a trailing slash", { publish: "/ami-factory/" }, "publish", /empty level/],
+    ["a name too long for its ARN", { publish: `/${"a".repeat(1000)}` }, "publish", /at most 960/],
   ]);
+
+  it("takes a parameter name Parameter Store takes", () => {
+    assert.strictEqual(checkSharedAmi({ ...share, publish: "/ami-factory/prod/web" }).inputs!.publish, "/ami-factory/prod/web");
+    assert.strictEqual(checkSharedAmi({ ...share, publish: "web_base.v2" }).inputs!.publish, "web_base.v2");
+  });
 
   it("keeps defaults unset in state, so older state shows no change", () => {
     const { inputs } = checkSharedAmi(share);

@@ -39,6 +39,13 @@ def patch_image_deprecation() -> None:
         if at.tzinfo is None:
             at = at.replace(tzinfo=dt.timezone.utc)
         at = (at + dt.timedelta(seconds=30)).replace(second=0, microsecond=0)
+        # "You can't specify a date in the past. The upper limit for DeprecateAt is 10 years from now"
+        # (EnableImageDeprecation, EC2 API reference; no error code is documented for it).
+        now = dt.datetime.now(dt.timezone.utc)
+        if at < now.replace(second=0, microsecond=0) or at > now + dt.timedelta(days=3653):
+            from moto.ec2.exceptions import EC2ClientError
+
+            raise EC2ClientError("InvalidParameterValue", f"DeprecateAt {time_str(at)} must be in the future and at most 10 years from now")
         image.deprecation_time = time_str(at)
         return ActionResult({"Return": True})
 

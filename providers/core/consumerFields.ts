@@ -1,10 +1,11 @@
-// The fields that decide what becomes of an image once it leaves the stack (a replacement, a
-// removed entry or region, a destroy) and how it is guarded while it is in the outputs: one row
-// each, spread into every image resource's table. Each keeps its default unset in state, so that
+// The fields about an image's consumers: where it is published for them, how it is guarded while it
+// is in the outputs, and what becomes of it once it leaves the stack (a replacement, a removed entry
+// or region, a destroy): one row each, spread into every image resource's table. Each keeps its default unset in state, so that
 // state written before these fields existed shows no change.
 import { field } from "./fields";
 import { isUnknown } from "./inputs";
 import { DEFAULT_RETENTION, RETENTION_LIMITS, RetentionPolicy } from "./retire";
+import { checkParameterName } from "./publish";
 
 export interface RetentionArgs {
   /** Days a retired image is kept at least. Default: 14. */
@@ -13,7 +14,14 @@ export interface RetentionArgs {
   keep?: number;
 }
 
-export const RETIREMENT_FIELDS = {
+export const CONSUMER_FIELDS = {
+  /**
+   * An SSM parameter name (e.g. "/ami-factory/web") that holds the image id in each region the
+   * image is in (DataType aws:ec2:image), so launch templates can name `resolve:ssm:/ami-factory/web`
+   * and follow rebuilds without an update of their own. A removed entry or region deletes its
+   * parameter; a replacement rewrites it. Default: none.
+   */
+  publish: field.of<string | undefined, string | undefined, "in-place">({ change: "in-place", secret: false, check: (c, p, v) => (isUnknown(v) ? undefined : checkParameterName(c, p, v)) }),
   /**
    * What a replacement, a removed entry (or SharedAmi region) and `pulumi destroy` do to the image.
    * Default "retire": it stays launchable by id (running Auto Scaling groups, launch templates and
