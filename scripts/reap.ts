@@ -6,7 +6,7 @@
 // in-use checks. --now judges ages at another time (a test, or "what will go next week").
 // Regions: --region, else those the stack config names (as `npm run sweep`), else AWS_REGION.
 import { reap, Verdict } from "../providers/core/reap";
-import { configRegions, stackConfigs } from "./sweep";
+import { configRegions, eachOption, stackConfigs } from "./sweep";
 
 export interface ReapArgs {
   stack?: string;
@@ -18,12 +18,7 @@ export interface ReapArgs {
 
 export function parseReapArgs(argv: string[]): ReapArgs {
   const args: ReapArgs = { regions: [], dryRun: false, all: false, now: new Date() };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i];
-    const value = () => {
-      if (argv[i + 1] === undefined) throw new Error(`${a} needs a value`);
-      return argv[++i];
-    };
+  eachOption(argv, (a, value) => {
     if (a === "--stack") args.stack = value();
     else if (a === "--region") args.regions.push(value());
     else if (a === "--dry-run") args.dryRun = true;
@@ -33,7 +28,7 @@ export function parseReapArgs(argv: string[]): ReapArgs {
       args.now = new Date(text);
       if (Number.isNaN(args.now.getTime())) throw new Error(`--now takes an ISO 8601 time such as 2027-01-01T00:00:00Z (got ${JSON.stringify(text)})`);
     } else throw new Error(`unknown option ${a}: use --stack S, --region R, --dry-run, --all, --now ISO`);
-  }
+  });
   return args;
 }
 

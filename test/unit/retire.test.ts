@@ -4,6 +4,8 @@ import { refusesEach } from "../support/table";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { decide, RetiredImage } from "../../providers/core/reap";
 import { DELETE_IMAGES_ENV, parseRetention, retentionTag, retirementOf } from "../../providers/core/retire";
+import { rootSnapshotOf } from "../../providers/worker/build";
+import { parseReapArgs } from "../../scripts/reap";
 
 const share = { sourceAmiId: "ami-0123456789abcdef0", sourceRegion: "us-east-1", regions: ["eu-west-1"], scope: "p/s/base" };
 const DAY = 86_400_000;
@@ -88,5 +90,26 @@ describe("reaping policy", () => {
     const v = verdict([retired("ami-1", 0), retired("ami-2", 0)], { "ami-2": ["arn:aws:ssm:us-east-1:1:parameter/x"] }, true);
     assert.match(v["ami-1"], /^delete: .*\(--all\)/);
     assert.match(v["ami-2"], /^keep: in use/);
+  });
+});
+
+describe("npm run reap options", () => {
+  it("reads --stack, --region, --dry-run, --all and --now, and refuses what it does not know", () => {
+    const a = parseReapArgs(["--stack", "dev", "--region", "eu-west-1", "--region", "us-east-1", "--dry-run", "--all", "--now", "2027-01-01T00:00:00Z"]);
+    assert.deepStrictEqual({ ...a, now: a.now.toISOString() }, { stack: "dev", regions: ["eu-west-1", "us-east-1"], dryRun: true, all: true, now: "2027-01-01T00:00:00.000Z" });
+    assert.throws(() => parseReapArgs(["--now", "tomorrow"]), /--now takes an ISO 8601 time/);
+    assert.throws(() => parseReapArgs(["--yes"]), /unknown option --yes/);
+    assert.throws(() => parseReapArgs(["--region"]), /--region needs a value/);
+  });
+});
+
+describe("an image's root snapshot", () => {
+  it("is the mapping of its RootDeviceName, not the first one", () => {
+    const image = {
+      RootDeviceName: "/dev/xvda",
+      BlockDeviceMappings: [{ DeviceName: "/dev/sdf", Ebs: { SnapshotId: "snap-data" } }, { DeviceName: "/dev/xvda", Ebs: { SnapshotId: "snap-root" } }],
+    };
+    assert.strictEqual(rootSnapshotOf(image), "snap-root");
+    assert.strictEqual(rootSnapshotOf({ RootDeviceName: "/dev/sda1", BlockDeviceMappings: [{ DeviceName: "/dev/sdb", VirtualName: "ephemeral0" }] }), undefined);
   });
 });

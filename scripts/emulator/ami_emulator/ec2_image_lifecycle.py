@@ -28,6 +28,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from .ec2_image_attributes import requested_image
 from .ec2_models import time_str
 from .patching import APPLIED, _need
 
@@ -99,12 +100,7 @@ def patch_image_lifecycle() -> None:
     if not hasattr(Ami, "last_launched_time"):
         Ami.last_launched_time = None  # type: ignore[attr-defined]
 
-    def _image(self: Any) -> Any:
-        image_id = self._get_param("ImageId")
-        image = self.ec2_backend.amis.get(image_id)
-        if image is None:
-            raise InvalidAMIIdError(image_id)
-        return image
+    _image = requested_image
 
     def enable_image_deregistration_protection(self: Any) -> ActionResult:
         with_cooldown = str(self._get_param("WithCooldown")).lower() == "true"
