@@ -8,7 +8,7 @@ import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
 import { LINEAGE_TAG } from "../core/retire";
 import { factsTag } from "../worker/facts";
-import { builtImageTag, keptOnUpdate, retireOrDeleteBuiltImage, updateForConsumers, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, consumerFieldsOf, keptOnUpdate, retireOrDeleteBuiltImage, updateForConsumers, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
@@ -218,9 +218,9 @@ export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: Conve
   const before = imageTags(olds, olds.buildId, baseName, builtAt);
   const after = imageTags(news, olds.buildId, baseName, builtAt);
   await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
-  await updateForConsumers(olds.region, olds.imageId, olds, news, log);
+  await updateForConsumers(olds.region, olds, olds, news, log);
   // How the image was made stays: a new `method` applies to the next build.
-  return { ...olds, ...news, ...keptOnUpdate(olds), nitroReady: olds.nitroReady, conversion: olds.conversion };
+  return { ...olds, ...news, ...consumerFieldsOf(news), ...keptOnUpdate(olds), nitroReady: olds.nitroReady, conversion: olds.conversion };
 }
 
 /** Retires the image, or deletes it and the snapshot the conversion made; the source's data snapshots it maps stay. */

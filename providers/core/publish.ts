@@ -25,35 +25,52 @@ export function checkParameterName(c: Checker, p: string, v: unknown): void {
   if (v.length > PARAMETER_NAME_MAX) c.fail(p, `${p} is ${v.length} characters long: at most ${PARAMETER_NAME_MAX} fit in Parameter Store's 1011 with the parameter's ARN`);
 }
 
-async function currentValue(region: string, name: string): Promise<string | undefined> {
-  const { GetParameterCommand } = ssmSdk();
+/** The parameter's value and the ami-factory owner its description names (undefined: no parameter). */
+async function current(region: string, name: string): Promise<{ value?: string; owner?: string } | undefined> {
+  const { GetParameterCommand, DescribeParametersCommand } = ssmSdk();
+  const ssm = await ssmClient(region);
+  let value: string | undefined;
   try {
-    return (await (await ssmClient(region)).send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
+    value = (await ssm.send(new GetParameterCommand({ Name: name }))).Parameter?.Value;
   } catch (e) {
     if (errorName(e) === "ParameterNotFound") return undefined;
     throw e;
   }
+  const described = (await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: "Name", Option: "Equals", Values: [name] }] }))).Parameters?.[0];
+  return { value, owner: OWNER.exec(described?.Description ?? "")?.[1] };
 }
 
+// The description says which resource wrote the parameter: two shares of one source in place
+// publish the same id, and the old one's delete must not take the parameter its replacement wrote.
+const OWNER = /^ami-factory \(([^)]+)\)/;
+const description = (owner: string) => `ami-factory (${owner}): the image to launch, rewritten by each rebuild`;
+
 /**
- * Writes the image id. Parameter Store validates an aws:ec2:image value after PutParameter has
- * answered, and an invalid one is dropped silently (PutParameter, DataType, API reference): the
- * write counts once GetParameter reads it back.
+ * Writes the image id, owned by `owner` (the build, or the share). Parameter Store validates an
+ * aws:ec2:image value after PutParameter has answered, and an invalid one is dropped silently
+ * (PutParameter, DataType, API reference): the write counts once GetParameter reads it back.
  */
-export async function publishImage(region: string, name: string, imageId: string, log: (l: string) => void): Promise<void> {
-  const { PutParameterCommand } = ssmSdk();
-  if ((await currentValue(region, name)) === imageId) return;
-  await (await ssmClient(region)).send(new PutParameterCommand({ Name: name, Value: imageId, Type: "String", DataType: "aws:ec2:image", Overwrite: true, Description: "ami-factory: the image to launch" }));
-  await waitFor({ what: `SSM parameter ${name} in ${region}`, maxWaitSeconds: 120, minDelaySeconds: 1, maxDelaySeconds: 10 }, async () =>
-    (await currentValue(region, name)) === imageId ? { state: "SUCCESS", value: true } : { state: "RETRY", reason: "not validated yet" });
+export async function publishImage(region: string, name: string, imageId: string, owner: string, log: (l: string) => void): Promise<void> {
+  const { PutParameterCommand, GetParameterCommand } = ssmSdk();
+  const now = await current(region, name);
+  if (now?.value === imageId && now.owner === owner) return;
+  const ssm = await ssmClient(region);
+  const put = await ssm.send(new PutParameterCommand({ Name: name, Value: imageId, Type: "String", DataType: "aws:ec2:image", Overwrite: true, Description: description(owner) }));
+  await waitFor({ what: `SSM parameter ${name} in ${region}`, maxWaitSeconds: 120, minDelaySeconds: 1, maxDelaySeconds: 10 }, async () => {
+    const read = (await ssm.send(new GetParameterCommand({ Name: name })).catch((e) => (errorName(e) === "ParameterNotFound" ? undefined : Promise.reject(e))))?.Parameter;
+    if (read?.Value === imageId) return { state: "SUCCESS", value: true };
+    // Another version than ours is current: Parameter Store refused the value.
+    if (read && put.Version !== undefined && (read.Version ?? 0) < put.Version) return { state: "RETRY", reason: "not validated yet" };
+    return { state: read && put.Version !== undefined ? "FAILURE" : "RETRY", reason: `Parameter Store did not take ${imageId} for ${name} (aws:ec2:image validation)` };
+  });
   log(`published ${imageId} as SSM parameter ${name} in ${region}`);
 }
 
-/** Deletes the parameter only while it still names `imageId`: after a replacement it names the new image, and stays. */
-export async function unpublishImage(region: string, name: string, imageId: string, log: (l: string) => void): Promise<void> {
+/** Deletes the parameter only while it still names `imageId` for `owner`: after a replacement it names the new image (or owner), and stays. */
+export async function unpublishImage(region: string, name: string, imageId: string, owner: string, log: (l: string) => void): Promise<void> {
   const { DeleteParameterCommand } = ssmSdk();
-  const value = await currentValue(region, name);
-  if (value !== imageId) return;
+  const now = await current(region, name);
+  if (!now || now.value !== imageId || (now.owner !== undefined && now.owner !== owner)) return;
   try {
     await (await ssmClient(region)).send(new DeleteParameterCommand({ Name: name }));
   } catch (e) {
@@ -63,9 +80,9 @@ export async function unpublishImage(region: string, name: string, imageId: stri
 }
 
 /** What an update does about `publish` for one region's image: write the new name, drop the old one. */
-export async function republish(region: string, imageId: string, before: string | undefined, after: string | undefined, log: (l: string) => void): Promise<void> {
-  if (after) await publishImage(region, after, imageId, log);
-  if (before && before !== after) await unpublishImage(region, before, imageId, log);
+export async function republish(region: string, imageId: string, owner: string, before: string | undefined, after: string | undefined, log: (l: string) => void): Promise<void> {
+  if (after) await publishImage(region, after, imageId, owner, log);
+  if (before && before !== after) await unpublishImage(region, before, imageId, owner, log);
 }
 
 /** What preview says when `publish` changes: the parameter names, per region. */

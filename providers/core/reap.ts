@@ -39,7 +39,7 @@ export interface Verdict {
 
 export interface ReapOptions {
   now: Date;
-  /** Ignore retention days and keep (never the in-use checks). */
+  /** Ignore retention days and keep (never the in-use checks; a launch counts for the last day only, EC2's reporting delay). */
   all?: boolean;
 }
 
@@ -54,7 +54,8 @@ export function decide(images: RetiredImage[], references: Record<string, string
   return images.map((image): Verdict => {
     const refs = references[image.imageId] ?? [];
     if (refs.length) return { image, action: "keep", reason: `in use: ${refs.join(", ")}` };
-    const window = Math.max(image.retention.days * DAY, LAUNCH_REPORT_DELAY);
+    // A launch within the retention counts as use; with --all (no retention) only one EC2 may not have reported yet.
+    const window = o.all ? LAUNCH_REPORT_DELAY : Math.max(image.retention.days * DAY, LAUNCH_REPORT_DELAY);
     if (image.lastLaunched && o.now.getTime() - image.lastLaunched.getTime() < window) {
       return { image, action: "keep", reason: `launched ${days(o.now.getTime() - image.lastLaunched.getTime())} ago (LastLaunchedTime ${image.lastLaunched.toISOString()})` };
     }

@@ -62,9 +62,12 @@ export async function protectCopies(outs: SharedAmiOutputs, regions: string[] = 
   await mapBounded(regions.filter((r) => outs.copiedRegions.includes(r)), REGION_CONCURRENCY, (r) => protectIfAsked(r, outs.imageIds[r], outs.deregistrationProtection));
 }
 
+/** Who owns a share's parameters: the share itself (its holder id), not its build (a replacement may keep both the id and the image). */
+export const ownerOf = (share: Pick<SharedAmiOutputs, "holderId" | "buildId">) => share.holderId ?? share.buildId;
+
 /** `publish` in the given regions: the new name written, an old one (`before`) deleted where it still names the image. */
 export async function publishShare(outs: SharedAmiOutputs, regions: string[], before: string | undefined, log: Log): Promise<void> {
-  await mapBounded(regions, REGION_CONCURRENCY, (r) => republish(r, outs.imageIds[r], before, outs.publish, log));
+  await mapBounded(regions, REGION_CONCURRENCY, (r) => republish(r, outs.imageIds[r], ownerOf(outs), before, outs.publish, log));
 }
 
 /** A copy leaving the stack: retired (the default), or deleted with its snapshots. An exact name is deleted (the replacement needs it). */
@@ -249,7 +252,7 @@ export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise
   await mapBounded(
     Object.entries(olds.imageIds), REGION_CONCURRENCY, async ([region, imageId]) => {
       // A replacement has rewritten the parameter to its own image by now (it stays); a removed entry's goes.
-      if (olds.publish) await unpublishImage(region, olds.publish, imageId, log);
+      if (olds.publish) await unpublishImage(region, olds.publish, imageId, ownerOf(olds), log);
       const img = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
       if (img.copied) {
         await retireOrDeleteCopy(olds, region, img, log);

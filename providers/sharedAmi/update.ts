@@ -13,7 +13,7 @@ import { forgetGrants, Grant as Change, grantInPlace, newHolderId, recordGrants,
 import { unprotect } from "../core/retire";
 import { unpublishImage } from "../core/publish";
 import { reapOpportunistically } from "../core/reap";
-import { copyTags, grantOf, handOver, retireOrDeleteCopy, protectCopies, publishShare, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
+import { copyTags, grantOf, handOver, ownerOf, retireOrDeleteCopy, protectCopies, publishShare, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
 
 interface UpdateContext extends ShareContext {
   olds: SharedAmiOutputs;
@@ -210,7 +210,7 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
   // The parameter: written in added regions, renamed in kept ones, deleted in dropped ones.
   await publishShare(outs, missing, undefined, log);
   if (olds.publish !== news.publish) await publishShare(outs, kept, olds.publish, log);
-  if (olds.publish) await mapBounded(Object.entries(dropped), REGION_CONCURRENCY, ([r, img]) => unpublishImage(r, olds.publish!, img.imageId, log));
+  if (olds.publish) await mapBounded(Object.entries(dropped), REGION_CONCURRENCY, ([r, img]) => unpublishImage(r, olds.publish!, img.imageId, ownerOf(outs), log));
   for (const region of outs.copiedRegions) await reapOpportunistically(region, news.scope, log);
   return outs;
 }

@@ -7,7 +7,7 @@ import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
 import { LINEAGE_TAG } from "../core/retire";
 import { factsTag } from "../worker/facts";
-import { builtImageTag, keptOnUpdate, retireOrDeleteBuiltImage, updateForConsumers, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, consumerFieldsOf, keptOnUpdate, retireOrDeleteBuiltImage, updateForConsumers, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
@@ -134,8 +134,8 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
 export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs, log: (l: string) => void): Promise<SurrogateAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
   await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description });
-  await updateForConsumers(olds.region, olds.imageId, olds, news, log);
-  return { ...olds, ...news, ...keptOnUpdate(olds) };
+  await updateForConsumers(olds.region, olds, olds, news, log);
+  return { ...olds, ...news, ...consumerFieldsOf(news), ...keptOnUpdate(olds) };
 }
 
 export async function deleteSurrogate(olds: SurrogateAmiOutputs, log: (l: string) => void): Promise<void> {

@@ -77,10 +77,18 @@ export interface Retiring {
   publish?: string;
 }
 
+/**
+ * The consumer fields as the new inputs have them, unset ones included: the engine's inputs carry no
+ * undefined, so `{ ...olds, ...news }` would keep a value the user removed (retirement: "delete").
+ */
+export function consumerFieldsOf(news: Retiring): Pick<Retiring, "retirement" | "retention" | "deregistrationProtection" | "publish"> {
+  return { retirement: news.retirement, retention: news.retention, deregistrationProtection: news.deregistrationProtection, publish: news.publish };
+}
+
 /** An update's part about consumers: protection switched as asked, the parameter renamed; then reaping of the lineage. */
-export async function updateForConsumers(region: string, imageId: string, olds: Retiring, news: Retiring, log: (l: string) => void): Promise<void> {
-  if (olds.deregistrationProtection !== news.deregistrationProtection) await setProtection(await ec2Client(region), imageId, news.deregistrationProtection !== false);
-  await republish(region, imageId, olds.publish, news.publish, log);
+export async function updateForConsumers(region: string, image: { imageId: string; buildId: string }, olds: Retiring, news: Retiring, log: (l: string) => void): Promise<void> {
+  if (olds.deregistrationProtection !== news.deregistrationProtection) await setProtection(await ec2Client(region), image.imageId, news.deregistrationProtection !== false);
+  await republish(region, image.imageId, image.buildId, olds.publish, news.publish, log);
   await reapOpportunistically(region, news.scope, log);
 }
 
@@ -98,7 +106,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     const root = rootSnapshotOf(adopted);
     await handOver(region, adopted.ImageId!);
     await protectIfAsked(region, adopted.ImageId!, spec.protection);
-    if (spec.publish) await publishImage(region, spec.publish, adopted.ImageId!, log);
+    if (spec.publish) await publishImage(region, spec.publish, adopted.ImageId!, buildId, log);
     return {
       imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, baseName: tag("Name") ?? adopted.Name!, buildId,
       guestScriptSha256: tag(GUEST_SCRIPT_TAG) ?? spec.guestScriptSha256, facts, verification: verificationFromTags(adopted.Tags),
@@ -137,7 +145,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
   await runSteps(steps, build, { log });
   await handOver(region, build.imageId!);
   await protectIfAsked(region, build.imageId!, spec.protection);
-  if (spec.publish) await publishImage(region, spec.publish, build.imageId!, log);
+  if (spec.publish) await publishImage(region, spec.publish, build.imageId!, buildId, log);
   await reapOpportunistically(region, spec.scope, log);
   log(`${spec.what}: ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
   return {
@@ -183,7 +191,7 @@ export async function builtImageTag(region: string, imageId: string, key: string
  */
 export async function retireOrDeleteBuiltImage(region: string, image: BuiltImage & Retiring, onlyOwnSnapshot: boolean, log: (l: string) => void): Promise<void> {
   // A replacement has rewritten the parameter to its image by now (it stays); a removed entry's goes.
-  if (image.publish) await unpublishImage(region, image.publish, image.imageId, log);
+  if (image.publish) await unpublishImage(region, image.publish, image.imageId, image.buildId, log);
   if (retirementOf(image.retirement) === "retire" && !image.exactName) return retireImage(region, image.imageId, { lineage: image.scope, retention: image.retention }, log);
   await unprotect(region, image.imageId);
   await deleteBuiltImage(region, image, onlyOwnSnapshot);

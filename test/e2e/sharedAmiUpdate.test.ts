@@ -7,6 +7,7 @@ import { execFile } from "child_process";
 import * as path from "path";
 import { promisify } from "util";
 import { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } from "@aws-sdk/client-ec2";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { startEmulator, Emulator } from "../support/emulator";
 import { resourceOutputs, testStack, TestStack } from "../support/stack";
 import { describeImage, ec2, imagesTagged, seedPvImage } from "../support/aws";
@@ -106,11 +107,20 @@ describe("SharedAmi update that fails halfway", function () {
   });
 
   it("a replacement sharing the same source in place keeps its grants when the old share is deleted after it", async () => {
+    // Published first (in place): the parameter per region names each region's image.
+    const published = async (region: string) => (await new SSMClient({ region }).send(new GetParameterCommand({ Name: "/ami-factory/base" })).catch(() => undefined))?.Parameter?.Value;
+    t.configure({ shares: [{ ...share(), regions: ["us-east-1", "eu-west-1", "ap-northeast-1"], accountIds: [A, C], tags: { team: "web" }, publish: "/ami-factory/base" }] });
+    const publishing = await t.stack.preview({ diff: true });
+    assert.deepStrictEqual(publishing.changeSummary, { same: 1, update: 1 });
+    assert.match(publishing.stderr, /publish: writes the image id to SSM parameter \/ami-factory\/base \(DataType aws:ec2:image\) in ap-northeast-1, eu-west-1, us-east-1/);
+    await t.stack.up({ onOutput: t.onOutput });
+    const before = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    for (const region of Object.keys(before)) assert.strictEqual(await published(region), before[region], `published in ${region}`);
     const old = await resourceOutputs(t.stack, "base");
     const sourceSnapshots = (old.snapshotIds as Record<string, string[]>)["us-east-1"];
     assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), { [old.holderId as string]: { [A]: "launch volume", [C]: "launch volume" } });
     // imageName is a replace field: the new share is created (granting A on the source again) before the old one is deleted.
-    t.configure({ shares: [{ ...share(), imageName: "base-v2", regions: ["us-east-1", "eu-west-1"], accountIds: [A] }] });
+    t.configure({ shares: [{ ...share(), imageName: "base-v2", regions: ["us-east-1", "eu-west-1"], accountIds: [A], publish: "/ami-factory/base" }] });
     const up = await t.stack.up({ onOutput: t.onOutput });
     assert.strictEqual(up.summary.resourceChanges?.replace, 1, JSON.stringify(up.summary.resourceChanges));
     const now = await resourceOutputs(t.stack, "base");
@@ -119,6 +129,10 @@ describe("SharedAmi update that fails halfway", function () {
     for (const s of sourceSnapshots) assert.deepStrictEqual(await snapshotAccounts("us-east-1", s), [A]);
     assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), { [now.holderId as string]: { [A]: "launch volume" } }, "only the replacement's grants are recorded");
     assert.deepStrictEqual(await launchAccounts("eu-west-1", (now.imageIds as Record<string, string>)["eu-west-1"]), [A]);
+    // The parameters follow the replacement; the old share's delete takes only the one of the region it alone had.
+    assert.strictEqual(await published("us-east-1"), sourceAmiId, "the source in place: the same id, now the replacement's, kept");
+    assert.strictEqual(await published("eu-west-1"), (now.imageIds as Record<string, string>)["eu-west-1"], "the new copy");
+    assert.strictEqual(await published("ap-northeast-1"), undefined, "the dropped region's parameter is deleted");
   });
 
   it("two shares of one source in place: removing one revokes only what the other does not grant", async () => {

@@ -19,7 +19,8 @@ export interface TestStack {
 
 let counter = 0;
 
-export async function testStack(emulator: Emulator, config: Record<string, unknown>, region = "us-east-1"): Promise<TestStack> {
+/** `plainDestroy`: destroy as a plain `pulumi destroy` (images retired), not with AMI_FACTORY_DELETE_IMAGES=1. */
+export async function testStack(emulator: Emulator, config: Record<string, unknown>, region = "us-east-1", opts: { plainDestroy?: boolean } = {}): Promise<TestStack> {
   const stackName = `t${process.pid}-${++counter}`;
   const workDir = path.join(REPO_ROOT, ".local", "test-stacks", stackName);
   fs.rmSync(workDir, { recursive: true, force: true });
@@ -31,7 +32,8 @@ export async function testStack(emulator: Emulator, config: Record<string, unkno
     fs.writeFileSync(configFile, JSON.stringify({ config: entries }, null, 2));
   };
   configure(config);
-  const stack = destroyDeletesImages(retryingTransportFlakes(await localStack({ stackName, workDir, env: { ...emulator.env, AWS_REGION: region } })));
+  const engineStack = retryingTransportFlakes(await localStack({ stackName, workDir, env: { ...emulator.env, AWS_REGION: region } }));
+  const stack = opts.plainDestroy ? engineStack : destroyDeletesImages(engineStack);
   const output: string[] = [];
   return {
     stack,

@@ -86,10 +86,13 @@ describe("reaping policy", () => {
     assert.deepStrictEqual(Object.values(v).map((x) => x.split(":")[0]), ["keep", "keep", "keep"]);
   });
 
-  it("with --all ignores days and keep, never use", () => {
-    const v = verdict([retired("ami-1", 0), retired("ami-2", 0)], { "ami-2": ["arn:aws:ssm:us-east-1:1:parameter/x"] }, true);
+  it("with --all ignores days and keep, never use (a launch counts for the day EC2 may report it late)", () => {
+    const launched = (days: number) => new Date(now.getTime() - days * DAY);
+    const v = verdict([retired("ami-1", 0), retired("ami-2", 0), retired("ami-3", 0, { lastLaunched: launched(2) }), retired("ami-4", 0, { lastLaunched: launched(0.5) })], { "ami-2": ["arn:aws:ssm:us-east-1:1:parameter/x"] }, true);
     assert.match(v["ami-1"], /^delete: .*\(--all\)/);
     assert.match(v["ami-2"], /^keep: in use/);
+    assert.match(v["ami-3"], /^delete/);
+    assert.match(v["ami-4"], /^keep: launched 0\.5 days ago/);
   });
 });
 
