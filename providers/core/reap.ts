@@ -11,8 +11,8 @@
 // the API reference), keeps the image.
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
-import { deleteImageAndSnapshots, snapshotIdsOf } from "./images";
-import { LINEAGE_TAG, liftProtection, parseRetention, RETIRED_AT_TAG, RetentionPolicy, tagOf } from "./retire";
+import { deleteImageAndSnapshots, liftProtection, snapshotIdsOf } from "./images";
+import { LINEAGE_TAG, parseRetention, RETIRED_AT_TAG, RetentionPolicy, tagOf } from "./retire";
 import { BUILD_ID_TAG, MANAGED_BY_TAG } from "./tags";
 
 const DAY = 86_400_000;

@@ -10,7 +10,7 @@
 // `pulumi destroy` that should delete (the provider process inherits the CLI's environment).
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
-import { describeImage, retag } from "./images";
+import { describeImage, liftProtection, retag } from "./images";
 import { BUILD_ID_TAG } from "./tags";
 
 /** When the image was retired (ISO 8601). Only images with this tag are ever reaped. */
@@ -67,21 +67,9 @@ export async function setProtection(ec2: EC2Client, imageId: string, on: boolean
   else await ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: imageId }));
 }
 
-/** Lifts protection when the image has it (before a deregistration). */
-export async function liftProtection(ec2: EC2Client, image: Image): Promise<void> {
-  if (image.DeregistrationProtection && image.DeregistrationProtection !== "disabled") await setProtection(ec2, image.ImageId!, false);
-}
-
 /** Protection of an image in the outputs, as the resource asks (default on). */
 export async function protectIfAsked(region: string, imageId: string, protection: false | undefined): Promise<void> {
   if (protection !== false) await setProtection(await ec2Client(region), imageId, true);
-}
-
-/** Lifts protection of an image about to be deleted; gone is fine. */
-export async function unprotect(region: string, imageId: string): Promise<void> {
-  const ec2 = await ec2Client(region);
-  const image = await describeImage(ec2, imageId);
-  if (image) await liftProtection(ec2, image);
 }
 
 /** The newest other image of the lineage not retired: the build that replaced `imageId` ("removed" when none). */

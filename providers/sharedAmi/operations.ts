@@ -13,7 +13,7 @@ import { runSteps, Step } from "../core/steps";
 import { isoOrUndefined } from "../core/inputs";
 import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
 import { Grant, grantInPlace, newHolderId, revokeInPlace } from "./grants";
-import { LINEAGE_TAG, protectIfAsked, retireImage, retirementOf, unprotect } from "../core/retire";
+import { LINEAGE_TAG, protectIfAsked, retireImage, retirementOf } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
 import { republish, unpublishImage } from "../core/publish";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
@@ -73,7 +73,6 @@ export async function publishShare(outs: SharedAmiOutputs, regions: string[], be
 /** A copy leaving the stack: retired (the default), or deleted with its snapshots. An exact name is deleted (the replacement needs it). */
 export async function retireOrDeleteCopy(share: Pick<SharedAmiInputs, "scope" | "exactName" | "retirement" | "retention">, region: string, img: RegionImage, log: Log): Promise<void> {
   if (retirementOf(share.retirement) === "retire" && !share.exactName) return retireImage(region, img.imageId, { lineage: share.scope, retention: share.retention }, log);
-  await unprotect(region, img.imageId);
   await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
   log(`deleted copy ${img.imageId} in ${region}`);
 }
@@ -241,9 +240,10 @@ export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promis
   const ctx: ShareContext = { inputs, buildId, imageName: "", holderId: newHolderId(), sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
   await place(ctx, inputs.regions, true);
   const outs = outputsOf(ctx);
-  await handOver(outs);
+  // Before the hand-over: if either fails, a re-run adopts the copies and tries again.
   await protectCopies(outs);
   await publishShare(outs, Object.keys(outs.imageIds), undefined, log);
+  await handOver(outs);
   for (const region of outs.copiedRegions) await reapOpportunistically(region, inputs.scope, log);
   return { id: buildId, outs };
 }

@@ -10,7 +10,7 @@ import { runSteps, Step } from "../core/steps";
 import { changedTags, removedTagKeys, Tags } from "../core/tags";
 import { SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 import { forgetGrants, Grant as Change, grantInPlace, newHolderId, recordGrants, revokeInPlace } from "./grants";
-import { unprotect } from "../core/retire";
+import { setProtection } from "../core/retire";
 import { unpublishImage } from "../core/publish";
 import { reapOpportunistically } from "../core/reap";
 import { copyTags, grantOf, handOver, ownerOf, retireOrDeleteCopy, protectCopies, publishShare, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
@@ -201,16 +201,17 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
   ], ctx, { log });
   const outs = outputsOf(ctx);
   delete outs.lostCopies;
-  await handOver(outs);
-  // New copies get protection as asked; a changed deregistrationProtection applies to every copy.
+  // Before the hand-over (a failure leaves new copies for the re-run to adopt): new copies get
+  // protection as asked; a changed deregistrationProtection applies to every copy.
   await protectCopies(outs, olds.deregistrationProtection !== news.deregistrationProtection ? outs.copiedRegions : missing);
   if (olds.deregistrationProtection !== false && news.deregistrationProtection === false) {
-    await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, (r) => unprotect(r, outs.imageIds[r]));
+    await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, async (r) => setProtection(await ec2Client(r), outs.imageIds[r], false));
   }
   // The parameter: written in added regions, renamed in kept ones, deleted in dropped ones.
   await publishShare(outs, missing, undefined, log);
   if (olds.publish !== news.publish) await publishShare(outs, kept, olds.publish, log);
   if (olds.publish) await mapBounded(Object.entries(dropped), REGION_CONCURRENCY, ([r, img]) => unpublishImage(r, olds.publish!, img.imageId, ownerOf(outs), log));
+  await handOver(outs);
   for (const region of outs.copiedRegions) await reapOpportunistically(region, news.scope, log);
   return outs;
 }

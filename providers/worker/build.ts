@@ -16,7 +16,7 @@ import { instanceProfileStep } from "./iam";
 import { launchWorkerStep, workerImageStep } from "./instance";
 import { networkStep, securityGroupStep } from "./network";
 import { verificationFromTags } from "./verify";
-import { protectIfAsked, retireImage, retirementOf, RetentionPolicy, setProtection, unprotect } from "../core/retire";
+import { protectIfAsked, retireImage, retirementOf, RetentionPolicy, setProtection } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
 import { publishImage, republish, unpublishImage } from "../core/publish";
 
@@ -92,6 +92,15 @@ export async function updateForConsumers(region: string, image: { imageId: strin
   await reapOpportunistically(region, news.scope, log);
 }
 
+/**
+ * Protection and the published parameter, before the image is handed over: if either fails, the
+ * create fails with the image not handed over, and a re-run adopts it and tries again.
+ */
+async function forConsumers(spec: WorkerBuildSpec, imageId: string, log: (l: string) => void): Promise<void> {
+  await protectIfAsked(spec.region, imageId, spec.protection);
+  if (spec.publish) await publishImage(spec.region, spec.publish, imageId, spec.buildId, log);
+}
+
 export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpec, extend: (base: WorkerBuild) => B, steps: Step<B>[], log: (l: string) => void): Promise<BuiltImage> {
   const { buildId, region } = spec;
   const started = Date.now();
@@ -104,9 +113,8 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     const factsText = tag("ami-factory:facts");
     const facts = spec.factsSchema ? checkFactsTag(factsText, spec.factsSchema, adopted.ImageId!) : factsText ? JSON.parse(factsText) : {};
     const root = rootSnapshotOf(adopted);
+    await forConsumers(spec, adopted.ImageId!, log);
     await handOver(region, adopted.ImageId!);
-    await protectIfAsked(region, adopted.ImageId!, spec.protection);
-    if (spec.publish) await publishImage(region, spec.publish, adopted.ImageId!, buildId, log);
     return {
       imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, baseName: tag("Name") ?? adopted.Name!, buildId,
       guestScriptSha256: tag(GUEST_SCRIPT_TAG) ?? spec.guestScriptSha256, facts, verification: verificationFromTags(adopted.Tags),
@@ -143,9 +151,8 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     workerRootEncryption: spec.workerRootEncryption,
   });
   await runSteps(steps, build, { log });
+  await forConsumers(spec, build.imageId!, log);
   await handOver(region, build.imageId!);
-  await protectIfAsked(region, build.imageId!, spec.protection);
-  if (spec.publish) await publishImage(region, spec.publish, build.imageId!, buildId, log);
   await reapOpportunistically(region, spec.scope, log);
   log(`${spec.what}: ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
   return {
@@ -193,7 +200,6 @@ export async function retireOrDeleteBuiltImage(region: string, image: BuiltImage
   // A replacement has rewritten the parameter to its image by now (it stays); a removed entry's goes.
   if (image.publish) await unpublishImage(region, image.publish, image.imageId, image.buildId, log);
   if (retirementOf(image.retirement) === "retire" && !image.exactName) return retireImage(region, image.imageId, { lineage: image.scope, retention: image.retention }, log);
-  await unprotect(region, image.imageId);
   await deleteBuiltImage(region, image, onlyOwnSnapshot);
   log(`deleted ${image.imageId} in ${region}${image.exactName ? " (exactName: an image with an exact name is deleted, not retired)" : ""}`);
 }
