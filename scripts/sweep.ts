@@ -22,20 +22,26 @@ export function parseDuration(text: string): number {
   return Number(m[1]) * { s: 1e3, m: 60e3, h: 3600e3, d: 86400e3 }[m[2] as "s" | "m" | "h" | "d"];
 }
 
-export function parseSweepArgs(argv: string[]): SweepArgs {
-  const args: SweepArgs = { regions: [], yes: false };
+/** Calls `on` for each option of a command line; `value()` takes the option's value (the next word). */
+export function eachOption(argv: string[], on: (option: string, value: () => string) => void): void {
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
-    const value = () => {
+    on(a, () => {
       if (argv[i + 1] === undefined) throw new Error(`${a} needs a value`);
       return argv[++i];
-    };
+    });
+  }
+}
+
+export function parseSweepArgs(argv: string[]): SweepArgs {
+  const args: SweepArgs = { regions: [], yes: false };
+  eachOption(argv, (a, value) => {
     if (a === "--stack") args.stack = value();
     else if (a === "--region") args.regions.push(value());
     else if (a === "--older-than") args.olderThanMs = parseDuration(value());
     else if (a === "--yes") args.yes = true;
     else throw new Error(`unknown option ${a}: use --stack S, --region R, --older-than 2h, --yes`);
-  }
+  });
   return args;
 }
 
@@ -56,7 +62,7 @@ export function configRegions(config: Record<string, unknown>): string[] {
   return [...regions].sort();
 }
 
-function stackConfigs(stack: string | undefined): Record<string, unknown>[] {
+export function stackConfigs(stack: string | undefined): Record<string, unknown>[] {
   // eslint-disable-next-line @typescript-eslint/no-var-requires
   const yaml = require("js-yaml") as { load(s: string): unknown };
   const files = stack ? [`Pulumi.${stack}.yaml`] : fs.readdirSync(REPO_ROOT).filter((f) => /^Pulumi\.[^.]+\.yaml$/.test(f));

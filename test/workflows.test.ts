@@ -10,7 +10,7 @@ import { readToolchain, REPO_ROOT } from "../scripts/local/toolchain";
 const WORKFLOWS = path.join(REPO_ROOT, ".github", "workflows");
 
 describe("GitHub workflows", () => {
-  for (const file of ["preview.yml", "deploy.yml"]) {
+  for (const file of ["preview.yml", "deploy.yml", "reap.yml"]) {
     it(`${file} passes actionlint`, () => {
       const r = spawnSync(readToolchain().actionlint, ["-no-color", path.join(WORKFLOWS, file)], { cwd: REPO_ROOT, encoding: "utf8" });
       assert.strictEqual(r.error, undefined, `actionlint did not run: ${r.error}`);

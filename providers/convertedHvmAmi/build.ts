@@ -6,8 +6,9 @@ import type { Step } from "../core/steps";
 import { registeredName } from "../core/naming";
 import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
+import { LINEAGE_TAG } from "../core/retire";
 import { factsTag } from "../worker/facts";
-import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, consumerFieldsOf, keptOnUpdate, retireOrDeleteBuiltImage, updateForConsumers, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep, guestScriptEnd } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
@@ -48,6 +49,9 @@ function imageTags(inputs: ConvertedHvmAmiInputs, buildId: string, baseName: str
   return provenanceTags(inputs.tags, buildId, {
     Name: inputs.name ?? baseName,
     "ami-factory:source-ami": inputs.sourceAmiId,
+    // RegisterImage records no source (EC2 sets SourceImageId only for CreateImage and CopyImage): the lineage is in tags.
+    "ami-factory:source-ami-region": inputs.region,
+    [LINEAGE_TAG]: inputs.scope,
     "ami-factory:tool-version": TOOL_VERSION,
     "ami-factory:built-at": builtAt,
     "ami-factory:kind": "ConvertedHvmAmi",
@@ -203,6 +207,8 @@ export async function createConversion(inputs: ConvertedHvmAmiInputs, script: Bu
     {
       region: inputs.region, scope: inputs.scope, buildId: conversionBuildId(inputs), timeoutMinutes: inputs.timeoutMinutes, worker: inputs.worker, architecture: "x86_64",
       exactName: inputs.exactName,
+      protection: inputs.deregistrationProtection,
+      publish: inputs.publish,
       guestScriptSha256: inputs.guestScriptSha256,
       workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
       what: `converted ${inputs.sourceAmiId}`, kind: "ConvertedHvmAmi", factsSchema: script.factsSchema,
@@ -229,19 +235,20 @@ export function adoptedConversion(tag: string): Conversion | undefined {
 }
 
 /** Tags, the Name tag and the description change in place; the registered AMI name cannot. */
-export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs): Promise<ConvertedHvmAmiOutputs> {
+export async function updateConversion(olds: ConvertedHvmAmiOutputs, news: ConvertedHvmAmiInputs, log: (l: string) => void): Promise<ConvertedHvmAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
   const baseName = olds.baseName;
   const before = imageTags(olds, olds.buildId, baseName, builtAt);
   const after = imageTags(news, olds.buildId, baseName, builtAt);
   await updateBuiltImage(olds.region, olds, before, after, { before: olds.description, after: news.description });
+  await updateForConsumers(olds.region, olds, olds, news, log);
   // How the image was made stays: a new `method` applies to the next build.
-  return { ...olds, ...news, ...keptOnUpdate(olds), nitroReady: olds.nitroReady, conversion: olds.conversion };
+  return { ...olds, ...news, ...consumerFieldsOf(news), ...keptOnUpdate(olds), nitroReady: olds.nitroReady, conversion: olds.conversion };
 }
 
-/** The image and the snapshot the conversion made; the source's data snapshots it maps stay. */
-export async function deleteConversion(olds: ConvertedHvmAmiOutputs): Promise<void> {
-  await deleteBuiltImage(olds.region, olds, true);
+/** Retires the image, or deletes it and the snapshot the conversion made; the source's data snapshots it maps stay. */
+export async function deleteConversion(olds: ConvertedHvmAmiOutputs, log: (l: string) => void): Promise<void> {
+  await retireOrDeleteBuiltImage(olds.region, olds, true, log);
 }
 
 export async function readConversion(id: string, olds: ConvertedHvmAmiOutputs): Promise<{ id?: string; props?: ConvertedHvmAmiOutputs }> {

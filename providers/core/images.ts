@@ -42,13 +42,23 @@ export async function waitForImageAvailable(ec2: EC2Client, imageId: string, wha
   });
 }
 
-/** Deregister an image and delete the snapshots behind it. Gone already is fine. */
+/**
+ * Lifts deregistration protection when the image has it: whatever deregisters an image of ours
+ * (a delete, a failed create's cleanup, a sweep, a reap) does so first.
+ */
+export async function liftProtection(ec2: EC2Client, image: Image): Promise<void> {
+  const { DisableImageDeregistrationProtectionCommand } = ec2Sdk();
+  if (image.DeregistrationProtection && image.DeregistrationProtection !== "disabled") await ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: image.ImageId! }));
+}
+
+/** Deregister an image (lifting its protection) and delete the snapshots behind it. Gone already is fine. */
 export async function deleteImageAndSnapshots(region: string, imageId: string, knownSnapshotIds: string[] = []): Promise<void> {
   const { DeregisterImageCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   const image = await describeImage(ec2, imageId);
   const snapshots = new Set([...knownSnapshotIds, ...(image ? snapshotIdsOf(image) : [])]);
   if (image) {
+    await liftProtection(ec2, image);
     try {
       await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
     } catch (e) {

@@ -1,5 +1,7 @@
 // SharedAmi diff: pure, from the old outputs and the new (checked) inputs, by ./fields.ts.
 import { changedFields } from "../core/fields";
+import { retirementNote } from "../core/retire";
+import { publishNote } from "../core/publish";
 import { SHARED_AMI_FIELDS } from "./fields";
 import { needsCopy, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
@@ -19,10 +21,16 @@ export function diffSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs): Sh
   const missing = news.regions.filter((r) => olds.regions?.includes(r) && !olds.imageIds?.[r]);
   if (!changed.includes("regions") && news.regions.some((r) => !olds.imageIds?.[r])) changed.push("regions");
   const notes = replaces.length ? [`replaces the copies named ${olds.imageName} because ${replaces.join(", ")} changed`] : [];
+  if (replaces.length && !news.exactName && olds.copiedRegions?.length) notes.push(retirementNote(`each old copy (${olds.copiedRegions.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement));
+  const droppedCopies = (olds.copiedRegions ?? []).filter((r) => !news.regions.includes(r) && olds.imageIds?.[r]);
+  if (!replaces.length && droppedCopies.length && !olds.exactName) notes.push(retirementNote(`the copies of dropped regions (${droppedCopies.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement));
   for (const region of missing) {
     const lost = olds.lostCopies?.[region];
     notes.push(`regions: the copy in ${region}${lost ? ` (${lost.imageId})` : ""} is gone (deregistered out of band): the update copies it again${lost?.snapshotIds.length ? ` and deletes its left-over snapshots ${lost.snapshotIds.join(", ")}` : ""}`);
   }
+  const published = publishNote(olds.publish, news.publish, news.regions);
+  if (published && !replaces.length) notes.push(published);
+  if (replaces.length && news.publish) notes.push(`publish: SSM parameter ${news.publish} then names the new copies in ${news.regions.join(", ")}`);
   const drift = changed.filter((f) => f !== "regions");
   if (drift.length && !replaces.length) notes.push(`updates ${drift.join(", ")} to the inputs (changed in the config, or out of band as refresh saw)`);
   // Copies get a name unique per build unless exactName: only an exact name shared with old copies

@@ -3,6 +3,7 @@
 import { field } from "../core/fields";
 import { isoOrUndefined } from "../core/inputs";
 import { checkGivenName } from "../core/naming";
+import { CONSUMER_FIELDS } from "../core/consumerFields";
 
 export const SHARED_AMI_FIELDS = {
   /** The image to copy and share. */
@@ -70,6 +71,8 @@ export const SHARED_AMI_FIELDS = {
   }),
   /** How long copying may take before the create fails and cleans up. Default: 120. */
   timeoutMinutes: field.integer<number, "in-place">({ change: "in-place", buildId: true, min: 1, max: 24 * 60, fallback: 120, secret: false }),
+  /** What becomes of the copies (never the source) once they leave the stack, and their protection meanwhile. */
+  ...CONSUMER_FIELDS,
   /** project/stack/resource name: makes build ids unique per resource. */
   scope: field.internal((v) => (typeof v === "string" ? v : "")),
 };

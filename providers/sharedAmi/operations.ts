@@ -14,6 +14,9 @@ import { isoOrUndefined } from "../core/inputs";
 import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
 import { Grant, grantInPlace, handOverRecord, noGrant, RecordExpiry, revokeInPlace } from "./grants";
 import { holderIdFor } from "./grantRecords";
+import { LINEAGE_TAG, protectIfAsked, retireImage, retirementOf } from "../core/retire";
+import { reapOpportunistically } from "../core/reap";
+import { republish, unpublishImage } from "../core/publish";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 
 export type Log = (line: string) => void;
@@ -54,7 +57,27 @@ export const principalsOf = (i: SharedAmiInputs): Principals => ({
 export const grantOf = (i: SharedAmiInputs): Grant => ({ launch: principalsOf(i), snapshotAccounts: i.shareSnapshots ? i.accountIds : [] });
 
 export function copyTags(inputs: SharedAmiInputs, buildId: string): Tags {
-  return provenanceTags(inputs.tags, buildId, { "ami-factory:source-ami": inputs.sourceAmiId, "ami-factory:source-region": inputs.sourceRegion });
+  return provenanceTags(inputs.tags, buildId, { "ami-factory:source-ami": inputs.sourceAmiId, "ami-factory:source-region": inputs.sourceRegion, [LINEAGE_TAG]: inputs.scope });
+}
+
+/** Protection on the copies (never on a source shared in place: not ours), as the share asks. */
+export async function protectCopies(outs: SharedAmiOutputs, regions: string[] = outs.copiedRegions): Promise<void> {
+  await mapBounded(regions.filter((r) => outs.copiedRegions.includes(r)), REGION_CONCURRENCY, (r) => protectIfAsked(r, outs.imageIds[r], outs.deregistrationProtection));
+}
+
+/** Who owns a share's parameters: the share itself (its holder id), not its build (a replacement may keep both the id and the image). */
+export const ownerOf = (share: Pick<SharedAmiOutputs, "holderId" | "buildId">) => share.holderId ?? share.buildId;
+
+/** `publish` in the given regions: the new name written, an old one (`before`) deleted where it still names the image. */
+export async function publishShare(outs: SharedAmiOutputs, regions: string[], before: string | undefined, log: Log): Promise<void> {
+  await mapBounded(regions, REGION_CONCURRENCY, (r) => republish(r, outs.imageIds[r], ownerOf(outs), before, outs.publish, log));
+}
+
+/** A copy leaving the stack: retired (the default), or deleted with its snapshots. An exact name is deleted (the replacement needs it). */
+export async function retireOrDeleteCopy(share: Pick<SharedAmiInputs, "scope" | "exactName" | "retirement" | "retention">, region: string, img: RegionImage, log: Log): Promise<void> {
+  if (retirementOf(share.retirement) === "retire" && !share.exactName) return retireImage(region, img.imageId, { lineage: share.scope, retention: share.retention }, log);
+  await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
+  log(`deleted copy ${img.imageId} in ${region}`);
 }
 
 export function sourceStep(): Step<ShareContext> {
@@ -225,17 +248,22 @@ export async function createSharedAmi(inputs: SharedAmiInputs, log: Log): Promis
   const ctx: ShareContext = { inputs, buildId, imageName: "", holderId: "", recordExpiry, sourceSnapshotIds: [], images: {}, shared: [], placements: {}, adoptable: {}, log };
   await place(ctx, inputs.regions, true);
   const outs = outputsOf(ctx);
+  // Before the hand-over: if either fails, a re-run adopts the copies and tries again.
+  await protectCopies(outs);
+  await publishShare(outs, Object.keys(outs.imageIds), undefined, log);
   await handOver(outs);
+  for (const region of outs.copiedRegions) await reapOpportunistically(region, inputs.scope, log);
   return { id: buildId, outs };
 }
 
 export async function deleteSharedAmi(olds: SharedAmiOutputs, log: Log): Promise<void> {
   await mapBounded(
     Object.entries(olds.imageIds), REGION_CONCURRENCY, async ([region, imageId]) => {
+      // A replacement has rewritten the parameter to its own image by now (it stays); a removed entry's goes.
+      if (olds.publish) await unpublishImage(region, olds.publish, imageId, ownerOf(olds), log);
       const img = { imageId, snapshotIds: olds.snapshotIds[region] ?? [], copied: olds.copiedRegions.includes(region) };
       if (img.copied) {
-        await deleteImageAndSnapshots(region, imageId, img.snapshotIds);
-        log(`deleted copy ${imageId} in ${region}`);
+        await retireOrDeleteCopy(olds, region, img, log);
       } else {
         // Only what no other share of this source (e.g. this one's replacement) still holds.
         await revokeInPlace(region, img, olds.holderId, noGrant, grantOf(olds));

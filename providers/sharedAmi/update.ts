@@ -5,13 +5,16 @@
 // state the engine keeps, the old one.
 import { ec2Client, ec2Sdk } from "../core/clients";
 import { mapBounded, REGION_CONCURRENCY } from "../core/concurrency";
-import { changeLaunchPermissions, changeSnapshotPermissions, deleteImageAndSnapshots, deleteSnapshot, noPrincipals, principalsDelta, retag, setDeprecation } from "../core/images";
+import { changeLaunchPermissions, changeSnapshotPermissions, deleteSnapshot, noPrincipals, principalsDelta, retag, setDeprecation } from "../core/images";
 import { runSteps, Step } from "../core/steps";
 import { changedTags, removedTagKeys, Tags } from "../core/tags";
 import { SharedAmiInputs, SharedAmiOutputs } from "./inputs";
 import { Grant as Change, grantInPlace, mergeGrants, noGrant, revokeInPlace } from "./grants";
 import { holderIdFor } from "./grantRecords";
-import { copyTags, grantOf, handOver, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
+import { setProtection } from "../core/retire";
+import { unpublishImage } from "../core/publish";
+import { reapOpportunistically } from "../core/reap";
+import { copyTags, grantOf, handOver, ownerOf, retireOrDeleteCopy, protectCopies, publishShare, Log, outputsOf, placeStep, principalsOf, RegionImage, shareStep, ShareContext, sourceStep } from "./operations";
 
 interface UpdateContext extends ShareContext {
   olds: SharedAmiOutputs;
@@ -161,14 +164,14 @@ function revokeStep(revoke: Change): Step<UpdateContext> {
   };
 }
 
-/** Last, as it cannot be undone: a failure here leaves the old state naming a deleted copy, which refresh reports and the next update finishes. */
-function deleteDroppedStep(): Step<UpdateContext> {
+/** Last, as a deletion cannot be undone: a failure here leaves the old state naming a deleted copy, which refresh reports and the next update finishes. */
+function retireDroppedStep(): Step<UpdateContext> {
   return {
-    name: "delete copies of dropped regions",
+    name: "retire (or delete) copies of dropped regions",
     async run(ctx) {
       await mapBounded(Object.entries(ctx.dropped).filter(([, img]) => img.copied), REGION_CONCURRENCY, async ([region, img]) => {
-        await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
-        ctx.log(`region ${region} dropped: deleted copy ${img.imageId}`);
+        ctx.log(`region ${region} dropped: its copy ${img.imageId} leaves the stack`);
+        await retireOrDeleteCopy(ctx.olds, region, img, ctx.log);
       });
     },
   };
@@ -199,10 +202,21 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
     ...(missing.length ? [sourceStep(), placeStep(missing), shareStep(missing)] : []),
     relabelStep(),
     revokeStep(revoke),
-    deleteDroppedStep(),
+    retireDroppedStep(),
   ], ctx, { log });
   const outs = outputsOf(ctx);
   delete outs.lostCopies;
+  // Before the hand-over (a failure leaves new copies for the re-run to adopt): new copies get
+  // protection as asked; a changed deregistrationProtection applies to every copy.
+  await protectCopies(outs, olds.deregistrationProtection !== news.deregistrationProtection ? outs.copiedRegions : missing);
+  if (olds.deregistrationProtection !== false && news.deregistrationProtection === false) {
+    await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, async (r) => setProtection(await ec2Client(r), outs.imageIds[r], false));
+  }
+  // The parameter: written in added regions, renamed in kept ones, deleted in dropped ones.
+  await publishShare(outs, missing, undefined, log);
+  if (olds.publish !== news.publish) await publishShare(outs, kept, olds.publish, log);
+  if (olds.publish) await mapBounded(Object.entries(dropped), REGION_CONCURRENCY, ([r, img]) => unpublishImage(r, olds.publish!, img.imageId, ownerOf(outs), log));
   await handOver(outs);
+  for (const region of outs.copiedRegions) await reapOpportunistically(region, news.scope, log);
   return outs;
 }

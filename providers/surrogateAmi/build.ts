@@ -5,8 +5,9 @@ import { buildIdInputs } from "../core/fields";
 import type { Step } from "../core/steps";
 import { GUEST_SCRIPT_TAG, provenanceTags, Tags } from "../core/tags";
 import { TOOL_VERSION } from "../core/version";
+import { LINEAGE_TAG } from "../core/retire";
 import { factsTag } from "../worker/facts";
-import { builtImageTag, deleteBuiltImage, keptOnUpdate, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
+import { builtImageTag, consumerFieldsOf, keptOnUpdate, retireOrDeleteBuiltImage, updateForConsumers, launchSteps, readBuiltImage, runWorkerBuild, updateBuiltImage } from "../worker/build";
 import { guestCommandStep } from "../worker/command";
 import type { WorkerBuild } from "../worker/context";
 import type { BundledScript } from "../worker/guestScript";
@@ -31,6 +32,7 @@ function imageTags(inputs: SurrogateAmiInputs, buildId: string, builtAt: string)
   return provenanceTags(inputs.tags, buildId, {
     Name: inputs.name,
     ...recipeTags(inputs.recipe),
+    [LINEAGE_TAG]: inputs.scope,
     "ami-factory:tool-version": TOOL_VERSION,
     "ami-factory:built-at": builtAt,
     "ami-factory:kind": "SurrogateAmi",
@@ -114,6 +116,8 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
       givenName: inputs.name,
       extraEgressPorts: recipeSources(inputs.recipe).some((u) => u.startsWith("http://")) ? [80] : [],
       exactName: inputs.exactName,
+      protection: inputs.deregistrationProtection,
+      publish: inputs.publish,
       workerRootEncryption: inputs.encrypted ? { kmsKeyId: inputs.kmsKeyId } : undefined,
       guestScriptSha256: inputs.guestScriptSha256,
       what: `built ${inputs.name} (${inputs.recipe.kind})`,
@@ -127,14 +131,15 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
   return { id: built.imageId, outs: { ...inputs, ...built, schemaVersion: SCHEMA_VERSION } };
 }
 
-export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs): Promise<SurrogateAmiOutputs> {
+export async function updateSurrogate(olds: SurrogateAmiOutputs, news: SurrogateAmiInputs, log: (l: string) => void): Promise<SurrogateAmiOutputs> {
   const builtAt = await builtImageTag(olds.region, olds.imageId, "ami-factory:built-at");
   await updateBuiltImage(olds.region, olds, imageTags(olds, olds.buildId, builtAt), imageTags(news, olds.buildId, builtAt), { before: olds.description, after: news.description });
-  return { ...olds, ...news, ...keptOnUpdate(olds) };
+  await updateForConsumers(olds.region, olds, olds, news, log);
+  return { ...olds, ...news, ...consumerFieldsOf(news), ...keptOnUpdate(olds) };
 }
 
-export async function deleteSurrogate(olds: SurrogateAmiOutputs): Promise<void> {
-  await deleteBuiltImage(olds.region, olds);
+export async function deleteSurrogate(olds: SurrogateAmiOutputs, log: (l: string) => void): Promise<void> {
+  await retireOrDeleteBuiltImage(olds.region, olds, false, log);
 }
 
 export async function readSurrogate(id: string, olds: SurrogateAmiOutputs): Promise<{ id?: string; props?: SurrogateAmiOutputs }> {

@@ -1,6 +1,7 @@
 // Running a worker build (ConvertedHvmAmi, SurrogateAmi) and managing the image it made: adopt a
 // finished image of the same build id, clean the leftovers of a run that died, run the steps, and
 // later retag, read and delete the image.
+import type { Image } from "@aws-sdk/client-ec2";
 import { apiCalls, ec2Client, ec2Sdk } from "../core/clients";
 import { deleteImageAndSnapshots, deleteSnapshot, describeImage, retag, snapshotIdsOf } from "../core/images";
 import { deregisterOnly } from "./image";
@@ -15,6 +16,9 @@ import { instanceProfileStep } from "./iam";
 import { launchWorkerStep, workerImageStep } from "./instance";
 import { networkStep, securityGroupStep } from "./network";
 import { verificationFromTags } from "./verify";
+import { protectIfAsked, retireImage, retirementOf, RetentionPolicy, setProtection } from "../core/retire";
+import { reapOpportunistically } from "../core/reap";
+import { publishImage, republish, unpublishImage } from "../core/publish";
 
 /** The worker, from subnet to a running instance: the same first steps for every worker build. */
 export function launchSteps(): Step<WorkerBuild>[] {
@@ -57,6 +61,44 @@ export interface WorkerBuildSpec {
   kind: string;
   /** The guest script's facts schema: an adopted image's facts tag is checked against it. */
   factsSchema?: FactsSchema;
+  /** The resource's deregistrationProtection (false: none on the image). */
+  protection?: false;
+  /** The SSM parameter the image id is published to. */
+  publish?: string;
+}
+
+/** What a built image's delete and update read of the consumer fields (../core/consumerFields.ts). */
+export interface Retiring {
+  scope: string;
+  exactName: boolean;
+  retirement?: "delete";
+  retention?: RetentionPolicy;
+  deregistrationProtection?: false;
+  publish?: string;
+}
+
+/**
+ * The consumer fields as the new inputs have them, unset ones included: the engine's inputs carry no
+ * undefined, so `{ ...olds, ...news }` would keep a value the user removed (retirement: "delete").
+ */
+export function consumerFieldsOf(news: Retiring): Pick<Retiring, "retirement" | "retention" | "deregistrationProtection" | "publish"> {
+  return { retirement: news.retirement, retention: news.retention, deregistrationProtection: news.deregistrationProtection, publish: news.publish };
+}
+
+/** An update's part about consumers: protection switched as asked, the parameter renamed; then reaping of the lineage. */
+export async function updateForConsumers(region: string, image: { imageId: string; buildId: string }, olds: Retiring, news: Retiring, log: (l: string) => void): Promise<void> {
+  if (olds.deregistrationProtection !== news.deregistrationProtection) await setProtection(await ec2Client(region), image.imageId, news.deregistrationProtection !== false);
+  await republish(region, image.imageId, image.buildId, olds.publish, news.publish, log);
+  await reapOpportunistically(region, news.scope, log);
+}
+
+/**
+ * Protection and the published parameter, before the image is handed over: if either fails, the
+ * create fails with the image not handed over, and a re-run adopts it and tries again.
+ */
+async function forConsumers(spec: WorkerBuildSpec, imageId: string, log: (l: string) => void): Promise<void> {
+  await protectIfAsked(spec.region, imageId, spec.protection);
+  if (spec.publish) await publishImage(spec.region, spec.publish, imageId, spec.buildId, log);
 }
 
 export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpec, extend: (base: WorkerBuild) => B, steps: Step<B>[], log: (l: string) => void): Promise<BuiltImage> {
@@ -70,7 +112,8 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     const tag = (key: string) => adopted.Tags?.find((t) => t.Key === key)?.Value;
     const factsText = tag("ami-factory:facts");
     const facts = spec.factsSchema ? checkFactsTag(factsText, spec.factsSchema, adopted.ImageId!) : factsText ? JSON.parse(factsText) : {};
-    const root = adopted.BlockDeviceMappings?.find((m) => m.DeviceName === adopted.RootDeviceName)?.Ebs?.SnapshotId;
+    const root = rootSnapshotOf(adopted);
+    await forConsumers(spec, adopted.ImageId!, log);
     await handOver(region, adopted.ImageId!);
     return {
       imageId: adopted.ImageId!, snapshotId: root ?? snapshotIdsOf(adopted)[0], imageName: adopted.Name!, baseName: tag("Name") ?? adopted.Name!, buildId,
@@ -108,7 +151,9 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     workerRootEncryption: spec.workerRootEncryption,
   });
   await runSteps(steps, build, { log });
+  await forConsumers(spec, build.imageId!, log);
   await handOver(region, build.imageId!);
+  await reapOpportunistically(region, spec.scope, log);
   log(`${spec.what}: ${build.imageId} in ${Math.round((Date.now() - started) / 1000)}s with ${apiCalls.count - callsBefore} AWS API calls`);
   return {
     imageId: build.imageId!, snapshotId: build.snapshotId!, imageName: build.imageName, baseName: build.baseName, buildId,
@@ -147,6 +192,19 @@ export async function builtImageTag(region: string, imageId: string, key: string
 }
 
 /**
+ * What a delete does with a built image (./core/retire.ts): retired (the default), or deregistered
+ * with its snapshot. An exactName image is deleted: EC2 cannot rename an image, and its
+ * replacement needs the name (preview warns of the gap).
+ */
+export async function retireOrDeleteBuiltImage(region: string, image: BuiltImage & Retiring, onlyOwnSnapshot: boolean, log: (l: string) => void): Promise<void> {
+  // A replacement has rewritten the parameter to its image by now (it stays); a removed entry's goes.
+  if (image.publish) await unpublishImage(region, image.publish, image.imageId, image.buildId, log);
+  if (retirementOf(image.retirement) === "retire" && !image.exactName) return retireImage(region, image.imageId, { lineage: image.scope, retention: image.retention }, log);
+  await deleteBuiltImage(region, image, onlyOwnSnapshot);
+  log(`deleted ${image.imageId} in ${region}${image.exactName ? " (exactName: an image with an exact name is deleted, not retired)" : ""}`);
+}
+
+/**
  * Deregisters a built image and deletes the snapshot the build made. With `onlyOwnSnapshot`, the
  * image's other snapshots are left alone: a converted image also maps the source's data snapshots.
  */
@@ -170,10 +228,16 @@ export async function readBuiltImage<T extends { snapshotId: string; tags: Tags;
     id,
     props: {
       ...olds,
-      snapshotId: snapshotIdsOf(image)[0] ?? olds.snapshotId,
+      // The root's: a converted image also maps its source's data snapshots, which are not ours.
+      snapshotId: rootSnapshotOf(image) ?? olds.snapshotId,
       tags,
       // A description ami-factory wrote by default is not an input to compare with.
       ...(olds.description !== undefined ? { description: image.Description ?? "" } : {}),
     },
   };
+}
+
+/** The snapshot of the image's root device (by RootDeviceName), not whichever mapping comes first. */
+export function rootSnapshotOf(image: Image): string | undefined {
+  return image.BlockDeviceMappings?.find((m) => m.DeviceName === image.RootDeviceName)?.Ebs?.SnapshotId;
 }

@@ -1,6 +1,7 @@
 // The fields every worker-built image has (ConvertedHvmAmi, SurrogateAmi): one row each, spread
 // into both resources' tables (a row a resource documents otherwise is overridden there).
 import { field } from "../core/fields";
+import { CONSUMER_FIELDS } from "../core/consumerFields";
 import { Checker, isUnknown } from "../core/inputs";
 import { checkGivenName } from "../core/naming";
 import type { VolumeSpec, WorkerOptions } from "./context";
@@ -88,6 +89,7 @@ export const BUILD_FIELDS = {
    * ami-factory never rebuilds by itself (the guest script's hash is provenance only). Default: none.
    */
   rebuildTrigger: field.string<string | undefined, "replace">({ change: "replace", max: 256 }),
+  ...CONSUMER_FIELDS,
   /** project/stack/resource name: makes build ids unique per resource. */
   scope: field.internal((v) => (typeof v === "string" ? v : "")),
   /** The bundled guest script's hash: provenance of a build (output and tag), never a trigger. */

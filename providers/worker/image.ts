@@ -2,7 +2,7 @@
 // Both stay after success and go on failure.
 import type { RegisterImageCommandInput } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "../core/clients";
-import { deleteSnapshot, describeImage, waitForImageAvailable } from "../core/images";
+import { deleteSnapshot, describeImage, liftProtection, waitForImageAvailable } from "../core/images";
 import { BUILD_ID_TAG, tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
 import { errorName, waitFor } from "../core/wait";
@@ -42,11 +42,13 @@ export function snapshotStep(role: string | ((b: WorkerBuild) => string), descri
   };
 }
 
-/** Deregisters an image (gone already is fine), leaving every snapshot it maps. */
+/** Deregisters an image (lifting its protection; gone already is fine), leaving every snapshot it maps. */
 export async function deregisterOnly(region: string, imageId: string): Promise<void> {
   const { DeregisterImageCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
-  if (!(await describeImage(ec2, imageId))) return;
+  const image = await describeImage(ec2, imageId);
+  if (!image) return;
+  await liftProtection(ec2, image);
   try {
     await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
   } catch (e) {

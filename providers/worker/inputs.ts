@@ -3,6 +3,8 @@
 import { changedFields, FieldTable, InputsOf } from "../core/fields";
 import { Checker, isUnknown } from "../core/inputs";
 import { bootSignalRegex } from "./console";
+import { retirementNote } from "../core/retire";
+import { publishNote } from "../core/publish";
 import type { BUILD_FIELDS } from "./fields";
 import { POLICY_ARN, ROLE_PATH } from "./workerPolicy";
 
@@ -112,6 +114,13 @@ export function diffBuiltImage<T extends BuildInputs>(table: FieldTable, olds: T
   const changed = changedFields(table, "in-place", olds, news);
   const notes: string[] = [];
   if (replaces.length) notes.push(`replaces image ${olds.imageName} because ${replaces.join(", ")} changed`);
+  // The old image's fate, as the state says (exactName: deleted, warned below).
+  if (replaces.length && !news.exactName) notes.push(retirementNote(`image ${olds.imageName}`, (olds as { retirement?: string }).retirement));
+  const o = olds as { publish?: string; region?: string };
+  const n = news as { publish?: string; region?: string };
+  const published = publishNote(o.publish, n.publish, [n.region ?? ""]);
+  if (published && !replaces.length) notes.push(published);
+  if (replaces.length && n.publish) notes.push(`publish: SSM parameter ${n.publish} then names the new image in ${n.region}`);
   // Names are unique per build unless exactName: only an exact name the new image shares with the
   // old one forces the old image out first.
   const sameName = news.name === undefined ? olds.name === undefined : news.name === olds.imageName;

@@ -28,6 +28,19 @@ def test_enable_and_disable_image_deprecation(server: Server) -> None:
     assert e.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
 
 
+def test_deprecation_time_must_be_ahead_and_within_ten_years(server: Server) -> None:
+    ec2 = server.client("ec2")
+    image_id = register(ec2, snapshot(ec2))
+    now = dt.datetime.now(dt.timezone.utc)
+    for at in (now - dt.timedelta(hours=1), now + dt.timedelta(days=3700)):
+        with pytest.raises(ClientError) as e:
+            ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=at)
+        assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "DeprecationTime" not in image(ec2, image_id)
+    ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=now + dt.timedelta(minutes=1))
+    assert "DeprecationTime" in image(ec2, image_id)
+
+
 def test_modify_image_description(server: Server) -> None:
     ec2 = server.client("ec2")
     image_id = register(ec2, snapshot(ec2))

@@ -56,6 +56,12 @@ const previewRows: Row[] = [
   ["a negative timeout", () => share({ timeoutMinutes: -5 }), /ami-factory:shares\[0\]\.timeoutMinutes: timeoutMinutes must be a whole number from 1 to 1440 \(got -?\d+\)/],
   ["a misspelt share option", () => share({ region: ["eu-west-1"] }), /ami-factory:shares\[0\]\.region: unknown field "region": the known fields are .*\bregions\b/],
   ["a misspelt imageName (the list of known fields must offer imageName)", () => share({ imageNmae: "base-2026" }), /ami-factory:shares\[0\]\.imageNmae: unknown field "imageNmae": the known fields are .*\bimageName\b/],
+  ["a retention of negative days", () => share({ retention: { days: -1 } }), /ami-factory:shares\[0\]\.retention\.days: retention\.days must be a whole number from 0 to 3650 \(got -1\)/],
+  ["a retention keeping too many builds", () => build({ retention: { keep: 1000 } }), /ami-factory:builds\[0\]\.retention\.keep: retention\.keep must be a whole number from 0 to 100 \(got 1000\)/],
+  ["a retirement that is neither retire nor delete", () => conversion({ retirement: "archive" }), /ami-factory:conversions\[0\]\.retirement: retirement must be "retire" .* or "delete"/],
+  ["a parameter name Parameter Store refuses", () => share({ publish: "/ami factory/web" }), /ami-factory:shares\[0\]\.publish: publish "\/ami factory\/web" has characters Parameter Store refuses/],
+  ["a parameter hierarchy without its leading slash", () => build({ publish: "ami-factory/web" }), /ami-factory:builds\[0\]\.publish: publish "ami-factory\/web" is a hierarchy: it must start with \/ \(e\.g\. "\/ami-factory\/web"\)/],
+  ["a parameter on a path AWS owns", () => share({ publish: "/aws/service/ami-factory/web" }), /ami-factory:shares\[0\]\.publish: publish "\/aws\/service\/ami-factory\/web" starts with "aws" or "ssm", which Parameter Store reserves/],
   // ConvertedHvmAmi
   ["a malformed conversion source", () => conversion({ sourceAmiId: "ami-XYZ" }), /ami-factory:conversions\[0\]\.sourceAmiId: sourceAmiId "ami-XYZ" is not a valid amiId: use a value like ami-0123456789abcdef0/],
   ["a negative target size", () => conversion({ targetSizeGiB: -8 }), /ami-factory:conversions\[0\]\.targetSizeGiB: targetSizeGiB must be a whole number from 1 to 16384 \(got -?\d+\)/],

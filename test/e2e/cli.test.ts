@@ -106,7 +106,7 @@ describe("the plain pulumi CLI on a copy of the project (file backend)", functio
     assert.ok(typeof stored === "string" && stored.length > 0 && stored.length < 3000, `the stored provider is ${stored?.length} characters`);
     for (const dir of [cli.dir, REPO_ROOT]) assert.ok(!stored.includes(dir), `the stored provider names ${dir}`);
     fs.rmSync(path.join(cli.dir, "index.ts"));
-    await cli.ok(["destroy", "--yes"]);
+    await cli.ok(["destroy", "--yes"], { env: { AMI_FACTORY_DELETE_IMAGES: "1" } });
     assert.strictEqual(await describeImage("eu-west-1", copyId), undefined, "the copy is still there");
     assert.ok(await describeImage("us-east-1", sourceAmiId), "the source must stay");
   });

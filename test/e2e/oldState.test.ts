@@ -6,7 +6,7 @@
 import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
-import { DescribeImageAttributeCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
+import { DescribeImageAttributeCommand, DisableImageDeregistrationProtectionCommand, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { CloudWatchClient, DescribeAlarmsCommand, ListTagsForResourceCommand } from "@aws-sdk/client-cloudwatch";
 import { describeImage, ec2, leftovers, seedHvmImage, seedPvImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
@@ -87,7 +87,10 @@ describe("state written by the previous release", function () {
     // Today's code makes the AWS objects (so today's facts line); the fixture's state then records them as the old release did.
     await emu.failSsmCommands({ match: "pv2hvm", status: "Success", output: `${JSON.stringify(PV2HVM_FACTS)}\n` });
     const t = await testStack(emu, fixtureConfig(ids));
-    await t.stack.up({ onOutput: t.onOutput });
+    const made = (await t.stack.up({ onOutput: t.onOutput })).outputs.images.value as Record<string, Record<string, string>>;
+    // The old release never protected its images from deregistration (its delete would not lift it).
+    await ec2("eu-west-1").send(new DisableImageDeregistrationProtectionCommand({ ImageId: made.base["eu-west-1"] }));
+    await ec2("us-east-1").send(new DisableImageDeregistrationProtectionCommand({ ImageId: made.legacy["us-east-1"] }));
     await importOldState(t);
     const sizes = await storedProviderSizes(t);
     for (const [name, size] of Object.entries(sizes)) assert.ok(size > 20_000, `${name} carries the old release's whole serialised provider (${size} bytes)`);

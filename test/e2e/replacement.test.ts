@@ -1,15 +1,32 @@
 // Changes that never take production images away: a tool upgrade is no change, a rebuild is asked
-// for (rebuildTrigger) and builds the new image before the old one goes, exactName deletes first
-// and says so at preview.
+// for (rebuildTrigger), builds the new image first and retires the old one (still launchable,
+// deprecated) until reaping finds it unused past its retention; exactName deletes first and says
+// so at preview.
 import * as assert from "assert";
-import { describeImage, imagesTagged, leftovers, snapshotExists } from "../support/aws";
+import { execFile } from "child_process";
+import * as path from "path";
+import { promisify } from "util";
+import { CreateLaunchTemplateCommand, DeleteLaunchTemplateCommand, DeregisterImageCommand, RunInstancesCommand, TerminateInstancesCommand } from "@aws-sdk/client-ec2";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
+import { describeImage, ec2, imagesTagged, leftovers, seedHvmImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { SURROGATE_FACTS } from "../support/facts";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack, TestStack } from "../support/stack";
 
 const FACTS = { ...SURROGATE_FACTS, bootMode: "legacy-bios", partitionTable: "msdos" };
-const build = { name: "web", imageName: "web-base", recipe: { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian" } };
+const build = { name: "web", imageName: "web-base", recipe: { kind: "debian", suite: "bookworm", mirror: "http://deb.debian.org/debian" }, retention: { days: 1, keep: 0 }, publish: "/ami-factory/web" };
+const REPO = path.resolve(__dirname, "../..");
+const DAY = 86_400_000;
+
+/** `npm run reap -- …` as a user runs it (the emulator's environment is this process's). */
+async function runReap(...args: string[]): Promise<string> {
+  const out = await promisify(execFile)(process.execPath, ["-r", "ts-node/register", "scripts/reap.ts", "--region", "us-east-1", ...args], { cwd: REPO, env: process.env });
+  return out.stdout;
+}
+/** The published parameter's value (undefined: no such parameter). */
+const published = async () => (await new SSMClient({ region: "us-east-1" }).send(new GetParameterCommand({ Name: "/ami-factory/web" })).catch(() => undefined))?.Parameter?.Value;
+const tag = (image: { Tags?: { Key?: string; Value?: string }[] } | undefined, key: string) => image?.Tags?.find((t) => t.Key === key)?.Value;
 const STAMPED = /^web-base-\d{8}T\d{6}Z$/;
 
 const imageOf = (up: { outputs: Record<string, { value: unknown }> }) => (up.outputs.images.value as Record<string, Record<string, string>>).web["us-east-1"];
@@ -67,19 +84,27 @@ describe("replacements on the engine", function () {
     assert.strictEqual((await resourceOutputs(t.stack, "web")).guestScriptSha256, older, "the image was built by the older script");
   });
 
-  it("previews a new rebuildTrigger as a replacement naming the field, and builds the new image before deleting the old one", async () => {
-    const oldId = imageOf(await t.stack.up({ onOutput: t.onOutput }));
-    const oldSnapshot = (await resourceOutputs(t.stack, "web")).snapshotId as string;
+  let oldId = "";
+  let newId = "";
+  let oldSnapshot = "";
+
+  it("previews a new rebuildTrigger as a replacement naming the field that retires the old image, and builds the new image first", async () => {
+    oldId = imageOf(await t.stack.up({ onOutput: t.onOutput }));
+    oldSnapshot = (await resourceOutputs(t.stack, "web")).snapshotId as string;
+    assert.strictEqual(await published(), oldId, "published for launch templates (resolve:ssm:/ami-factory/web)");
+    // A consumer's launch template still names the old image.
+    await ec2().send(new CreateLaunchTemplateCommand({ LaunchTemplateName: "consumer-web", LaunchTemplateData: { ImageId: oldId, InstanceType: "t3.micro" } }));
     t.configure({ builds: [{ ...build, rebuildTrigger: "2026-11-openssl" }] });
     const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
     assert.deepStrictEqual(preview.changeSummary, { same: 1, replace: 1 }, preview.stdout);
-    // Diagnostics (the engine writes them to stderr in --diff mode) name the field.
+    // Diagnostics (the engine writes them to stderr in --diff mode) name the field and the old image's fate.
     assert.match(preview.stderr, /replaces image web-base-\d{8}T\d{6}Z because rebuildTrigger changed/);
+    assert.match(preview.stderr, /image web-base-\d{8}T\d{6}Z: then retired, not deleted \(deprecated, still launchable by id/);
+    assert.match(preview.stderr, /publish: SSM parameter \/ami-factory\/web then names the new image in us-east-1/);
     assert.doesNotMatch(preview.stdout + preview.stderr, /exactName:/);
 
     // Between the engine's create (of the new image) and its delete (of the old one), both are
     // available; at no sampled moment is neither.
-    let newId = "";
     const seen: { op: string; old: boolean; new: boolean }[] = [];
     const checks: Promise<void>[] = [];
     const samples = await timeline(
@@ -106,11 +131,55 @@ describe("replacements on the engine", function () {
     assert.deepStrictEqual(seen, [{ op: "delete-replaced", old: true, new: true }], "both available when the engine starts deleting the old image");
     assert.ok(samples.length > 3, `sampled ${samples.length} times`);
     for (const s of samples) assert.ok(Object.values(s).some(Boolean), `a moment with no available image: ${JSON.stringify(samples)}`);
-    assert.ok(samples.some((s) => s[oldId] && s[newId]), "the new image was available while the old one still was");
-    assert.strictEqual(await describeImage("us-east-1", oldId), undefined, "the old image is gone afterwards");
-    assert.strictEqual(await snapshotExists("us-east-1", oldSnapshot), false, "and its snapshot");
-    assert.deepStrictEqual((await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi")).map((i) => i.ImageId), [newId]);
+
+    assert.strictEqual(await published(), newId, "the parameter follows the rebuild");
+    // The old image is retired: available, deprecated, tagged by whom, its snapshot kept.
+    const old = await describeImage("us-east-1", oldId);
+    assert.strictEqual(old?.State, "available", "the old image stays after the rebuild");
+    assert.ok(old!.DeprecationTime && Date.parse(old!.DeprecationTime) - Date.now() < 3 * 60_000, `deprecated at once: ${old!.DeprecationTime}`);
+    assert.ok(!Number.isNaN(Date.parse(tag(old, "ami-factory:retired-at") ?? "")));
+    assert.strictEqual(tag(old, "ami-factory:retired-by"), (await resourceOutputs(t.stack, "web")).buildId, "retired by the build that replaced it");
+    assert.strictEqual(tag(old, "ami-factory:lineage"), tag(await describeImage("us-east-1", newId), "ami-factory:lineage"));
+    assert.strictEqual(await snapshotExists("us-east-1", oldSnapshot), true, "its snapshot stays");
+    // Still launchable by id (the consumer's next scale-out).
+    const run = await ec2().send(new RunInstancesCommand({ ImageId: oldId, MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }));
+    await ec2().send(new TerminateInstancesCommand({ InstanceIds: [run.Instances![0].InstanceId!] }));
     assert.deepStrictEqual(await leftovers(), []);
+    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 2 }, "no change after the up");
+  });
+
+  it("protects the image in the outputs: an out-of-band DeregisterImage is refused", async () => {
+    const refused = await ec2().send(new DeregisterImageCommand({ ImageId: newId })).then(() => undefined, (e: Error) => e);
+    assert.strictEqual(refused?.name, "OperationNotPermitted", String(refused));
+    assert.strictEqual((await describeImage("us-east-1", newId))?.DeregistrationProtection, "enabled-without-cooldown");
+    assert.strictEqual((await describeImage("us-east-1", oldId))?.DeregistrationProtection, "disabled", "retiring lifted it");
+  });
+
+  it("reaps a retired image only once nothing refers to it and its retention has passed; a dry run changes nothing; other images are never touched", async () => {
+    const unrelated = await seedHvmImage("us-east-1", "not-ours");
+    const later = new Date(Date.now() + 3 * DAY).toISOString();
+    // The launch template still names it.
+    let out = await runReap("--dry-run", "--now", later);
+    assert.match(out, new RegExp(`would keep ${oldId} \\(web-base-\\S+\\) in us-east-1: in use: arn:aws:ec2:us-east-1:\\d+:launch-template/lt-`), out);
+    assert.doesNotMatch(out, new RegExp(newId), "only retired images are considered");
+    await ec2().send(new DeleteLaunchTemplateCommand({ LaunchTemplateName: "consumer-web" }));
+    // Unused, but retired less than retention.days (1) ago, and launched today.
+    out = await runReap("--dry-run");
+    assert.match(out, new RegExp(`would keep ${oldId} .*: launched 0\\.0 days ago`), out);
+    out = await runReap("--dry-run", "--now", later);
+    assert.match(out, new RegExp(`would delete ${oldId} .*: retired 3\\.0 days ago, past retention.days 1 and beyond the newest 0, nothing refers to it`), out);
+    assert.match(out, /dry run: nothing changed/);
+    assert.strictEqual((await describeImage("us-east-1", oldId))?.State, "available", "the dry run changed nothing");
+    assert.strictEqual(await snapshotExists("us-east-1", oldSnapshot), true);
+
+    out = await runReap("--now", later);
+    assert.match(out, new RegExp(`delete ${oldId} `), out);
+    assert.strictEqual(await describeImage("us-east-1", oldId), undefined, "reaped");
+    assert.strictEqual(await snapshotExists("us-east-1", oldSnapshot), false, "with its snapshot");
+    assert.strictEqual((await describeImage("us-east-1", newId))?.State, "available", "the live image stays");
+    assert.strictEqual((await describeImage("us-east-1", unrelated))?.State, "available", "an image ami-factory did not retire is never touched");
+    assert.deepStrictEqual((await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi")).map((i) => i.ImageId), [newId]);
+    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 2 });
   });
 
   it("with exactName, replaces by deleting first and warns at preview naming the image that will be missing", async () => {
@@ -130,7 +199,9 @@ describe("replacements on the engine", function () {
     const rebuilt = await describeImage("us-east-1", imageOf(up));
     assert.strictEqual(rebuilt!.Name, "web-base");
     assert.strictEqual(await describeImage("us-east-1", exactId), undefined);
+    assert.strictEqual(await published(), rebuilt!.ImageId);
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual(await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi"), []);
+    assert.strictEqual(await published(), undefined, "a removed entry's parameter goes");
   });
 });

@@ -1,7 +1,7 @@
 // SharedAmi through the real Pulumi engine (CLI + dynamic-provider plugin) on the emulator.
 import * as assert from "assert";
 import {
-  DeregisterImageCommand, DescribeImageAttributeCommand, ModifyImageAttributeCommand, DescribeSnapshotAttributeCommand, DescribeSnapshotsCommand,
+  DeregisterImageCommand, DisableImageDeregistrationProtectionCommand, DescribeImageAttributeCommand, ModifyImageAttributeCommand, DescribeSnapshotAttributeCommand, DescribeSnapshotsCommand,
 } from "@aws-sdk/client-ec2";
 import { startEmulator, Emulator } from "../support/emulator";
 import { resourceOutputs, testStack, TestStack } from "../support/stack";
@@ -72,6 +72,10 @@ describe("SharedAmi on the engine", function () {
   it("notices on refresh a copy deregistered out of band, and puts it back on the next up", async () => {
     const before = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
     const lostSnapshots = ((await resourceOutputs(t.stack, "base")).snapshotIds as Record<string, string[]>)["eu-west-1"];
+    // Deregistration protection refuses a plain DeregisterImage: only someone who lifts it first gets through.
+    const refused = await ec2("eu-west-1").send(new DeregisterImageCommand({ ImageId: before["eu-west-1"] })).then(() => undefined, (e: Error) => e);
+    assert.strictEqual(refused?.name, "OperationNotPermitted", String(refused));
+    await ec2("eu-west-1").send(new DisableImageDeregistrationProtectionCommand({ ImageId: before["eu-west-1"] }));
     await ec2("eu-west-1").send(new DeregisterImageCommand({ ImageId: before["eu-west-1"] }));
     const refresh = await t.stack.refresh({ onOutput: t.onOutput });
     assert.strictEqual(refresh.summary.resourceChanges?.update, 1, JSON.stringify(refresh.summary.resourceChanges));
@@ -108,11 +112,17 @@ describe("SharedAmi on the engine", function () {
     assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 2 });
   });
 
-  it("drops a region's copy when the region is removed", async () => {
+  it("retires a region's copy when the region is removed: still launchable by id, deprecated, tagged removed", async () => {
     const before = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
     t.configure({ shares: [{ ...share(), accountIds: ["111122223333", "444455556666"], regions: ["us-east-1", "eu-west-1"] }] });
+    const preview = await t.stack.preview({ diff: true });
+    assert.match(preview.stderr, new RegExp(`the copies of dropped regions \\(${before["ap-northeast-1"]} in ap-northeast-1\\): then retired, not deleted`));
     await t.stack.up({ onOutput: t.onOutput });
-    assert.strictEqual(await describeImage("ap-northeast-1", before["ap-northeast-1"]), undefined);
+    const dropped = await describeImage("ap-northeast-1", before["ap-northeast-1"]);
+    assert.strictEqual(dropped?.State, "available");
+    assert.ok(dropped.DeprecationTime);
+    assert.strictEqual(dropped.Tags?.find((x) => x.Key === "ami-factory:retired-by")?.Value, "removed");
+    assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 2 });
   });
 
   it("leaves nothing it made after destroy, and takes back what it granted on the source", async () => {

@@ -3,7 +3,11 @@
 // Then shares of one source shared in place: a replacement, and two shares, each revoking only what
 // the other does not hold.
 import * as assert from "assert";
+import { execFile } from "child_process";
+import * as path from "path";
+import { promisify } from "util";
 import { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } from "@aws-sdk/client-ec2";
+import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
 import { startEmulator, Emulator } from "../support/emulator";
 import { resourceOutputs, testStack, TestStack } from "../support/stack";
 import { describeImage, ec2, imagesTagged, seedPvImage } from "../support/aws";
@@ -74,10 +78,10 @@ describe("SharedAmi update that fails halfway", function () {
     await assertAsBefore();
   });
 
-  it("a dropped region's copy that cannot be deleted (the last step): revocations granted again, new copies and tags undone", async () => {
-    await emu.failCalls({ action: "DeregisterImage", region: "eu-central-1", code: "InvalidParameter", message: "cannot deregister now" });
+  it("a dropped region's copy that cannot be retired (the last step): revocations granted again, new copies and tags undone", async () => {
+    await emu.failCalls({ action: "EnableImageDeprecation", region: "eu-central-1", code: "InvalidParameter", message: "cannot deprecate now" });
     t.configure({ shares: [{ ...share(), regions: ["us-east-1", "eu-west-1", "ap-northeast-1"], accountIds: [A, C], tags: { team: "web" } }] });
-    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), /delete copies of dropped regions[\s\S]*cleaned up: revoke removed principals, update tags/);
+    await assert.rejects(t.stack.up({ onOutput: t.onOutput }), /retire \(or delete\) copies of dropped regions[\s\S]*cleaned up: revoke removed principals, update tags/);
     await assertAsBefore();
   });
 
@@ -87,16 +91,36 @@ describe("SharedAmi update that fails halfway", function () {
     const ids = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
     assert.deepStrictEqual(Object.keys(ids).sort(), ["ap-northeast-1", "eu-west-1", "us-east-1"]);
     for (const region of Object.keys(ids)) assert.deepStrictEqual(await launchAccounts(region, ids[region]), [A, C], `launch permissions in ${region}`);
-    assert.strictEqual(await describeImage("eu-central-1", old["eu-central-1"]), undefined, "the dropped region's copy is gone");
+    // The dropped region's copy is retired, not deleted: launchable by id (with its launch permissions), deprecated, tagged.
+    const dropped = await describeImage("eu-central-1", old["eu-central-1"]);
+    assert.strictEqual(dropped?.State, "available", "the dropped region's copy stays");
+    assert.ok(dropped.DeprecationTime, "deprecated");
+    assert.strictEqual(dropped.Tags?.find((x) => x.Key === "ami-factory:retired-by")?.Value, "removed");
+    assert.deepStrictEqual(await launchAccounts("eu-central-1", old["eu-central-1"]), [A, B], "its launch permissions stay");
     assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 2 });
+    // Reaped like a built image: kept by retention (14 days, 2 newest), taken by --all once unused.
+    const reap = async (...args: string[]) => (await promisify(execFile)(process.execPath, ["-r", "ts-node/register", "scripts/reap.ts", "--region", "eu-central-1", ...args], { cwd: path.resolve(__dirname, "../.."), env: process.env })).stdout;
+    assert.match(await reap("--now", new Date(Date.now() + 30 * 86_400_000).toISOString()), new RegExp(`keep ${old["eu-central-1"]} .*one of the 2 newest retired builds`));
+    assert.strictEqual((await describeImage("eu-central-1", old["eu-central-1"]))?.State, "available");
+    assert.match(await reap("--all"), new RegExp(`delete ${old["eu-central-1"]} .*\\(--all\\)`));
+    assert.strictEqual(await describeImage("eu-central-1", old["eu-central-1"]), undefined, "reaped");
   });
 
   it("a replacement sharing the same source in place keeps its grants when the old share is deleted after it", async () => {
+    // Published first (in place): the parameter per region names each region's image.
+    const published = async (region: string) => (await new SSMClient({ region }).send(new GetParameterCommand({ Name: "/ami-factory/base" })).catch(() => undefined))?.Parameter?.Value;
+    t.configure({ shares: [{ ...share(), regions: ["us-east-1", "eu-west-1", "ap-northeast-1"], accountIds: [A, C], tags: { team: "web" }, publish: "/ami-factory/base" }] });
+    const publishing = await t.stack.preview({ diff: true });
+    assert.deepStrictEqual(publishing.changeSummary, { same: 1, update: 1 });
+    assert.match(publishing.stderr, /publish: writes the image id to SSM parameter \/ami-factory\/base \(DataType aws:ec2:image\) in ap-northeast-1, eu-west-1, us-east-1/);
+    await t.stack.up({ onOutput: t.onOutput });
+    const before = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
+    for (const region of Object.keys(before)) assert.strictEqual(await published(region), before[region], `published in ${region}`);
     const old = await resourceOutputs(t.stack, "base");
     const sourceSnapshots = (old.snapshotIds as Record<string, string[]>)["us-east-1"];
     assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), { [old.holderId as string]: { [A]: "launch volume", [C]: "launch volume" } });
     // imageName is a replace field: the new share is created (granting A on the source again) before the old one is deleted.
-    t.configure({ shares: [{ ...share(), imageName: "base-v2", regions: ["us-east-1", "eu-west-1"], accountIds: [A] }] });
+    t.configure({ shares: [{ ...share(), imageName: "base-v2", regions: ["us-east-1", "eu-west-1"], accountIds: [A], publish: "/ami-factory/base" }] });
     const up = await t.stack.up({ onOutput: t.onOutput });
     assert.strictEqual(up.summary.resourceChanges?.replace, 1, JSON.stringify(up.summary.resourceChanges));
     const now = await resourceOutputs(t.stack, "base");
@@ -105,6 +129,10 @@ describe("SharedAmi update that fails halfway", function () {
     for (const s of sourceSnapshots) assert.deepStrictEqual(await snapshotAccounts("us-east-1", s), [A]);
     assert.deepStrictEqual(await grantTags("us-east-1", sourceAmiId), { [now.holderId as string]: { [A]: "launch volume" } }, "only the replacement's grants are recorded");
     assert.deepStrictEqual(await launchAccounts("eu-west-1", (now.imageIds as Record<string, string>)["eu-west-1"]), [A]);
+    // The parameters follow the replacement; the old share's delete takes only the one of the region it alone had.
+    assert.strictEqual(await published("us-east-1"), sourceAmiId, "the source in place: the same id, now the replacement's, kept");
+    assert.strictEqual(await published("eu-west-1"), (now.imageIds as Record<string, string>)["eu-west-1"], "the new copy");
+    assert.strictEqual(await published("ap-northeast-1"), undefined, "the dropped region's parameter is deleted");
   });
 
   it("two shares of one source in place: removing one revokes only what the other does not grant", async () => {

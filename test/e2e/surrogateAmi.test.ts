@@ -17,7 +17,7 @@ describe("SurrogateAmi on the engine", function () {
   let emu: Emulator;
   useEmulator({ iam: true, recordEachTest: true }, (e) => (emu = e));
 
-  it("builds from an empty volume, updates tags in place, replaces on a recipe change, deletes on destroy", async () => {
+  it("builds from an empty volume, updates tags in place, replaces on a recipe change (retiring the old image), deletes on destroy", async () => {
     await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
     const build = { name: "base", imageName: "debian-12-base", recipe: debian, bootMode: "uefi", tags: { team: "platform" } };
     const t = await testStack(emu, { builds: [build] });
@@ -74,8 +74,10 @@ describe("SurrogateAmi on the engine", function () {
     const replaced = await t.stack.up({ onOutput: t.onOutput });
     const newImageId = (replaced.outputs.images.value as Record<string, Record<string, string>>).base["us-east-1"];
     assert.notStrictEqual(newImageId, imageId);
-    assert.strictEqual(await describeImage("us-east-1", imageId), undefined, "the old image is gone");
-    assert.deepStrictEqual((await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi")).map((i) => i.ImageId), [newImageId]);
+    const retired = await describeImage("us-east-1", imageId);
+    assert.ok(retired?.DeprecationTime && retired.Tags?.some((x) => x.Key === "ami-factory:retired-at"), "the old image is retired: deprecated, tagged, still there");
+    const live = (await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi")).filter((i) => !i.Tags?.some((x) => x.Key === "ami-factory:retired-at"));
+    assert.deepStrictEqual(live.map((i) => i.ImageId), [newImageId]);
 
     const outs = await resourceOutputs(t.stack, "base");
     await t.stack.destroy({ onOutput: t.onOutput });

@@ -55,10 +55,10 @@ describe("field tables", () => {
     assert.deepStrictEqual(plainConfigFields(TABLE), ["name", "sourceAmiId", "imageName"]);
   });
 
-  it("make the image's own fields a ConvertedHvmAmi's replace fields, and a share's build id all but tags and description", () => {
+  it("make the image's own fields a ConvertedHvmAmi's replace fields, and a share's build id all but tags, description and the consumer fields (publish, retirement, retention, protection)", () => {
     assert.deepStrictEqual(replaceFields(CONVERTED_FIELDS).sort(), ["enaSupport", "encrypted", "kmsKeyId", "nitro", "rebuildTrigger", "region", "sanitize", "sourceAmiId", "targetSizeGiB", "volume"]);
     assert.deepStrictEqual(buildIdFields(CONVERTED_FIELDS), replaceFields(CONVERTED_FIELDS));
-    assert.deepStrictEqual(Object.keys(SHARED_AMI_FIELDS).filter((f) => !buildIdFields(SHARED_AMI_FIELDS).includes(f)), ["description", "tags", "scope"]);
+    assert.deepStrictEqual(Object.keys(SHARED_AMI_FIELDS).filter((f) => !buildIdFields(SHARED_AMI_FIELDS).includes(f)), ["description", "tags", "publish", "retirement", "retention", "deregistrationProtection", "scope"]);
   });
 
   it("spell in stack config only an image's own name otherwise (imageName), as the config entry types assume", () => {

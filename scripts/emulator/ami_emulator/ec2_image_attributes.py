@@ -12,23 +12,28 @@ from .ec2_models import _set_attr, time_str
 from .patching import APPLIED, _need, _uses_action_result
 
 
+def requested_image(response: Any) -> Any:
+    """The image a request's ImageId names (InvalidAMIID.NotFound when there is none)."""
+    from moto.ec2.exceptions import InvalidAMIIdError
+
+    image_id = response._get_param("ImageId")
+    image = response.ec2_backend.amis.get(image_id)
+    if image is None:
+        raise InvalidAMIIdError(image_id)
+    return image
+
+
 def patch_image_deprecation() -> None:
     """moto has no EnableImageDeprecation/DisableImageDeprecation (HTTP 500 'not implemented'):
     keep DeprecationTime on the image (rounded to the nearest minute, as EC2 does) and remove it."""
     from moto.core.responses import ActionResult
-    from moto.ec2.exceptions import InvalidAMIIdError
     from moto.ec2.responses.amis import AmisResponse
 
     name = "image-deprecation"
     _need(not hasattr(AmisResponse, "enable_image_deprecation"), name,
           "moto now implements EnableImageDeprecation: check it and drop this patch")
 
-    def _image(self: Any) -> Any:
-        image_id = self._get_param("ImageId")
-        image = self.ec2_backend.amis.get(image_id)
-        if image is None:
-            raise InvalidAMIIdError(image_id)
-        return image
+    _image = requested_image
 
     def enable_image_deprecation(self: Any) -> ActionResult:
         at = self._get_param("DeprecateAt")
@@ -39,6 +44,13 @@ def patch_image_deprecation() -> None:
         if at.tzinfo is None:
             at = at.replace(tzinfo=dt.timezone.utc)
         at = (at + dt.timedelta(seconds=30)).replace(second=0, microsecond=0)
+        # "You can't specify a date in the past. The upper limit for DeprecateAt is 10 years from now"
+        # (EnableImageDeprecation, EC2 API reference; no error code is documented for it).
+        now = dt.datetime.now(dt.timezone.utc)
+        if at < now.replace(second=0, microsecond=0) or at > now + dt.timedelta(days=3653):
+            from moto.ec2.exceptions import EC2ClientError
+
+            raise EC2ClientError("InvalidParameterValue", f"DeprecateAt {time_str(at)} must be in the future and at most 10 years from now")
         image.deprecation_time = time_str(at)
         return ActionResult({"Return": True})
 

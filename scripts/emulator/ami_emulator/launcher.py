@@ -21,6 +21,8 @@ from .ec2_boot import patch_boot_outcomes
 from .ec2_client_tokens import patch_client_tokens
 from .ec2_ebs import patch_detach_volume, patch_snapshot_in_use
 from .ec2_image_attributes import patch_image_deprecation, patch_modify_image_attribute
+from .ec2_image_lifecycle import patch_image_lifecycle
+from .ssm_image_parameters import patch_ssm_image_parameters
 from .ec2_image_model import patch_ami_model
 from .ec2_images import patch_copy_image, patch_create_image, patch_register_image, patch_unique_image_names
 from .ec2_instances import patch_instances, patch_run_instances_profile_and_token
@@ -50,6 +52,8 @@ def apply_patches(mode: str = "recorded") -> None:
     patch_image_deprecation()
     patch_instances()
     patch_run_instances_profile_and_token()
+    patch_image_lifecycle()  # after patch_instances: wraps its run_instances
+    patch_ssm_image_parameters()
     patch_boot_outcomes()
     patch_ssm_commands()
     patch_ssm_cancel_command()

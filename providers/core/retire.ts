@@ -1,0 +1,109 @@
+// Retirement: an image that leaves the stack (a replacement, a removed entry or SharedAmi region, a
+// destroy) stays launchable by id for the consumers that still name it, deprecated at once and
+// tagged retired, until reaping (./reap.ts) deregisters it by policy. While it is in the stack's
+// outputs it carries deregistration protection.
+//
+// Pulumi calls a provider's delete with the resource's id and state only: the same call for the old
+// image of a replacement, a removed entry and `pulumi destroy` (nothing in the request tells them
+// apart). So retiring is the default for all three, and deleting is asked for explicitly: the
+// resource's `retirement: "delete"`, or AMI_FACTORY_DELETE_IMAGES=1 in the environment of the
+// `pulumi destroy` that should delete (the provider process inherits the CLI's environment).
+import type { EC2Client, Image } from "@aws-sdk/client-ec2";
+import { ec2Client, ec2Sdk } from "./clients";
+import { describeImage, liftProtection, retag } from "./images";
+import { BUILD_ID_TAG } from "./tags";
+
+/** When the image was retired (ISO 8601). Only images with this tag are ever reaped. */
+export const RETIRED_AT_TAG = "ami-factory:retired-at";
+/** The build id of the image that replaced it, or "removed" (entry, region or stack gone). */
+export const RETIRED_BY_TAG = "ami-factory:retired-by";
+/** The retention it was retired with: "days=14 keep=2". */
+export const RETENTION_TAG = "ami-factory:retention";
+/** project/stack/resource: every image a resource ever made (its builds, its copies) shares it. */
+export const LINEAGE_TAG = "ami-factory:lineage";
+/** Set in the environment of a `pulumi destroy` (or up) whose deletes should delete images, not retire them. */
+export const DELETE_IMAGES_ENV = "AMI_FACTORY_DELETE_IMAGES";
+
+export interface RetentionPolicy {
+  days: number;
+  keep: number;
+}
+
+export const DEFAULT_RETENTION: RetentionPolicy = { days: 14, keep: 2 };
+export const RETENTION_LIMITS = { days: { min: 0, max: 3650 }, keep: { min: 0, max: 100 } };
+
+export type Retirement = "retire" | "delete";
+
+/** What a delete does with an image: as the resource says, unless the environment asks to delete. */
+export function retirementOf(stored: string | undefined, env: NodeJS.ProcessEnv = process.env): Retirement {
+  if (env[DELETE_IMAGES_ENV] === "1" || env[DELETE_IMAGES_ENV] === "true") return "delete";
+  return stored === "delete" ? "delete" : "retire";
+}
+
+export function retentionTag(p: RetentionPolicy | undefined): string {
+  const r = p ?? DEFAULT_RETENTION;
+  return `days=${r.days} keep=${r.keep}`;
+}
+
+/** The retention an image was retired with (defaults for a tag that is missing or unreadable). */
+export function parseRetention(tag: string | undefined): RetentionPolicy {
+  const days = /(?:^|\s)days=(\d+)/.exec(tag ?? "")?.[1];
+  const keep = /(?:^|\s)keep=(\d+)/.exec(tag ?? "")?.[1];
+  return { days: days === undefined ? DEFAULT_RETENTION.days : Number(days), keep: keep === undefined ? DEFAULT_RETENTION.keep : Number(keep) };
+}
+
+export const tagOf = (image: Pick<Image, "Tags"> | undefined, key: string) => image?.Tags?.find((t) => t.Key === key)?.Value;
+
+/**
+ * Deregistration protection on or off. Always without the 24-hour cooldown (WithCooldown): retiring
+ * or deleting lifts it first, and with a cooldown a `retirement: "delete"` replacement or a
+ * reap with `retention.days: 0` could not deregister for a day ("Protect an Amazon EC2 AMI from
+ * deregistration", EC2 User Guide; EnableImageDeregistrationProtection, WithCooldown: "enforces
+ * deregistration protection for 24 hours after deregistration protection is disabled").
+ */
+export async function setProtection(ec2: EC2Client, imageId: string, on: boolean): Promise<void> {
+  const { EnableImageDeregistrationProtectionCommand, DisableImageDeregistrationProtectionCommand } = ec2Sdk();
+  if (on) await ec2.send(new EnableImageDeregistrationProtectionCommand({ ImageId: imageId, WithCooldown: false }));
+  else await ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: imageId }));
+}
+
+/** Protection of an image in the outputs, as the resource asks (default on). */
+export async function protectIfAsked(region: string, imageId: string, protection: false | undefined): Promise<void> {
+  if (protection !== false) await setProtection(await ec2Client(region), imageId, true);
+}
+
+/** The newest other image of the lineage not retired: the build that replaced `imageId` ("removed" when none). */
+async function successorOf(ec2: EC2Client, lineage: string, imageId: string): Promise<string> {
+  const { DescribeImagesCommand } = ec2Sdk();
+  const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
+  const live = (out.Images ?? [])
+    .filter((i) => i.ImageId !== imageId && i.State !== "deregistered" && !tagOf(i, RETIRED_AT_TAG))
+    .sort((a, b) => (b.CreationDate ?? "").localeCompare(a.CreationDate ?? ""));
+  return tagOf(live[0], BUILD_ID_TAG) ?? "removed";
+}
+
+/**
+ * Retires an image: protection lifted, deprecated at once (EnableImageDeprecation; a deprecated
+ * image still launches by id, "Deprecate an Amazon EC2 AMI", EC2 User Guide), tagged when, by which
+ * build, with which retention and lineage. Launch permissions and snapshots stay. Gone is fine.
+ */
+export async function retireImage(region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void): Promise<void> {
+  const { EnableImageDeprecationCommand } = ec2Sdk();
+  const ec2 = await ec2Client(region);
+  const image = await describeImage(ec2, imageId);
+  if (!image) return log(`${imageId} in ${region} is gone already: nothing to retire`);
+  await liftProtection(ec2, image);
+  const now = new Date();
+  // DeprecateAt may not be in the past (EnableImageDeprecation) and EC2 rounds it to the minute: the next minute.
+  await ec2.send(new EnableImageDeprecationCommand({ ImageId: imageId, DeprecateAt: new Date(now.getTime() + 60_000) }));
+  const by = await successorOf(ec2, o.lineage, imageId);
+  await retag(ec2, [imageId], { [RETIRED_AT_TAG]: now.toISOString(), [RETIRED_BY_TAG]: by, [RETENTION_TAG]: retentionTag(o.retention), [LINEAGE_TAG]: tagOf(image, LINEAGE_TAG) ?? o.lineage }, []);
+  log(`retired ${imageId} in ${region} (${by === "removed" ? "removed from the stack" : `replaced by build ${by}`}): deprecated, still launchable by id, reaped by retention ${retentionTag(o.retention)} once unused`);
+}
+
+/** What preview says about an image a replacement or removal takes out of the stack. */
+export function retirementNote(what: string, stored: string | undefined): string {
+  return retirementOf(stored) === "delete"
+    ? `${what}: then deleted (${stored === "delete" ? `retirement: "delete"` : DELETE_IMAGES_ENV})`
+    : `${what}: then retired, not deleted (deprecated, still launchable by id, reaped once unused past its retention; retirement: "delete" deletes it)`;
+}

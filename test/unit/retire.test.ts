@@ -1,0 +1,118 @@
+// Retirement and reaping, without AWS: the fields, what a delete does, and the reaping policy.
+import * as assert from "assert";
+import { refusesEach } from "../support/table";
+import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
+import { decide, RetiredImage } from "../../providers/core/reap";
+import { DELETE_IMAGES_ENV, parseRetention, retentionTag, retirementOf } from "../../providers/core/retire";
+import { rootSnapshotOf } from "../../providers/worker/build";
+import { parseReapArgs } from "../../scripts/reap";
+
+const share = { sourceAmiId: "ami-0123456789abcdef0", sourceRegion: "us-east-1", regions: ["eu-west-1"], scope: "p/s/base" };
+const DAY = 86_400_000;
+const now = new Date("2027-03-01T00:00:00Z");
+
+function retired(imageId: string, daysAgo: number, o: Partial<RetiredImage> = {}): RetiredImage {
+  return { region: "us-east-1", imageId, name: imageId, lineage: "p/s/web", retiredAt: new Date(now.getTime() - daysAgo * DAY), retention: { days: 14, keep: 2 }, ownSnapshotIds: [], ...o };
+}
+
+describe("retirement fields", () => {
+  refusesEach(checkSharedAmi, share, [
+    ["an unknown retirement", { retirement: "keep" }, "retirement", /"retire".*or "delete"/],
+    ["negative retention days", { retention: { days: -1 } }, "retention.days", /-1/],
+    ["retention days beyond ten years", { retention: { days: 4000 } }, "retention.days", /3650/],
+    ["a fractional retention keep", { retention: { keep: 1.5 } }, "retention.keep", /whole number from 0 to 100/],
+    ["a misspelt retention key", { retention: { day: 3 } }, "retention.day", /days, keep/],
+    ["a non-boolean deregistrationProtection", { deregistrationProtection: "yes" }, "deregistrationProtection", /true or false/],
+    ["a parameter name with a space", { publish: "/ami factory" }, "publish", /characters Parameter Store refuses/],
+    ["a hierarchy without its leading slash", { publish: "team/web" }, "publish", /must start with \//],
+    ["a name prefixed ssm", { publish: "ssm-web" }, "publish", /reserves/],
+    ["a path under /aws/", { publish: "/aws/service/x" }, "publish", /reserves/],
+    ["a hierarchy deeper than 15 levels", { publish: "/a".repeat(16) }, "publish", /15 levels/],
+    ["a trailing slash", { publish: "/ami-factory/" }, "publish", /empty level/],
+    ["a name too long for its ARN", { publish: `/${"a".repeat(1000)}` }, "publish", /at most 960/],
+  ]);
+
+  it("takes a parameter name Parameter Store takes", () => {
+    assert.strictEqual(checkSharedAmi({ ...share, publish: "/ami-factory/prod/web" }).inputs!.publish, "/ami-factory/prod/web");
+    assert.strictEqual(checkSharedAmi({ ...share, publish: "web_base.v2" }).inputs!.publish, "web_base.v2");
+  });
+
+  it("keeps defaults unset in state, so older state shows no change", () => {
+    const { inputs } = checkSharedAmi(share);
+    assert.strictEqual(inputs!.retirement, undefined);
+    assert.strictEqual(inputs!.retention, undefined);
+    assert.strictEqual(inputs!.deregistrationProtection, undefined);
+    const given = checkSharedAmi({ ...share, retirement: "delete", retention: { days: 0 }, deregistrationProtection: false }).inputs!;
+    assert.deepStrictEqual([given.retirement, given.retention, given.deregistrationProtection], ["delete", { days: 0, keep: 2 }, false]);
+  });
+});
+
+describe("what a delete does", () => {
+  it("retires by default, deletes when the resource or the environment says so", () => {
+    assert.strictEqual(retirementOf(undefined, {}), "retire");
+    assert.strictEqual(retirementOf("delete", {}), "delete");
+    assert.strictEqual(retirementOf(undefined, { [DELETE_IMAGES_ENV]: "1" }), "delete");
+  });
+
+  it("writes and reads the retention tag", () => {
+    assert.strictEqual(retentionTag(undefined), "days=14 keep=2");
+    assert.deepStrictEqual(parseRetention(retentionTag({ days: 0, keep: 5 })), { days: 0, keep: 5 });
+    assert.deepStrictEqual(parseRetention("garbage"), { days: 14, keep: 2 });
+  });
+});
+
+describe("reaping policy", () => {
+  const verdict = (images: RetiredImage[], refs: Record<string, string[]> = {}, all = false) =>
+    Object.fromEntries(decide(images, refs, { now, all }).map((v) => [v.image.imageId, `${v.action}: ${v.reason}`]));
+
+  it("deletes only past retention days, beyond the newest keep, and unused", () => {
+    const v = verdict([retired("ami-new", 1), retired("ami-2", 20), retired("ami-3", 30), retired("ami-4", 40)]);
+    assert.match(v["ami-new"], /^keep: retired 1\.0 days ago, retention.days is 14/);
+    assert.match(v["ami-2"], /^keep: one of the 2 newest/);
+    assert.match(v["ami-3"], /^delete: retired 30\.0 days ago/);
+    assert.match(v["ami-4"], /^delete/);
+  });
+
+  it("keeps an image something refers to, or launched within the retention (or the day EC2 may report it late)", () => {
+    const images = [retired("ami-a", 40, { retention: { days: 0, keep: 0 } }), retired("ami-b", 40, { retention: { days: 0, keep: 0 }, lastLaunched: new Date(now.getTime() - DAY / 2) }), retired("ami-c", 40, { retention: { days: 0, keep: 0 }, lastLaunched: new Date(now.getTime() - 2 * DAY) })];
+    const v = verdict(images, { "ami-a": ["arn:aws:ec2:us-east-1:1:launch-template/lt-1"] });
+    assert.match(v["ami-a"], /^keep: in use: arn:aws:ec2:us-east-1:1:launch-template\/lt-1/);
+    assert.match(v["ami-b"], /^keep: launched 0\.5 days ago/);
+    assert.match(v["ami-c"], /^delete/);
+  });
+
+  it("counts keep per lineage and region", () => {
+    const v = verdict([retired("ami-x", 30, { lineage: "p/s/a" }), retired("ami-y", 30, { lineage: "p/s/b" }), retired("ami-z", 30, { lineage: "p/s/a", region: "eu-west-1" })]);
+    assert.deepStrictEqual(Object.values(v).map((x) => x.split(":")[0]), ["keep", "keep", "keep"]);
+  });
+
+  it("with --all ignores days and keep, never use (a launch counts for the day EC2 may report it late)", () => {
+    const launched = (days: number) => new Date(now.getTime() - days * DAY);
+    const v = verdict([retired("ami-1", 0), retired("ami-2", 0), retired("ami-3", 0, { lastLaunched: launched(2) }), retired("ami-4", 0, { lastLaunched: launched(0.5) })], { "ami-2": ["arn:aws:ssm:us-east-1:1:parameter/x"] }, true);
+    assert.match(v["ami-1"], /^delete: .*\(--all\)/);
+    assert.match(v["ami-2"], /^keep: in use/);
+    assert.match(v["ami-3"], /^delete/);
+    assert.match(v["ami-4"], /^keep: launched 0\.5 days ago/);
+  });
+});
+
+describe("npm run reap options", () => {
+  it("reads --stack, --region, --dry-run, --all and --now, and refuses what it does not know", () => {
+    const a = parseReapArgs(["--stack", "dev", "--region", "eu-west-1", "--region", "us-east-1", "--dry-run", "--all", "--now", "2027-01-01T00:00:00Z"]);
+    assert.deepStrictEqual({ ...a, now: a.now.toISOString() }, { stack: "dev", regions: ["eu-west-1", "us-east-1"], dryRun: true, all: true, now: "2027-01-01T00:00:00.000Z" });
+    assert.throws(() => parseReapArgs(["--now", "tomorrow"]), /--now takes an ISO 8601 time/);
+    assert.throws(() => parseReapArgs(["--yes"]), /unknown option --yes/);
+    assert.throws(() => parseReapArgs(["--region"]), /--region needs a value/);
+  });
+});
+
+describe("an image's root snapshot", () => {
+  it("is the mapping of its RootDeviceName, not the first one", () => {
+    const image = {
+      RootDeviceName: "/dev/xvda",
+      BlockDeviceMappings: [{ DeviceName: "/dev/sdf", Ebs: { SnapshotId: "snap-data" } }, { DeviceName: "/dev/xvda", Ebs: { SnapshotId: "snap-root" } }],
+    };
+    assert.strictEqual(rootSnapshotOf(image), "snap-root");
+    assert.strictEqual(rootSnapshotOf({ RootDeviceName: "/dev/sda1", BlockDeviceMappings: [{ DeviceName: "/dev/sdb", VirtualName: "ephemeral0" }] }), undefined);
+  });
+});
