@@ -29,6 +29,10 @@ def _clip(text: str, limit: int) -> str:
 
 UNFINISHED = ("InProgress", "Pending", "Delayed")
 
+# Hooks that run an invocation for real (the twin's worker VMs, twin/worker.py): each takes
+# (command, invocation) and returns True when it took the invocation; the SsmRules decide the rest.
+INVOCATION_RUNNERS: list[Any] = []
+
 
 def _ssm_error(code: str, message: str) -> Exception:
     """An SSM error moto serializes as JSON: SSMException (5.2) or JsonRESTError (5.1, whose SSM
@@ -82,6 +86,18 @@ def patch_ssm_commands() -> None:
     _need(not hasattr(SimpleSystemManagerResponse, "list_command_invocations"), name,
           "moto now implements ListCommandInvocations: check it and drop that part of this patch")
 
+    # moto turns an empty Targets into "every instance of the region" (its EC2 filter of nothing
+    # matches all): a SendCommand with InstanceIds only got an invocation on every instance, the
+    # terminated ones too. SendCommand targets "InstanceIds" or "Targets" (SSM API Reference,
+    # SendCommand): no Targets, no extra instances.
+    _need(hasattr(Command, "_get_instance_ids_from_targets"), name, "Command._get_instance_ids_from_targets missing")
+    original_targets = Command._get_instance_ids_from_targets
+
+    def _get_instance_ids_from_targets(self: Any) -> list[str]:
+        return original_targets(self) if self.targets else []
+
+    Command._get_instance_ids_from_targets = _get_instance_ids_from_targets  # type: ignore[method-assign]
+
     original_init = Command.__init__
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -95,6 +111,8 @@ def patch_ssm_commands() -> None:
         used: set[int] = set()
         for inv in self.invocations:
             _need(isinstance(inv, dict) and "Status" in inv, name, "ssm invocations are no longer dicts")
+            if any(run(self, inv) for run in INVOCATION_RUNNERS):
+                continue
             rule = SSM_RULES.take(text, inv["InstanceId"], used)
             status = rule["status"] if rule else "Success"
             stdout = rule.get("output", "") if rule else ""
