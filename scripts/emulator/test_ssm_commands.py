@@ -53,7 +53,7 @@ def test_ssm_rule_exit_status(server: Server) -> None:
     """A script that exits 3 (pv2hvm --in-place declining): Failed, ResponseCode 3, its stdout kept."""
     instance_id = run_instance(server.client("ec2"))
     ssm = server.client("ssm")
-    refusal = json.dumps({"script": "pv2hvm", "schemaVersion": 3, "refused": "in-place", "reason": "gap-too-small", "detail": "31 KiB before partition 1"})
+    refusal = json.dumps({"script": "pv2hvm", "schemaVersion": 4, "refused": "in-place", "reason": "gap-too-small", "detail": "31 KiB before partition 1"})
     server.ok("POST", "ssm/fail", {"match": "--in-place", "status": "Failed", "responseCode": 3, "output": f"{refusal}\n"})
     inv = ssm.get_command_invocation(CommandId=send(ssm, instance_id, ["bash pv2hvm.sh --in-place vol-1"]), InstanceId=instance_id)
     assert (inv["Status"], inv["ResponseCode"], inv["StandardOutputContent"]) == ("Failed", 3, f"{refusal}\n")

@@ -20,7 +20,7 @@
 # filesystem to be written that is not clean (a journal to replay, errors `e2fsck -fn` or
 # `xfs_repair -n` reports), is refused before anything is written: exit 3 and, as the last stdout
 # line instead of facts,
-#   {"script":"pv2hvm","schemaVersion":3,"refused":"in-place","reason":CODE,"detail":SENTENCE}
+#   {"script":"pv2hvm","schemaVersion":4,"refused":"in-place","reason":CODE,"detail":SENTENCE}
 # with CODE xfs-at-sector-0, gap-too-small, unsupported-filesystem, unknown-layout or
 # filesystem-unclean; the caller
 # then copies. Steps 3 to 6 of the copy below (GRUB, menu, fstab, drivers, sanitize) are the same
@@ -52,10 +52,12 @@
 # Output: progress on stderr; the last line of stdout is one JSON object in the schema below, which
 # the provider checks (providers/worker/facts.ts). Only this script writes it: what it runs cannot
 # (lib/common.sh guest_facts_channel).
-# @facts {"script":"pv2hvm","schemaVersion":3,"fields":{"partitioned":"boolean","layout":"string","fsType":"string","kernels":"string[]","defaultKernel":"string","bootMenu":"string","enaDriver":"boolean","nvmeDriver":"boolean","enaInInitramfs":"boolean","nvmeInInitramfs":"boolean","ixgbevfDriver":"boolean","initramfsUpdatedWith":"string","nitroReady":"boolean","fstabRemoved":"string[]","fstabNofail":"string[]","copiedBytes":"number","seconds":"number","sanitized":"boolean","rootUuid":"string","rootLabel":"string","copyMethod":"string","method":"string","bytesWritten":"number","inPlaceLayout":"string"}}
+# @facts {"script":"pv2hvm","schemaVersion":4,"fields":{"partitioned":"boolean","layout":"string","fsType":"string","kernels":"string[]","defaultKernel":"string","bootMenu":"string","enaDriver":"boolean","nvmeDriver":"boolean","enaInInitramfs":"boolean","nvmeInInitramfs":"boolean","ixgbevfDriver":"boolean","initramfsUpdatedWith":"string","nitroReady":"boolean","fstabRemoved":"string[]","fstabNofail":"string[]","copiedBytes":"number","seconds":"number","sanitized":"boolean","rootUuid":"string","rootLabel":"string","copyMethod":"string","method":"string","bytesWritten":"number","inPlaceLayout":"string","grubInstallGuard":"string"}}
 # method is "copy" or "in-place"; bytesWritten what the disk that becomes the image had written to it
 # (its /sys/block/NAME/stat counter, before and after); inPlaceLayout one of the two above, "" for
-# a copy; an in-place run has copiedBytes 0 and copyMethod "none".
+# a copy; an in-place run has copiedBytes 0 and copyMethod "none"; grubInstallGuard how the image's
+# own grub-install is kept off a bare-ext-blocklist disk (lib/hvmboot.sh guard_guest_grub):
+# "dpkg-divert" (Debian/Ubuntu, plus debconf), "local-wrapper" (others), "" for other layouts.
 # Exit status: 0 done, 1 failed, 2 bad arguments, 3 in place refused (nothing changed). Every exit
 # path (signals too) unmounts what the script mounted and removes the partition mappings it added.
 # Running it again on the same target (or in place on the same disk) is safe.
@@ -152,7 +154,7 @@ claim_disk() {
 # refuse_in_place CODE DETAIL: the refusal line, exit 3 (nothing on the disk was written).
 refuse_in_place() {
   log "in place refused ($1): $2"
-  guest_refuse "$(printf '{"script":"pv2hvm","schemaVersion":3,"refused":"in-place","reason":%s,"detail":%s}' "$(json_str "$1")" "$(json_str "$2")")"
+  guest_refuse "$(printf '{"script":"pv2hvm","schemaVersion":4,"refused":"in-place","reason":%s,"detail":%s}' "$(json_str "$1")" "$(json_str "$2")")"
 }
 
 # --- 1. devices ----------------------------------------------------------------------------------
@@ -320,6 +322,7 @@ grub_mode=embed
 [ "$inplace_layout" != bare-ext-blocklist ] || grub_mode=blocklist
 install_bios_grub "$disk" "$mnt/boot" "$grub_module" "$grub_mode"
 hvm_boot_menu "$mnt" "$boot_root" "$root_uuid" "$menu_part" "$grub_module" "$kernel_prefix"
+[ "$grub_mode" != blocklist ] || guard_guest_grub "$mnt" "${BOOT_MENU##*/}" "$grub_module"
 
 step "fixing /etc/fstab and the drivers"
 hvm_fstab_drivers "$mnt" "$boot_root" "$root_uuid" "$boot_uuid" "$nitro"
@@ -341,10 +344,10 @@ blockdev --flushbufs "$disk"
 bytes_written=$(($(device_bytes_written "$disk") - written0))
 log "done in $(guest_elapsed)s ($method${inplace_layout:+, $inplace_layout}): $(human_bytes "$bytes_written") written to $disk"
 json_list() { local out="" x; for x in "$@"; do out+="${out:+,}$(json_str "$x")"; done; printf '[%s]' "$out"; }
-guest_emit_facts "$(printf '{"script":"pv2hvm","schemaVersion":3,"partitioned":%s,"layout":%s,"fsType":%s,"kernels":[%s],"defaultKernel":%s,"bootMenu":%s,"enaDriver":%s,"nvmeDriver":%s,"enaInInitramfs":%s,"nvmeInInitramfs":%s,"ixgbevfDriver":%s,"initramfsUpdatedWith":%s,"nitroReady":%s,"fstabRemoved":%s,"fstabNofail":%s,"copiedBytes":%s,"seconds":%s,"sanitized":%s,"rootUuid":%s,"rootLabel":%s,"copyMethod":%s,"method":%s,"bytesWritten":%s,"inPlaceLayout":%s}' \
+guest_emit_facts "$(printf '{"script":"pv2hvm","schemaVersion":4,"partitioned":%s,"layout":%s,"fsType":%s,"kernels":[%s],"defaultKernel":%s,"bootMenu":%s,"enaDriver":%s,"nvmeDriver":%s,"enaInInitramfs":%s,"nvmeInInitramfs":%s,"ixgbevfDriver":%s,"initramfsUpdatedWith":%s,"nitroReady":%s,"fstabRemoved":%s,"fstabNofail":%s,"copiedBytes":%s,"seconds":%s,"sanitized":%s,"rootUuid":%s,"rootLabel":%s,"copyMethod":%s,"method":%s,"bytesWritten":%s,"inPlaceLayout":%s,"grubInstallGuard":%s}' \
   "$partitioned" "$(json_str "$layout")" "$(json_str "$fs_type")" "$KERNELS_JSON" "$(json_str "$DEFAULT_VERSION")" "$(json_str "$BOOT_MENU_SOURCE")" \
   "$(json_bool "$ENA_DRIVER")" "$(json_bool "$NVME_DRIVER")" "$(json_bool "$ENA_IN_INITRAMFS")" "$(json_bool "$NVME_IN_INITRAMFS")" \
   "$(json_bool "$IXGBEVF_DRIVER")" "$(json_str "$INITRAMFS_UPDATED")" "$(json_bool "$NITRO_READY")" \
   "$(json_list ${FSTAB_REMOVED[@]+"${FSTAB_REMOVED[@]}"})" "$(json_list ${FSTAB_NOFAIL[@]+"${FSTAB_NOFAIL[@]}"})" \
   "$copied" "$(guest_elapsed)" "$(json_bool "$sanitize")" "$(json_str "$root_uuid")" "$(json_str "$root_label")" "$(json_str "$copy_method")" \
-  "$(json_str "$method")" "$bytes_written" "$(json_str "$inplace_layout")")"
+  "$(json_str "$method")" "$bytes_written" "$(json_str "$inplace_layout")" "$(json_str "$GRUB_INSTALL_GUARD")")"

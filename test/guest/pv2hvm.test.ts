@@ -549,6 +549,7 @@ interface Facts {
   method: string;
   bytesWritten: number;
   inPlaceLayout: string;
+  grubInstallGuard: string;
 }
 
 function requireRootAndTools(): void {
@@ -643,7 +644,10 @@ const CASES: Case[] = [
     layout: "rhel6", inPlace: false, what: "a RHEL 6 style source (/dev/xvde1, swap and ephemeral lines, grub.conf; an initramfs without NVMe or ENA), copied",
     rootPart: 1, grubDir: "/boot/grub", menu: "grub.conf", firstRun: ["--no-nitro"], build: ["--bare-initramfs"], boots: true,
   },
-  { layout: "flat", inPlace: true, what: "a partitionless (classic PV) source, converted in place (bare-ext-blocklist)", rootPart: 0, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [], boots: true },
+  {
+    layout: "flat", inPlace: true, what: "a partitionless (classic PV) source, converted in place (bare-ext-blocklist); booted, it installs and upgrades its own grub-pc",
+    rootPart: 0, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: ["--grub-package"], boots: true,
+  },
   { layout: "msdos", inPlace: true, what: "an msdos-partitioned source (swap first, root second), converted in place (partitioned-gap)", rootPart: 2, grubDir: "/boot/grub", menu: "menu.lst", firstRun: [], build: [], boots: true },
 ];
 
@@ -814,6 +818,7 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         if (L.inPlace) {
           assert.strictEqual(facts.method, "in-place");
           assert.strictEqual(facts.inPlaceLayout, layout === "flat" ? "bare-ext-blocklist" : "partitioned-gap");
+          assert.strictEqual(facts.grubInstallGuard, layout === "flat" ? "dpkg-divert" : "");
           assert.strictEqual(facts.copiedBytes, 0);
           assert.strictEqual(facts.copyMethod, "none");
           // GRUB's files, the menu, fstab and the removed files' metadata: a few MiB of a 1.5 GiB disk
@@ -823,6 +828,7 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         } else {
           assert.strictEqual(facts.method, "copy");
           assert.strictEqual(facts.inPlaceLayout, "");
+          assert.strictEqual(facts.grubInstallGuard, "");
           assert.strictEqual(facts.copyMethod, "e2image -ra");
           assert.ok(facts.copiedBytes > 200 * 1024 * 1024 && facts.copiedBytes < img.sizeMiB * 1024 * 1024, `copiedBytes ${facts.copiedBytes}: only used blocks should be copied`);
           assert.ok(facts.bytesWritten >= facts.copiedBytes, `bytesWritten ${facts.bytesWritten} < copiedBytes ${facts.copiedBytes}: the target's write counter missed the copy`);
@@ -836,7 +842,9 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
 
       const rootDev = L.rootPart === 0 ? "/dev/nvme0n1" : `/dev/nvme0n1p${L.rootPart}`;
       if (L.boots) it("boots in qemu (SeaBIOS, NVMe disk), then boots the entry a grubby-style kernel update adds to its own menu", async function () {
-        const r: BootResult = await bootImage({ image: target, marker: `AMI-FACTORY-UPDATED ${marker}`, timeoutMs: 600_000, allowReboot: true, serialLog: path.join(work, `${name.replace(/ /g, "-")}-target.serial.log`) });
+        // Installing and upgrading grub-pc in the guest (update-grub twice) adds minutes under TCG.
+        const timeoutMs = L.build.includes("--grub-package") ? 900_000 : 600_000;
+        const r: BootResult = await bootImage({ image: target, marker: `AMI-FACTORY-UPDATED ${marker}`, timeoutMs, allowReboot: true, serialLog: path.join(work, `${name.replace(/ /g, "-")}-target.serial.log`) });
         timings[`${name}: boot, update, reboot (${r.accel})`] = r.seconds;
         assert.strictEqual(r.outcome, "marker", `no boot after the kernel update (${r.outcome} after ${r.seconds}s). Serial tail:\n${tail(r.serial)}\nBIOS tail:\n${tail(r.bios, 10)}`);
         const serial = r.serial.replace(/\r/g, "");
@@ -863,6 +871,19 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         assert.strictEqual(verdict.state, "booted", `classifyConsole on the real console: ${JSON.stringify(verdict)}\n${tail(serial)}`);
         assert.strictEqual(verdict.line, `AMI-FACTORY-UPDATED ${marker}`);
         assert.notStrictEqual(classifyConsole(r.serial).state, "failed", JSON.stringify(classifyConsole(r.serial)));
+        if (L.build.includes("--grub-package")) {
+          // Its own grub-pc, installed and then upgraded with debconf naming the disk: both postinsts
+          // finished, the second ran grub-install onto the disk (skipped by the image's wrapper), both
+          // ran update-grub; the boot after it still came through the image's menu (the update entry).
+          assert.match(serial, /^AMI-FACTORY-GRUB-INSTALL rc=0$/m, `grub-pc did not install:\n${tail(serial, 60)}`);
+          assert.match(serial, /^AMI-FACTORY-GRUB-UPGRADE \/dev\/nvme0n1 rc=0$/m, `grub-pc did not upgrade:\n${tail(serial, 60)}`);
+          assert.match(serial, /^ami-factory: not running grub-install on \/dev\/nvme0n1: /m, "the upgrade's postinst never ran grub-install onto the disk");
+          const from = /^ami-factory: grub\.cfg from: (.*)$/m.exec(serial);
+          assert.ok(from, "no grub.cfg line");
+          const parts = from[1].trim().split(" ");
+          assert.strictEqual(parts[0], "/etc/grub.d/00_ami-factory-legacy-menu", `update-grub did not put the image's menu first: ${from[1]}`);
+          assert.ok(parts.includes("/etc/grub.d/10_linux"), `grub.cfg was not made by update-grub: ${from[1]}`);
+        }
       });
 
       if (!L.inPlace && (layout === "flat" || layout === "msdos")) {
@@ -951,6 +972,24 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         }
       });
 
+      if (L.inPlace && layout === "flat") it("keeps the image's own GRUB off the disk: grub-install diverted to a wrapper that skips it, debconf names no device, update-grub puts the stub first", function () {
+        const diversions = read("/var/lib/dpkg/diversions")!.split("\n");
+        const at = diversions.indexOf("/usr/sbin/grub-install");
+        assert.ok(at >= 0 && at % 3 === 0, `no diversion of /usr/sbin/grub-install:\n${diversions.join("\n")}`);
+        assert.deepStrictEqual(diversions.slice(at, at + 3), ["/usr/sbin/grub-install", "/usr/sbin/grub-install.distrib", ":"], "a local diversion (package ':')");
+        const wrapper = read("/usr/sbin/grub-install")!;
+        assert.match(wrapper, /^exec \/usr\/sbin\/grub-install\.distrib "\$@"$/m);
+        // debconf's database (config.dat, RFC 822 stanzas): what grub-pc's postinst reads.
+        const stanzas = read("/var/cache/debconf/config.dat")!.split("\n\n");
+        const value = (q: string) => /^Value:(.*)$/m.exec(stanzas.find((x) => x.startsWith(`Name: ${q}\n`)) ?? "")?.[1].trim();
+        assert.strictEqual(value("grub-pc/install_devices"), "");
+        assert.strictEqual(value("grub-pc/install_devices_empty"), "true");
+        const hook = read("/etc/grub.d/00_ami-factory-legacy-menu")!;
+        assert.match(hook, /^legacy_configfile \$\{prefix\}\/menu\.lst$/m);
+        assert.strictEqual(hook.split("\n").filter((l) => !l.startsWith("#") && l && l !== "cat <<'EOF'" && l !== "EOF").join("\n"),
+          read("/boot/grub/grub.cfg")!.split("\n").filter((l) => !l.startsWith("#") && l).join("\n"), "the /etc/grub.d stub is not the grub.cfg pv2hvm wrote");
+      });
+
       it(`leaves a clean root filesystem${L.inPlace ? "" : " that fills its partition"}, with the source's UUID and LABEL`, function () {
         const loops2 = new Loops();
         const dev = loops2.attach(target, { readOnly: true, offset: partitionOffset(target, L.rootPart) });
@@ -1022,7 +1061,7 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
         assert.strictEqual(lines.length, 1, `stdout must be the refusal line only:\n${r.stdout}`);
         const line = JSON.parse(lines[0]) as Record<string, unknown>;
         assert.deepStrictEqual(Object.keys(line), ["script", "schemaVersion", "refused", "reason", "detail"]);
-        assert.deepStrictEqual({ ...line, detail: "" }, { script: "pv2hvm", schemaVersion: 3, refused: "in-place", reason, detail: "" });
+        assert.deepStrictEqual({ ...line, detail: "" }, { script: "pv2hvm", schemaVersion: 4, refused: "in-place", reason, detail: "" });
         assert.match(line.detail as string, detail);
         assert.match(r.stderr, new RegExp(`in place refused \\(${reason}\\)`));
         assert.strictEqual(sha256(image), before, "the disk changed although in place was refused");

@@ -7,6 +7,7 @@
 #       minutes (debootstrap + kernel + initramfs); later runs reuse
 #       ${AMI_FACTORY_CACHE:-$HOME/.cache/ami-factory}/debootstrap/<key>.tar
 #   pv-image.sh build --layout flat|msdos|bootpart|rhel6 --out FILE --marker TOKEN [--size-mib N] [--label L]
+#                     [--bare-initramfs] [--grub-package]
 #       Writes a raw disk image FILE in a PV layout real EC2 images have: no boot loader of its
 #       own, a PV-GRUB menu (console=hvc0), an /etc/fstab naming Xen devices, and the leftovers
 #       that `pv2hvm.sh --sanitize` must remove. Prints one JSON line with the facts a test checks
@@ -20,6 +21,10 @@
 #                 kernel line and in fstab, swap on /dev/xvde3, an ephemeral disk /dev/xvdb; the
 #                 menu is boot/grub/grub.conf with menu.lst -> ./grub.conf, as on RHEL
 #       --bare-initramfs: the initramfs has the ext4 driver but neither NVMe nor ENA (Xen era).
+#       --grub-package: before the kernel update, the first boot installs grub-pc from the .debs the
+#       root carries, then upgrades it after naming the boot disk in debconf (so that its postinst runs
+#       grub-install onto it; update-grub runs both times), and prints AMI-FACTORY-GRUB-INSTALL rc=N
+#       and AMI-FACTORY-GRUB-UPGRADE DISK rc=N, then the /etc/grub.d scripts grub.cfg is made of.
 #       Once up, the image prints "AMI-FACTORY-BOOTED <TOKEN>" and its /proc/cmdline on /dev/ttyS0,
 #       then updates its kernel menu the way grubby does (a copy of the default entry with the
 #       extra argument ami_factory_update=<TOKEN> becomes the first entry and the default) and
@@ -35,7 +40,11 @@ mirror=${AMI_FACTORY_DEBIAN_MIRROR:-http://deb.debian.org/debian}
 # What goes into the root. Part of the cache key: change anything here and the cache is rebuilt.
 include_pkgs=systemd-sysv,udev,kmod,initramfs-tools,zstd
 kernel_pkg=linux-image-amd64
-recipe_version=3
+# Packages (with the dependencies the root lacks) kept as .deb files in $offline_debs_dir inside the
+# root, not installed: a boot test installs them in the converted image (the guest's own GRUB).
+offline_pkgs=grub-pc
+offline_debs_dir=/var/cache/ami-factory/debs
+recipe_version=4
 cache=${AMI_FACTORY_CACHE:-${HOME:-/root}/.cache/ami-factory}/debootstrap
 
 say() { printf 'pv-image: %s\n' "$*" >&2; }
@@ -54,14 +63,15 @@ trap 'exit 143' TERM
 need_root() { [ "$(id -u)" -eq 0 ] || die "must run as root ($1)"; }
 
 cache_key() {
-  printf '%s\n' "$suite" "$mirror" "$include_pkgs" "$kernel_pkg" "$recipe_version" |
+  printf '%s\n' "$suite" "$mirror" "$include_pkgs" "$kernel_pkg" "$offline_pkgs" "$offline_debs_dir" "$recipe_version" |
     sha256sum | cut -c1-12
 }
 
 tarball_path() { printf '%s/%s-amd64-%s.tar\n' "$cache" "$suite" "$(cache_key)"; }
 
 # The cached root: minbase + systemd + a stock Debian kernel with an initramfs that carries the
-# ext4, NVMe and ENA drivers. Nothing GRUB: a PV image is booted by PV-GRUB from outside.
+# ext4, NVMe and ENA drivers. Nothing GRUB installed: a PV image is booted by PV-GRUB from outside;
+# grub-pc and what it needs lie in $offline_debs_dir for a test to install offline.
 make_rootfs_tarball() {
   local tarball dir
   tarball=$(tarball_path)
@@ -90,6 +100,10 @@ make_rootfs_tarball() {
     mount --bind /dev "$dir/dev"
     chroot "$dir" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
       "$kernel_pkg" >"$dir.log" 2>&1 || { tail -30 "$dir.log" >&2; exit 1; }
+    mkdir -p "$dir$offline_debs_dir/partial"
+    chroot "$dir" apt-get install -y -q --no-install-recommends --download-only -o Dir::Cache::archives="$offline_debs_dir" \
+      ${offline_pkgs//,/ } >>"$dir.log" 2>&1 || { tail -30 "$dir.log" >&2; exit 1; }
+    rm -rf "$dir$offline_debs_dir/partial" "$dir$offline_debs_dir/lock"
     chroot "$dir" apt-get clean
   ) || die "installing $kernel_pkg in the chroot failed (log: $dir.log)"
   rm -f "$dir.log"
@@ -152,6 +166,11 @@ if [ ! -e /var/lib/ami-factory/updated ]; then
     printf '\r\nami-factory: root %s, cmdline: %s\r\n' "$root" "$(cat /proc/cmdline)"
     printf 'AMI-FACTORY-BOOTED %s\r\n' "$token"
   } >/dev/ttyS0
+  if [ -e /etc/ami-factory/grub-package ]; then
+    # To a file: the serial getty starting meanwhile hangs up /dev/ttyS0 (and whoever writes to it).
+    /usr/local/sbin/ami-factory-grub-package >/var/log/ami-factory-grub-package.log 2>&1
+    sed 's/$/\r/' /var/log/ami-factory-grub-package.log >/dev/ttyS0
+  fi
   if /usr/local/sbin/ami-factory-kernel-update "ami_factory_update=$token" >/dev/ttyS0 2>&1; then
     mkdir -p /var/lib/ami-factory && : >/var/lib/ami-factory/updated && sync
     systemctl --no-block reboot
@@ -197,6 +216,24 @@ mv "$menu.new" "$menu"
 printf 'ami-factory: %s now boots by default:\r\n' "$menu"
 sed -n '/^[ \t]*title/,/^[ \t]*$/p' "$menu" | head -5 | sed 's/$/\r/'
 EOF
+  # The guest's own GRUB package, as an admin or unattended-upgrades brings it (build --grub-package):
+  # a fresh install of grub-pc with the debconf answers the image has, then an upgrade (a reinstall)
+  # after debconf names the boot disk (as cloud-init's grub_dpkg module does at first boot), so that
+  # its postinst runs grub-install onto that disk. Both postinsts run update-grub.
+  cat >"$dir/usr/local/sbin/ami-factory-grub-package" <<'EOF'
+#!/bin/sh
+trap '' HUP
+export DEBIAN_FRONTEND=noninteractive
+root=$(findmnt -no SOURCE /)
+disk=$(lsblk -ndo PKNAME "$root"); disk=${disk:+/dev/$disk}; disk=${disk:-$root}
+rc=0; dpkg -i /var/cache/ami-factory/debs/*.deb || rc=$?
+printf 'AMI-FACTORY-GRUB-INSTALL rc=%s\n' "$rc"
+echo "grub-pc grub-pc/install_devices multiselect $disk" | debconf-set-selections
+rc=0; dpkg -i /var/cache/ami-factory/debs/grub-pc_*.deb || rc=$?
+printf 'AMI-FACTORY-GRUB-UPGRADE %s rc=%s\n' "$disk" "$rc"
+printf 'ami-factory: grub.cfg from: %s\n' "$(sed -n 's/^### BEGIN \(.*\) ###$/\1/p' /boot/grub/grub.cfg | tr '\n' ' ')"
+EOF
+  chmod 0755 "$dir/usr/local/sbin/ami-factory-grub-package"
   chmod 0755 "$dir/usr/local/sbin/ami-factory-kernel-update"
   chmod 0755 "$dir/usr/local/sbin/ami-factory-marker"
   cat >"$dir/etc/systemd/system/ami-factory-marker.service" <<'EOF'
@@ -255,7 +292,7 @@ bare_initramfs() {
 }
 
 build_image() {
-  local layout="" out="" marker="" size_mib=2048 label=ami-root bare_initramfs=0
+  local layout="" out="" marker="" size_mib=2048 label=ami-root bare_initramfs=0 grub_package=0
   while [ $# -gt 0 ]; do
     case $1 in
       --layout) layout=$2; shift 2 ;;
@@ -264,6 +301,7 @@ build_image() {
       --size-mib) size_mib=$2; shift 2 ;;
       --label) label=$2; shift 2 ;;
       --bare-initramfs) bare_initramfs=1; shift ;;
+      --grub-package) grub_package=1; shift ;;
       *) die "build: unknown argument '$1'" ;;
     esac
   done
@@ -281,6 +319,7 @@ build_image() {
   [ -n "$kver" ] || die "no kernel in $tarball"
   customise_root "$dir" "$layout" "$label" "$marker" "$kver"
   [ "$bare_initramfs" = 0 ] || bare_initramfs "$dir" "$kver"
+  [ "$grub_package" = 0 ] || : >"$dir/etc/ami-factory/grub-package"
 
   rm -f "$out"
   local boot_uuid="" boot_dir

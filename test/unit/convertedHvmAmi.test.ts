@@ -144,11 +144,11 @@ describe("facts schema", () => {
   const pv2hvm = bundleGuestScript("pv2hvm.sh");
   const surrogate = bundleGuestScript("surrogate.sh");
   const good = Object.fromEntries(Object.entries(pv2hvm.factsSchema.fields).map(([k, t]) => [k, t === "boolean" ? true : t === "number" ? 1 : t === "string[]" ? [] : "x"]));
-  const facts = { script: "pv2hvm", schemaVersion: 3, ...good };
+  const facts = { script: "pv2hvm", schemaVersion: 4, ...good };
 
   it("is declared by each guest script and travels in its bundle", () => {
     assert.strictEqual(pv2hvm.factsSchema.script, "pv2hvm");
-    assert.strictEqual(pv2hvm.factsSchema.schemaVersion, 3);
+    assert.strictEqual(pv2hvm.factsSchema.schemaVersion, 4);
     assert.strictEqual(pv2hvm.factsSchema.fields.nitroReady, "boolean");
     assert.strictEqual(pv2hvm.factsSchema.fields.fstabRemoved, "string[]");
     assert.strictEqual(surrogate.factsSchema.script, "surrogate");
@@ -165,13 +165,13 @@ describe("facts schema", () => {
   for (const [what, line, message] of [
     ["another script's line", { script: "surrogate", schemaVersion: 1, recipe: "debian", bootMode: "uefi" }, /script is "surrogate", not "pv2hvm"/],
     ["a line of no script at all", { recipe: "debian", bootMode: "uefi" }, /script is undefined, not "pv2hvm"/],
-    ["another schema version", { ...facts, schemaVersion: 1 }, /schemaVersion is 1, not 3/],
+    ["another schema version", { ...facts, schemaVersion: 1 }, /schemaVersion is 1, not 4/],
     ["a missing field", { ...facts, nitroReady: undefined }, /nitroReady is missing/],
     ["a mistyped field", { ...facts, copiedBytes: "12" }, /copiedBytes is "12" \(string\), not a number/],
     ["a list of numbers for a list of strings", { ...facts, kernels: [1] }, /kernels is \[1\] \(array\), not a string\[\]/],
   ] as const) {
     it(`refuses ${what}, naming the script and the field`, () =>
-      assert.throws(() => checkFacts(JSON.parse(JSON.stringify(line)), pv2hvm.factsSchema), (e: Error) => (assert.match(e.message, /the facts line of pv2hvm does not match its schema \(version 3\)/), assert.match(e.message, message), true)));
+      assert.throws(() => checkFacts(JSON.parse(JSON.stringify(line)), pv2hvm.factsSchema), (e: Error) => (assert.match(e.message, /the facts line of pv2hvm does not match its schema \(version 4\)/), assert.match(e.message, message), true)));
   }
 
   it("checks the facts tag of an image being adopted the same way, saying what to do", () => {

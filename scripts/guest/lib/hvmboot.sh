@@ -12,6 +12,9 @@
 #   hvm_boot_menu ROOT BOOT_ROOT UUID MENU_PART FS_MODULE KERNEL_PREFIX
 #       the image's own menu rewritten (lib/grubcfg.sh pv_boot_config), its kernels listed. Sets
 #       KERNEL_PATHS, KERNELS_JSON, DEFAULT_KERNEL, DEFAULT_VERSION.
+#   guard_guest_grub ROOT MENU_NAME FS_MODULE
+#       blocklist only: keeps the image's own GRUB from breaking that boot (see below). Sets
+#       GRUB_INSTALL_GUARD (dpkg-divert or local-wrapper).
 #   hvm_fstab_drivers ROOT BOOT_ROOT UUID BOOT_UUID NITRO(0/1)
 #       /etc/fstab (lib/image.sh fix_fstab), NVMe/ENA into the initramfs with the image's own tool
 #       (lib/bootdisk.sh initramfs_drivers). Sets INITRAMFS_UPDATED, NITRO_READY and the driver
@@ -94,6 +97,54 @@ hvm_boot_menu() {
   DEFAULT_KERNEL=$(grubcfg_default_kernel "$BOOT_MENU"); DEFAULT_KERNEL=${DEFAULT_KERNEL#(*)}
   DEFAULT_VERSION=$(kernel_version_of "$DEFAULT_KERNEL")
   log "boot/grub/${BOOT_MENU##*/} ($BOOT_MENU_SOURCE): ${#KERNEL_PATHS[@]} entries, default $DEFAULT_KERNEL"
+}
+
+# A disk converted with a blocklist boots only while core.img and the modules beside it stay as they
+# are. The image's GRUB package (grub-pc on Debian/Ubuntu, whose postinst runs grub-install onto the
+# devices debconf names; grub2-tools on RPM) would rewrite them there: old versions delete the
+# modules and then fail on the immutable core.img, leaving "grub rescue>". So:
+#  - grub-install is replaced by a wrapper that skips a device which is itself an ext filesystem
+#    (this disk: GRUB can only use blocklists there) with a message on stderr and exit 0, because
+#    a failing grub-install fails the package's configure (and every later apt run) although the
+#    disk still boots as converted; any other device goes to the real tool. Debian/Ubuntu: a local
+#    dpkg-divert of /usr/sbin/grub-install (the package's file becomes grub-install.distrib, every
+#    upgrade too); RPM (no diversions): /usr/local/sbin/grub2-install, which no package owns;
+#  - debconf: grub-pc/install_devices empty, install_devices_empty true (else a non-interactive
+#    grub-pc configure fails on a disk that has a core.img);
+#  - update-grub (grub-mkconfig) writes grub.cfg from /etc/grub.d: a first script there puts the
+#    stub that reads the image's own menu ahead of what it generates, which is never reached.
+GRUB_INSTALL_GUARD=""
+guard_guest_grub() {
+  local root=$1 name=$2 fsmod=$3 tool=/usr/local/sbin/grub2-install real=/usr/sbin/grub2-install
+  mkdir -p "$root/etc/grub.d" "$root/usr/local/sbin"
+  { printf "#!/bin/sh\n# ami-factory pv2hvm.sh: grub.cfg starts with the stub that reads the image's own menu.\ncat <<'EOF'\n"
+    grubcfg_legacy_stub "$name" "$fsmod"; printf 'EOF\n'; } >"$root/etc/grub.d/00_ami-factory-legacy-menu"
+  chmod 0755 "$root/etc/grub.d/00_ami-factory-legacy-menu"
+  GRUB_INSTALL_GUARD=local-wrapper
+  if [ -x "$root/usr/bin/dpkg-divert" ]; then
+    tool=/usr/sbin/grub-install real=/usr/sbin/grub-install.distrib GRUB_INSTALL_GUARD=dpkg-divert
+    chroot "$root" dpkg-divert --local --rename --divert "$real" --add "$tool" >&2 || die "dpkg-divert of grub-install in the image failed"
+    if [ -x "$root/usr/bin/debconf-set-selections" ]; then
+      printf 'grub-pc grub-pc/install_devices multiselect \ngrub-pc grub-pc/install_devices_empty boolean true\n' |
+        chroot "$root" debconf-set-selections >&2 || die "debconf-set-selections in the image failed"
+    fi
+  fi
+  cat >"$root$tool.tmp" <<EOF
+#!/bin/sh
+# ami-factory pv2hvm.sh: this disk is an ext filesystem from sector 0, booted by GRUB's boot sector
+# loading /boot/grub/i386-pc/core.img by its sectors. ${tool##*/} onto it would break that, so it is
+# skipped (exit 0: package scripts go on; the disk boots as converted). Other devices: $real.
+for a in "\$@"; do
+  case \$a in -*) continue ;; esac
+  [ -b "\$a" ] || continue
+  case \$(blkid -p -o value -s TYPE "\$a" 2>/dev/null) in
+    ext2 | ext3 | ext4) echo "ami-factory: not running ${tool##*/} on \$a: GRUB boots it from a blocklisted, immutable core.img (see $tool)" >&2; exit 0 ;;
+  esac
+done
+exec $real "\$@"
+EOF
+  chmod 0755 "$root$tool.tmp"; mv -f "$root$tool.tmp" "$root$tool"
+  log "the image's own GRUB cannot undo this boot: $tool skips this disk ($GRUB_INSTALL_GUARD), /etc/grub.d/00_ami-factory-legacy-menu keeps grub.cfg reading ${name}"
 }
 
 hvm_fstab_drivers() {
