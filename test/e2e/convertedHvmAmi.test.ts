@@ -11,7 +11,7 @@ import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
 import { PV2HVM_COPY_FACTS, PV2HVM_FACTS, PV2HVM_REFUSAL, SURROGATE_FACTS } from "../support/facts";
 
-// Facts lines in pv2hvm.sh's declared schema ("# @facts", version 3): of a run in place and of a copy.
+// Facts lines in pv2hvm.sh's declared schema ("# @facts", version 4): of a run in place and of a copy.
 const IN_PLACE_FACTS = PV2HVM_FACTS;
 const COPY_FACTS = PV2HVM_COPY_FACTS;
 const FACTS = { ...IN_PLACE_FACTS, ixgbevfDriver: true, fstabNofail: ["/media/ephemeral0"] };
@@ -151,7 +151,7 @@ describe("ConvertedHvmAmi on the engine", function () {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "wrong-facts");
     const { rootUuid: _dropped, ...missing } = FACTS;
     for (const [output, message] of [
-      [JSON.stringify(SURROGATE_FACTS), /the facts line of pv2hvm does not match its schema \(version 3\): script is "surrogate", not "pv2hvm"/],
+      [JSON.stringify(SURROGATE_FACTS), /the facts line of pv2hvm does not match its schema \(version 4\): script is "surrogate", not "pv2hvm"/],
       [JSON.stringify(missing), /rootUuid is missing/],
       [JSON.stringify({ ...FACTS, nitroReady: "yes" }), /nitroReady is "yes" \(string\), not a boolean/],
     ] as const) {

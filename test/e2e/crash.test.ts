@@ -11,7 +11,7 @@ import { testStack, TestStack } from "../support/stack";
 import { sweep } from "../../scripts/sweep";
 import { PV2HVM_FACTS } from "../support/facts";
 
-// A facts line in pv2hvm.sh's declared schema ("# @facts", version 3).
+// A facts line in pv2hvm.sh's declared schema ("# @facts", version 4).
 const FACTS = JSON.stringify(PV2HVM_FACTS);
 
 async function until<T>(what: string, seconds: number, probe: () => Promise<T | undefined>): Promise<T> {
