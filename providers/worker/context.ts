@@ -56,6 +56,9 @@ export interface WorkerBuild {
   availabilityZone?: string;
   securityGroupId?: string;
   roleName?: string;
+  /** The build's secret SSM parameters (worker/buildSecret.ts): names, and ARNs for the role's policy. */
+  secretParameters?: string[];
+  secretParameterArns?: string[];
   createdInstanceProfileName?: string;
   workerImageId?: string;
   /** The worker image's root device and size (read when its root is to be encrypted). */

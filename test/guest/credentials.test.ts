@@ -10,7 +10,7 @@ const guest = path.resolve(__dirname, "../../scripts/guest");
 const PASSWORD = "pw-0451-secret";
 
 function inDebianLib(script: string, env: NodeJS.ProcessEnv = {}): string {
-  return must("bash", ["-c", `set -euo pipefail; . '${guest}/lib/common.sh'; . '${guest}/surrogate/debian.sh'; ${script}`], { env });
+  return must("bash", ["-c", `set -euo pipefail; . '${guest}/lib/common.sh'; . '${guest}/lib/secrets.sh'; . '${guest}/surrogate/debian.sh'; ${script}`], { env });
 }
 
 describe("debian recipe: a mirror with credentials", function () {

@@ -28,6 +28,7 @@ from .patching import PatchError
 from .ssm_commands import patch_ssm_cancel_command, patch_ssm_commands
 from .ssm_instances import patch_ssm_describe_instance_information, patch_ssm_send_command_targets
 from .ssm_send_command_size import patch_ssm_send_command_size
+from .ssm_parameters import patch_ssm_parameter_tiers
 
 
 def apply_patches() -> None:
@@ -48,6 +49,7 @@ def apply_patches() -> None:
     patch_ssm_send_command_size()  # issue 9: before ssm-send-command-targets, which checks the signature
     patch_ssm_send_command_targets()
     patch_ssm_describe_instance_information()
+    patch_ssm_parameter_tiers()
     patch_modify_image_attribute()
     patch_iam_remove_role_from_instance_profile()
     patch_dispatch_lookups()  # last: caches the response classes' methods as the patches left them
