@@ -101,7 +101,7 @@ export async function findLeftovers(region: string, f: LeftoverFilter, opts: { i
     if (keep(f, tags)) found.push({ ...leftover("grant-record", `${r.imageId}#${r.holderId}`, region, tags) });
   }
   // A build's secret parameters (worker/buildSecret.ts), tagged like its other temporary resources.
-  for (const p of await findSecretParameters(region)) {
+  for (const p of await findSecretParameters(region, f.buildId)) {
     if (tagOf(p.tags, TEMPORARY_TAG) === "true" && keep(f, p.tags)) found.push(leftover("parameter", p.name, region, p.tags));
   }
   if (opts.iam !== false) found.push(...(await findIamLeftovers(region, f)));

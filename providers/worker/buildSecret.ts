@@ -91,14 +91,14 @@ export async function deleteSecretParameter(region: string, name: string): Promi
   });
 }
 
-/** Every build secret parameter in the region with its tags (for sweep's filters). */
-export async function findSecretParameters(region: string): Promise<{ name: string; tags: { Key?: string; Value?: string }[] }[]> {
+/** The build secret parameters in the region (of one build, or all) with their tags (for sweep's filters). */
+export async function findSecretParameters(region: string, buildId?: string): Promise<{ name: string; tags: { Key?: string; Value?: string }[] }[]> {
   const { DescribeParametersCommand, ListTagsForResourceCommand } = ssmSdk();
   const ssm = await ssmClient(region);
   const found: { name: string; tags: { Key?: string; Value?: string }[] }[] = [];
   let NextToken: string | undefined;
   do {
-    const page = await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: "Path", Option: "Recursive", Values: [SECRET_PATH] }], MaxResults: 50, NextToken }));
+    const page = await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: "Path", Option: "Recursive", Values: [buildId ? `${SECRET_PATH}/${buildId}` : SECRET_PATH] }], MaxResults: 50, NextToken }));
     for (const p of page.Parameters ?? []) {
       const tags = (await ssm.send(new ListTagsForResourceCommand({ ResourceType: "Parameter", ResourceId: p.Name! }))).TagList ?? [];
       found.push({ name: p.Name!, tags });

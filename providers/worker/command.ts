@@ -112,7 +112,7 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
       const parameters = { commands: commandLines(cmd, b.volumes, b.secretParameters), executionTimeout: [String(secondsLeft(b))] };
       const bytes = parametersBytes(parameters);
       if (bytes > SEND_COMMAND_BUDGET_BYTES) {
-        throw new Error(`the ${cmd.name} command is ${bytes} bytes, over the ${SEND_COMMAND_BUDGET_BYTES} ami-factory allows an SSM command (AWS: ${SEND_COMMAND_PARAMETERS_MAX_BYTES}): shorten recipe.script, or fetch its bulk from S3`);
+        throw new Error(`the ${cmd.name} command is ${bytes} bytes, over the ${SEND_COMMAND_BUDGET_BYTES} ami-factory allows an SSM command (AWS: ${SEND_COMMAND_PARAMETERS_MAX_BYTES}): the guest script has outgrown it (the recipe's own script travels in the build's secret parameters)`);
       }
       // The first argument tells two commands of one script apart (pv2hvm --in-place, then --source).
       const comment = `ami-factory ${b.buildId} ${cmd.name} ${cmd.args[0] ?? ""}`.trim().slice(0, 100);

@@ -12,6 +12,7 @@ import { useEmulator } from "../support/hooks";
 import { killHard, processTree } from "../support/processes";
 import { testStack } from "../support/stack";
 import { sweep } from "../../scripts/sweep";
+import { findLeftovers } from "../../providers/core/sweep";
 import { SURROGATE_FACTS } from "../support/facts";
 
 describe("a recipe's credentials", function () {
@@ -152,6 +153,10 @@ describe("a recipe's credentials", function () {
     assert.strictEqual(await up, "failed");
     const left = await buildParameters();
     assert.strictEqual(left.length, 2, `the crash left the parameters: ${left}`);
+    // A re-run of one build looks for its own leftovers only (core/sweep.ts, by build id).
+    const buildId = left[0].split("/")[3];
+    const own = (await findLeftovers("us-east-1", { buildId }, { iam: false })).filter((f) => f.kind === "parameter");
+    assert.deepStrictEqual(own.map((f) => [f.id, f.buildId]), [[left[0], buildId]]);
     const swept = await sweep({ stack: t.stack.name, regions: ["us-east-1"], olderThanMs: 0, yes: true }, () => undefined);
     assert.deepStrictEqual(swept.failures, []);
     assert.deepStrictEqual(swept.found.filter((f) => f.kind === "parameter").map((f) => f.id).sort(), left.sort());
