@@ -37,10 +37,17 @@ export function encodeSecretArgs(args: string[]): string {
   return Buffer.from(args.map((a) => `${a}\0`).join(""), "utf8").toString("base64");
 }
 
+/** At most this many parameters per build: what one DeleteParameters call takes (Names: 1 to 10 items, SSM API reference). */
+export const MAX_SECRET_PARAMETERS = 10;
+
 /** The value in parameter-sized chunks: one Standard parameter when it fits, Advanced ones else. */
 export function secretChunks(value: string): SecretChunks {
   if (value.length <= STANDARD_VALUE_MAX) return { tier: "Standard", chunks: [value] };
-  return { tier: "Advanced", chunks: value.match(new RegExp(`.{1,${ADVANCED_VALUE_MAX}}`, "g")) ?? [] };
+  const chunks = value.match(new RegExp(`.{1,${ADVANCED_VALUE_MAX}}`, "g")) ?? [];
+  if (chunks.length > MAX_SECRET_PARAMETERS) {
+    throw new Error(`the recipe's URLs and script take ${value.length} characters encoded, more than the ${MAX_SECRET_PARAMETERS * ADVANCED_VALUE_MAX} a build's secret parameters hold: shorten recipe.script or the repository list`);
+  }
+  return { tier: "Advanced", chunks };
 }
 
 /** A parameter's ARN (for the worker role's policy: exactly that parameter). */

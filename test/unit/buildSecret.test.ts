@@ -2,7 +2,7 @@
 // access to them (providers/worker/workerPolicy.ts): pure parts, without AWS.
 import * as assert from "assert";
 import { execFileSync } from "child_process";
-import { ADVANCED_VALUE_MAX, encodeSecretArgs, parameterArn, secretChunks, STANDARD_VALUE_MAX } from "../../providers/worker/buildSecret";
+import { ADVANCED_VALUE_MAX, encodeSecretArgs, MAX_SECRET_PARAMETERS, parameterArn, secretChunks, STANDARD_VALUE_MAX } from "../../providers/worker/buildSecret";
 import { workerPolicyDocument } from "../../providers/worker/workerPolicy";
 import { splitRecipeArgs } from "../../providers/surrogateAmi/recipe";
 
@@ -15,6 +15,8 @@ describe("build secrets", () => {
     const bigger = secretChunks("c".repeat(2 * ADVANCED_VALUE_MAX + 5));
     assert.deepStrictEqual(bigger.chunks.map((c) => c.length), [ADVANCED_VALUE_MAX, ADVANCED_VALUE_MAX, 5]);
     assert.strictEqual(bigger.chunks.join(""), "c".repeat(2 * ADVANCED_VALUE_MAX + 5));
+    assert.strictEqual(secretChunks("d".repeat(MAX_SECRET_PARAMETERS * ADVANCED_VALUE_MAX)).chunks.length, MAX_SECRET_PARAMETERS);
+    assert.throws(() => secretChunks("d".repeat(MAX_SECRET_PARAMETERS * ADVANCED_VALUE_MAX + 1)), /more than the 81920 a build's secret parameters hold: shorten recipe.script/);
   });
 
   it("encode arguments so that bash reads them back exactly (newlines, quotes, spaces, unicode)", () => {
