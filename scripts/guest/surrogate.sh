@@ -301,6 +301,8 @@ else
     [ "$dry_run" = 1 ] && dry_note "run the user script with TARGET_DEVICE=$target_dev TARGET_ROOT=$mnt" ||
       user_script_run "$user_b64" "$target_dev" "$mnt" "$arch" "$boot_mode"
   fi
+  # apt's credentials were for the user's script: gone before anything else writes the image.
+  [ "$recipe" != debian ] || debian_apt_auth_remove "$mnt"
 fi
 
 # --- finishing -----------------------------------------------------------------------------------

@@ -80,7 +80,10 @@ secret_filter() {
 secret_redact_output() {
   [ ${#SECRET_VALUES[@]} -gt 0 ] || return 0
   exec {SECRET_OUT_FD}>&2
-  exec 2> >(secret_filter >&"$SECRET_OUT_FD")
+  # The filter outlives a signal to the process group (SSM's cancel, a timeout): it ends when the
+  # script's output does, so that the cleanups' lines still pass (a dead filter would kill them
+  # with SIGPIPE, leaving mounts behind).
+  exec 2> >(trap '' TERM INT HUP; secret_filter >&"$SECRET_OUT_FD")
   SECRET_FILTER_PID=$!
   exec 1>&2
   # Last of the cleanups (registered first): the filter gets its end of input and writes its last

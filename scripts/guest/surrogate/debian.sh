@@ -40,13 +40,15 @@ debian_apt_sources() {
 
 DEBIAN_APT_AUTH=etc/apt/auth.conf.d/ami-factory.conf
 # debian_apt_auth ROOT MIRROR: apt's credentials for MIRROR in ROOT/etc/apt/auth.conf.d (mode 0600,
-# apt_auth.conf(5): "machine host/path login USER password PASS"), for apt inside the chroot (a
-# user's script); removed on exit, before the snapshot. Nothing when MIRROR has no credentials.
+# apt_auth.conf(5): "machine PROTOCOL://host/path login USER password PASS"), for apt inside the chroot (a
+# user's script); surrogate.sh removes it after the user's script (and on exit, when it fails).
+# Nothing when MIRROR has no credentials.
 debian_apt_auth() {
   local root=$1 mirror=$2 cred machine
   cred=$(url_credentials "$mirror")
   [ -n "$cred" ] || return 0
-  machine=$(plain_url "$mirror"); machine=${machine#*://}
+  # With its protocol: an entry without one applies to https only (apt_auth.conf(5)).
+  machine=$(plain_url "$mirror")
   mkdir -p "$root/etc/apt/auth.conf.d"
   (umask 077; printf 'machine %s login %s password %s\n' "${machine%/}" "$(url_decode "${cred%%:*}")" "$(url_decode "${cred#*:}")" >"$root/$DEBIAN_APT_AUTH")
   on_exit "debian_apt_auth_remove '$root'"
