@@ -8,8 +8,9 @@ import { deleteImageAndSnapshots, deleteSnapshot } from "./images";
 import { BUILD_ID_TAG, COPY_OF_TAG, CREATED_TAG, EXPIRES_TAG, HANDED_OVER_TAG, MANAGED_BY_TAG, STACK_TAG, TEMPORARY_TAG, VERIFICATION_TAG } from "./tags";
 import { errorName, waitFor } from "./wait";
 import { dropHolder, expiringRecords } from "../sharedAmi/grants";
+import { deleteSecretParameter, findSecretParameters } from "../worker/buildSecret";
 
-export type LeftoverKind = "grant-record" | "instance" | "image" | "volume" | "snapshot" | "security-group" | "instance-profile" | "role";
+export type LeftoverKind = "grant-record" | "instance" | "image" | "volume" | "snapshot" | "security-group" | "instance-profile" | "role" | "parameter";
 
 export interface Leftover {
   kind: LeftoverKind;
@@ -34,7 +35,7 @@ export interface LeftoverFilter {
 }
 
 /** Deletion order: what holds a thing goes before it. */
-export const SWEEP_ORDER: LeftoverKind[] = ["grant-record", "instance", "image", "volume", "snapshot", "security-group", "instance-profile", "role"];
+export const SWEEP_ORDER: LeftoverKind[] = ["grant-record", "instance", "image", "volume", "snapshot", "security-group", "instance-profile", "role", "parameter"];
 
 type TagList = { Key?: string; Value?: string }[] | undefined;
 const tagOf = (tags: TagList, key: string) => tags?.find((t) => t.Key === key)?.Value;
@@ -98,6 +99,10 @@ export async function findLeftovers(region: string, f: LeftoverFilter, opts: { i
   for (const r of await expiringRecords(region)) {
     const tags = [{ Key: EXPIRES_TAG, Value: r.expiresAt }, { Key: BUILD_ID_TAG, Value: r.buildId }, { Key: STACK_TAG, Value: r.stack }];
     if (keep(f, tags)) found.push({ ...leftover("grant-record", `${r.imageId}#${r.holderId}`, region, tags) });
+  }
+  // A build's secret parameters (worker/buildSecret.ts), tagged like its other temporary resources.
+  for (const p of await findSecretParameters(region, f.buildId)) {
+    if (tagOf(p.tags, TEMPORARY_TAG) === "true" && keep(f, p.tags)) found.push(leftover("parameter", p.name, region, p.tags));
   }
   if (opts.iam !== false) found.push(...(await findIamLeftovers(region, f)));
   return found;
@@ -163,6 +168,8 @@ async function deleteOne(item: Leftover): Promise<void> {
     await ec2.send(new ec2mod.DeleteVolumeCommand({ VolumeId: item.id })).catch(gone(["InvalidVolume.NotFound"]));
   } else if (item.kind === "image") {
     await deleteImageAndSnapshots(item.region, item.id);
+  } else if (item.kind === "parameter") {
+    await deleteSecretParameter(item.region, item.id);
   } else if (item.kind === "snapshot") {
     await deleteSnapshot(await ec2Client(item.region), item.id);
   } else if (item.kind === "security-group") {

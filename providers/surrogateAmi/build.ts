@@ -17,7 +17,8 @@ import { attachStep, detachStep, volumesStep } from "../worker/volumes";
 import { verificationTags, verifyStep } from "../worker/verify";
 import { SURROGATE_FIELDS } from "./fields";
 import { SCHEMA_VERSION, SurrogateAmiInputs, SurrogateAmiOutputs } from "./inputs";
-import { recipeArgs, recipeSources, recipeTags } from "./recipe";
+import { recipeArgs, recipeSources, recipeTags, splitRecipeArgs } from "./recipe";
+import { buildSecretStep, SECRET_PARAMETERS_ARG } from "../worker/buildSecret";
 
 interface SurrogateBuild extends WorkerBuild {
   inputs: SurrogateAmiInputs;
@@ -39,15 +40,26 @@ function imageTags(inputs: SurrogateAmiInputs, buildId: string, builtAt: string)
   });
 }
 
-/** The arguments of scripts/guest/surrogate.sh for these inputs. */
+/**
+ * The arguments of scripts/guest/surrogate.sh for these inputs, as SendCommand carries them: the
+ * recipe's URLs and script are read by the guest from the build's secret parameters
+ * (worker/buildSecret.ts), named by --secret-args.
+ */
 export function surrogateArgs(inputs: SurrogateAmiInputs): string[] {
+  const { plain, secret } = splitRecipeArgs(recipeArgs(inputs.recipe));
   return [
     "--target", "{volume:target}",
     "--boot-mode", inputs.bootMode,
     "--arch", inputs.architecture,
     ...(inputs.sanitize ? ["--sanitize"] : []),
-    ...recipeArgs(inputs.recipe),
+    ...plain,
+    ...(secret.length ? ["--secret-args", SECRET_PARAMETERS_ARG, "--secret-region", inputs.region] : []),
   ];
+}
+
+/** The arguments the guest reads from the build's secret parameters. */
+export function surrogateSecretArgs(inputs: SurrogateAmiInputs): string[] {
+  return splitRecipeArgs(recipeArgs(inputs.recipe)).secret;
 }
 
 function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step<SurrogateBuild>[] {
@@ -63,6 +75,8 @@ function surrogateSteps(inputs: SurrogateAmiInputs, script: BundledScript): Step
       },
     },
     nameFreeStep(),
+    // Before the worker's role, whose policy names the parameters.
+    buildSecretStep<SurrogateBuild>((b) => surrogateSecretArgs(b.inputs)),
     ...launchSteps(),
     volumesStep<SurrogateBuild>(["target"], (b) => [
       { role: "target", sizeGiB: b.inputs.rootSizeGiB, spec: b.inputs.volume, encrypted: b.inputs.encrypted ?? false, kmsKeyId: b.inputs.kmsKeyId },

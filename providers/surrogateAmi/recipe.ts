@@ -23,12 +23,11 @@ export const RECIPE_FIELDS: Record<Recipe["kind"], readonly string[]> = {
 };
 
 /**
- * The largest recipe.script: it travels base64-encoded (4/3) in the SSM command beside the
- * compressed surrogate bundle (about 38 KB), within SEND_COMMAND_BUDGET_BYTES (worker/command.ts;
- * test/unit/command.test.ts holds the sum to the budget). 10.5 KB: with the facts schemas (issue 8)
- * the bundle grew and 12 KB no longer fit, with the failure summary (issue 21) 11 KB no longer did.
+ * The largest recipe.script: it travels base64-encoded (4/3) in the build's secret parameters
+ * (worker/buildSecret.ts: two Advanced parameters of 8 KB at this size), no longer in the SSM
+ * command, whose budget the guest script alone uses (test/unit/command.test.ts).
  */
-export const USER_SCRIPT_MAX_BYTES = 10.5 * 1024;
+export const USER_SCRIPT_MAX_BYTES = 11 * 1024;
 
 const PACKAGE = /^[A-Za-z0-9@][A-Za-z0-9+._:@-]*$/;
 
@@ -104,7 +103,7 @@ export function checkRecipe(c: Checker, raw: unknown): void {
   } else if (kind === "script") {
     if (typeof r.script !== "string" || !r.script.trim()) c.fail("recipe.script", "recipe.script must be the script's text (it runs with TARGET_DEVICE and TARGET_ROOT set)");
     else if (Buffer.byteLength(r.script, "utf8") > USER_SCRIPT_MAX_BYTES) {
-      c.fail("recipe.script", `recipe.script is ${Buffer.byteLength(r.script, "utf8")} bytes: at most ${USER_SCRIPT_MAX_BYTES} fit in the SSM command beside the guest script (AWS limits a command to 64 KB); fetch the rest from S3 in the script`);
+      c.fail("recipe.script", `recipe.script is ${Buffer.byteLength(r.script, "utf8")} bytes: at most ${USER_SCRIPT_MAX_BYTES} are allowed (it reaches the worker in the build's SSM SecureString parameters, 8 KB each); fetch the rest from S3 in the script`);
     }
   }
 }
@@ -132,6 +131,20 @@ export function recipeArgs(recipe: Recipe): string[] {
     case "script":
       return ["--recipe", "script", "--user-script-b64", Buffer.from(recipe.script, "utf8").toString("base64")];
   }
+}
+
+/**
+ * The recipe options that may carry a credential (URLs with user:password@ or a token, the user's
+ * script): they reach the worker through the build's secret parameters, never in SendCommand.
+ */
+export const SECRET_RECIPE_OPTIONS = new Set(["--mirror", "--repo", "--gpgkey", "--url", "--user-script-b64"]);
+
+/** recipeArgs split: what SendCommand may carry, and what goes through the build's secret. */
+export function splitRecipeArgs(args: string[]): { plain: string[]; secret: string[] } {
+  const plain: string[] = [];
+  const secret: string[] = [];
+  for (let i = 0; i < args.length; i += 2) (SECRET_RECIPE_OPTIONS.has(args[i]) ? secret : plain).push(args[i], args[i + 1]);
+  return { plain, secret };
 }
 
 /** The URLs a recipe downloads from. */

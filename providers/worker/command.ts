@@ -3,6 +3,7 @@
 import { ssmClient, ssmSdk } from "../core/clients";
 import type { Step } from "../core/steps";
 import { errorName, isTransient, waitFor } from "../core/wait";
+import { SECRET_PARAMETERS_ARG } from "./buildSecret";
 import { secondsLeft, WorkerBuild } from "./context";
 import { checkFacts, declaredFactsSchema } from "./facts";
 
@@ -11,7 +12,7 @@ export interface GuestCommand {
   name: string;
   /** The whole (bundled) script. */
   script: string;
-  /** Its arguments; volume roles are written as {volume:role} and replaced by the volume id. */
+  /** Its arguments; volume roles are written as {volume:role} and replaced by the volume id, {secret-parameters} by the build's secret parameters (worker/buildSecret.ts). */
   args: string[];
   /**
    * The exit status with which the script declines, having changed nothing (pv2hvm --in-place: 3):
@@ -38,10 +39,13 @@ export const SEND_COMMAND_BUDGET_BYTES = SEND_COMMAND_PARAMETERS_MAX_BYTES - 8 *
  * The shell lines SSM runs: the script, gzip-compressed and base64-encoded (the 92 KB surrogate
  * bundle would not fit a command otherwise), written to a file and run with its arguments.
  */
-export function commandLines(cmd: GuestCommand, volumes: Record<string, string>): string[] {
+export function commandLines(cmd: GuestCommand, volumes: Record<string, string>, secretParameters: string[] = []): string[] {
   const args = cmd.args.map((a) => a.replace(/\{volume:([a-z]+)\}/g, (_m, role: string) => {
     if (!volumes[role]) throw new Error(`no ${role} volume for the guest script ${cmd.name}`);
     return volumes[role];
+  }).replace(SECRET_PARAMETERS_ARG, () => {
+    if (!secretParameters.length) throw new Error(`no secret parameters for the guest script ${cmd.name}`);
+    return secretParameters.join(",");
   }));
   const quoted = args.map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(" ");
   const file = `/root/ami-factory-${cmd.name}.sh`;
@@ -125,10 +129,10 @@ export function guestCommandStep(cmd: GuestCommand): Step<WorkerBuild> {
       // SendCommand has no client token: it is never retried blindly. After an error whose answer
       // may have been lost, the worker's command list says whether the script started anyway.
       const sender = await ssmClient(b.region, { maxAttempts: 1 });
-      const parameters = { commands: commandLines(cmd, b.volumes), executionTimeout: [String(secondsLeft(b))] };
+      const parameters = { commands: commandLines(cmd, b.volumes, b.secretParameters), executionTimeout: [String(secondsLeft(b))] };
       const bytes = parametersBytes(parameters);
       if (bytes > SEND_COMMAND_BUDGET_BYTES) {
-        throw new Error(`the ${cmd.name} command is ${bytes} bytes, over the ${SEND_COMMAND_BUDGET_BYTES} ami-factory allows an SSM command (AWS: ${SEND_COMMAND_PARAMETERS_MAX_BYTES}): shorten recipe.script, or fetch its bulk from S3`);
+        throw new Error(`the ${cmd.name} command is ${bytes} bytes, over the ${SEND_COMMAND_BUDGET_BYTES} ami-factory allows an SSM command (AWS: ${SEND_COMMAND_PARAMETERS_MAX_BYTES}): the guest script has outgrown it (the recipe's own script travels in the build's secret parameters)`);
       }
       // The first argument tells two commands of one script apart (pv2hvm --in-place, then --source).
       const comment = `ami-factory ${b.buildId} ${cmd.name} ${cmd.args[0] ?? ""}`.trim().slice(0, 100);

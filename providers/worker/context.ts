@@ -7,7 +7,7 @@ export interface WorkerOptions {
   instanceType?: string;
   /** Default: the default subnet of the default VPC (first AZ). */
   subnetId?: string;
-  /** An existing instance profile with SSM permissions. Default: a temporary one is made, whose role may do what the SSM agent needs and nothing else (worker/workerPolicy.ts). */
+  /** An existing instance profile with SSM permissions (for SurrogateAmi also ssm:GetParameter on parameter/ami-factory/build/*, the build's secrets). Default: a temporary one is made, whose role may do what the SSM agent needs and read its build's secrets, nothing else (worker/workerPolicy.ts). */
   instanceProfileName?: string;
   /** The temporary role's IAM path. Default: "/". */
   rolePath?: string;
@@ -56,6 +56,9 @@ export interface WorkerBuild {
   availabilityZone?: string;
   securityGroupId?: string;
   roleName?: string;
+  /** The build's secret SSM parameters (worker/buildSecret.ts): names, and ARNs for the role's policy. */
+  secretParameters?: string[];
+  secretParameterArns?: string[];
   createdInstanceProfileName?: string;
   workerImageId?: string;
   /** The worker image's root device (read when its root is to be encrypted). */

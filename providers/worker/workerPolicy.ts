@@ -1,5 +1,5 @@
 // The worker role's only permissions: what the SSM agent needs to register and to take and answer
-// Run Command, as an inline policy of the build's own role (no AWS managed policy:
+// Run Command (and read the build's own secret parameters), as an inline policy of the build's own role (no AWS managed policy:
 // AmazonSSMManagedInstanceCore also grants ssm:GetParameter(s) on every parameter, SecureStrings
 // included, to anything that runs on the worker, such as a recipe's code in the chroot).
 //
@@ -27,11 +27,17 @@ export const SSM_AGENT_ACTIONS = [
   "ec2messages:SendReply",
 ] as const;
 
-/** The worker role's inline policy document. */
-export function workerPolicyDocument(): string {
+/**
+ * The worker role's inline policy document: the agent's calls, and ssm:GetParameter on exactly the
+ * build's own secret parameters (worker/buildSecret.ts; encrypted with aws/ssm, so no kms:Decrypt).
+ */
+export function workerPolicyDocument(secretParameterArns: string[] = []): string {
   return JSON.stringify({
     Version: "2012-10-17",
-    Statement: [{ Sid: "SsmAgent", Effect: "Allow", Action: [...SSM_AGENT_ACTIONS], Resource: "*" }],
+    Statement: [
+      { Sid: "SsmAgent", Effect: "Allow", Action: [...SSM_AGENT_ACTIONS], Resource: "*" },
+      ...(secretParameterArns.length ? [{ Sid: "BuildSecret", Effect: "Allow", Action: ["ssm:GetParameter"], Resource: secretParameterArns }] : []),
+    ],
   });
 }
 

@@ -5,7 +5,10 @@
 #
 #   surrogate.sh --target DEV --recipe debian|el|image|script [--boot-mode legacy-bios|uefi]
 #                [--arch x86_64|arm64] [--root-label LABEL] [--size-check] [--sanitize]
-#                RECIPE-OPTIONS
+#                [--secret-args NAME[,NAME…] --secret-region REGION] RECIPE-OPTIONS
+#
+# --secret-args: more RECIPE-OPTIONS, read from those SSM SecureString parameters (lib/secrets.sh);
+# the credentials of their URLs are written as *** in everything this script prints.
 #
 #   debian: --suite S [--mirror URL] [--packages a,b] [--debootstrap-tarball PATH]
 #           [--keyring-sha256 HEX] [--user-script-b64 B64]                (surrogate/debian.sh)
@@ -51,6 +54,8 @@ GUEST_LOG_PREFIX=surrogate
 . "$SURROGATE_DIR/lib/common.sh" # @bundle lib/common.sh
 # shellcheck source=lib/tools.sh
 . "$SURROGATE_DIR/lib/tools.sh" # @bundle lib/tools.sh
+# shellcheck source=lib/secrets.sh
+. "$SURROGATE_DIR/lib/secrets.sh" # @bundle lib/secrets.sh
 # shellcheck source=lib/debootstrap.sh
 . "$SURROGATE_DIR/lib/debootstrap.sh" # @bundle lib/debootstrap.sh
 # shellcheck source=lib/devices.sh
@@ -75,6 +80,11 @@ usage() {
 }
 
 # --- arguments -----------------------------------------------------------------------------------
+# The recipe's URLs and script come from the build's secret parameters (lib/secrets.sh); from here
+# on, what the script prints passes a filter that hides their credentials.
+secret_args_expand "$@"
+set -- "${SECRET_EXPANDED_ARGS[@]}"
+secret_redact_output
 target_spec="" recipe="" boot_mode="" arch=x86_64 root_label=root size_check=0 sanitize=0
 suite="" mirror="" packages="" db_tarball="" releasever="" dry_run=0 url="" sha256="" format=""
 user_b64="" have_user_b64=0 keyring_sha256=""
@@ -291,6 +301,8 @@ else
     [ "$dry_run" = 1 ] && dry_note "run the user script with TARGET_DEVICE=$target_dev TARGET_ROOT=$mnt" ||
       user_script_run "$user_b64" "$target_dev" "$mnt" "$arch" "$boot_mode"
   fi
+  # apt's credentials were for the user's script: gone before anything else writes the image.
+  [ "$recipe" != debian ] || debian_apt_auth_remove "$mnt"
 fi
 
 # --- finishing -----------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 // The worker's temporary role, through the real engine: an inline policy with the SSM agent's calls
-// and nothing else (no managed policy, no parameter access), under the role path and permissions
+// and read access to the build's own secret parameter, nothing else (no managed policy, no wildcard), under the role path and permissions
 // boundary asked for, and gone after the build.
 import * as assert from "assert";
 import { leftovers } from "../support/aws";
@@ -27,13 +27,19 @@ describe("the worker's role", function () {
     assert.deepStrictEqual(await emu.calls("AttachRolePolicy"), [], "no managed policy");
     const puts = await emu.calls("PutRolePolicy");
     assert.strictEqual(puts.length, 1);
-    const doc = JSON.parse(puts[0].PolicyDocument) as { Statement: { Effect: string; Action: string[] | string; Resource: string }[] };
-    const actions = doc.Statement.flatMap((s) => [s.Action].flat());
+    const doc = JSON.parse(puts[0].PolicyDocument) as { Statement: { Sid: string; Effect: string; Action: string[] | string; Resource: string | string[] }[] };
+    const agent = doc.Statement.filter((st) => st.Sid !== "BuildSecret");
+    const actions = agent.flatMap((st) => [st.Action].flat());
     assert.deepStrictEqual(actions.sort(), [...SSM_AGENT_ACTIONS].sort());
     for (const a of actions) {
       assert.ok(!a.includes("*"), `no wildcard action: ${a}`);
       assert.ok(!/^ssm:GetParameter|^ssm:\*|^secretsmanager:|^kms:/i.test(a), `no parameter or secret access: ${a}`);
     }
+    // The recipe's script reaches the worker in the build's own parameter: readable by name, and only it.
+    const parameters = (await emu.calls("PutParameter")).map((p) => p.Name);
+    assert.strictEqual(parameters.length, 1);
+    const secret = doc.Statement.filter((st) => st.Sid === "BuildSecret");
+    assert.deepStrictEqual(secret.map((st) => [st.Action, st.Resource]), [[["ssm:GetParameter"], [`arn:aws:ssm:us-east-1:123456789012:parameter${parameters[0]}`]]]);
     assert.deepStrictEqual(await leftovers(), [], "the role, its policy and the profile are gone after the build");
     const deletes = await emu.calls("DeleteRolePolicy");
     assert.deepStrictEqual(deletes.map((d) => d.RoleName), [role.RoleName]);

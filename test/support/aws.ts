@@ -4,6 +4,7 @@ import {
   DescribeSnapshotsCommand, DescribeVolumesCommand, EC2Client, RegisterImageCommand, RunInstancesCommand,
 } from "@aws-sdk/client-ec2";
 import { IAMClient, ListInstanceProfilesCommand, ListRolesCommand } from "@aws-sdk/client-iam";
+import { DescribeParametersCommand, SSMClient } from "@aws-sdk/client-ssm";
 
 export const ec2 = (region = "us-east-1") => new EC2Client({ region });
 
@@ -72,6 +73,7 @@ export async function leftovers(region = "us-east-1"): Promise<string[]> {
   const iam = new IAMClient({ region });
   const roles = ((await iam.send(new ListRolesCommand({}))).Roles ?? []).filter((r) => r.RoleName?.startsWith("ami-factory-"));
   const profiles = ((await iam.send(new ListInstanceProfilesCommand({}))).InstanceProfiles ?? []).filter((p) => p.InstanceProfileName?.startsWith("ami-factory-"));
+  const parameters = (await buildParameters(region)).map((n) => `parameter ${n}`);
   return [
     ...instances.filter((i) => i.State?.Name !== "terminated").map((i) => `instance ${i.InstanceId} (${i.State?.Name})`),
     ...volumes.map((v) => `volume ${v.VolumeId} (${v.State})`),
@@ -79,7 +81,14 @@ export async function leftovers(region = "us-east-1"): Promise<string[]> {
     ...pending.filter((i) => i.State !== "deregistered").map((i) => `image ${i.ImageId} (verification pending)`),
     ...roles.map((r) => `role ${r.RoleName}`),
     ...profiles.map((p) => `instance profile ${p.InstanceProfileName}`),
+    ...parameters,
   ];
+}
+
+/** The names of builds' secret parameters (under /ami-factory/build, worker/buildSecret.ts). */
+export async function buildParameters(region = "us-east-1"): Promise<string[]> {
+  const out = await new SSMClient({ region }).send(new DescribeParametersCommand({ ParameterFilters: [{ Key: "Path", Option: "Recursive", Values: ["/ami-factory/build"] }], MaxResults: 50 }));
+  return (out.Parameters ?? []).map((p) => p.Name!);
 }
 
 /** An HVM image registered from a fresh snapshot. */

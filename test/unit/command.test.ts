@@ -8,7 +8,8 @@ import * as path from "path";
 import { bundleGuestScript } from "../../providers/worker/guestScript";
 import { commandLines, parametersBytes, SEND_COMMAND_BUDGET_BYTES, SEND_COMMAND_PARAMETERS_MAX_BYTES } from "../../providers/worker/command";
 import { checkSurrogateAmi, USER_SCRIPT_MAX_BYTES } from "../../providers/surrogateAmi/inputs";
-import { surrogateArgs } from "../../providers/surrogateAmi/build";
+import { surrogateArgs, surrogateSecretArgs } from "../../providers/surrogateAmi/build";
+import { ADVANCED_VALUE_MAX, encodeSecretArgs, SECRET_PATH, secretChunks, STANDARD_VALUE_MAX } from "../../providers/worker/buildSecret";
 
 const volumes = { source: "vol-0123456789abcdef0", target: "vol-0123456789abcdef1" };
 const sizeOf = (script: string, args: string[]) => parametersBytes({ commands: commandLines({ name: "x", script, args }, volumes), executionTimeout: ["86400"] });
@@ -23,17 +24,30 @@ describe("SSM command size", () => {
     assert.ok(bytes <= SEND_COMMAND_BUDGET_BYTES, `${bytes} bytes`);
   });
 
-  it("fits surrogate with the largest recipe.script allowed", () => {
+  it("fits surrogate with the largest recipe.script allowed: the script travels in the build's secret parameters, each within its tier, and the command names them", () => {
     const script = "#!/bin/bash\n" + Array.from({ length: USER_SCRIPT_MAX_BYTES }, (_, i) => String.fromCharCode(33 + ((i * 7919) % 90))).join("").slice(0, USER_SCRIPT_MAX_BYTES - 12);
     const { inputs, failures } = checkSurrogateAmi({ name: "big", region: "us-east-1", scope: "p/s/big", guestScriptSha256: "-", recipe: { kind: "script", script } });
     assert.deepStrictEqual(failures, []);
-    const bytes = sizeOf(bundleGuestScript("surrogate.sh").content, surrogateArgs(inputs!));
+    const { tier, chunks } = secretChunks(encodeSecretArgs(surrogateSecretArgs(inputs!)));
+    const max = tier === "Standard" ? STANDARD_VALUE_MAX : ADVANCED_VALUE_MAX;
+    for (const c of chunks) assert.ok(c.length <= max, `a ${tier} chunk of ${c.length}`);
+    // Names as buildSecretStep makes them: a build id (b- and 16 hex digits), a base-36 millisecond stamp.
+    const names = chunks.map((_, i) => `${SECRET_PATH}/b-0123456789abcdef/${Date.now().toString(36)}/${i}`);
+    const lines = commandLines({ name: "x", script: bundleGuestScript("surrogate.sh").content, args: surrogateArgs(inputs!) }, volumes, names);
+    const bytes = parametersBytes({ commands: lines, executionTimeout: ["86400"] });
     assert.ok(bytes <= SEND_COMMAND_BUDGET_BYTES, `${bytes} bytes`);
+    assert.ok(!lines.join("\n").includes(Buffer.from(script).toString("base64").slice(0, 64)), "the script is not in the command");
+    assert.match(lines.at(-1)!, new RegExp(`'--secret-args' '${names.join(",")}' '--secret-region' 'us-east-1'`));
+  });
+
+  it("keeps the guest script alone within the budget with room to grow (the user script no longer counts)", () => {
+    const bytes = sizeOf(bundleGuestScript("surrogate.sh").content, ["--target", "{volume:target}", "--recipe", "script", "--secret-args", "{secret-parameters}"].map((a) => a.replace("{secret-parameters}", `${SECRET_PATH}/b-0123456789abcdef/mig1234567/0`)));
+    assert.ok(SEND_COMMAND_BUDGET_BYTES - bytes >= 8 * 1024, `${bytes} bytes leave ${SEND_COMMAND_BUDGET_BYTES - bytes}`);
   });
 
   it("refuses a recipe.script one byte over the limit, naming the field", () => {
     const { failures } = checkSurrogateAmi({ name: "big", region: "us-east-1", scope: "p/s/big", guestScriptSha256: "-", recipe: { kind: "script", script: "x".repeat(USER_SCRIPT_MAX_BYTES + 1) } });
-    assert.match(failures.map((f) => `${f.property}: ${f.reason}`).join("\n"), new RegExp(`recipe\\.script: recipe\\.script is ${USER_SCRIPT_MAX_BYTES + 1} bytes: at most ${USER_SCRIPT_MAX_BYTES} fit`));
+    assert.match(failures.map((f) => `${f.property}: ${f.reason}`).join("\n"), new RegExp(`recipe\\.script: recipe\\.script is ${USER_SCRIPT_MAX_BYTES + 1} bytes: at most ${USER_SCRIPT_MAX_BYTES} are allowed`));
   });
 
   it("would not fit the surrogate bundle uncompressed (why it is compressed)", () => {

@@ -36,6 +36,7 @@ from .ssm_send_command_size import patch_ssm_send_command_size
 from .twin import mode as twin_mode
 from .twin import patch_twin
 from .twin.store import MissingTool
+from .ssm_parameters import patch_ssm_parameter_tiers
 
 
 def apply_patches(mode: str = "recorded") -> None:
@@ -60,6 +61,7 @@ def apply_patches(mode: str = "recorded") -> None:
     patch_ssm_send_command_size()  # issue 9: before ssm-send-command-targets, which checks the signature
     patch_ssm_send_command_targets()
     patch_ssm_describe_instance_information()
+    patch_ssm_parameter_tiers()
     patch_modify_image_attribute()
     patch_iam_remove_role_from_instance_profile()
     if mode == "twin":

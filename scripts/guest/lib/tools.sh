@@ -67,6 +67,7 @@ gzip                                             gzip                    gzip
 zstd                                             zstd                    zstd
 tar                                              tar                     tar
 sha256sum,base64,chroot,dd,stat,mktemp           coreutils               coreutils
+aws                                              awscli-2                awscli
 udevadm                                          systemd-udev            udev
 TABLE
 }

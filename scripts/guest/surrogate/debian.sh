@@ -29,8 +29,53 @@ debian_base_packages() {
   printf '%s\n' "${p[@]}"
 }
 
-plain_url() { sed -E 's#^([a-z]+://)[^/@]*@#\1#' <<<"$1"; }
-debian_apt_sources() { printf 'deb %s %s main\n' "$(plain_url "$2")" "$3" >"$1/etc/apt/sources.list"; }
+
+# debian_apt_sources ROOT MIRROR SUITE: the image's sources.list, without credentials. What was there
+# (debootstrap writes the mirror as given) is overwritten in place first, so that its blocks do not
+# keep the password.
+debian_apt_sources() {
+  [ ! -s "$1/etc/apt/sources.list" ] || shred -z -n 1 "$1/etc/apt/sources.list"
+  printf 'deb %s %s main\n' "$(plain_url "$2")" "$3" >"$1/etc/apt/sources.list"
+}
+
+DEBIAN_APT_AUTH=etc/apt/auth.conf.d/ami-factory.conf
+# debian_apt_auth ROOT MIRROR: apt's credentials for MIRROR in ROOT/etc/apt/auth.conf.d (mode 0600,
+# apt_auth.conf(5): "machine PROTOCOL://host/path login USER password PASS"), for apt inside the chroot (a
+# user's script); surrogate.sh removes it after the user's script (and on exit, when it fails).
+# Nothing when MIRROR has no credentials.
+debian_apt_auth() {
+  local root=$1 mirror=$2 cred machine
+  cred=$(url_credentials "$mirror")
+  [ -n "$cred" ] || return 0
+  # With its protocol: an entry without one applies to https only (apt_auth.conf(5)).
+  machine=$(plain_url "$mirror")
+  mkdir -p "$root/etc/apt/auth.conf.d"
+  (umask 077; printf 'machine %s login %s password %s\n' "${machine%/}" "$(url_decode "${cred%%:*}")" "$(url_decode "${cred#*:}")" >"$root/$DEBIAN_APT_AUTH")
+  on_exit "debian_apt_auth_remove '$root'"
+}
+
+# debian_apt_auth_remove ROOT: the auth file overwritten in place, then removed (no trace in the
+# filesystem's free blocks).
+debian_apt_auth_remove() {
+  [ -e "$1/$DEBIAN_APT_AUTH" ] || return 0
+  shred -z -n 1 -u "$1/$DEBIAN_APT_AUTH"
+}
+
+# debian_wgetrc MIRROR: DEBIAN_WGETRC, a wgetrc (root-only, on the worker, removed on exit) with
+# MIRROR's credentials, for debootstrap's wget (wget(1), "Wgetrc Commands": user, password):
+# debootstrap is given the mirror without them, since it names files of the image after the mirror
+# URL (/var/lib/apt/lists/HOST_PATH_dists_…) and writes it into sources.list. Empty without
+# credentials.
+DEBIAN_WGETRC=""
+debian_wgetrc() {
+  local cred
+  DEBIAN_WGETRC=""
+  cred=$(url_credentials "$1")
+  [ -n "$cred" ] || return 0
+  DEBIAN_WGETRC=$(mktemp /tmp/surrogate.wgetrc.XXXXXX) # mode 0600
+  on_exit "rm -f '$DEBIAN_WGETRC'"
+  printf 'user = %s\npassword = %s\n' "$(url_decode "${cred%%:*}")" "$(url_decode "${cred#*:}")" >"$DEBIAN_WGETRC"
+}
 
 # debian_populate ROOT ARCH SUITE MIRROR PACKAGES(comma list) TARBALL
 debian_populate() {
@@ -42,15 +87,20 @@ debian_populate() {
   log=$(mktemp /tmp/surrogate.debootstrap.XXXXXX.log)
   on_exit "rm -f '$log'"
   local -a common=(--arch="$darch" --variant=minbase --include="$include" --components=main)
+  # debootstrap gets the mirror without credentials, and wget gets them from a wgetrc.
+  local plain
+  debian_wgetrc "$mirror"
+  plain=$(plain_url "$mirror")
+  [ -z "$DEBIAN_WGETRC" ] || export WGETRC=$DEBIAN_WGETRC
   if [ -n "$tarball" ]; then
-    meta="suite=$suite mirror=$mirror arch=$darch include=$include"
+    meta="suite=$suite mirror=$plain arch=$darch include=$include"
     if [ ! -s "$tarball" ] || [ "$(cat "$tarball.meta" 2>/dev/null)" != "$meta" ]; then
       local scratch
       mkdir -p "$(dirname "$tarball")"
       scratch=$(mktemp -d /tmp/surrogate.debs.XXXXXX)
       on_exit "rm -rf --one-file-system '$scratch'"
       log "making the package tarball $tarball (downloads once)"
-      "${DEBOOTSTRAP[@]}" "${common[@]}" --make-tarball="$tarball.tmp" "$suite" "$scratch" "$mirror" >"$log" 2>&1 ||
+      "${DEBOOTSTRAP[@]}" "${common[@]}" --make-tarball="$tarball.tmp" "$suite" "$scratch" "$plain" >"$log" 2>&1 ||
         { tail -20 "$log" >&2; die "debootstrap --make-tarball failed"; }
       mv -f "$tarball.tmp" "$tarball"
       printf '%s\n' "$meta" >"$tarball.meta"
@@ -64,7 +114,7 @@ debian_populate() {
   mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/kernel"
   printf 'FSTYPE=ext4\n' >"$root/etc/initramfs-tools/conf.d/ami-factory"
   printf 'do_symlinks = yes\nlink_in_boot = no\n' >"$root/etc/kernel-img.conf"
-  "${DEBOOTSTRAP[@]}" "${common[@]}" "$suite" "$root" "$mirror" >"$log" 2>&1 ||
+  "${DEBOOTSTRAP[@]}" "${common[@]}" "$suite" "$root" "$plain" >"$log" 2>&1 ||
     { tail -30 "$log" >&2; die "debootstrap $suite failed (see above)"; }
   log "debootstrap done"
   "${CHROOT[@]}" "$root" apt-get clean >&2 || true
@@ -83,4 +133,5 @@ NET
   ln -sf /lib/systemd/system/systemd-networkd.service "$root/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
   printf 'localhost\n' >"$root/etc/hostname"
   debian_apt_sources "$root" "$mirror" "$suite"
+  debian_apt_auth "$root" "$mirror"
 }

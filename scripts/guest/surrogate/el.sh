@@ -53,10 +53,16 @@ skip_if_unavailable=False
 install_weak_deps=False
 keepcache=False
 CONF
+  local cred
   for spec in "$@"; do
     name=${spec%%=*} url=${spec#*=}
-    printf '[%s]\nname=%s\nbaseurl=%s\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=0\ngpgkey=%s\n' "$name" "$name" "$url" "$(el_keys_of "$name" "$keys")" \
-      >"$dir/yum.repos.d/$name.repo"
+    # A repository's credentials as its username and password options (dnf.conf(5)), in a file only
+    # root reads, outside the image (the configuration directory goes on exit).
+    cred=$(url_credentials "$url")
+    (umask 077
+      { printf '[%s]\nname=%s\nbaseurl=%s\nenabled=1\ngpgcheck=1\nrepo_gpgcheck=0\ngpgkey=%s\n' "$name" "$name" "$(plain_url "$url")" "$(el_keys_of "$name" "$keys")"
+        [ -z "$cred" ] || printf 'username=%s\npassword=%s\n' "$(url_decode "${cred%%:*}")" "$(url_decode "${cred#*:}")"
+      } >"$dir/yum.repos.d/$name.repo")
   done
 }
 
@@ -72,7 +78,7 @@ el_populate() {
   el_write_config "$cfg" "$rel" "$arch" "$keys" "$@"
   local spec
   dry_note "write $cfg/dnf.conf: reposdir=$cfg/yum.repos.d gpgcheck=1 install_weak_deps=False"
-  for spec in "$@"; do dry_note "write $cfg/yum.repos.d/${spec%%=*}.repo: baseurl=${spec#*=} gpgcheck=1 gpgkey=$(el_keys_of "${spec%%=*}" "$keys")"; done
+  for spec in "$@"; do dry_note "write $cfg/yum.repos.d/${spec%%=*}.repo: baseurl=$(plain_url "${spec#*=}") gpgcheck=1 gpgkey=$(el_keys_of "${spec%%=*}" "$keys")"; done
   local -a pkgs
   mapfile -t pkgs < <(el_packages "$arch" "$mode" "$extra")
   log "installing ${pkgs[*]} with $dnf --installroot (releasever $rel)"
