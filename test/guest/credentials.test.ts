@@ -98,6 +98,17 @@ describe("the build's secret arguments on the worker", function () {
     assert.deepStrictEqual(fs.readFileSync(aws.log, "utf8").trim().split("\n"), names.map((n) => `ssm get-parameter --region eu-west-1 --name ${n} --with-decryption --query Parameter.Value --output text`));
   });
 
+  it("are hidden in the failure summary on stdout too (the die message, written to a file past the output filter)", () => {
+    const mirror = `https://builder:${PASSWORD}@mirror.example.com/debian`;
+    const names = ["/ami-factory/build/b-2/x/0"];
+    const aws = fakeAws(dir, { [names[0]]: stored(["--mirror", mirror]) });
+    const probe = probeScript(dir, ['guest_step "fetch"', 'die "downloading $2 failed"']);
+    const r = run("bash", [probe, "--secret-args", names.join(","), "--secret-region", "eu-west-1"], { env: { PATH: aws.path } });
+    assert.strictEqual(r.status, 1, r.stderr);
+    assert.match(r.stdout, /error: downloading https:\/\/\*\*\*@mirror\.example\.com\/debian failed/, r.stdout);
+    assert.ok(!r.stdout.includes(PASSWORD) && !r.stderr.includes(PASSWORD), `${r.stdout}\n${r.stderr}`);
+  });
+
   it("still clean up, their lines redacted, when the whole process group gets SIGTERM (SSM's cancel or timeout)", async () => {
     const aws = fakeAws(dir, { "/p/0": stored(["--mirror", `https://u:${PASSWORD}@m.example/d`]) });
     const marker = path.join(dir, "cleaned");

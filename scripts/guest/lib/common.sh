@@ -25,6 +25,10 @@ usage_error() { printf '%s: usage error: %s\n' "$GUEST_LOG_PREFIX" "$*" >&2; exi
 
 GUEST_CLEANUPS=()
 
+# guest_redact: stdin to stdout, with the build's secrets hidden once lib/secrets.sh knows them (the
+# failure summary is written to a file, past the output filter).
+guest_redact() { if declare -F secret_filter >/dev/null && [ ${#SECRET_VALUES[@]} -gt 0 ]; then secret_filter; else cat; fi; }
+
 # on_exit COMMAND: run COMMAND (a string, eval'ed) when the script ends, most recent first.
 on_exit() { GUEST_CLEANUPS+=("$1"); }
 
@@ -32,7 +36,7 @@ guest_run_cleanups() {
   local rc=$? i
   set +e
   [ -z "${GUEST_FACTS_OUT:-}" ] || printf '%s\n' "step: ${GUEST_STEP:-(none yet)}" ${GUEST_ERROR:+"error: $GUEST_ERROR"} \
-    ${GUEST_FAILED_COMMAND:+"command: $GUEST_FAILED_COMMAND"} | cut -c1-300 >"$GUEST_FACTS_OUT.failure"
+    ${GUEST_FAILED_COMMAND:+"command: $GUEST_FAILED_COMMAND"} | guest_redact | cut -c1-300 >"$GUEST_FACTS_OUT.failure"
   for ((i = ${#GUEST_CLEANUPS[@]} - 1; i >= 0; i--)); do
     eval "${GUEST_CLEANUPS[i]}" || printf '%s: warning: cleanup failed: %s\n' "$GUEST_LOG_PREFIX" "${GUEST_CLEANUPS[i]}" >&2
   done
