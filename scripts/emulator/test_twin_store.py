@@ -136,6 +136,55 @@ def test_close_removes_the_run_dir_and_dead_runs_are_swept(tmp_path: Path) -> No
     assert store_mod.store() is None
 
 
+def test_has_bytes_follows_real_bytes_through_snapshots_copies_and_overlays(store: store_mod.Store, tmp_path: Path) -> None:
+    # Nobody wrote it (moto's stand-in snapshots of its own images are such): no bytes, down the line too.
+    store.add_volume("vol-empty", MIB)
+    store.create_snapshot("snap-empty", "vol-empty")
+    store.copy_snapshot("snap-empty-copy", "snap-empty")
+    assert not store.has_bytes("snap-empty") and not store.has_bytes("snap-empty-copy")
+    assert not store.has_bytes("snap-unknown")
+    # Written through the test endpoint: the snapshot, its copy, a volume from it and that volume's snapshot.
+    store.add_volume("vol-w", MIB)
+    assert not store.volume_has_bytes("vol-w")
+    store.write_pattern("vol-w", 0, 512, 7)
+    assert store.volume_has_bytes("vol-w")
+    store.create_snapshot("snap-w", "vol-w")
+    store.copy_snapshot("snap-w-copy", "snap-w")
+    store.add_volume("vol-from-w", MIB, "snap-w")
+    store.create_snapshot("snap-w-2", "vol-from-w")
+    assert all(store.has_bytes(s) for s in ("snap-w", "snap-w-copy", "snap-w-2"))
+    # A volume a VM had open: whatever it wrote counts (the freezer marks it).
+    store.add_volume("vol-vm", MIB, "snap-empty")
+    store.register_live_freezer("vol-vm", lambda new_path: None)
+    store.unregister_live_freezer("vol-vm")
+    store.create_snapshot("snap-vm", "vol-vm")
+    assert store.has_bytes("snap-vm") and not store.has_bytes("snap-empty")
+    # Imported from a file (the worker disk's way in too).
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(b"\0" * MIB)
+    store.import_snapshot("snap-imported", str(raw), "raw")
+    assert store.has_bytes("snap-imported")
+
+
+def test_a_concurrent_start_never_takes_a_starting_run_for_a_dead_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Another emulator's remove_dead_runs at the moment this one writes its pid file must not see
+    an empty pid file (it would remove this live run's directory)."""
+    root = tmp_path / "runs"
+    real = store_mod._start_time
+
+    def start_time_while_another_starts(pid: int) -> str | None:
+        store_mod.remove_dead_runs(str(root))
+        return real(pid)
+
+    monkeypatch.setattr(store_mod, "_start_time", start_time_while_another_starts)
+    s = store_mod.open_store(str(root))
+    try:
+        assert os.path.isdir(os.path.join(s.run_dir(), "layers"))
+        assert open(os.path.join(s.run_dir(), "pid")).read().split()[0] == str(os.getpid())
+    finally:
+        store_mod.close_store()
+
+
 def test_a_missing_qemu_img_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(store_mod.MissingTool, match="qemu-utils"):

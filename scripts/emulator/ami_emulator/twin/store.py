@@ -43,6 +43,14 @@ API (the contract with the rest of the twin; ids are EC2 ids, unique across regi
                                      the snapshot's layer files, top first (for reading blocks)
     s.snapshot_size(snapshot_id) -> int   virtual size in bytes
     s.has_snapshot(snapshot_id) -> bool / s.add_volume(...)  (create_volume without making the file)
+    s.has_bytes(snapshot_id) -> bool
+                                     whether the snapshot's layer chain holds real bytes: some layer
+                                     of it was imported from a file (import_snapshot), written by
+                                     write_pattern, or was a volume's while a VM had it open
+                                     (register_live_freezer). Inherited through CreateSnapshot,
+                                     CopySnapshot and volumes made from the snapshot (the layers are
+                                     shared). False for the stand-in snapshots moto makes for its own
+                                     images and for volumes nobody wrote: such images are not booted.
     s.register_live_freezer(volume_id, fn) / s.unregister_live_freezer(volume_id)
                                      while a VM has the volume's file open, a snapshot must freeze
                                      through the VM, not by moving files under it. fn(new_path) is
@@ -159,6 +167,7 @@ class _Layer:
     size: int  # virtual size in bytes
     made: bool = True  # the file exists (an empty layer is made when a path is asked for)
     refs: int = 0  # volumes, snapshots and overlays that use it
+    data: bool = False  # real bytes were put in this layer (import, write_pattern, a VM's writes)
 
 
 @dataclass
@@ -269,6 +278,7 @@ class Store:
             if volume_id in self._freezers:
                 raise RuntimeError(f"volume {volume_id} is open in a running VM: write through the VM")
             path = self._made(self._volumes[volume_id])
+            self._layers[self._volumes[volume_id]].data = True
             r = subprocess.run([qemu_io, "-f", "qcow2", "-c", f"write -P {pattern} {offset} {length}", path],
                                capture_output=True, text=True)
             if r.returncode != 0 or "failed" in r.stdout + r.stderr:
@@ -316,6 +326,7 @@ class Store:
             raise
         with self._lock:
             self._add_layer(name, path, None, size)
+            self._layers[name].data = True
             self._drop_snapshot(snapshot_id)
             self._snapshots[snapshot_id] = self._ref(name)
         return size
@@ -331,6 +342,23 @@ class Store:
     def has_snapshot(self, snapshot_id: str) -> bool:
         with self._lock:
             return snapshot_id in self._snapshots
+
+    def _chain_has_bytes(self, name: str | None) -> bool:
+        while name is not None:
+            layer = self._layers[name]
+            if layer.data:
+                return True
+            name = layer.backing
+        return False
+
+    def has_bytes(self, snapshot_id: str) -> bool:
+        """The snapshot's chain holds real bytes (the API docstring says which); False if unknown."""
+        with self._lock:
+            return self._chain_has_bytes(self._snapshots.get(snapshot_id))
+
+    def volume_has_bytes(self, volume_id: str) -> bool:
+        with self._lock:
+            return self._chain_has_bytes(self._volumes.get(volume_id))
 
     def snapshot_chain(self, snapshot_id: str) -> list[str]:
         with self._lock:
@@ -360,6 +388,11 @@ class Store:
     def register_live_freezer(self, volume_id: str, fn: Callable[[str], None]) -> None:
         with self._lock:
             self._freezers[volume_id] = fn
+            # A VM has the volume open: whatever it writes is real bytes (the layer it writes into
+            # is the volume's current one; a live snapshot freezes it and puts an overlay on it).
+            name = self._volumes.get(volume_id)
+            if name is not None:
+                self._layers[name].data = True
 
     def unregister_live_freezer(self, volume_id: str) -> None:
         with self._lock:
@@ -406,8 +439,11 @@ def open_store(parent: str | None = None) -> Store:
     remove_dead_runs(parent)
     root = tempfile.mkdtemp(prefix="run-", dir=parent)
     os.makedirs(os.path.join(root, "layers"))
-    with open(os.path.join(root, "pid"), "w") as f:
+    # Written whole then renamed: a concurrent start's remove_dead_runs must never see an empty or
+    # half-written pid file (it would take this live run for a dead one and remove it).
+    with open(os.path.join(root, "pid.tmp"), "w") as f:
         f.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
+    os.replace(os.path.join(root, "pid.tmp"), os.path.join(root, "pid"))
     _STORE = Store(root=root, qemu_img=tool)
     return _STORE
 
