@@ -189,3 +189,64 @@ def test_a_missing_qemu_img_names_the_package(monkeypatch: pytest.MonkeyPatch, t
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(store_mod.MissingTool, match="qemu-utils"):
         store_mod.open_store(str(tmp_path / "runs"))
+
+
+def test_a_client_token_starts_one_task_even_when_retries_race() -> None:
+    import threading
+
+    from ami_emulator.twin.imports import ImportTasks
+
+    tasks = ImportTasks()
+    added: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def retry(n: int) -> None:
+        barrier.wait()
+        task = {"ImportTaskId": f"import-snap-{n}", "SnapshotTaskDetail": {}}
+        added.append(tasks.get_or_add("123456789012", "us-east-1", task, "build-1")[1])
+
+    threads = [threading.Thread(target=retry, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert added.count(True) == 1 and len(tasks.list("123456789012", "us-east-1")) == 1
+
+
+def test_a_failure_making_the_imported_snapshot_leaves_nothing_behind(store: store_mod.Store, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from ami_emulator.twin import imports
+
+    class Backend:  # moto's EBS backend as finish_converted uses it, failing at CreateSnapshot
+        account_id, region_name = "123456789012", "us-east-1"
+
+        def __init__(self) -> None:
+            self.volumes: dict[str, object] = {}
+            self.snapshots: dict[str, object] = {}
+
+        def create_volume(self, size: int, zone_name: str) -> SimpleNamespace:
+            v = SimpleNamespace(id="vol-0abc", size=size)
+            self.volumes[v.id] = v
+            store.add_volume(v.id, size << 30)
+            return v
+
+        def create_snapshot(self, volume_id: str, description: str) -> None:
+            raise RuntimeError("moto failed")
+
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(b"\1" * MIB)
+    task = {"ImportTaskId": "import-snap-1", "SnapshotTaskDetail": {"Status": "active"}}
+    backend = Backend()
+    imports.IMPORT_TASKS.clear()
+    imports.IMPORT_TASKS.add(backend.account_id, backend.region_name, task, None)
+    virtual = store.import_snapshot(imports._staging_id(task), str(raw), "raw")
+    assert imports.IMPORT_TASKS.mark_converted(backend.account_id, backend.region_name, backend, task,
+                                               imports._staging_id(task), virtual, MIB)
+    imports.finish_converted(backend.account_id, backend.region_name)
+    detail = imports.IMPORT_TASKS.list(backend.account_id, backend.region_name)[0]["SnapshotTaskDetail"]
+    assert detail["Status"] == "deleted" and "moto failed" in detail["StatusMessage"]
+    assert backend.volumes == {} and backend.snapshots == {}
+    assert not store.has_snapshot(imports._staging_id(task)) and store.volume_path("vol-0abc") is None
+    assert layer_files(store) == []
+    imports.IMPORT_TASKS.clear()
