@@ -159,6 +159,10 @@ def test_has_bytes_follows_real_bytes_through_snapshots_copies_and_overlays(stor
     store.unregister_live_freezer("vol-vm")
     store.create_snapshot("snap-vm", "vol-vm")
     assert store.has_bytes("snap-vm") and not store.has_bytes("snap-empty")
+    store.add_volume("vol-hotplugged", MIB)
+    store.mark_written("vol-hotplugged")
+    store.create_snapshot("snap-hotplugged", "vol-hotplugged")
+    assert store.has_bytes("snap-hotplugged")
     # Imported from a file (the worker disk's way in too).
     raw = tmp_path / "disk.raw"
     raw.write_bytes(b"\0" * MIB)

@@ -51,6 +51,9 @@ API (the contract with the rest of the twin; ids are EC2 ids, unique across regi
                                      CopySnapshot and volumes made from the snapshot (the layers are
                                      shared). False for the stand-in snapshots moto makes for its own
                                      images and for volumes nobody wrote: such images are not booted.
+    s.mark_written(volume_id)        the volume is (or was) a VM's disk: count its bytes as real.
+                                     register_live_freezer does it; call it for any volume a VM
+                                     opens without a freezer (e.g. one hot-plugged into the worker).
     s.register_live_freezer(volume_id, fn) / s.unregister_live_freezer(volume_id)
                                      while a VM has the volume's file open, a snapshot must freeze
                                      through the VM, not by moving files under it. fn(new_path) is
@@ -388,8 +391,12 @@ class Store:
     def register_live_freezer(self, volume_id: str, fn: Callable[[str], None]) -> None:
         with self._lock:
             self._freezers[volume_id] = fn
-            # A VM has the volume open: whatever it writes is real bytes (the layer it writes into
-            # is the volume's current one; a live snapshot freezes it and puts an overlay on it).
+            self.mark_written(volume_id)
+
+    def mark_written(self, volume_id: str) -> None:
+        """A VM has the volume open: whatever it writes is real bytes. The layer it writes into is the
+        volume's current one (a live snapshot freezes it and puts an overlay on it)."""
+        with self._lock:
             name = self._volumes.get(volume_id)
             if name is not None:
                 self._layers[name].data = True
