@@ -170,7 +170,9 @@ class _Layer:
     size: int  # virtual size in bytes
     made: bool = True  # the file exists (an empty layer is made when a path is asked for)
     refs: int = 0  # volumes, snapshots and overlays that use it
-    data: bool = False  # real bytes were put in this layer (import, write_pattern, a VM's writes)
+    # real bytes were put in this layer (import, write_pattern, a VM's writes); keyword-only, so
+    # positional _Layer(...) calls elsewhere keep their meaning
+    data: bool = field(default=False, kw_only=True)
 
 
 @dataclass
