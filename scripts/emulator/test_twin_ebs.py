@@ -157,6 +157,33 @@ def test_a_corrupt_or_truncated_image_fails_the_task_as_aws_words_it(twin: Serve
     assert layer_files(twin) == [] and not os.listdir(run_dir(twin) / "imports")
 
 
+def test_an_imported_snapshot_appears_only_when_its_task_completes_with_aws_volume_id(twin: Server) -> None:
+    """The import thread converts into the store only; moto's snapshot is made on a request thread,
+    by the DescribeImportSnapshotTasks that sees the conversion done (no import thread mutates moto's
+    dicts while requests iterate them; no snapshot is visible before its bytes are in)."""
+    ec2 = twin.client("ec2")
+    raw = raw_disk(seed=13)
+    started = import_disk(twin, raw, "RAW", wait=False)
+    imports = run_dir(twin) / "imports"
+    deadline = time.monotonic() + 60
+    # Converted: the staged layer exists and the downloaded copy is gone (the thread is done).
+    while not (layer_files(twin) and imports.is_dir() and not os.listdir(imports)):
+        assert time.monotonic() < deadline, "the conversion did not end"
+        time.sleep(0.1)
+    time.sleep(0.3)
+    assert ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"] == [], "a snapshot is visible before its task completes"
+    detail = wait_import(twin, started["ImportTaskId"])["SnapshotTaskDetail"]
+    assert detail["Status"] == "completed", detail
+    snaps = ec2.describe_snapshots(OwnerIds=["self"])["Snapshots"]
+    assert [s["SnapshotId"] for s in snaps] == [detail["SnapshotId"]]
+    assert snaps[0]["VolumeId"] == "vol-ffffffff" and snaps[0]["VolumeSize"] == 1
+    assert ec2.describe_volumes()["Volumes"] == [], "no volume is left from the import"
+    assert read_back(twin, detail["SnapshotId"], len(raw))[0] == raw
+    # A volume made from it has its bytes and its own size rule.
+    vol = ec2.create_volume(SnapshotId=detail["SnapshotId"], AvailabilityZone=REGION + "a")
+    assert vol["Size"] == 1 and vol["SnapshotId"] == detail["SnapshotId"]
+
+
 def test_a_retried_import_with_its_client_token_starts_no_second_task(twin: Server) -> None:
     ec2, s3 = twin.client("ec2"), twin.client("s3")
     s3.create_bucket(Bucket="images")
@@ -215,8 +242,11 @@ def test_a_copy_on_write_volume_changed_after_a_snapshot_leaves_the_snapshot_unc
 
     third = ec2.create_snapshot(VolumeId=volume)["SnapshotId"]
     assert [b["BlockIndex"] for b in ebs.list_changed_blocks(FirstSnapshotId=second, SecondSnapshotId=third)["ChangedBlocks"]] == [5]
-    everything = ebs.list_changed_blocks(SecondSnapshotId=third)["ChangedBlocks"]
-    assert [b["BlockIndex"] for b in everything] == [0, 1, 2, 3, 5, 6]
+    # "The SecondSnapshotId parameter must be specified with a FirstSnapshotID parameter; otherwise, an error occurs."
+    with pytest.raises(ClientError) as e:
+        ebs.list_changed_blocks(SecondSnapshotId=third)
+    assert e.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+    assert (e.value.response["Error"]["Code"], e.value.response["Reason"]) == ("ValidationException", "INVALID_PARAMETER_VALUE")
 
     unrelated = import_disk(twin, raw_disk(seed=7), "RAW", key="other.img")["SnapshotTaskDetail"]["SnapshotId"]
     with pytest.raises(ClientError) as e:

@@ -39,8 +39,14 @@ def run_dir(s: Server) -> Path:
     return Path(s.ok("GET", "twin")["runDir"])
 
 
-def empty_image(ec2: Any, virtualization: str = "hvm", boot_mode: str = "legacy-bios") -> str:
+def empty_image(ec2: Any, virtualization: str = "hvm", boot_mode: str = "legacy-bios", server: Server | None = None) -> str:
+    """An image of a 1 GiB disk with no boot sector. With `server`, a few bytes are written at 1 MiB
+    first (twin/volume-write), so the chain holds real bytes and the image boots as a VM (the
+    firmware still finds nothing to boot); without, it is a disk nobody wrote and keeps the recorded
+    behaviour."""
     vol = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
+    if server is not None:
+        server.ok("POST", "twin/volume-write", {"volumeId": vol, "offset": 1 << 20, "length": 512, "pattern": 0x5A})
     snap = ec2.create_snapshot(VolumeId=vol)["SnapshotId"]
     extra: dict[str, Any] = {"KernelId": "aki-919dcaf8"} if virtualization == "paravirtual" else {"BootMode": boot_mode, "EnaSupport": True}
     return ec2.register_image(
@@ -57,7 +63,7 @@ def checks(ec2: Any, instance_id: str) -> tuple[str, str]:
 
 def test_an_hvm_image_with_twin_bytes_runs_as_a_vm_until_terminated(twin: Server) -> None:
     ec2 = twin.client("ec2")
-    image = empty_image(ec2)
+    image = empty_image(ec2, server=twin)
     inst = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
     iid = inst["InstanceId"]
     root = inst["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
@@ -85,7 +91,7 @@ def test_an_hvm_image_with_twin_bytes_runs_as_a_vm_until_terminated(twin: Server
 
 def test_a_xen_type_gets_an_ide_disk_and_latest_console_stays_nitro_only(twin: Server) -> None:
     ec2 = twin.client("ec2")
-    iid = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t2.micro")["Instances"][0]["InstanceId"]
+    iid = ec2.run_instances(ImageId=empty_image(ec2, server=twin), MinCount=1, MaxCount=1, InstanceType="t2.micro")["Instances"][0]["InstanceId"]
     try:
         argv = (run_dir(twin) / "vms" / iid / "argv.json").read_text()
         assert "ide-hd,drive=root,bus=ide.0" in argv and "nvme," not in argv
@@ -100,7 +106,7 @@ def test_a_xen_type_gets_an_ide_disk_and_latest_console_stays_nitro_only(twin: S
 
 def test_a_uefi_image_boots_with_ovmf(twin: Server) -> None:
     ec2 = twin.client("ec2")
-    iid = ec2.run_instances(ImageId=empty_image(ec2, boot_mode="uefi"), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+    iid = ec2.run_instances(ImageId=empty_image(ec2, boot_mode="uefi", server=twin), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
     try:
         assert "OVMF.fd" in (run_dir(twin) / "vms" / iid / "argv.json").read_text()
     finally:
@@ -117,9 +123,33 @@ def test_instances_of_images_without_twin_bytes_keep_the_recorded_behaviour(twin
     ec2.terminate_instances(InstanceIds=[pv])
 
 
+AL2023 = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
+
+
+@pytest.mark.parametrize("image", ["al2023", "unwritten"])
+def test_an_x86_hvm_image_with_no_bytes_starts_no_vm_and_keeps_the_recorded_behaviour(twin: Server, image: str) -> None:
+    """moto's images (AL2023's stand-in snapshot here) and an image of a volume nobody wrote have a
+    snapshot in the store but no bytes in it: nothing to boot, so the recorded behaviour answers."""
+    ec2 = twin.client("ec2")
+    if image == "al2023":
+        image_id = twin.client("ssm").get_parameter(Name=AL2023)["Parameter"]["Value"]
+        assert ec2.describe_images(ImageIds=[image_id])["Images"][0]["VirtualizationType"] == "hvm"
+    else:
+        image_id = empty_image(ec2)
+    twin.ok("POST", "ec2/boot", {"outcome": "boots", "afterPolls": 0})
+    iid = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+    try:
+        assert qemu_of(iid) == []
+        assert not (run_dir(twin) / "vms" / iid).exists()
+        assert checks(ec2, iid) == ("ok", "ok")
+        assert "debian login:" in ec2.get_console_output(InstanceId=iid)["Output"]  # the scripted console
+    finally:
+        ec2.terminate_instances(InstanceIds=[iid])
+
+
 def test_moto_reset_stops_every_vm(twin: Server) -> None:
     ec2 = twin.client("ec2")
-    iid = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+    iid = ec2.run_instances(ImageId=empty_image(ec2, server=twin), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
     assert len(qemu_of(iid)) == 1
     twin.moto_reset()
     assert qemu_of(iid) == []
@@ -131,7 +161,7 @@ def test_every_vm_ends_with_the_emulator(tmp_path: Path, end: str) -> None:
     s = Server(env={"AMI_FACTORY_EMULATOR": "twin", "AMI_FACTORY_TWIN_DIR": str(tmp_path)})
     try:
         ec2 = s.client("ec2")
-        iid = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
+        iid = ec2.run_instances(ImageId=empty_image(ec2, server=s), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]["InstanceId"]
         assert len(qemu_of(iid)) == 1
         root = run_dir(s)
     finally:
@@ -158,7 +188,7 @@ def test_twin_mode_without_qemu_exits_at_start_naming_the_package(tmp_path: Path
 
 def test_a_snapshot_of_a_running_instances_root_volume_freezes_through_the_vm(twin: Server) -> None:
     ec2 = twin.client("ec2")
-    inst = ec2.run_instances(ImageId=empty_image(ec2), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
+    inst = ec2.run_instances(ImageId=empty_image(ec2, server=twin), MinCount=1, MaxCount=1, InstanceType="t3.micro")["Instances"][0]
     iid, root = inst["InstanceId"], inst["BlockDeviceMappings"][0]["Ebs"]["VolumeId"]
     try:
         vm_dir = run_dir(twin) / "vms" / iid

@@ -136,7 +136,121 @@ def test_close_removes_the_run_dir_and_dead_runs_are_swept(tmp_path: Path) -> No
     assert store_mod.store() is None
 
 
+def test_has_bytes_follows_real_bytes_through_snapshots_copies_and_overlays(store: store_mod.Store, tmp_path: Path) -> None:
+    # Nobody wrote it (moto's stand-in snapshots of its own images are such): no bytes, down the line too.
+    store.add_volume("vol-empty", MIB)
+    store.create_snapshot("snap-empty", "vol-empty")
+    store.copy_snapshot("snap-empty-copy", "snap-empty")
+    assert not store.has_bytes("snap-empty") and not store.has_bytes("snap-empty-copy")
+    assert not store.has_bytes("snap-unknown")
+    # Written through the test endpoint: the snapshot, its copy, a volume from it and that volume's snapshot.
+    store.add_volume("vol-w", MIB)
+    assert not store.volume_has_bytes("vol-w")
+    store.write_pattern("vol-w", 0, 512, 7)
+    assert store.volume_has_bytes("vol-w")
+    store.create_snapshot("snap-w", "vol-w")
+    store.copy_snapshot("snap-w-copy", "snap-w")
+    store.add_volume("vol-from-w", MIB, "snap-w")
+    store.create_snapshot("snap-w-2", "vol-from-w")
+    assert all(store.has_bytes(s) for s in ("snap-w", "snap-w-copy", "snap-w-2"))
+    # A volume a VM had open: whatever it wrote counts (the freezer marks it).
+    store.add_volume("vol-vm", MIB, "snap-empty")
+    store.register_live_freezer("vol-vm", lambda new_path: None)
+    store.unregister_live_freezer("vol-vm")
+    store.create_snapshot("snap-vm", "vol-vm")
+    assert store.has_bytes("snap-vm") and not store.has_bytes("snap-empty")
+    store.add_volume("vol-hotplugged", MIB)
+    store.mark_written("vol-hotplugged")
+    store.create_snapshot("snap-hotplugged", "vol-hotplugged")
+    assert store.has_bytes("snap-hotplugged")
+    # Imported from a file (the worker disk's way in too).
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(b"\0" * MIB)
+    store.import_snapshot("snap-imported", str(raw), "raw")
+    assert store.has_bytes("snap-imported")
+
+
+def test_a_concurrent_start_never_takes_a_starting_run_for_a_dead_one(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Another emulator's remove_dead_runs at the moment this one writes its pid file must not see
+    an empty pid file (it would remove this live run's directory)."""
+    root = tmp_path / "runs"
+    real = store_mod._start_time
+
+    def start_time_while_another_starts(pid: int) -> str | None:
+        store_mod.remove_dead_runs(str(root))
+        return real(pid)
+
+    monkeypatch.setattr(store_mod, "_start_time", start_time_while_another_starts)
+    s = store_mod.open_store(str(root))
+    try:
+        assert os.path.isdir(os.path.join(s.run_dir(), "layers"))
+        assert open(os.path.join(s.run_dir(), "pid")).read().split()[0] == str(os.getpid())
+    finally:
+        store_mod.close_store()
+
+
 def test_a_missing_qemu_img_names_the_package(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(store_mod.MissingTool, match="qemu-utils"):
         store_mod.open_store(str(tmp_path / "runs"))
+
+
+def test_a_client_token_starts_one_task_even_when_retries_race() -> None:
+    import threading
+
+    from ami_emulator.twin.imports import ImportTasks
+
+    tasks = ImportTasks()
+    added: list[bool] = []
+    barrier = threading.Barrier(8)
+
+    def retry(n: int) -> None:
+        barrier.wait()
+        task = {"ImportTaskId": f"import-snap-{n}", "SnapshotTaskDetail": {}}
+        added.append(tasks.get_or_add("123456789012", "us-east-1", task, "build-1")[1])
+
+    threads = [threading.Thread(target=retry, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert added.count(True) == 1 and len(tasks.list("123456789012", "us-east-1")) == 1
+
+
+def test_a_failure_making_the_imported_snapshot_leaves_nothing_behind(store: store_mod.Store, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from ami_emulator.twin import imports
+
+    class Backend:  # moto's EBS backend as finish_converted uses it, failing at CreateSnapshot
+        account_id, region_name = "123456789012", "us-east-1"
+
+        def __init__(self) -> None:
+            self.volumes: dict[str, object] = {}
+            self.snapshots: dict[str, object] = {}
+
+        def create_volume(self, size: int, zone_name: str) -> SimpleNamespace:
+            v = SimpleNamespace(id="vol-0abc", size=size)
+            self.volumes[v.id] = v
+            store.add_volume(v.id, size << 30)
+            return v
+
+        def create_snapshot(self, volume_id: str, description: str) -> None:
+            raise RuntimeError("moto failed")
+
+    raw = tmp_path / "disk.raw"
+    raw.write_bytes(b"\1" * MIB)
+    task = {"ImportTaskId": "import-snap-1", "SnapshotTaskDetail": {"Status": "active"}}
+    backend = Backend()
+    imports.IMPORT_TASKS.clear()
+    imports.IMPORT_TASKS.add(backend.account_id, backend.region_name, task, None)
+    virtual = store.import_snapshot(imports._staging_id(task), str(raw), "raw")
+    assert imports.IMPORT_TASKS.mark_converted(backend.account_id, backend.region_name, backend, task,
+                                               imports._staging_id(task), virtual, MIB)
+    imports.finish_converted(backend.account_id, backend.region_name)
+    detail = imports.IMPORT_TASKS.list(backend.account_id, backend.region_name)[0]["SnapshotTaskDetail"]
+    assert detail["Status"] == "deleted" and "moto failed" in detail["StatusMessage"]
+    assert backend.volumes == {} and backend.snapshots == {}
+    assert not store.has_snapshot(imports._staging_id(task)) and store.volume_path("vol-0abc") is None
+    assert layer_files(store) == []
+    imports.IMPORT_TASKS.clear()

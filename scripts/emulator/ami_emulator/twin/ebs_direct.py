@@ -9,8 +9,12 @@ As the EBS direct APIs reference documents them (https://docs.aws.amazon.com/ebs
   order (EBS direct APIs FAQ, https://docs.aws.amazon.com/ebs/latest/userguide/ebsapi-faq.html).
 - ListSnapshotBlocks lists the blocks that hold data. ListChangedBlocks lists "the blocks that are
   different between two snapshots of the same volume/snapshot lineage": FirstBlockToken where the
-  first snapshot has the block, SecondBlockToken where the second has it; without firstSnapshotId,
-  every block of the second. Snapshots of no common lineage: ValidationException UNRELATED_SNAPSHOTS.
+  first snapshot has the block, SecondBlockToken where the second has it. "The SecondSnapshotId
+  parameter must be specified with a FirstSnapshotID parameter; otherwise, an error occurs"
+  (ListChangedBlocks, https://docs.aws.amazon.com/ebs/latest/APIReference/API_ListChangedBlocks.html):
+  without firstSnapshotId, ValidationException INVALID_PARAMETER_VALUE (a ValidationExceptionReason
+  of the API; AWS's message text is not documented). Snapshots of no common lineage: ValidationException
+  UNRELATED_SNAPSHOTS.
 - MaxResults: valid range 100-10000; under 100 the API still returns up to 100 (FAQ); NextToken
   (pageToken) supersedes StartingBlockIndex; a bad one is ValidationException INVALID_PAGE_TOKEN.
 - GetSnapshotBlock: the data with headers x-amz-Data-Length, x-amz-Checksum (base64 SHA256 of the
@@ -116,26 +120,26 @@ def list_snapshot_blocks(ec2: Any, snapshot_id: str, query: dict[str, str]) -> d
 
 
 def list_changed_blocks(ec2: Any, second_id: str, query: dict[str, str]) -> dict[str, Any]:
-    second, size_gib = _snapshot(ec2, second_id)
     first_id = query.get("firstSnapshotId")
+    if not first_id:
+        raise _invalid("INVALID_PARAMETER_VALUE",
+                       "The SecondSnapshotId parameter must be specified with a FirstSnapshotId parameter.")
+    second, size_gib = _snapshot(ec2, second_id)
     second_data = set(second.data_blocks())
-    if first_id:
-        first, _ = _snapshot(ec2, first_id)
-        changed = second.changed_since(first)
-        if changed is None:
-            raise _invalid("UNRELATED_SNAPSHOTS",
-                           f"The snapshots '{first_id}' and '{second_id}' are not of the same volume/snapshot lineage.")
-        first_data = set(first.data_blocks())
-        # A block written with zeroes in one layer and never holding data in either is not a change.
-        changed = [i for i in changed if i in first_data or i in second_data]
-    else:
-        first_data, changed = set(), sorted(second_data)
+    first, _ = _snapshot(ec2, first_id)
+    changed = second.changed_since(first)
+    if changed is None:
+        raise _invalid("UNRELATED_SNAPSHOTS",
+                       f"The snapshots '{first_id}' and '{second_id}' are not of the same volume/snapshot lineage.")
+    first_data = set(first.data_blocks())
+    # A block written with zeroes in one layer and never holding data in either is not a change.
+    changed = [i for i in changed if i in first_data or i in second_data]
     page, next_token = _page(changed, query)
     blocks = []
     for i in page:
         block: dict[str, Any] = {"BlockIndex": i}
         if i in first_data:
-            block["FirstBlockToken"] = _token(first_id or "", i)
+            block["FirstBlockToken"] = _token(first_id, i)
         if i in second_data:
             block["SecondBlockToken"] = _token(second_id, i)
         blocks.append(block)

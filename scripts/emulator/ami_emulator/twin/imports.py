@@ -24,11 +24,23 @@ As AWS documents and reports it:
 - An unknown task id in DescribeImportSnapshotTasks is InvalidConversionTaskId (EC2 API reference,
   "Error codes": https://docs.aws.amazon.com/AWSEC2/latest/APIReference/errors-overview.html).
 - The snapshot's description is "Created by AWS-VMImport service for <task id>", its VolumeSize the
-  image's virtual size rounded up to GiB.
+  image's virtual size rounded up to GiB, its VolumeId `vol-ffffffff`: a snapshot not taken from a
+  volume has "an arbitrary volume ID that should not be used for any purpose" (Snapshot.VolumeId,
+  EC2 API reference: https://docs.aws.amazon.com/AWSEC2/latest/APIReference/API_Snapshot.html, said
+  of CopySnapshot); for VM-imported snapshots DescribeSnapshots shows vol-ffffffff (not in AWS's
+  documentation; as public describe-snapshots output of imported snapshots shows it, and as tools
+  reading it test for it).
+
+Threads: the conversion (qemu-img) runs in a thread of its own, into a store snapshot under a
+staging id; moto's snapshot is made on a request thread, by the first DescribeImportSnapshotTasks
+that sees the conversion done (moto's dicts are not touched by the import thread: werkzeug serves
+requests threaded, and moto iterates them while answering). So a task is `completed`, and its
+snapshot visible, only once its bytes are in; every failure path removes what it made.
 The role VM Import assumes (vmimport, RoleName) and encryption are not modelled."""
 
 from __future__ import annotations
 
+import copy
 import os
 import random
 import shutil
@@ -43,6 +55,7 @@ FORMATS = {"RAW": "raw", "VMDK": "vmdk", "VHD": "vpc"}  # API name -> qemu-img's
 UNSUPPORTED = "ClientError: Disk validation failed [Unsupported specified file format]"
 FOOTERS = "ClientError: Footers not identical"
 GIB = 1 << 30
+IMPORTED_VOLUME_ID = "vol-ffffffff"
 
 
 class ImportTasks:
@@ -50,6 +63,9 @@ class ImportTasks:
         self.lock = threading.Lock()
         self.tasks: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}  # (account, region) -> id -> task
         self.tokens: dict[tuple[str, str, str], str] = {}  # (account, region, ClientToken) -> task id
+        # converted, waiting for a request thread to make moto's snapshot (finish_converted):
+        # task id -> (account, region, backend, task, staging snapshot id, virtual size, image size)
+        self.converted: dict[str, tuple[str, str, Any, dict[str, Any], str, int, int]] = {}
 
     def by_token(self, account: str, region: str, token: str | None) -> dict[str, Any] | None:
         """A copy of the task a ClientToken started, else None."""
@@ -57,11 +73,36 @@ class ImportTasks:
             task_id = self.tokens.get((account, region, token or ""))
         return next((t for t in self.list(account, region) if t["ImportTaskId"] == task_id), None)
 
-    def add(self, account: str, region: str, task: dict[str, Any], token: str | None) -> None:
+    def get_or_add(self, account: str, region: str, task: dict[str, Any], token: str | None) -> tuple[dict[str, Any], bool]:
+        """Add the task unless its ClientToken already started one, in one step (two concurrent
+        retries start one import): (a copy of the task the token started, False) or (task, True)."""
         with self.lock:
+            known = self.tokens.get((account, region, token)) if token else None
+            earlier = self.tasks.get((account, region), {}).get(known) if known else None
+            if earlier is not None:
+                return {**earlier, "SnapshotTaskDetail": dict(earlier["SnapshotTaskDetail"])}, False
             self.tasks.setdefault((account, region), {})[task["ImportTaskId"]] = task
             if token:
                 self.tokens[(account, region, token)] = task["ImportTaskId"]
+            return task, True
+
+    def add(self, account: str, region: str, task: dict[str, Any], token: str | None) -> None:
+        self.get_or_add(account, region, task, token)
+
+    def mark_converted(self, account: str, region: str, backend: Any, task: dict[str, Any], staging: str,
+                       virtual: int, size: int) -> bool:
+        """Hand a converted image to the request threads; False if the task was forgotten (moto reset)."""
+        with self.lock:
+            if self.tasks.get((account, region), {}).get(task["ImportTaskId"]) is not task:
+                return False
+            self.converted[task["ImportTaskId"]] = (account, region, backend, task, staging, virtual, size)
+            return True
+
+    def take_converted(self, account: str, region: str) -> list[tuple[str, str, Any, dict[str, Any], str, int, int]]:
+        """The region's converted tasks, each handed to exactly one caller."""
+        with self.lock:
+            ids = [i for i, c in self.converted.items() if c[:2] == (account, region)]
+            return [self.converted.pop(i) for i in ids]
 
     def list(self, account: str, region: str) -> list[dict[str, Any]]:
         """Copies of the region's tasks (the import threads update the originals)."""
@@ -79,6 +120,7 @@ class ImportTasks:
         with self.lock:
             self.tasks.clear()
             self.tokens.clear()
+            self.converted.clear()  # the store's reset removes their staging snapshots
 
 
 IMPORT_TASKS = ImportTasks()
@@ -119,10 +161,17 @@ def _validation_error(qemu_img: str, path: str, fmt: str) -> str | None:
     return None
 
 
+def _staging_id(task: dict[str, Any]) -> str:
+    return "staging-" + task["ImportTaskId"]
+
+
 def _run_import(backend: Any, task: dict[str, Any], source: tuple[str, str], fmt: str) -> None:
+    """The import thread: download, check and convert into the store under a staging id. It does
+    not touch moto's dicts (module docstring): finish_converted makes the snapshot."""
     detail = task["SnapshotTaskDetail"]
     s = store()
     work = None
+    staged = False
     try:
         if s is None:
             raise RuntimeError("the twin's store is closed")
@@ -138,24 +187,53 @@ def _run_import(backend: Any, task: dict[str, Any], source: tuple[str, str], fmt
         error = _validation_error(s.qemu_img, work, FORMATS[fmt]) if size else UNSUPPORTED
         if error:
             return _fail(detail, error)
-        zone = backend.region_name + "a"
-        volume = backend.create_volume(size=1, zone_name=zone)
-        snap = backend.create_snapshot(volume.id, f"Created by AWS-VMImport service for {task['ImportTaskId']}")
-        backend.delete_volume(volume.id)
         try:
-            virtual = s.import_snapshot(snap.id, work, FORMATS[fmt])
+            staged = True
+            virtual = s.import_snapshot(_staging_id(task), work, FORMATS[fmt])
         except ImageError:
-            backend.snapshots.pop(snap.id, None)
-            s.delete_snapshot(snap.id)
             return _fail(detail, UNSUPPORTED)
-        snap.volume.size = max(1, -(-virtual // GIB))  # moto reads VolumeSize from the snapshot's volume
-        IMPORT_TASKS.update(detail, ("Progress", "StatusMessage"), Status="completed", SnapshotId=snap.id,
-                            DiskImageSize=float(size))
+        IMPORT_TASKS.update(detail, Progress="90")
+        if IMPORT_TASKS.mark_converted(backend.account_id, backend.region_name, backend, task, _staging_id(task), virtual, size):
+            staged = False  # finish_converted owns it now
     except Exception as e:  # never leave a task active forever
         _fail(detail, f"ClientError: {e}")
     finally:
         if work:
             remove_file(work)
+        if staged and s is not None:
+            s.delete_snapshot(_staging_id(task))
+
+
+def finish_converted(account: str, region: str) -> None:
+    """On a request thread: make moto's snapshot for each converted import of the region (its bytes
+    are in the store already), then complete the task. On any failure nothing is left behind."""
+    s = store()
+    for _, _, backend, task, staging, virtual, size in IMPORT_TASKS.take_converted(account, region):
+        detail = task["SnapshotTaskDetail"]
+        snap = volume = None
+        try:
+            if s is None:
+                raise RuntimeError("the twin's store is closed")
+            volume = backend.create_volume(size=max(1, -(-virtual // GIB)), zone_name=backend.region_name + "a")
+            snap = backend.create_snapshot(volume.id, f"Created by AWS-VMImport service for {task['ImportTaskId']}")
+            backend.delete_volume(volume.id)
+            volume = None
+            s.copy_snapshot(snap.id, staging)  # the converted layer becomes the snapshot's
+            snap.volume = copy.copy(snap.volume)  # VolumeSize is read from it; VolumeId as AWS shows it
+            snap.volume.id = IMPORTED_VOLUME_ID
+            IMPORT_TASKS.update(detail, ("Progress", "StatusMessage"), Status="completed", SnapshotId=snap.id,
+                                DiskImageSize=float(size))
+        except Exception as e:
+            if snap is not None:
+                backend.snapshots.pop(snap.id, None)
+                s and s.delete_snapshot(snap.id)
+            if volume is not None:
+                backend.volumes.pop(volume.id, None)
+                s and s.delete_volume(volume.id)
+            _fail(detail, f"ClientError: {e}")
+        finally:
+            if s is not None:
+                s.delete_snapshot(staging)
 
 
 def _fail(detail: dict[str, Any], message: str) -> None:
@@ -212,13 +290,16 @@ def patch_import_snapshot() -> None:
         if description:
             task["Description"] = description
         answer = {**task, "SnapshotTaskDetail": dict(detail), "ClientToken": token}
-        IMPORT_TASKS.add(self.current_account, self.region, task, token)
+        earlier, added = IMPORT_TASKS.get_or_add(self.current_account, self.region, task, token)
+        if not added:  # a retry with the same token raced this one: answer the first call's task
+            return ActionResult({**earlier, "ClientToken": token})
         threading.Thread(target=_run_import, args=(self.ec2_backend, task, source, fmt), daemon=True,
                          name=f"import {task_id}").start()
         return ActionResult({k: v for k, v in answer.items() if v is not None})
 
     def describe_import_snapshot_tasks(self: Any) -> Any:
         ids = self._get_param("ImportTaskIds") or []
+        finish_converted(self.current_account, self.region)
         tasks = IMPORT_TASKS.list(self.current_account, self.region)
         if ids:
             known = {t["ImportTaskId"] for t in tasks}

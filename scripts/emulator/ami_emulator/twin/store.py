@@ -46,6 +46,17 @@ API (the contract with the rest of the twin; ids are EC2 ids, unique across regi
                                      the snapshot's layer files, top first (for reading blocks)
     s.snapshot_size(snapshot_id) -> int   virtual size in bytes
     s.has_snapshot(snapshot_id) -> bool / s.add_volume(...)  (create_volume without making the file)
+    s.has_bytes(snapshot_id) -> bool
+                                     whether the snapshot's layer chain holds real bytes: some layer
+                                     of it was imported from a file (import_snapshot), written by
+                                     write_pattern, or was a volume's while a VM had it open
+                                     (register_live_freezer). Inherited through CreateSnapshot,
+                                     CopySnapshot and volumes made from the snapshot (the layers are
+                                     shared). False for the stand-in snapshots moto makes for its own
+                                     images and for volumes nobody wrote: such images are not booted.
+    s.mark_written(volume_id)        the volume is (or was) a VM's disk: count its bytes as real.
+                                     register_live_freezer does it; call it for any volume a VM
+                                     opens without a freezer (e.g. one hot-plugged into the worker).
     s.register_live_freezer(volume_id, fn) / s.unregister_live_freezer(volume_id)
                                      while a VM has the volume's file open, a snapshot must freeze
                                      through the VM, not by moving files under it. fn(new_path) is
@@ -163,6 +174,9 @@ class _Layer:
     made: bool = True  # the file exists (an empty layer is made when a path is asked for)
     refs: int = 0  # volumes, snapshots and overlays that use it
     external: bool = False  # a file outside the run directory (the worker disk's cache): never removed
+    # real bytes were put in this layer (import, write_pattern, a VM's writes); keyword-only, so
+    # positional _Layer(...) calls elsewhere keep their meaning
+    data: bool = field(default=False, kw_only=True)
 
 
 @dataclass
@@ -273,6 +287,7 @@ class Store:
             if volume_id in self._freezers:
                 raise RuntimeError(f"volume {volume_id} is open in a running VM: write through the VM")
             path = self._made(self._volumes[volume_id])
+            self._layers[self._volumes[volume_id]].data = True
             r = subprocess.run([qemu_io, "-f", "qcow2", "-c", f"write -P {pattern} {offset} {length}", path],
                                capture_output=True, text=True)
             if r.returncode != 0 or "failed" in r.stdout + r.stderr:
@@ -320,6 +335,7 @@ class Store:
             raise
         with self._lock:
             self._add_layer(name, path, None, size)
+            self._layers[name].data = True
             self._drop_snapshot(snapshot_id)
             self._snapshots[snapshot_id] = self._ref(name)
         return size
@@ -331,7 +347,7 @@ class Store:
         size = int(json.loads(self._run("info", "-U", "--output=json", "-f", "qcow2", path))["virtual-size"])
         with self._lock:
             name, _ = self._new_layer_path()
-            self._layers[name] = _Layer(path, None, size, True, 0, True)
+            self._layers[name] = _Layer(path, None, size, True, 0, True, data=True)  # the worker disk holds bytes: it boots
             self._drop_snapshot(snapshot_id)
             self._snapshots[snapshot_id] = self._ref(name)
         return size
@@ -347,6 +363,23 @@ class Store:
     def has_snapshot(self, snapshot_id: str) -> bool:
         with self._lock:
             return snapshot_id in self._snapshots
+
+    def _chain_has_bytes(self, name: str | None) -> bool:
+        while name is not None:
+            layer = self._layers[name]
+            if layer.data:
+                return True
+            name = layer.backing
+        return False
+
+    def has_bytes(self, snapshot_id: str) -> bool:
+        """The snapshot's chain holds real bytes (the API docstring says which); False if unknown."""
+        with self._lock:
+            return self._chain_has_bytes(self._snapshots.get(snapshot_id))
+
+    def volume_has_bytes(self, volume_id: str) -> bool:
+        with self._lock:
+            return self._chain_has_bytes(self._volumes.get(volume_id))
 
     def snapshot_chain(self, snapshot_id: str) -> list[str]:
         with self._lock:
@@ -376,6 +409,15 @@ class Store:
     def register_live_freezer(self, volume_id: str, fn: Callable[[str], None]) -> None:
         with self._lock:
             self._freezers[volume_id] = fn
+            self.mark_written(volume_id)
+
+    def mark_written(self, volume_id: str) -> None:
+        """A VM has the volume open: whatever it writes is real bytes. The layer it writes into is the
+        volume's current one (a live snapshot freezes it and puts an overlay on it)."""
+        with self._lock:
+            name = self._volumes.get(volume_id)
+            if name is not None:
+                self._layers[name].data = True
 
     def unregister_live_freezer(self, volume_id: str) -> None:
         with self._lock:
@@ -422,8 +464,11 @@ def open_store(parent: str | None = None) -> Store:
     remove_dead_runs(parent)
     root = tempfile.mkdtemp(prefix="run-", dir=parent)
     os.makedirs(os.path.join(root, "layers"))
-    with open(os.path.join(root, "pid"), "w") as f:
+    # Written whole then renamed: a concurrent start's remove_dead_runs must never see an empty or
+    # half-written pid file (it would take this live run for a dead one and remove it).
+    with open(os.path.join(root, "pid.tmp"), "w") as f:
         f.write(f"{os.getpid()} {_start_time(os.getpid())}\n")
+    os.replace(os.path.join(root, "pid.tmp"), os.path.join(root, "pid"))
     _STORE = Store(root=root, qemu_img=tool)
     return _STORE
 
