@@ -11,6 +11,8 @@ dropped (the earlier version, if any, stays current)."""
 
 from __future__ import annotations
 
+import functools
+
 import re
 from typing import Any
 
@@ -36,6 +38,7 @@ def patch_ssm_image_parameters() -> None:
           "SimpleSystemManagerBackend.put_parameter signature changed")
     original = SimpleSystemManagerBackend.put_parameter
 
+    @functools.wraps(original)  # later patches (ssm_parameters) read moto's signature through it
     def put_parameter(self: Any, name: str, description: str, value: str, *args: Any, **kwargs: Any) -> Any:
         param = original(self, name, description, value, *args, **kwargs)
         if param.data_type == "aws:ec2:image" and not image_available(self.account_id, self.region_name, value):
