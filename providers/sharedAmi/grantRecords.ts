@@ -8,7 +8,7 @@
 // restrictions", Amazon EC2 User Guide, https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/Using_Tags.html#tag-restrictions).
 // One tag per principal (the first release's records, still read) ran out at about 35 principals;
 // packed, 40 accounts take 3 tags.
-import { createHash } from "crypto";
+import { createHash, randomBytes } from "crypto";
 import type { Principals } from "../core/images";
 
 /** What one share grants on one image: launch principals, and accounts that may create volumes from its snapshots. */
@@ -40,12 +40,20 @@ export interface HolderRecord {
 }
 
 /**
- * The holder id of a share: from its build id and registered name (the build stamp), so a crashed
- * create's record is named by what a re-run or a sweep can find, and a replacement with the same
- * inputs (a new stamp) gets its own.
+ * The holder id of a share: from its build id, registered name and `createStamp`, a value made anew
+ * at every create (a time and random bytes), so every create has a record of its own: a `--replace`
+ * keeps the build id, and with exactName the name, and must not share the old share's record (the
+ * old share's delete would clear it and revoke what the new one grants). A crashed create's record
+ * is found by its expiry (a sweep, with the build id and stack). Without `createStamp`: the holder
+ * id of a share from before creates were stamped (its state has no holderId), read as before.
  */
-export function holderIdFor(buildId: string, imageName: string): string {
-  return createHash("sha256").update(`${buildId}\0${imageName}`).digest("hex").slice(0, 12);
+export function holderIdFor(buildId: string, imageName: string, createStamp?: string): string {
+  return createHash("sha256").update(createStamp === undefined ? `${buildId}\0${imageName}` : `${buildId}\0${imageName}\0${createStamp}`).digest("hex").slice(0, 12);
+}
+
+/** A create's stamp for holderIdFor: when, and random bytes (two creates in one second differ). */
+export function newCreateStamp(now: Date = new Date()): string {
+  return `${now.toISOString()}-${randomBytes(6).toString("hex")}`;
 }
 
 const ORG_ARN = "arn:aws:organizations::";

@@ -6,7 +6,7 @@
 // and returning leaves a record that `npm run sweep` (or the create's re-run) takes away, with what
 // only it granted.
 import { ec2Client, ec2Sdk } from "../core/clients";
-import { changeLaunchPermissions, changeSnapshotPermissions, describeImage, noPrincipals, Principals, retag, snapshotIdsOf } from "../core/images";
+import { changeLaunchPermissions, changeSnapshotPermissions, describeImage, noPrincipals, retag, snapshotIdsOf } from "../core/images";
 import { asPrincipals, expiresKey, Grant, heldByOthers, HolderRecord, MAX_USER_TAGS, principalsIn, readRecords, recordTags } from "./grantRecords";
 
 export type { Grant } from "./grantRecords";
@@ -73,26 +73,39 @@ export async function handOverRecord(region: string, imageId: string, holderId: 
 /**
  * Makes holderId's record name `record` (what it still holds), then revokes of `remove` what no
  * other holder's record names. Then reads the records again: a share that granted one of those
- * principals in between (recorded before it granted) gets it back. holderId undefined: a share
- * from the release before records, which recorded nothing.
+ * principals in between (recorded before it granted) gets it back, and what `remove` kept only for
+ * other records that are gone by now (their shares deleted in parallel with this one: each read the
+ * other's record before it went) is revoked too. Every revocation is followed by a re-read that
+ * grants back what a record names by then; granters record before they grant, so a grant made after
+ * that re-read comes after the revocation. holderId undefined: a share from the release before
+ * records, which recorded nothing.
  */
 export async function revokeInPlace(region: string, img: ImageRef, holderId: string | undefined, record: Grant, remove: Grant): Promise<void> {
   const ec2 = await ec2Client(region);
   const image = await describeImage(ec2, img.imageId);
   if (!image) return;
   if (holderId) await writeRecord(region, img.imageId, image.Tags, holderId, record);
+  const own = new Set(principalsIn(record.launch));
+  const ownVolume = new Set(record.snapshotAccounts);
+  /** Revokes, then re-reads and grants back what another record names now; returns what others name at that re-read. */
+  const revokeThenRecheck = async (launch: string[], volume: string[]) => {
+    await changeLaunchPermissions(ec2, img.imageId, noPrincipals, asPrincipals(launch));
+    await changeSnapshotPermissions(ec2, img.snapshotIds, [], volume);
+    const after = heldByOthers(readRecords((await describeImage(ec2, img.imageId))?.Tags), holderId);
+    await changeLaunchPermissions(ec2, img.imageId, asPrincipals(launch.filter((p) => after.launch.has(p))), noPrincipals);
+    await changeSnapshotPermissions(ec2, img.snapshotIds, volume.filter((a) => after.volume.has(a)), []);
+    return after;
+  };
   const before = heldByOthers(readRecords(image.Tags), holderId);
-  const keep = new Set([...before.launch, ...principalsIn(record.launch)]);
-  const keepVolume = new Set([...before.volume, ...record.snapshotAccounts]);
-  const revoke: Principals = asPrincipals(principalsIn(remove.launch).filter((p) => !keep.has(p)));
-  const revokeVolume = remove.snapshotAccounts.filter((a) => !keepVolume.has(a));
-  await changeLaunchPermissions(ec2, img.imageId, noPrincipals, revoke);
-  await changeSnapshotPermissions(ec2, img.snapshotIds, [], revokeVolume);
-  // Re-read: grant back what another share recorded meanwhile.
-  const after = heldByOthers(readRecords((await describeImage(ec2, img.imageId))?.Tags), holderId);
-  const regrant = asPrincipals(principalsIn(revoke).filter((p) => after.launch.has(p)));
-  await changeLaunchPermissions(ec2, img.imageId, regrant, noPrincipals);
-  await changeSnapshotPermissions(ec2, img.snapshotIds, revokeVolume.filter((a) => after.volume.has(a)), []);
+  const candidates = principalsIn(remove.launch).filter((p) => !own.has(p));
+  const volumeCandidates = remove.snapshotAccounts.filter((a) => !ownVolume.has(a));
+  const revoke = candidates.filter((p) => !before.launch.has(p));
+  const revokeVolume = volumeCandidates.filter((a) => !before.volume.has(a));
+  const after = await revokeThenRecheck(revoke, revokeVolume);
+  // Kept for another record at the first read, named by none now: its share went meanwhile.
+  const orphaned = candidates.filter((p) => before.launch.has(p) && !after.launch.has(p));
+  const orphanedVolume = volumeCandidates.filter((a) => before.volume.has(a) && !after.volume.has(a));
+  if (orphaned.length || orphanedVolume.length) await revokeThenRecheck(orphaned, orphanedVolume);
 }
 
 /** A record a create left un-handed-over: which image, which holder, when it expires, by which build. */

@@ -13,7 +13,7 @@ import { runSteps, Step } from "../core/steps";
 import { isoOrUndefined } from "../core/inputs";
 import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
 import { Grant, grantInPlace, handOverRecord, noGrant, RecordExpiry, revokeInPlace } from "./grants";
-import { holderIdFor } from "./grantRecords";
+import { holderIdFor, newCreateStamp } from "./grantRecords";
 import { LINEAGE_TAG, protectIfAsked, retireImage, retirementOf } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
 import { republish, unpublishImage } from "../core/publish";
@@ -99,7 +99,7 @@ export function sourceStep(): Step<ShareContext> {
         ctx.imageName ||= copy.Name ?? "";
       });
       ctx.imageName ||= registeredName(ctx.inputs.name ?? image.Name ?? sourceAmiId, ctx.inputs.exactName, buildStamp(new Date()));
-      ctx.holderId ||= holderIdFor(ctx.buildId, ctx.imageName);
+      ctx.holderId ||= holderIdFor(ctx.buildId, ctx.imageName, newCreateStamp());
     },
   };
 }

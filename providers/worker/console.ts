@@ -17,7 +17,7 @@ export type ConsoleVerdict = { state: "booting" } | { state: "booted"; line: str
 export const DEFAULT_BOOT_SIGNAL = /^[\w.-]+ login: |Reached target\b.*Multi-User System|^Cloud-init v\. \S+ finished at /m;
 
 /** Failure signals, each with what it means and whether the boot can still go on after it. */
-export const FAILURE_SIGNALS: readonly { pattern: RegExp; reason: string; final: boolean }[] = [
+export const FAILURE_SIGNALS: readonly { pattern: RegExp; reason: string; final: boolean; beforeKernel?: boolean }[] = [
   { pattern: /Kernel panic - not syncing|^Kernel panic\b/m, reason: "kernel panic", final: true },
   // The kernel panics right after this line; the panic is what is final.
   { pattern: /VFS: Unable to mount root fs/, reason: "the kernel cannot mount the root file system", final: false },
@@ -27,10 +27,14 @@ export const FAILURE_SIGNALS: readonly { pattern: RegExp; reason: string; final:
   { pattern: /ALERT! .* does not exist\. +Dropping to a shell!/, reason: "the initramfs did not find the root device (emergency shell)", final: true },
   { pattern: /You are in emergency mode|Entering emergency mode/, reason: "systemd emergency mode", final: true },
   // GRUB prints its errors at the start of a line, in lower case ("error: no such device: ..."),
-  // and often boots on after them; its rescue prompt is the end.
-  { pattern: /^error: .+/m, reason: "GRUB error", final: false },
+  // and often boots on after them; its rescue prompt is the end. Only before the kernel's first
+  // line: after it, an `error:` line is userspace's (beforeKernel).
+  { pattern: /^error: .+/m, reason: "GRUB error", final: false, beforeKernel: true },
   { pattern: /^grub rescue> *$/m, reason: "GRUB rescue prompt", final: true },
 ];
+
+/** Where the kernel's first line starts (its banner, or its first timestamp): GRUB's part ends there. */
+const KERNEL_START = /Linux version |^\[ *0\.000000\]/m;
 
 /** The console as text lines: no carriage returns, no terminal escape sequences, no NULs. */
 export function cleanConsole(raw: string): string {
@@ -76,9 +80,11 @@ function lineAt(text: string, index: number, length: number): string {
 export function classifyConsole(raw: string, bootSignal: RegExp = DEFAULT_BOOT_SIGNAL): ConsoleVerdict {
   const text = cleanConsole(raw);
   const booted = lastMatch(text, bootSignal);
+  const kernel = text.search(KERNEL_START);
+  const beforeKernel = kernel === -1 ? text : text.slice(0, text.lastIndexOf("\n", kernel) + 1);
   let failed: (Hit & { reason: string; final: boolean }) | undefined;
   for (const f of FAILURE_SIGNALS) {
-    const hit = lastMatch(text, f.pattern);
+    const hit = lastMatch(f.beforeKernel ? beforeKernel : text, f.pattern);
     if (hit && (!failed || hit.index > failed.index || (hit.index === failed.index && f.final && !failed.final))) failed = { ...hit, reason: f.reason, final: f.final };
   }
   if (failed && (!booted || failed.index > booted.index)) return { state: "failed", line: failed.line, reason: failed.reason, final: failed.final };

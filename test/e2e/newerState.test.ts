@@ -6,7 +6,7 @@ import { describeImage, seedHvmImage } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { useEmulator } from "../support/hooks";
 import { resourceOutputs, testStack } from "../support/stack";
-import { PACKAGE_VERSION } from "../../providers/core/version";
+import { PACKAGE_VERSION, STATE_REVISION } from "../../providers/core/version";
 
 describe("state written by a newer ami-factory", function () {
   let emu: Emulator;
@@ -32,7 +32,15 @@ describe("state written by a newer ami-factory", function () {
     await assert.rejects(t.stack.destroy({}), message);
     assert.ok(await describeImage("eu-west-1", copy), "the copy is still there");
 
+    // The same package version (it rarely moves), a newer state format revision.
+    assert.strictEqual(outs.amiFactoryStateRevision, STATE_REVISION, "the state records its format revision");
     share.outputs.amiFactoryVersion = PACKAGE_VERSION;
+    share.outputs.amiFactoryStateRevision = STATE_REVISION + 1;
+    await t.stack.importStack(state);
+    await assert.rejects(t.stack.preview({ diff: true }), new RegExp(`SharedAmi: the state was written by a newer ami-factory \\(state format revision ${STATE_REVISION + 1}; this checkout has ${STATE_REVISION}\\)`));
+    assert.ok(await describeImage("eu-west-1", copy), "the copy is still there");
+
+    share.outputs.amiFactoryStateRevision = STATE_REVISION;
     await t.stack.importStack(state);
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.strictEqual(await describeImage("eu-west-1", copy), undefined);

@@ -120,4 +120,58 @@ describe("SharedAmi grant records on a source shared in place", function () {
     assert.deepStrictEqual(await launchAccounts(imageId), [A], "granted back after the revocation re-read the records");
     assert.deepStrictEqual([...(await records(imageId)).keys()], ["arriving"]);
   });
+  it("two shares holding the same principal revoked in parallel, each after reading the other's record: the principal goes", async () => {
+    const { imageId } = await seedPvImage("us-east-1", "grants-parallel");
+    const snapshotIds = ((await describeImage("us-east-1", imageId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);
+    const img = { imageId, snapshotIds };
+    const grantA = { launch: { accountIds: [A], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [A] };
+    await grantInPlace("us-east-1", img, "sharefirst", grantA, grantA);
+    await grantInPlace("us-east-1", img, "sharesecond", grantA, noGrant);
+    // The first share's removal of its record is held (it read the records: the second names A);
+    // the second share is deleted meanwhile (it reads the first's record: A stays), then the first goes on.
+    const gate = await startGateProxy(emu.endpoint, /Action=DeleteTags.*sharefirst/);
+    process.env.AWS_ENDPOINT_URL_EC2 = gate.url;
+    try {
+      const first = revokeInPlace("us-east-1", img, "sharefirst", noGrant, grantA);
+      await gate.holding;
+      await revokeInPlace("us-east-1", img, "sharesecond", noGrant, grantA);
+      assert.deepStrictEqual(await launchAccounts(imageId), [A], "the second saw the first's record");
+      gate.open();
+      await first;
+    } finally {
+      delete process.env.AWS_ENDPOINT_URL_EC2;
+      gate.open();
+      await gate.stop();
+    }
+    assert.deepStrictEqual([...(await records(imageId)).keys()], []);
+    assert.deepStrictEqual(await launchAccounts(imageId), [], "no record names A: revoked");
+    for (const s of snapshotIds) assert.deepStrictEqual(await volumeAccounts(s), [], `snapshot ${s}`);
+  });
+
+  it("destroys two shares of one source together (in parallel): no grant is left", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "grants-destroy-both");
+    const share = (name: string) => ({ name, imageName: name, sourceAmiId, regions: ["us-east-1"], accountIds: [A], shareSnapshots: true });
+    const t = await testStack(emu, { shares: [share("one"), share("two")] });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts(sourceAmiId), [A]);
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual([...(await records(sourceAmiId)).keys()], []);
+    assert.deepStrictEqual(await launchAccounts(sourceAmiId), []);
+  });
+
+  it("pulumi up --replace of an exactName share in place: the replacement gets its own record, and the old share's delete leaves its grant", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "grants-exact-replace");
+    const t = await testStack(emu, { shares: [{ name: "exact", imageName: "exact-share", exactName: true, sourceAmiId, regions: ["us-east-1"], accountIds: [A] }] });
+    await t.stack.up({ onOutput: t.onOutput });
+    const oldHolder = (await resourceOutputs(t.stack, "exact")).holderId as string;
+    const urn = ((await t.stack.exportStack()).deployment.resources ?? []).find((r: { urn: string }) => r.urn.endsWith("::exact"))!.urn as string;
+    const up = await t.stack.up({ onOutput: t.onOutput, replace: [urn] });
+    assert.strictEqual(up.summary.resourceChanges?.replace, 1, JSON.stringify(up.summary.resourceChanges));
+    const outs = await resourceOutputs(t.stack, "exact");
+    assert.deepStrictEqual(await launchAccounts(sourceAmiId), [A], "the live share keeps its grant");
+    assert.notStrictEqual(outs.holderId, oldHolder, "a holder id of its own");
+    assert.deepStrictEqual([...(await records(sourceAmiId)).keys()], [outs.holderId]);
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts(sourceAmiId), []);
+  });
 });

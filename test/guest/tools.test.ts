@@ -46,6 +46,7 @@ const PACKAGES: Array<[string, string | null, string | null]> = [
   ["parted", "parted", "parted"],
   ["e2image", "e2fsprogs", "e2fsprogs"],
   ["xfs_growfs", "xfsprogs", "xfsprogs"],
+  ["xfs_repair", "xfsprogs", "xfsprogs"],
   ["cpio", "cpio", "cpio"],
   ["lsinitrd", "dracut", "dracut-core"],
   ["lsinitramfs", null, "initramfs-tools-core"],

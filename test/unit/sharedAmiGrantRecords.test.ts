@@ -4,7 +4,7 @@
 import * as assert from "assert";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import {
-  Grant, heldByOthers, holderIdFor, MAX_TAG_VALUE, readRecords, RECORD_TAG_BUDGET, recordTagCount, recordTags,
+  Grant, heldByOthers, holderIdFor, newCreateStamp, MAX_TAG_VALUE, readRecords, RECORD_TAG_BUDGET, recordTagCount, recordTags,
 } from "../../providers/sharedAmi/grantRecords";
 
 const accounts = (n: number) => Array.from({ length: n }, (_, i) => String(100000000000 + i));
@@ -17,6 +17,10 @@ describe("SharedAmi grant records", () => {
     assert.strictEqual(holderIdFor("b-1", "base-20260101"), holderIdFor("b-1", "base-20260101"));
     assert.notStrictEqual(holderIdFor("b-1", "base-20260101"), holderIdFor("b-1", "base-20260102"), "a replacement (new stamp) gets its own");
     assert.notStrictEqual(holderIdFor("b-1", "x"), holderIdFor("b-2", "x"));
+    // --replace keeps the build id, and exactName the name: each create's stamp tells them apart.
+    const now = new Date("2026-12-07T10:00:00Z");
+    assert.notStrictEqual(holderIdFor("b-1", "exact", newCreateStamp(now)), holderIdFor("b-1", "exact", newCreateStamp(now)));
+    assert.strictEqual(holderIdFor("b-1", "exact", "s"), holderIdFor("b-1", "exact", "s"));
   });
 
   it("pack 40 accounts with volume grants into 3 tags of at most 256 characters, read back exactly", () => {

@@ -4,7 +4,7 @@ import * as assert from "assert";
 import * as fs from "fs";
 import * as path from "path";
 import { dynamicProvider } from "../../providers/core/provider";
-import { PACKAGE_VERSION } from "../../providers/core/version";
+import { PACKAGE_VERSION, STATE_REVISION } from "../../providers/core/version";
 import { compareVersions } from "../../providers/core/writtenBy";
 import { checkConvertedHvmAmi, diffConvertedHvmAmi } from "../../providers/convertedHvmAmi/inputs";
 import { upgradeConversion } from "../../providers/convertedHvmAmi/upgrade";
@@ -121,6 +121,22 @@ describe("the provider adapter and stored schemas", () => {
     await assert.rejects(async () => provider.delete!("x", newer), message);
     await assert.rejects(async () => provider.delete!("x", { ...old, amiFactoryVersion: 7 }), /amiFactoryVersion is 7, not a version/);
     for (const ok of [old, { ...old, amiFactoryVersion: "0.0.1" }, { ...old, amiFactoryVersion: PACKAGE_VERSION }]) {
+      await provider.diff!("x", ok, { scope: "s" });
+      await provider.delete!("x", ok);
+    }
+  });
+
+  it("records the state format revision, and refuses state of a newer revision written under the same package version", async () => {
+    const { outs: created } = await provider.create!({ scope: "s" });
+    assert.strictEqual((created as Raw).amiFactoryStateRevision, STATE_REVISION);
+    const newer = { ...old, amiFactoryVersion: PACKAGE_VERSION, amiFactoryStateRevision: STATE_REVISION + 1 };
+    const message = new RegExp(`Test: the state was written by a newer ami-factory \\(state format revision ${STATE_REVISION + 1}; this checkout has ${STATE_REVISION}\\): update this checkout`);
+    await assert.rejects(async () => provider.diff!("x", newer, { scope: "s" }), message);
+    await assert.rejects(async () => provider.read!("x", newer), message);
+    await assert.rejects(async () => provider.update!("x", newer, { scope: "s" }), message);
+    await assert.rejects(async () => provider.delete!("x", newer), message);
+    await assert.rejects(async () => provider.delete!("x", { ...old, amiFactoryStateRevision: "2" }), /amiFactoryStateRevision is "2", not a revision/);
+    for (const ok of [{ ...old, amiFactoryStateRevision: STATE_REVISION }, { ...old, amiFactoryStateRevision: STATE_REVISION - 1 }]) {
       await provider.diff!("x", ok, { scope: "s" });
       await provider.delete!("x", ok);
     }

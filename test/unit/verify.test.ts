@@ -135,6 +135,14 @@ describe("judging a boot by how it ends", () => {
     assert.deepStrictEqual(judgePoll({ console: classifyConsole(text), ...ok }), { state: "passed", line: "debian login:" });
   });
 
+  it("an `error:` line from userspace, after the kernel started, is no GRUB error: a real boot with one appended still passes", () => {
+    const text = fixture("debian-12-boot.txt") + "\nerror: could not resolve host metadata.internal\n";
+    assert.deepStrictEqual(classifyConsole(text), { state: "booted", line: "debian login:" });
+    const grub = fixture("grub-error-then-login.txt");
+    const beforeKernel = grub.slice(0, grub.indexOf("Booting `debian'"));
+    assert.match((classifyConsole(beforeKernel + "\nerror: again\n") as { reason: string }).reason, /GRUB error/, "before the kernel, GRUB's errors still count");
+  });
+
   it("a real panic after userspace fails: the login prompt is no pass while the checks still initialize, the panic that follows is final", () => {
     const text = fixture("panic-after-login.txt");
     const login = text.indexOf("debian login: ");

@@ -24,8 +24,8 @@
 #
 # Environment: GUEST_PKG_MANAGER=dnf|yum|apt-get|none overrides the detection (tests).
 
-# tool_package PM TOOL: the package that provides TOOL with PM; nothing (and status 1) when PM has
-# none. PM: dnf or yum (Amazon Linux 2023, AL2, RHEL-like), apt-get (Debian, Ubuntu).
+# tool_package PM TOOL: the package that provides TOOL with PM (see above); nothing (and status 1)
+# when PM has none.
 tool_package() {
   local pm=$1 tool=$2 col
   case $pm in dnf | yum) col=2 ;; apt-get | apt) col=3 ;; *) return 1 ;; esac
@@ -44,7 +44,7 @@ mkfs.ext4,e2fsck,resize2fs,debugfs,e2image       e2fsprogs               e2fspro
 dumpe2fs,chattr                                  e2fsprogs               e2fsprogs
 mkfs.vfat                                        dosfstools              dosfstools
 mcopy,mmd                                        mtools                  mtools
-xfs_growfs                                       xfsprogs                xfsprogs
+xfs_growfs,xfs_repair                            xfsprogs                xfsprogs
 qemu-img                                         qemu-img                qemu-utils
 cpio                                             cpio                    cpio
 lsinitrd                                         dracut                  dracut-core
