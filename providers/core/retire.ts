@@ -30,7 +30,7 @@ export interface RetentionPolicy {
 }
 
 export const DEFAULT_RETENTION: RetentionPolicy = { days: 14, keep: 2 };
-export const RETENTION_LIMITS = { days: { min: 0, max: 3650 }, keep: { min: 0, max: 100 } };
+export const RETENTION_LIMITS = { days: { min: 1, max: 3650 }, keep: { min: 0, max: 100 } };
 
 export type Retirement = "retire" | "delete";
 
