@@ -7,7 +7,10 @@
 // image of a replacement, a removed entry and `pulumi destroy` (nothing in the request tells them
 // apart). So retiring is the default for all three, and deleting is asked for explicitly: the
 // resource's `retirement: "delete"`, or AMI_FACTORY_DELETE_IMAGES=1 in the environment of the
-// `pulumi destroy` that should delete (the provider process inherits the CLI's environment).
+// `pulumi destroy` that should delete (the provider process inherits the CLI's environment). The
+// environment variable is ignored while a newer image of the same lineage in the region is not
+// retired: a replacement creates before it deletes, so its old image always has one and retires
+// even if a CI job left the variable exported; a removed entry, region or destroy has none.
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
 import { describeImage, liftProtection, retag } from "./images";
@@ -34,10 +37,29 @@ export const RETENTION_LIMITS = { days: { min: 1, max: 3650 }, keep: { min: 0, m
 
 export type Retirement = "retire" | "delete";
 
-/** What a delete does with an image: as the resource says, unless the environment asks to delete. */
-export function retirementOf(stored: string | undefined, env: NodeJS.ProcessEnv = process.env): Retirement {
-  if (env[DELETE_IMAGES_ENV] === "1" || env[DELETE_IMAGES_ENV] === "true") return "delete";
-  return stored === "delete" ? "delete" : "retire";
+/**
+ * What a delete does with an image: as the resource says, unless the environment asks to delete
+ * and the image has no successor (`replaced`: a newer image of its lineage, not retired, exists).
+ */
+export function retirementOf(stored: string | undefined, replaced: boolean, env: NodeJS.ProcessEnv = process.env): Retirement {
+  if (stored === "delete") return "delete";
+  if (!replaced && (env[DELETE_IMAGES_ENV] === "1" || env[DELETE_IMAGES_ENV] === "true")) return "delete";
+  return "retire";
+}
+
+/** What a delete does with `imageId` in `region` (retirementOf, its successor looked up when the environment asks to delete). */
+export async function retirementFor(region: string, imageId: string, lineage: string, stored: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Retirement> {
+  if (retirementOf(stored, true, env) === retirementOf(stored, false, env)) return retirementOf(stored, false, env);
+  return retirementOf(stored, await hasNewerLive(await ec2Client(region), lineage, imageId), env);
+}
+
+/** Whether an image of the lineage newer than `imageId` exists and is not retired (a replacement's). */
+export async function hasNewerLive(ec2: Pick<EC2Client, "send">, lineage: string, imageId: string): Promise<boolean> {
+  const { DescribeImagesCommand } = ec2Sdk();
+  const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
+  const images = out.Images ?? [];
+  const created = images.find((i) => i.ImageId === imageId)?.CreationDate ?? "";
+  return images.some((i) => i.ImageId !== imageId && i.State !== "deregistered" && !tagOf(i, RETIRED_AT_TAG) && (i.CreationDate ?? "") >= created);
 }
 
 export function retentionTag(p: RetentionPolicy | undefined): string {
@@ -101,9 +123,9 @@ export async function retireImage(region: string, imageId: string, o: { lineage:
   log(`retired ${imageId} in ${region} (${by === "removed" ? "removed from the stack" : `replaced by build ${by}`}): deprecated, still launchable by id, reaped by retention ${retentionTag(o.retention)} once unused`);
 }
 
-/** What preview says about an image a replacement or removal takes out of the stack. */
-export function retirementNote(what: string, stored: string | undefined): string {
-  return retirementOf(stored) === "delete"
+/** What preview says about an image a replacement (`replaced`) or removal takes out of the stack. */
+export function retirementNote(what: string, stored: string | undefined, replaced: boolean): string {
+  return retirementOf(stored, replaced) === "delete"
     ? `${what}: then deleted (${stored === "delete" ? `retirement: "delete"` : DELETE_IMAGES_ENV})`
     : `${what}: then retired, not deleted (deprecated, still launchable by id, reaped once unused past its retention; retirement: "delete" deletes it)`;
 }

@@ -3,7 +3,7 @@ import * as assert from "assert";
 import { refusesEach } from "../support/table";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { decide, referencesOf, RetiredImage } from "../../providers/core/reap";
-import { DELETE_IMAGES_ENV, parseRetention, retentionTag, retirementOf } from "../../providers/core/retire";
+import { DELETE_IMAGES_ENV, hasNewerLive, parseRetention, retentionTag, retirementOf } from "../../providers/core/retire";
 import { rootSnapshotOf } from "../../providers/worker/build";
 import { parseReapArgs } from "../../scripts/reap";
 
@@ -49,10 +49,21 @@ describe("retirement fields", () => {
 });
 
 describe("what a delete does", () => {
-  it("retires by default, deletes when the resource or the environment says so", () => {
-    assert.strictEqual(retirementOf(undefined, {}), "retire");
-    assert.strictEqual(retirementOf("delete", {}), "delete");
-    assert.strictEqual(retirementOf(undefined, { [DELETE_IMAGES_ENV]: "1" }), "delete");
+  it("retires by default, deletes when the resource says so, or the environment for an image without a successor", () => {
+    assert.strictEqual(retirementOf(undefined, false, {}), "retire");
+    assert.strictEqual(retirementOf("delete", false, {}), "delete");
+    assert.strictEqual(retirementOf("delete", true, {}), "delete");
+    assert.strictEqual(retirementOf(undefined, false, { [DELETE_IMAGES_ENV]: "1" }), "delete", "a destroy or removed entry");
+    assert.strictEqual(retirementOf(undefined, true, { [DELETE_IMAGES_ENV]: "1" }), "retire", "a replacement, with the variable left exported");
+  });
+
+  it("sees a replacement's successor: a newer image of the lineage, not retired", async () => {
+    const img = (id: string, created: string, retired = false) => ({ ImageId: id, State: "available", CreationDate: created, Tags: retired ? [{ Key: "ami-factory:retired-at", Value: created }] : [] });
+    const ec2 = (images: object[]) => ({ send: async () => ({ Images: images }) }) as never;
+    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-01-01T00:00:00Z"), img("ami-new", "2027-02-01T00:00:00Z")]), "p/s/web", "ami-old"), true);
+    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-01-01T00:00:00Z")]), "p/s/web", "ami-old"), false, "removed: nothing else");
+    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-01-01T00:00:00Z"), img("ami-new", "2027-02-01T00:00:00Z", true)]), "p/s/web", "ami-old"), false, "only retired ones");
+    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-03-01T00:00:00Z"), img("ami-older", "2027-02-01T00:00:00Z")]), "p/s/web", "ami-old"), false, "only older ones");
   });
 
   it("writes and reads the retention tag", () => {
