@@ -67,7 +67,7 @@ export const ownerOf = (share: Pick<SharedAmiOutputs, "holderId" | "buildId">) =
 
 /** `publish` in the given regions: the new name written, an old one (`before`) deleted where it still names the image. */
 export async function publishShare(outs: SharedAmiOutputs, regions: string[], before: string | undefined, log: Log): Promise<void> {
-  await mapBounded(regions, REGION_CONCURRENCY, (r) => republish(r, outs.imageIds[r], ownerOf(outs), before, outs.publish, log));
+  await mapBounded(regions, REGION_CONCURRENCY, (r) => republish(r, outs.imageIds[r], ownerOf(outs), outs.scope, before, outs.publish, log));
 }
 
 /** A copy leaving the stack: retired (the default), or deleted with its snapshots. An exact name is deleted (the replacement needs it). */

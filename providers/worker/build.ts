@@ -88,7 +88,7 @@ export function consumerFieldsOf(news: Retiring): Pick<Retiring, "retirement" | 
 /** An update's part about consumers: protection switched as asked, the parameter renamed; then reaping of the lineage. */
 export async function updateForConsumers(region: string, image: { imageId: string; buildId: string }, olds: Retiring, news: Retiring, log: (l: string) => void): Promise<void> {
   if (olds.deregistrationProtection !== news.deregistrationProtection) await setProtection(await ec2Client(region), image.imageId, news.deregistrationProtection !== false);
-  await republish(region, image.imageId, image.buildId, olds.publish, news.publish, log);
+  await republish(region, image.imageId, image.buildId, news.scope, olds.publish, news.publish, log);
   await reapOpportunistically(region, news.scope, log);
 }
 
@@ -98,7 +98,7 @@ export async function updateForConsumers(region: string, image: { imageId: strin
  */
 async function forConsumers(spec: WorkerBuildSpec, imageId: string, log: (l: string) => void): Promise<void> {
   await protectIfAsked(spec.region, imageId, spec.protection);
-  if (spec.publish) await publishImage(spec.region, spec.publish, imageId, spec.buildId, log);
+  if (spec.publish) await publishImage(spec.region, spec.publish, imageId, spec.buildId, spec.scope, log);
 }
 
 export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpec, extend: (base: WorkerBuild) => B, steps: Step<B>[], log: (l: string) => void): Promise<BuiltImage> {

@@ -5,6 +5,7 @@ import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { decide, referencesOf, RetiredImage } from "../../providers/core/reap";
 import { DELETE_IMAGES_ENV, hasNewerLive, parseRetention, retentionTag, retirementOf } from "../../providers/core/retire";
 import { rootSnapshotOf } from "../../providers/worker/build";
+import { publishRefusal } from "../../providers/core/publish";
 import { parseReapArgs } from "../../scripts/reap";
 
 const share = { sourceAmiId: "ami-0123456789abcdef0", sourceRegion: "us-east-1", regions: ["eu-west-1"], scope: "p/s/base" };
@@ -113,6 +114,15 @@ describe("reaping policy", () => {
     assert.match(v["ami-2"], /^keep: in use/);
     assert.match(v["ami-3"], /^delete/, "launched before its retirement only");
     assert.match(v["ami-4"], /^keep: launched 3\.0 days ago .*after its retirement/);
+  });
+});
+
+describe("publish over an existing parameter", () => {
+  it("refuses one ami-factory did not write, or of another lineage, naming publish; takes its own or none", () => {
+    assert.match(publishRefusal("/web", "us-east-1", { owner: undefined, description: "team's AMI" }, "p/s/web") ?? "", /^publish: SSM parameter \/web in us-east-1 exists and is not ami-factory's \(its description is "team's AMI"\)/);
+    assert.match(publishRefusal("/web", "us-east-1", { owner: "b-1", lineage: "p/other/web" }, "p/s/web") ?? "", /^publish: SSM parameter \/web in us-east-1 is published by p\/other\/web, not p\/s\/web/);
+    assert.strictEqual(publishRefusal("/web", "us-east-1", undefined, "p/s/web"), undefined);
+    assert.strictEqual(publishRefusal("/web", "us-east-1", { owner: "b-0", lineage: "p/s/web" }, "p/s/web"), undefined, "a replacement of the same lineage rewrites it");
   });
 });
 
