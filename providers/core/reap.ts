@@ -13,7 +13,7 @@
 // at least 1 (a launch just before the retirement has shown by then).
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
-import { deleteImageAndSnapshots, liftProtection, snapshotIdsOf } from "./images";
+import { deleteImageAndSnapshots, deregisterProtected, snapshotIdsOf } from "./images";
 import { LINEAGE_TAG, parseRetention, RETIRED_AT_TAG, RetentionPolicy, tagOf } from "./retire";
 import { BUILD_ID_TAG, MANAGED_BY_TAG } from "./tags";
 
@@ -150,7 +150,6 @@ export async function reap(region: string, filter: { lineage?: string; lineagePr
     if (o.dryRun || v.action !== "delete") continue;
     const { DescribeImagesCommand } = ec2Sdk();
     const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [v.image.imageId] }))).Images?.[0];
-    if (image) await liftProtection(ec2, image);
     await deleteOwnOnly(region, v.image, image);
   }
   return verdicts;
@@ -159,10 +158,8 @@ export async function reap(region: string, filter: { lineage?: string; lineagePr
 /** Deregisters the image and deletes only its own build's snapshots. */
 async function deleteOwnOnly(region: string, r: RetiredImage, image: Image | undefined): Promise<void> {
   // deleteImageAndSnapshots deletes every snapshot the image maps: deregister first when some are not its own.
-  if (image && !snapshotIdsOf(image).every((s) => r.ownSnapshotIds.includes(s))) {
-    const { DeregisterImageCommand } = ec2Sdk();
-    await (await ec2Client(region)).send(new DeregisterImageCommand({ ImageId: r.imageId }));
-  }
+  // Either way protection is lifted just before DeregisterImage, and back on if it fails.
+  if (image && !snapshotIdsOf(image).every((s) => r.ownSnapshotIds.includes(s))) await deregisterProtected(await ec2Client(region), image);
   await deleteImageAndSnapshots(region, r.imageId, r.ownSnapshotIds);
 }
 

@@ -95,7 +95,7 @@ export async function protectIfAsked(region: string, imageId: string, protection
 }
 
 /** The newest other image of the lineage not retired: the build that replaced `imageId` ("removed" when none). */
-async function successorOf(ec2: EC2Client, lineage: string, imageId: string): Promise<string> {
+async function successorOf(ec2: Pick<EC2Client, "send">, lineage: string, imageId: string): Promise<string> {
   const { DescribeImagesCommand } = ec2Sdk();
   const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
   const live = (out.Images ?? [])
@@ -105,21 +105,26 @@ async function successorOf(ec2: EC2Client, lineage: string, imageId: string): Pr
 }
 
 /**
- * Retires an image: protection lifted, deprecated at once (EnableImageDeprecation; a deprecated
+ * Retires an image: deprecated at once (EnableImageDeprecation; a deprecated
  * image still launches by id, "Deprecate an Amazon EC2 AMI", EC2 User Guide), tagged when, by which
- * build, with which retention and lineage. Launch permissions and snapshots stay. Gone is fine.
+ * build, with which retention and lineage, then its protection lifted. Launch permissions and
+ * snapshots stay. Gone is fine.
  */
 export async function retireImage(region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void): Promise<void> {
+  return retireWith(await ec2Client(region), region, imageId, o, log);
+}
+
+/** retireImage with a given client. Deprecated and tagged first, protection lifted last: a failure half-way leaves it protected. */
+export async function retireWith(ec2: Pick<EC2Client, "send">, region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void): Promise<void> {
   const { EnableImageDeprecationCommand } = ec2Sdk();
-  const ec2 = await ec2Client(region);
-  const image = await describeImage(ec2, imageId);
+  const image = await describeImage(ec2 as EC2Client, imageId);
   if (!image) return log(`${imageId} in ${region} is gone already: nothing to retire`);
-  await liftProtection(ec2, image);
   const now = new Date();
   // DeprecateAt may not be in the past (EnableImageDeprecation) and EC2 rounds it to the minute: the next minute.
   await ec2.send(new EnableImageDeprecationCommand({ ImageId: imageId, DeprecateAt: new Date(now.getTime() + 60_000) }));
   const by = await successorOf(ec2, o.lineage, imageId);
-  await retag(ec2, [imageId], { [RETIRED_AT_TAG]: now.toISOString(), [RETIRED_BY_TAG]: by, [RETENTION_TAG]: retentionTag(o.retention), [LINEAGE_TAG]: tagOf(image, LINEAGE_TAG) ?? o.lineage }, []);
+  await retag(ec2 as EC2Client, [imageId], { [RETIRED_AT_TAG]: now.toISOString(), [RETIRED_BY_TAG]: by, [RETENTION_TAG]: retentionTag(o.retention), [LINEAGE_TAG]: tagOf(image, LINEAGE_TAG) ?? o.lineage }, []);
+  await liftProtection(ec2, image);
   log(`retired ${imageId} in ${region} (${by === "removed" ? "removed from the stack" : `replaced by build ${by}`}): deprecated, still launchable by id, reaped by retention ${retentionTag(o.retention)} once unused`);
 }
 

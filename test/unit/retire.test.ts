@@ -1,11 +1,13 @@
 // Retirement and reaping, without AWS: the fields, what a delete does, and the reaping policy.
 import * as assert from "assert";
+import type { Image } from "@aws-sdk/client-ec2";
 import { refusesEach } from "../support/table";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { decide, referencesOf, RetiredImage } from "../../providers/core/reap";
-import { DELETE_IMAGES_ENV, hasNewerLive, parseRetention, retentionTag, retirementOf } from "../../providers/core/retire";
+import { DELETE_IMAGES_ENV, hasNewerLive, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
 import { rootSnapshotOf } from "../../providers/worker/build";
 import { publishRefusal } from "../../providers/core/publish";
+import { deregisterProtected } from "../../providers/core/images";
 import { parseReapArgs } from "../../scripts/reap";
 
 const share = { sourceAmiId: "ami-0123456789abcdef0", sourceRegion: "us-east-1", regions: ["eu-west-1"], scope: "p/s/base" };
@@ -114,6 +116,45 @@ describe("reaping policy", () => {
     assert.match(v["ami-2"], /^keep: in use/);
     assert.match(v["ami-3"], /^delete/, "launched before its retirement only");
     assert.match(v["ami-4"], /^keep: launched 3\.0 days ago .*after its retirement/);
+  });
+});
+
+/** A fake EC2 client: records each command's name, answers DescribeImages with `image`, fails the commands in `fail`. */
+function recordingEc2(image: Image, fail: string[] = []) {
+  const calls: string[] = [];
+  const ec2 = {
+    send: async (cmd: { constructor: { name: string } }) => {
+      const name = cmd.constructor.name.replace(/Command$/, "");
+      calls.push(name);
+      if (fail.includes(name)) throw Object.assign(new Error(`${name} failed`), { name: "InternalError" });
+      return name === "DescribeImages" ? { Images: [image] } : {};
+    },
+  };
+  return { ec2: ec2 as never, calls };
+}
+
+describe("protection around retiring and deleting", () => {
+  const protectedImage = { ImageId: "ami-1", State: "available", CreationDate: "2027-01-01T00:00:00Z", DeregistrationProtection: "enabled-without-cooldown", Tags: [] } as Image;
+
+  it("retires: deprecates and tags first, lifts protection last", async () => {
+    const { ec2, calls } = recordingEc2(protectedImage);
+    await retireWith(ec2, "us-east-1", "ami-1", { lineage: "p/s/web" }, () => undefined);
+    assert.deepStrictEqual(calls.filter((c) => c !== "DescribeImages"), ["EnableImageDeprecation", "CreateTags", "DisableImageDeregistrationProtection"]);
+  });
+
+  it("a failed retirement leaves the protection on", async () => {
+    const { ec2, calls } = recordingEc2(protectedImage, ["CreateTags"]);
+    await assert.rejects(retireWith(ec2, "us-east-1", "ami-1", { lineage: "p/s/web" }, () => undefined), /CreateTags failed/);
+    assert.ok(!calls.includes("DisableImageDeregistrationProtection"));
+  });
+
+  it("a failed DeregisterImage puts the protection back before rethrowing", async () => {
+    const { ec2, calls } = recordingEc2(protectedImage, ["DeregisterImage"]);
+    await assert.rejects(deregisterProtected(ec2, protectedImage), /DeregisterImage failed/);
+    assert.deepStrictEqual(calls, ["DisableImageDeregistrationProtection", "DeregisterImage", "EnableImageDeregistrationProtection"]);
+    const ok = recordingEc2(protectedImage);
+    await deregisterProtected(ok.ec2, protectedImage);
+    assert.deepStrictEqual(ok.calls, ["DisableImageDeregistrationProtection", "DeregisterImage"]);
   });
 });
 
