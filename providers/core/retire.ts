@@ -78,8 +78,8 @@ export const tagOf = (image: Pick<Image, "Tags"> | undefined, key: string) => im
 
 /**
  * Deregistration protection on or off. Always without the 24-hour cooldown (WithCooldown): retiring
- * or deleting lifts it first, and with a cooldown a `retirement: "delete"` replacement or a
- * reap with `retention.days: 0` could not deregister for a day ("Protect an Amazon EC2 AMI from
+ * and deleting lift it, and with a cooldown a `retirement: "delete"` replacement or a reap right
+ * after the first day could not deregister for another day ("Protect an Amazon EC2 AMI from
  * deregistration", EC2 User Guide; EnableImageDeregistrationProtection, WithCooldown: "enforces
  * deregistration protection for 24 hours after deregistration protection is disabled").
  */
