@@ -134,6 +134,7 @@ export function parseStackConfig(stack: string, all: Record<string, string>, def
   });
 
   problems.push(...duplicateImageNames({ shares, conversions, builds }, defaultRegion));
+  problems.push(...duplicatePublishNames({ shares, conversions, builds }, defaultRegion));
 
   if (problems.length) throw new StackConfigError(stack, problems);
   return {
@@ -184,6 +185,30 @@ export function duplicateImageNames(lists: Record<"shares" | "conversions" | "bu
     const regions = Array.isArray(item.regions) ? (item.regions as unknown[]) : [];
     // The source region shares the source in place (no copy, no new name) unless encrypted.
     for (const region of regions) if (region !== sourceRegion || item.encrypted === true) place(`${CONFIG_NAMESPACE}:shares[${i}] (${item.name})`, item.imageName, region);
+  });
+  return problems;
+}
+
+/**
+ * Two entries publishing to one SSM parameter in one region: each write would take the other's
+ * image (and each retirement delete it), so the parameter would name whichever ran last.
+ */
+export function duplicatePublishNames(lists: Record<"shares" | "conversions" | "builds", Record<string, unknown>[]>, defaultRegion: string | undefined): string[] {
+  const seen = new Map<string, string>();
+  const problems: string[] = [];
+  const place = (where: string, publish: unknown, region: unknown) => {
+    if (typeof publish !== "string" || !publish || typeof region !== "string" || !region) return;
+    const key = `${region}\0${publish}`;
+    const first = seen.get(key);
+    if (first) problems.push(`${where}.publish: ${JSON.stringify(publish)} in ${region} is also published by ${first}: one SSM parameter names one image, so choose another publish name for one of them`);
+    else seen.set(key, where);
+  };
+  for (const key of ["builds", "conversions"] as const) {
+    lists[key].forEach((item, i) => place(`${CONFIG_NAMESPACE}:${key}[${i}] (${item.name})`, item.publish, item.region ?? defaultRegion));
+  }
+  lists.shares.forEach((item, i) => {
+    const regions = Array.isArray(item.regions) ? [...new Set(item.regions as unknown[])] : [];
+    for (const region of regions) place(`${CONFIG_NAMESPACE}:shares[${i}] (${item.name})`, item.publish, region);
   });
   return problems;
 }

@@ -27,7 +27,8 @@ export const CONSUMER_FIELDS = {
    * Default "retire": it stays launchable by id (running Auto Scaling groups, launch templates and
    * other stacks keep working) but is deprecated at once, tagged retired, and reaped later by
    * `retention` (`npm run reap`). "delete": deregistered with its snapshots at once. For a destroy
-   * that deletes whatever this says, set AMI_FACTORY_DELETE_IMAGES=1 (README).
+   * that deletes whatever this says, set AMI_FACTORY_DELETE_IMAGES=1 (README; ignored for an image
+   * a replacement succeeds: that one always retires unless this says "delete").
    */
   retirement: field.of<"retire" | "delete" | undefined, "delete" | undefined, "in-place">({
     change: "in-place",

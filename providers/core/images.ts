@@ -46,25 +46,35 @@ export async function waitForImageAvailable(ec2: EC2Client, imageId: string, wha
  * Lifts deregistration protection when the image has it: whatever deregisters an image of ours
  * (a delete, a failed create's cleanup, a sweep, a reap) does so first.
  */
-export async function liftProtection(ec2: EC2Client, image: Image): Promise<void> {
+export async function liftProtection(ec2: Pick<EC2Client, "send">, image: Image): Promise<void> {
   const { DisableImageDeregistrationProtectionCommand } = ec2Sdk();
   if (image.DeregistrationProtection && image.DeregistrationProtection !== "disabled") await ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: image.ImageId! }));
 }
 
+/**
+ * Deregisters an image, lifting its protection first; if DeregisterImage then fails (gone already
+ * is fine), the protection goes back on (as it was, with or without cooldown) before the error is
+ * rethrown: a failed delete never leaves an image in use unprotected.
+ */
+export async function deregisterProtected(ec2: Pick<EC2Client, "send">, image: Image): Promise<void> {
+  const { DeregisterImageCommand, EnableImageDeregistrationProtectionCommand } = ec2Sdk();
+  const was = image.DeregistrationProtection;
+  await liftProtection(ec2, image);
+  try {
+    await ec2.send(new DeregisterImageCommand({ ImageId: image.ImageId! }));
+  } catch (e) {
+    if (NOT_FOUND.includes(errorName(e) ?? "")) return;
+    if (was && was !== "disabled") await ec2.send(new EnableImageDeregistrationProtectionCommand({ ImageId: image.ImageId!, WithCooldown: was === "enabled-with-cooldown" }));
+    throw e;
+  }
+}
+
 /** Deregister an image (lifting its protection) and delete the snapshots behind it. Gone already is fine. */
 export async function deleteImageAndSnapshots(region: string, imageId: string, knownSnapshotIds: string[] = []): Promise<void> {
-  const { DeregisterImageCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   const image = await describeImage(ec2, imageId);
   const snapshots = new Set([...knownSnapshotIds, ...(image ? snapshotIdsOf(image) : [])]);
-  if (image) {
-    await liftProtection(ec2, image);
-    try {
-      await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
-    } catch (e) {
-      if (!NOT_FOUND.includes(errorName(e) ?? "")) throw e;
-    }
-  }
+  if (image) await deregisterProtected(ec2, image);
   for (const snapshotId of snapshots) await deleteSnapshot(ec2, snapshotId);
 }
 

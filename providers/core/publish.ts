@@ -25,8 +25,8 @@ export function checkParameterName(c: Checker, p: string, v: unknown): void {
   if (v.length > PARAMETER_NAME_MAX) c.fail(p, `${p} is ${v.length} characters long: at most ${PARAMETER_NAME_MAX} fit in Parameter Store's 1011 with the parameter's ARN`);
 }
 
-/** The parameter's value and the ami-factory owner its description names (undefined: no parameter). */
-async function current(region: string, name: string): Promise<{ value?: string; owner?: string } | undefined> {
+/** The parameter's value, its description, and the ami-factory owner and lineage it names (undefined: no parameter). */
+async function current(region: string, name: string): Promise<{ value?: string; owner?: string; lineage?: string; description?: string } | undefined> {
   const { GetParameterCommand, DescribeParametersCommand } = ssmSdk();
   const ssm = await ssmClient(region);
   let value: string | undefined;
@@ -37,25 +37,38 @@ async function current(region: string, name: string): Promise<{ value?: string; 
     throw e;
   }
   const described = (await ssm.send(new DescribeParametersCommand({ ParameterFilters: [{ Key: "Name", Option: "Equals", Values: [name] }] }))).Parameters?.[0];
-  return { value, owner: OWNER.exec(described?.Description ?? "")?.[1] };
+  const text = described?.Description ?? "";
+  return { value, owner: OWNER.exec(text)?.[1], lineage: LINEAGE.exec(text)?.[1], description: text };
 }
 
 // The description says which resource wrote the parameter: two shares of one source in place
 // publish the same id, and the old one's delete must not take the parameter its replacement wrote.
+// Its lineage (project/stack/resource) says whose it is: no other entry or stack may overwrite it.
 const OWNER = /^ami-factory \(([^)]+)\)/;
-const description = (owner: string) => `ami-factory (${owner}): the image to launch, rewritten by each rebuild`;
+const LINEAGE = /\blineage ([^\s;]+)/;
+const description = (owner: string, lineage: string) => `ami-factory (${owner}): the image to launch, rewritten by each rebuild; lineage ${lineage}`;
+
+/** Why `publish` may not overwrite the parameter as it is now (undefined: it may). */
+export function publishRefusal(name: string, region: string, now: { owner?: string; lineage?: string; description?: string } | undefined, lineage: string): string | undefined {
+  if (!now) return undefined;
+  if (now.owner === undefined) return `publish: SSM parameter ${name} in ${region} exists and is not ami-factory's (its description is ${JSON.stringify(now.description ?? "")}): ami-factory does not overwrite it; choose another publish name, or delete the parameter if it is no longer used`;
+  if (now.lineage !== undefined && now.lineage !== lineage) return `publish: SSM parameter ${name} in ${region} is published by ${now.lineage}, not ${lineage}: two entries (or stacks) cannot publish one name; choose another publish name`;
+  return undefined;
+}
 
 /**
  * Writes the image id, owned by `owner` (the build, or the share). Parameter Store validates an
  * aws:ec2:image value after PutParameter has answered, and an invalid one is dropped silently
  * (PutParameter, DataType, API reference): the write counts once GetParameter reads it back.
  */
-export async function publishImage(region: string, name: string, imageId: string, owner: string, log: (l: string) => void): Promise<void> {
+export async function publishImage(region: string, name: string, imageId: string, owner: string, lineage: string, log: (l: string) => void): Promise<void> {
   const { PutParameterCommand, GetParameterCommand } = ssmSdk();
   const now = await current(region, name);
-  if (now?.value === imageId && now.owner === owner) return;
+  const refusal = publishRefusal(name, region, now, lineage);
+  if (refusal) throw new Error(refusal);
+  if (now?.value === imageId && now.owner === owner && now.lineage === lineage) return;
   const ssm = await ssmClient(region);
-  const put = await ssm.send(new PutParameterCommand({ Name: name, Value: imageId, Type: "String", DataType: "aws:ec2:image", Overwrite: true, Description: description(owner) }));
+  const put = await ssm.send(new PutParameterCommand({ Name: name, Value: imageId, Type: "String", DataType: "aws:ec2:image", Overwrite: true, Description: description(owner, lineage) }));
   await waitFor({ what: `SSM parameter ${name} in ${region}`, maxWaitSeconds: 120, minDelaySeconds: 1, maxDelaySeconds: 10 }, async () => {
     const read = (await ssm.send(new GetParameterCommand({ Name: name })).catch((e) => (errorName(e) === "ParameterNotFound" ? undefined : Promise.reject(e))))?.Parameter;
     if (read?.Value === imageId) return { state: "SUCCESS", value: true };
@@ -80,8 +93,8 @@ export async function unpublishImage(region: string, name: string, imageId: stri
 }
 
 /** What an update does about `publish` for one region's image: write the new name, drop the old one. */
-export async function republish(region: string, imageId: string, owner: string, before: string | undefined, after: string | undefined, log: (l: string) => void): Promise<void> {
-  if (after) await publishImage(region, after, imageId, owner, log);
+export async function republish(region: string, imageId: string, owner: string, lineage: string, before: string | undefined, after: string | undefined, log: (l: string) => void): Promise<void> {
+  if (after) await publishImage(region, after, imageId, owner, lineage, log);
   if (before && before !== after) await unpublishImage(region, before, imageId, owner, log);
 }
 

@@ -4,20 +4,22 @@
 // retired tag are never touched.
 //
 // "In use" is what DescribeImageReferences sees ("How AMI reference checks work", EC2 User Guide:
-// instances in any state, the 10 newest versions of each launch template, SSM parameters whose
+// instances in any state, launch template versions (all of them: version-depth), SSM parameters whose
 // value is the image id, Image Builder recipes) plus LastLaunchedTime for what it cannot see (an
 // Auto Scaling launch configuration, another account launching a shared image): a launch within the
-// retention, or within a day (EC2 reports a launch up to 24 hours late: Image.LastLaunchedTime in
-// the API reference), keeps the image.
+// retention (with --all: since it was retired) keeps the image. EC2 reports a launch up to 24 hours
+// late (Image.LastLaunchedTime in the API reference): a launch of the last day may not show yet, so
+// no image retired less than a day ago is ever reaped, not even with --all, and retention.days is
+// at least 1 (a launch just before the retirement has shown by then).
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
-import { deleteImageAndSnapshots, liftProtection, snapshotIdsOf } from "./images";
+import { deleteImageAndSnapshots, deregisterProtected, snapshotIdsOf } from "./images";
 import { LINEAGE_TAG, parseRetention, RETIRED_AT_TAG, RetentionPolicy, tagOf } from "./retire";
 import { BUILD_ID_TAG, MANAGED_BY_TAG } from "./tags";
 
 const DAY = 86_400_000;
-/** EC2 reports a launch in LastLaunchedTime up to a day late. */
-const LAUNCH_REPORT_DELAY = DAY;
+/** EC2 reports a launch in LastLaunchedTime up to a day late: nothing retired more recently is reaped. */
+export const LAUNCH_REPORT_DELAY = DAY;
 
 export interface RetiredImage {
   region: string;
@@ -39,7 +41,7 @@ export interface Verdict {
 
 export interface ReapOptions {
   now: Date;
-  /** Ignore retention days and keep (never the in-use checks; a launch counts for the last day only, EC2's reporting delay). */
+  /** Ignore retention days and keep (never the in-use checks: a launch since the retirement counts; never the day of EC2's reporting delay). */
   all?: boolean;
 }
 
@@ -54,12 +56,14 @@ export function decide(images: RetiredImage[], references: Record<string, string
   return images.map((image): Verdict => {
     const refs = references[image.imageId] ?? [];
     if (refs.length) return { image, action: "keep", reason: `in use: ${refs.join(", ")}` };
-    // A launch within the retention counts as use; with --all (no retention) only one EC2 may not have reported yet.
-    const window = o.all ? LAUNCH_REPORT_DELAY : Math.max(image.retention.days * DAY, LAUNCH_REPORT_DELAY);
-    if (image.lastLaunched && o.now.getTime() - image.lastLaunched.getTime() < window) {
-      return { image, action: "keep", reason: `launched ${days(o.now.getTime() - image.lastLaunched.getTime())} ago (LastLaunchedTime ${image.lastLaunched.toISOString()})` };
-    }
     const age = o.now.getTime() - image.retiredAt.getTime();
+    // A launch of the last day may not be reported yet: what was retired within it always stays.
+    if (age < LAUNCH_REPORT_DELAY) return { image, action: "keep", reason: `retired ${days(age)} ago: EC2 reports a launch up to a day late (LastLaunchedTime), so nothing retired within a day is reaped${o.all ? ", not even with --all" : ""}` };
+    // A launch within the retention counts as use; with --all (no retention) a launch since the retirement.
+    const since = o.all ? image.retiredAt.getTime() : o.now.getTime() - Math.max(image.retention.days, 1) * DAY;
+    if (image.lastLaunched && image.lastLaunched.getTime() >= since) {
+      return { image, action: "keep", reason: `launched ${days(o.now.getTime() - image.lastLaunched.getTime())} ago (LastLaunchedTime ${image.lastLaunched.toISOString()})${o.all ? ", after its retirement" : ""}` };
+    }
     if (!o.all && age < image.retention.days * DAY) return { image, action: "keep", reason: `retired ${days(age)} ago, retention.days is ${image.retention.days}` };
     const n = rank.get(image)!;
     if (!o.all && n < image.retention.keep) return { image, action: "keep", reason: `one of the ${image.retention.keep} newest retired builds of ${image.lineage} (retention.keep)` };
@@ -105,25 +109,29 @@ export async function findRetired(region: string, filter: { lineage?: string; li
 
 /**
  * What counts as a use: instances not terminated (the default is every state, and a terminated
- * instance stays listed for a while), the 10 newest versions of each launch template (the
- * default depth), SSM parameters, Image Builder recipes (ResourceTypeOption, EC2 API reference).
+ * instance stays listed for a while), every version of each launch template (version-depth 1 to
+ * 10000, default only the 10 newest), SSM parameters, Image Builder recipes (ResourceTypeOption,
+ * EC2 API reference).
  */
-const REFERENCE_TYPES = [
+export const REFERENCE_TYPES = [
   { ResourceType: "ec2:Instance" as const, ResourceTypeOptions: [{ OptionName: "state-name" as const, OptionValues: ["pending", "running", "shutting-down", "stopping", "stopped"] }] },
-  { ResourceType: "ec2:LaunchTemplate" as const },
+  { ResourceType: "ec2:LaunchTemplate" as const, ResourceTypeOptions: [{ OptionName: "version-depth" as const, OptionValues: ["10000"] }] },
   { ResourceType: "ssm:Parameter" as const },
   { ResourceType: "imagebuilder:ImageRecipe" as const },
   { ResourceType: "imagebuilder:ContainerRecipe" as const },
 ];
 
-/** imageId → the ARNs DescribeImageReferences finds referring to it. */
-export async function referencesOf(ec2: EC2Client, imageIds: string[]): Promise<Record<string, string[]>> {
+/** DescribeImageReferences takes ImageId.1 to ImageId.10 (API reference, DescribeImageReferences). */
+export const REFERENCES_BATCH = 10;
+
+/** imageId → the ARNs DescribeImageReferences finds referring to it (10 ids a call, every page). */
+export async function referencesOf(ec2: Pick<EC2Client, "send">, imageIds: string[]): Promise<Record<string, string[]>> {
   const { DescribeImageReferencesCommand } = ec2Sdk();
   const refs: Record<string, string[]> = {};
-  for (let i = 0; i < imageIds.length; i += 50) {
+  for (let i = 0; i < imageIds.length; i += REFERENCES_BATCH) {
     let NextToken: string | undefined;
     do {
-      const out = await ec2.send(new DescribeImageReferencesCommand({ ImageIds: imageIds.slice(i, i + 50), ResourceTypes: REFERENCE_TYPES, NextToken }));
+      const out = await ec2.send(new DescribeImageReferencesCommand({ ImageIds: imageIds.slice(i, i + REFERENCES_BATCH), ResourceTypes: REFERENCE_TYPES, NextToken }));
       for (const r of out.ImageReferences ?? []) (refs[r.ImageId!] ??= []).push(r.Arn ?? r.ResourceType ?? "?");
       NextToken = out.NextToken;
     } while (NextToken);
@@ -142,7 +150,6 @@ export async function reap(region: string, filter: { lineage?: string; lineagePr
     if (o.dryRun || v.action !== "delete") continue;
     const { DescribeImagesCommand } = ec2Sdk();
     const image = (await ec2.send(new DescribeImagesCommand({ ImageIds: [v.image.imageId] }))).Images?.[0];
-    if (image) await liftProtection(ec2, image);
     await deleteOwnOnly(region, v.image, image);
   }
   return verdicts;
@@ -151,10 +158,8 @@ export async function reap(region: string, filter: { lineage?: string; lineagePr
 /** Deregisters the image and deletes only its own build's snapshots. */
 async function deleteOwnOnly(region: string, r: RetiredImage, image: Image | undefined): Promise<void> {
   // deleteImageAndSnapshots deletes every snapshot the image maps: deregister first when some are not its own.
-  if (image && !snapshotIdsOf(image).every((s) => r.ownSnapshotIds.includes(s))) {
-    const { DeregisterImageCommand } = ec2Sdk();
-    await (await ec2Client(region)).send(new DeregisterImageCommand({ ImageId: r.imageId }));
-  }
+  // Either way protection is lifted just before DeregisterImage, and back on if it fails.
+  if (image && !snapshotIdsOf(image).every((s) => r.ownSnapshotIds.includes(s))) await deregisterProtected(await ec2Client(region), image);
   await deleteImageAndSnapshots(region, r.imageId, r.ownSnapshotIds);
 }
 

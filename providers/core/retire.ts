@@ -7,7 +7,10 @@
 // image of a replacement, a removed entry and `pulumi destroy` (nothing in the request tells them
 // apart). So retiring is the default for all three, and deleting is asked for explicitly: the
 // resource's `retirement: "delete"`, or AMI_FACTORY_DELETE_IMAGES=1 in the environment of the
-// `pulumi destroy` that should delete (the provider process inherits the CLI's environment).
+// `pulumi destroy` that should delete (the provider process inherits the CLI's environment). The
+// environment variable is ignored while a newer image of the same lineage in the region is not
+// retired: a replacement creates before it deletes, so its old image always has one and retires
+// even if a CI job left the variable exported; a removed entry, region or destroy has none.
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
 import { describeImage, liftProtection, retag } from "./images";
@@ -30,14 +33,33 @@ export interface RetentionPolicy {
 }
 
 export const DEFAULT_RETENTION: RetentionPolicy = { days: 14, keep: 2 };
-export const RETENTION_LIMITS = { days: { min: 0, max: 3650 }, keep: { min: 0, max: 100 } };
+export const RETENTION_LIMITS = { days: { min: 1, max: 3650 }, keep: { min: 0, max: 100 } };
 
 export type Retirement = "retire" | "delete";
 
-/** What a delete does with an image: as the resource says, unless the environment asks to delete. */
-export function retirementOf(stored: string | undefined, env: NodeJS.ProcessEnv = process.env): Retirement {
-  if (env[DELETE_IMAGES_ENV] === "1" || env[DELETE_IMAGES_ENV] === "true") return "delete";
-  return stored === "delete" ? "delete" : "retire";
+/**
+ * What a delete does with an image: as the resource says, unless the environment asks to delete
+ * and the image has no successor (`replaced`: a newer image of its lineage, not retired, exists).
+ */
+export function retirementOf(stored: string | undefined, replaced: boolean, env: NodeJS.ProcessEnv = process.env): Retirement {
+  if (stored === "delete") return "delete";
+  if (!replaced && (env[DELETE_IMAGES_ENV] === "1" || env[DELETE_IMAGES_ENV] === "true")) return "delete";
+  return "retire";
+}
+
+/** What a delete does with `imageId` in `region` (retirementOf, its successor looked up when the environment asks to delete). */
+export async function retirementFor(region: string, imageId: string, lineage: string, stored: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Retirement> {
+  if (retirementOf(stored, true, env) === retirementOf(stored, false, env)) return retirementOf(stored, false, env);
+  return retirementOf(stored, await hasNewerLive(await ec2Client(region), lineage, imageId), env);
+}
+
+/** Whether an image of the lineage newer than `imageId` exists and is not retired (a replacement's). */
+export async function hasNewerLive(ec2: Pick<EC2Client, "send">, lineage: string, imageId: string): Promise<boolean> {
+  const { DescribeImagesCommand } = ec2Sdk();
+  const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
+  const images = out.Images ?? [];
+  const created = images.find((i) => i.ImageId === imageId)?.CreationDate ?? "";
+  return images.some((i) => i.ImageId !== imageId && i.State !== "deregistered" && !tagOf(i, RETIRED_AT_TAG) && (i.CreationDate ?? "") >= created);
 }
 
 export function retentionTag(p: RetentionPolicy | undefined): string {
@@ -56,8 +78,8 @@ export const tagOf = (image: Pick<Image, "Tags"> | undefined, key: string) => im
 
 /**
  * Deregistration protection on or off. Always without the 24-hour cooldown (WithCooldown): retiring
- * or deleting lifts it first, and with a cooldown a `retirement: "delete"` replacement or a
- * reap with `retention.days: 0` could not deregister for a day ("Protect an Amazon EC2 AMI from
+ * and deleting lift it, and with a cooldown a `retirement: "delete"` replacement or a reap right
+ * after the first day could not deregister for another day ("Protect an Amazon EC2 AMI from
  * deregistration", EC2 User Guide; EnableImageDeregistrationProtection, WithCooldown: "enforces
  * deregistration protection for 24 hours after deregistration protection is disabled").
  */
@@ -73,7 +95,7 @@ export async function protectIfAsked(region: string, imageId: string, protection
 }
 
 /** The newest other image of the lineage not retired: the build that replaced `imageId` ("removed" when none). */
-async function successorOf(ec2: EC2Client, lineage: string, imageId: string): Promise<string> {
+async function successorOf(ec2: Pick<EC2Client, "send">, lineage: string, imageId: string): Promise<string> {
   const { DescribeImagesCommand } = ec2Sdk();
   const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
   const live = (out.Images ?? [])
@@ -83,27 +105,32 @@ async function successorOf(ec2: EC2Client, lineage: string, imageId: string): Pr
 }
 
 /**
- * Retires an image: protection lifted, deprecated at once (EnableImageDeprecation; a deprecated
+ * Retires an image: deprecated at once (EnableImageDeprecation; a deprecated
  * image still launches by id, "Deprecate an Amazon EC2 AMI", EC2 User Guide), tagged when, by which
- * build, with which retention and lineage. Launch permissions and snapshots stay. Gone is fine.
+ * build, with which retention and lineage, then its protection lifted. Launch permissions and
+ * snapshots stay. Gone is fine.
  */
 export async function retireImage(region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void): Promise<void> {
+  return retireWith(await ec2Client(region), region, imageId, o, log);
+}
+
+/** retireImage with a given client. Deprecated and tagged first, protection lifted last: a failure half-way leaves it protected. */
+export async function retireWith(ec2: Pick<EC2Client, "send">, region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void): Promise<void> {
   const { EnableImageDeprecationCommand } = ec2Sdk();
-  const ec2 = await ec2Client(region);
-  const image = await describeImage(ec2, imageId);
+  const image = await describeImage(ec2 as EC2Client, imageId);
   if (!image) return log(`${imageId} in ${region} is gone already: nothing to retire`);
-  await liftProtection(ec2, image);
   const now = new Date();
   // DeprecateAt may not be in the past (EnableImageDeprecation) and EC2 rounds it to the minute: the next minute.
   await ec2.send(new EnableImageDeprecationCommand({ ImageId: imageId, DeprecateAt: new Date(now.getTime() + 60_000) }));
   const by = await successorOf(ec2, o.lineage, imageId);
-  await retag(ec2, [imageId], { [RETIRED_AT_TAG]: now.toISOString(), [RETIRED_BY_TAG]: by, [RETENTION_TAG]: retentionTag(o.retention), [LINEAGE_TAG]: tagOf(image, LINEAGE_TAG) ?? o.lineage }, []);
+  await retag(ec2 as EC2Client, [imageId], { [RETIRED_AT_TAG]: now.toISOString(), [RETIRED_BY_TAG]: by, [RETENTION_TAG]: retentionTag(o.retention), [LINEAGE_TAG]: tagOf(image, LINEAGE_TAG) ?? o.lineage }, []);
+  await liftProtection(ec2, image);
   log(`retired ${imageId} in ${region} (${by === "removed" ? "removed from the stack" : `replaced by build ${by}`}): deprecated, still launchable by id, reaped by retention ${retentionTag(o.retention)} once unused`);
 }
 
-/** What preview says about an image a replacement or removal takes out of the stack. */
-export function retirementNote(what: string, stored: string | undefined): string {
-  return retirementOf(stored) === "delete"
+/** What preview says about an image a replacement (`replaced`) or removal takes out of the stack. */
+export function retirementNote(what: string, stored: string | undefined, replaced: boolean): string {
+  return retirementOf(stored, replaced) === "delete"
     ? `${what}: then deleted (${stored === "delete" ? `retirement: "delete"` : DELETE_IMAGES_ENV})`
     : `${what}: then retired, not deleted (deprecated, still launchable by id, reaped once unused past its retention; retirement: "delete" deletes it)`;
 }

@@ -14,7 +14,7 @@ import { isoOrUndefined } from "../core/inputs";
 import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
 import { Grant, grantInPlace, handOverRecord, noGrant, RecordExpiry, revokeInPlace } from "./grants";
 import { holderIdFor, newCreateStamp } from "./grantRecords";
-import { LINEAGE_TAG, protectIfAsked, retireImage, retirementOf } from "../core/retire";
+import { LINEAGE_TAG, protectIfAsked, retireImage, retirementFor } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
 import { republish, unpublishImage } from "../core/publish";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
@@ -70,12 +70,12 @@ export const ownerOf = (share: Pick<SharedAmiOutputs, "holderId" | "buildId">) =
 
 /** `publish` in the given regions: the new name written, an old one (`before`) deleted where it still names the image. */
 export async function publishShare(outs: SharedAmiOutputs, regions: string[], before: string | undefined, log: Log): Promise<void> {
-  await mapBounded(regions, REGION_CONCURRENCY, (r) => republish(r, outs.imageIds[r], ownerOf(outs), before, outs.publish, log));
+  await mapBounded(regions, REGION_CONCURRENCY, (r) => republish(r, outs.imageIds[r], ownerOf(outs), outs.scope, before, outs.publish, log));
 }
 
 /** A copy leaving the stack: retired (the default), or deleted with its snapshots. An exact name is deleted (the replacement needs it). */
 export async function retireOrDeleteCopy(share: Pick<SharedAmiInputs, "scope" | "exactName" | "retirement" | "retention">, region: string, img: RegionImage, log: Log): Promise<void> {
-  if (retirementOf(share.retirement) === "retire" && !share.exactName) return retireImage(region, img.imageId, { lineage: share.scope, retention: share.retention }, log);
+  if (!share.exactName && (await retirementFor(region, img.imageId, share.scope, share.retirement)) === "retire") return retireImage(region, img.imageId, { lineage: share.scope, retention: share.retention }, log);
   await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
   log(`deleted copy ${img.imageId} in ${region}`);
 }

@@ -16,7 +16,7 @@ import { instanceProfileStep } from "./iam";
 import { launchWorkerStep, workerImageStep } from "./instance";
 import { networkStep, securityGroupStep } from "./network";
 import { verificationFromTags } from "./verify";
-import { protectIfAsked, retireImage, retirementOf, RetentionPolicy, setProtection } from "../core/retire";
+import { protectIfAsked, retireImage, retirementFor, RetentionPolicy, setProtection } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
 import { publishImage, republish, unpublishImage } from "../core/publish";
 
@@ -88,7 +88,7 @@ export function consumerFieldsOf(news: Retiring): Pick<Retiring, "retirement" | 
 /** An update's part about consumers: protection switched as asked, the parameter renamed; then reaping of the lineage. */
 export async function updateForConsumers(region: string, image: { imageId: string; buildId: string }, olds: Retiring, news: Retiring, log: (l: string) => void): Promise<void> {
   if (olds.deregistrationProtection !== news.deregistrationProtection) await setProtection(await ec2Client(region), image.imageId, news.deregistrationProtection !== false);
-  await republish(region, image.imageId, image.buildId, olds.publish, news.publish, log);
+  await republish(region, image.imageId, image.buildId, news.scope, olds.publish, news.publish, log);
   await reapOpportunistically(region, news.scope, log);
 }
 
@@ -98,7 +98,7 @@ export async function updateForConsumers(region: string, image: { imageId: strin
  */
 async function forConsumers(spec: WorkerBuildSpec, imageId: string, log: (l: string) => void): Promise<void> {
   await protectIfAsked(spec.region, imageId, spec.protection);
-  if (spec.publish) await publishImage(spec.region, spec.publish, imageId, spec.buildId, log);
+  if (spec.publish) await publishImage(spec.region, spec.publish, imageId, spec.buildId, spec.scope, log);
 }
 
 export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpec, extend: (base: WorkerBuild) => B, steps: Step<B>[], log: (l: string) => void): Promise<BuiltImage> {
@@ -199,7 +199,7 @@ export async function builtImageTag(region: string, imageId: string, key: string
 export async function retireOrDeleteBuiltImage(region: string, image: BuiltImage & Retiring, onlyOwnSnapshot: boolean, log: (l: string) => void): Promise<void> {
   // A replacement has rewritten the parameter to its image by now (it stays); a removed entry's goes.
   if (image.publish) await unpublishImage(region, image.publish, image.imageId, image.buildId, log);
-  if (retirementOf(image.retirement) === "retire" && !image.exactName) return retireImage(region, image.imageId, { lineage: image.scope, retention: image.retention }, log);
+  if (!image.exactName && (await retirementFor(region, image.imageId, image.scope, image.retirement)) === "retire") return retireImage(region, image.imageId, { lineage: image.scope, retention: image.retention }, log);
   await deleteBuiltImage(region, image, onlyOwnSnapshot);
   log(`deleted ${image.imageId} in ${region}${image.exactName ? " (exactName: an image with an exact name is deleted, not retired)" : ""}`);
 }

@@ -2,7 +2,7 @@
 // Both stay after success and go on failure.
 import type { RegisterImageCommandInput } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "../core/clients";
-import { deleteSnapshot, describeImage, liftProtection, waitForImageAvailable } from "../core/images";
+import { deleteSnapshot, deregisterProtected, describeImage, waitForImageAvailable } from "../core/images";
 import { BUILD_ID_TAG, tagSpecifications } from "../core/tags";
 import type { Step } from "../core/steps";
 import { errorName, waitFor } from "../core/wait";
@@ -44,16 +44,9 @@ export function snapshotStep(role: string | ((b: WorkerBuild) => string), descri
 
 /** Deregisters an image (lifting its protection; gone already is fine), leaving every snapshot it maps. */
 export async function deregisterOnly(region: string, imageId: string): Promise<void> {
-  const { DeregisterImageCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   const image = await describeImage(ec2, imageId);
-  if (!image) return;
-  await liftProtection(ec2, image);
-  try {
-    await ec2.send(new DeregisterImageCommand({ ImageId: imageId }));
-  } catch (e) {
-    if (errorName(e) !== "InvalidAMIID.NotFound" && errorName(e) !== "InvalidAMIID.Unavailable") throw e;
-  }
+  if (image) await deregisterProtected(ec2, image);
 }
 
 /** Before any worker starts: the name must be free in the account and region (EC2 names are unique there). */

@@ -6,6 +6,8 @@ Run: python3 -m pytest scripts/emulator
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from botocore.exceptions import ClientError
 
@@ -38,12 +40,69 @@ def test_protection_with_cooldown_keeps_refusing_after_it_is_disabled(server: Se
     assert e.value.response["Error"]["Code"] == "OperationNotPermitted"
 
 
-def test_last_launched_time_is_set_by_a_launch(server: Server) -> None:
+def test_last_launched_time_is_reported_a_day_late(server: Server) -> None:
     ec2 = server.client("ec2")
     image_id = register(ec2, snapshot(ec2), Architecture="x86_64", BootMode="legacy-bios")
     assert "LastLaunchedTime" not in image(ec2, image_id)
     run_instance(ec2, image_id)
-    assert image(ec2, image_id)["LastLaunchedTime"].endswith("Z")
+    assert "LastLaunchedTime" not in image(ec2, image_id), "not before the reporting delay (24 h by default)"
+
+
+def test_last_launched_time_shows_after_a_shortened_delay() -> None:
+    quick = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_EMULATOR_LAUNCH_REPORT_DELAY": "1"})
+    try:
+        ec2 = quick.client("ec2")
+        image_id = register(ec2, snapshot(ec2), Architecture="x86_64", BootMode="legacy-bios")
+        run_instance(ec2, image_id)
+        assert "LastLaunchedTime" not in image(ec2, image_id)
+        time.sleep(1.2)
+        assert image(ec2, image_id)["LastLaunchedTime"].endswith("Z")
+    finally:
+        quick.stop()
+
+
+def test_image_references_take_1_to_10_ids_and_pages(server: Server) -> None:
+    ec2 = server.client("ec2")
+    ssm = server.client("ssm")
+    ids = [register(ec2, snapshot(ec2), Name=f"img-{n}") for n in range(11)]
+    for n, image_id in enumerate(ids):
+        ssm.put_parameter(Name=f"/ami-factory/p{n}", Value=image_id, Type="String", DataType="aws:ec2:image")
+    # 11 ids (botocore itself refuses an empty list before sending).
+    with pytest.raises(ClientError) as e:
+        ec2.describe_image_references(ImageIds=ids, IncludeAllResourceTypes=True)
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    seen: list[str] = []
+    token: dict[str, str] = {}
+    pages = 0
+    while True:
+        out = ec2.describe_image_references(ImageIds=ids[:10], IncludeAllResourceTypes=True, MaxResults=5, **token)
+        seen += [r["ImageId"] for r in out["ImageReferences"]]
+        pages += 1
+        if "NextToken" not in out:
+            break
+        token = {"NextToken": out["NextToken"]}
+    assert pages == 2 and sorted(seen) == sorted(ids[:10])
+
+
+def test_image_references_see_every_launch_template_version_asked(server: Server) -> None:
+    ec2 = server.client("ec2")
+    old = register(ec2, snapshot(ec2), Name="old")
+    other = register(ec2, snapshot(ec2), Name="other")
+    ec2.create_launch_template(LaunchTemplateName="lt-old", LaunchTemplateData={"ImageId": old})
+    for _ in range(10):
+        ec2.create_launch_template_version(LaunchTemplateName="lt-old", LaunchTemplateData={"ImageId": other})
+
+    def refs(**options: list[str]) -> list[dict[str, str]]:
+        rt: dict[str, object] = {"ResourceType": "ec2:LaunchTemplate"}
+        if options:
+            rt["ResourceTypeOptions"] = [{"OptionName": k.replace("_", "-"), "OptionValues": v} for k, v in options.items()]
+        return ec2.describe_image_references(ImageIds=[old], ResourceTypes=[rt])["ImageReferences"]
+
+    assert refs() == [], "version 1 of 11 is beyond the default depth of 10"
+    assert [r["ResourceType"] for r in refs(version_depth=["10000"])] == ["ec2:LaunchTemplate"]
+    with pytest.raises(ClientError) as e:
+        refs(version_depth=["10001"])
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
 
 
 def test_image_references_see_instances_launch_templates_and_parameters(server: Server) -> None:

@@ -102,7 +102,7 @@ describe("SharedAmi update that fails halfway", function () {
     const reap = async (...args: string[]) => (await promisify(execFile)(process.execPath, ["-r", "ts-node/register", "scripts/reap.ts", "--region", "eu-central-1", ...args], { cwd: path.resolve(__dirname, "../.."), env: process.env })).stdout;
     assert.match(await reap("--now", new Date(Date.now() + 30 * 86_400_000).toISOString()), new RegExp(`keep ${old["eu-central-1"]} .*one of the 2 newest retired builds`));
     assert.strictEqual((await describeImage("eu-central-1", old["eu-central-1"]))?.State, "available");
-    assert.match(await reap("--all"), new RegExp(`delete ${old["eu-central-1"]} .*\\(--all\\)`));
+    assert.match(await reap("--all", "--now", new Date(Date.now() + 2 * 86_400_000).toISOString()), new RegExp(`delete ${old["eu-central-1"]} .*\\(--all\\)`));
     assert.strictEqual(await describeImage("eu-central-1", old["eu-central-1"]), undefined, "reaped");
   });
 

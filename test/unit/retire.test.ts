@@ -1,10 +1,13 @@
 // Retirement and reaping, without AWS: the fields, what a delete does, and the reaping policy.
 import * as assert from "assert";
+import type { Image } from "@aws-sdk/client-ec2";
 import { refusesEach } from "../support/table";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
-import { decide, RetiredImage } from "../../providers/core/reap";
-import { DELETE_IMAGES_ENV, parseRetention, retentionTag, retirementOf } from "../../providers/core/retire";
+import { decide, referencesOf, RetiredImage } from "../../providers/core/reap";
+import { DELETE_IMAGES_ENV, hasNewerLive, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
 import { rootSnapshotOf } from "../../providers/worker/build";
+import { publishRefusal } from "../../providers/core/publish";
+import { deregisterProtected } from "../../providers/core/images";
 import { parseReapArgs } from "../../scripts/reap";
 
 const share = { sourceAmiId: "ami-0123456789abcdef0", sourceRegion: "us-east-1", regions: ["eu-west-1"], scope: "p/s/base" };
@@ -19,6 +22,7 @@ describe("retirement fields", () => {
   refusesEach(checkSharedAmi, share, [
     ["an unknown retirement", { retirement: "keep" }, "retirement", /"retire".*or "delete"/],
     ["negative retention days", { retention: { days: -1 } }, "retention.days", /-1/],
+    ["retention days under a day (EC2 reports a launch up to a day late)", { retention: { days: 0 } }, "retention.days", /from 1 to 3650/],
     ["retention days beyond ten years", { retention: { days: 4000 } }, "retention.days", /3650/],
     ["a fractional retention keep", { retention: { keep: 1.5 } }, "retention.keep", /whole number from 0 to 100/],
     ["a misspelt retention key", { retention: { day: 3 } }, "retention.day", /days, keep/],
@@ -42,16 +46,27 @@ describe("retirement fields", () => {
     assert.strictEqual(inputs!.retirement, undefined);
     assert.strictEqual(inputs!.retention, undefined);
     assert.strictEqual(inputs!.deregistrationProtection, undefined);
-    const given = checkSharedAmi({ ...share, retirement: "delete", retention: { days: 0 }, deregistrationProtection: false }).inputs!;
-    assert.deepStrictEqual([given.retirement, given.retention, given.deregistrationProtection], ["delete", { days: 0, keep: 2 }, false]);
+    const given = checkSharedAmi({ ...share, retirement: "delete", retention: { days: 1 }, deregistrationProtection: false }).inputs!;
+    assert.deepStrictEqual([given.retirement, given.retention, given.deregistrationProtection], ["delete", { days: 1, keep: 2 }, false]);
   });
 });
 
 describe("what a delete does", () => {
-  it("retires by default, deletes when the resource or the environment says so", () => {
-    assert.strictEqual(retirementOf(undefined, {}), "retire");
-    assert.strictEqual(retirementOf("delete", {}), "delete");
-    assert.strictEqual(retirementOf(undefined, { [DELETE_IMAGES_ENV]: "1" }), "delete");
+  it("retires by default, deletes when the resource says so, or the environment for an image without a successor", () => {
+    assert.strictEqual(retirementOf(undefined, false, {}), "retire");
+    assert.strictEqual(retirementOf("delete", false, {}), "delete");
+    assert.strictEqual(retirementOf("delete", true, {}), "delete");
+    assert.strictEqual(retirementOf(undefined, false, { [DELETE_IMAGES_ENV]: "1" }), "delete", "a destroy or removed entry");
+    assert.strictEqual(retirementOf(undefined, true, { [DELETE_IMAGES_ENV]: "1" }), "retire", "a replacement, with the variable left exported");
+  });
+
+  it("sees a replacement's successor: a newer image of the lineage, not retired", async () => {
+    const img = (id: string, created: string, retired = false) => ({ ImageId: id, State: "available", CreationDate: created, Tags: retired ? [{ Key: "ami-factory:retired-at", Value: created }] : [] });
+    const ec2 = (images: object[]) => ({ send: async () => ({ Images: images }) }) as never;
+    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-01-01T00:00:00Z"), img("ami-new", "2027-02-01T00:00:00Z")]), "p/s/web", "ami-old"), true);
+    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-01-01T00:00:00Z")]), "p/s/web", "ami-old"), false, "removed: nothing else");
+    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-01-01T00:00:00Z"), img("ami-new", "2027-02-01T00:00:00Z", true)]), "p/s/web", "ami-old"), false, "only retired ones");
+    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-03-01T00:00:00Z"), img("ami-older", "2027-02-01T00:00:00Z")]), "p/s/web", "ami-old"), false, "only older ones");
   });
 
   it("writes and reads the retention tag", () => {
@@ -73,12 +88,20 @@ describe("reaping policy", () => {
     assert.match(v["ami-4"], /^delete/);
   });
 
-  it("keeps an image something refers to, or launched within the retention (or the day EC2 may report it late)", () => {
-    const images = [retired("ami-a", 40, { retention: { days: 0, keep: 0 } }), retired("ami-b", 40, { retention: { days: 0, keep: 0 }, lastLaunched: new Date(now.getTime() - DAY / 2) }), retired("ami-c", 40, { retention: { days: 0, keep: 0 }, lastLaunched: new Date(now.getTime() - 2 * DAY) })];
+  it("keeps an image something refers to, or launched within the retention (at least a day)", () => {
+    const images = [retired("ami-a", 40, { retention: { days: 1, keep: 0 } }), retired("ami-b", 40, { retention: { days: 1, keep: 0 }, lastLaunched: new Date(now.getTime() - DAY / 2) }), retired("ami-c", 40, { retention: { days: 1, keep: 0 }, lastLaunched: new Date(now.getTime() - 2 * DAY) })];
     const v = verdict(images, { "ami-a": ["arn:aws:ec2:us-east-1:1:launch-template/lt-1"] });
     assert.match(v["ami-a"], /^keep: in use: arn:aws:ec2:us-east-1:1:launch-template\/lt-1/);
     assert.match(v["ami-b"], /^keep: launched 0\.5 days ago/);
     assert.match(v["ami-c"], /^delete/);
+  });
+
+  it("never reaps an image retired less than a day ago: EC2 reports a launch up to a day late", () => {
+    const v = verdict([retired("ami-fresh", 0.9, { retention: { days: 1, keep: 0 } }), retired("ami-old", 1.1, { retention: { days: 1, keep: 0 } })]);
+    assert.match(v["ami-fresh"], /^keep: retired 0\.9 days ago: EC2 reports a launch up to a day late/);
+    assert.match(v["ami-old"], /^delete/);
+    const all = verdict([retired("ami-fresh", 0.9)], {}, true);
+    assert.match(all["ami-fresh"], /^keep: .*not even with --all/);
   });
 
   it("counts keep per lineage and region", () => {
@@ -86,13 +109,83 @@ describe("reaping policy", () => {
     assert.deepStrictEqual(Object.values(v).map((x) => x.split(":")[0]), ["keep", "keep", "keep"]);
   });
 
-  it("with --all ignores days and keep, never use (a launch counts for the day EC2 may report it late)", () => {
+  it("with --all ignores days and keep, never use (a launch since the retirement is use)", () => {
     const launched = (days: number) => new Date(now.getTime() - days * DAY);
-    const v = verdict([retired("ami-1", 0), retired("ami-2", 0), retired("ami-3", 0, { lastLaunched: launched(2) }), retired("ami-4", 0, { lastLaunched: launched(0.5) })], { "ami-2": ["arn:aws:ssm:us-east-1:1:parameter/x"] }, true);
+    const v = verdict([retired("ami-1", 5), retired("ami-2", 5), retired("ami-3", 5, { lastLaunched: launched(6) }), retired("ami-4", 5, { lastLaunched: launched(3) })], { "ami-2": ["arn:aws:ssm:us-east-1:1:parameter/x"] }, true);
     assert.match(v["ami-1"], /^delete: .*\(--all\)/);
     assert.match(v["ami-2"], /^keep: in use/);
-    assert.match(v["ami-3"], /^delete/);
-    assert.match(v["ami-4"], /^keep: launched 0\.5 days ago/);
+    assert.match(v["ami-3"], /^delete/, "launched before its retirement only");
+    assert.match(v["ami-4"], /^keep: launched 3\.0 days ago .*after its retirement/);
+  });
+});
+
+/** A fake EC2 client: records each command's name, answers DescribeImages with `image`, fails the commands in `fail`. */
+function recordingEc2(image: Image, fail: string[] = []) {
+  const calls: string[] = [];
+  const ec2 = {
+    send: async (cmd: { constructor: { name: string } }) => {
+      const name = cmd.constructor.name.replace(/Command$/, "");
+      calls.push(name);
+      if (fail.includes(name)) throw Object.assign(new Error(`${name} failed`), { name: "InternalError" });
+      return name === "DescribeImages" ? { Images: [image] } : {};
+    },
+  };
+  return { ec2: ec2 as never, calls };
+}
+
+describe("protection around retiring and deleting", () => {
+  const protectedImage = { ImageId: "ami-1", State: "available", CreationDate: "2027-01-01T00:00:00Z", DeregistrationProtection: "enabled-without-cooldown", Tags: [] } as Image;
+
+  it("retires: deprecates and tags first, lifts protection last", async () => {
+    const { ec2, calls } = recordingEc2(protectedImage);
+    await retireWith(ec2, "us-east-1", "ami-1", { lineage: "p/s/web" }, () => undefined);
+    assert.deepStrictEqual(calls.filter((c) => c !== "DescribeImages"), ["EnableImageDeprecation", "CreateTags", "DisableImageDeregistrationProtection"]);
+  });
+
+  it("a failed retirement leaves the protection on", async () => {
+    const { ec2, calls } = recordingEc2(protectedImage, ["CreateTags"]);
+    await assert.rejects(retireWith(ec2, "us-east-1", "ami-1", { lineage: "p/s/web" }, () => undefined), /CreateTags failed/);
+    assert.ok(!calls.includes("DisableImageDeregistrationProtection"));
+  });
+
+  it("a failed DeregisterImage puts the protection back before rethrowing", async () => {
+    const { ec2, calls } = recordingEc2(protectedImage, ["DeregisterImage"]);
+    await assert.rejects(deregisterProtected(ec2, protectedImage), /DeregisterImage failed/);
+    assert.deepStrictEqual(calls, ["DisableImageDeregistrationProtection", "DeregisterImage", "EnableImageDeregistrationProtection"]);
+    const ok = recordingEc2(protectedImage);
+    await deregisterProtected(ok.ec2, protectedImage);
+    assert.deepStrictEqual(ok.calls, ["DisableImageDeregistrationProtection", "DeregisterImage"]);
+  });
+});
+
+describe("publish over an existing parameter", () => {
+  it("refuses one ami-factory did not write, or of another lineage, naming publish; takes its own or none", () => {
+    assert.match(publishRefusal("/web", "us-east-1", { owner: undefined, description: "team's AMI" }, "p/s/web") ?? "", /^publish: SSM parameter \/web in us-east-1 exists and is not ami-factory's \(its description is "team's AMI"\)/);
+    assert.match(publishRefusal("/web", "us-east-1", { owner: "b-1", lineage: "p/other/web" }, "p/s/web") ?? "", /^publish: SSM parameter \/web in us-east-1 is published by p\/other\/web, not p\/s\/web/);
+    assert.strictEqual(publishRefusal("/web", "us-east-1", undefined, "p/s/web"), undefined);
+    assert.strictEqual(publishRefusal("/web", "us-east-1", { owner: "b-0", lineage: "p/s/web" }, "p/s/web"), undefined, "a replacement of the same lineage rewrites it");
+  });
+});
+
+describe("DescribeImageReferences calls", () => {
+  it("asks for at most 10 image ids a call, follows NextToken, and every launch template version", async () => {
+    const ids = Array.from({ length: 23 }, (_, n) => `ami-${String(n).padStart(17, "0")}`);
+    const calls: { ImageIds: string[]; NextToken?: string; ResourceTypes: { ResourceType: string; ResourceTypeOptions?: { OptionName: string; OptionValues: string[] }[] }[] }[] = [];
+    const ec2 = {
+      send: async (cmd: { input: (typeof calls)[number] }) => {
+        const input = cmd.input;
+        calls.push(input);
+        assert.ok(input.ImageIds.length >= 1 && input.ImageIds.length <= 10, `ImageId.N takes 1 to 10 ids, got ${input.ImageIds.length}`);
+        // Two pages per batch: the first image's reference, then the last one's.
+        return input.NextToken ? { ImageReferences: [{ ImageId: input.ImageIds.at(-1), Arn: `arn:last:${input.ImageIds.at(-1)}` }] } : { ImageReferences: [{ ImageId: input.ImageIds[0], Arn: `arn:first:${input.ImageIds[0]}` }], NextToken: "page2" };
+      },
+    };
+    const refs = await referencesOf(ec2 as never, ids);
+    assert.deepStrictEqual(calls.map((c) => c.ImageIds.length), [10, 10, 10, 10, 3, 3]);
+    assert.deepStrictEqual(refs[ids[10]], [`arn:first:${ids[10]}`]);
+    assert.deepStrictEqual(refs[ids[22]], [`arn:last:${ids[22]}`]);
+    const lt = calls[0].ResourceTypes.find((t) => t.ResourceType === "ec2:LaunchTemplate");
+    assert.deepStrictEqual(lt?.ResourceTypeOptions, [{ OptionName: "version-depth", OptionValues: ["10000"] }]);
   });
 });
 

@@ -93,6 +93,15 @@ describe("stack config: mistakes caught at preview", () => {
     assert.match(problemsOf(cfg({ shares })).join("\n"), /shares\[1\] \(other\)\.imageName: "copy" in eu-west-1 is also the image name of ami-factory:shares\[0\] \(base\)/);
   });
 
+  it("refuses two entries publishing one SSM parameter in one region, naming publish and both entries", () => {
+    const builds = [{ name: "a", imageName: "web-a", recipe: debian, publish: "/ami/web" }, { name: "b", imageName: "web-b", recipe: debian, publish: "/ami/web" }];
+    assert.match(problemsOf(cfg({ builds })).join("\n"), /ami-factory:builds\[1\] \(b\)\.publish: "\/ami\/web" in us-east-1 is also published by ami-factory:builds\[0\] \(a\)/);
+    const shares = [{ ...share, imageName: "web-x", publish: "/ami/web" }];
+    assert.match(problemsOf(cfg({ builds: [{ ...builds[0], region: "eu-west-1" }], shares })).join("\n"), /shares\[0\] \(base\)\.publish: "\/ami\/web" in eu-west-1 is also published by ami-factory:builds\[0\] \(a\)/);
+    // One name in different regions is fine.
+    parseStackConfig("dev", cfg({ builds: [builds[0], { ...builds[1], region: "eu-west-1" }] }), "us-east-1");
+  });
+
   it("accepts one image name in different regions, and a share of the source in place", () => {
     const builds = [{ name: "a", imageName: "base", recipe: debian }, { name: "b", imageName: "base", recipe: debian, region: "eu-west-1" }];
     parseStackConfig("dev", cfg({ builds, shares: [{ ...share, regions: ["us-east-1"], imageName: "base" }] }), "us-east-1");

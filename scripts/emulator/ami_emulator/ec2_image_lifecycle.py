@@ -15,17 +15,23 @@ AWS docs:
   matches it: it always lifts protection before it deregisters).
 - Image.LastLaunchedTime (API reference, Image): "when the AMI was last used to launch an EC2
   instance. When the AMI is used to launch an instance, there is a 24-hour delay before that usage
-  is reported" (here it is reported at once).
+  is reported": here a launch shows after AMI_EMULATOR_LAUNCH_REPORT_DELAY seconds (default
+  86400, the 24 hours; a test shortens it in the emulator's environment).
 - DescribeImageReferences and "How AMI reference checks work"
   (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/ec2-ami-references.html): resource types
   ec2:Instance (option state-name, default all states), ec2:LaunchTemplate (option version-depth,
   default 10 newest versions), ssm:Parameter (parameters whose value is the image id; the API
-  reference of ResourceTypeOption). Image Builder recipes are not modelled (nothing here makes them).
+  reference of ResourceTypeOption: version-depth 1 to 10000). Image Builder recipes are not
+  modelled (nothing here makes them). The API reference of DescribeImageReferences: ImageId.N
+  "Required", "Array Members: Minimum number of 1 item. Maximum number of 10 items" (refused with
+  InvalidParameterValue here; the reference names no code); MaxResults 5 to 1000, and NextToken for
+  the next page.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from typing import Any
 
 from .ec2_image_attributes import requested_image
@@ -37,6 +43,30 @@ COOLDOWN = dt.timedelta(hours=24)
 
 def _now() -> dt.datetime:
     return dt.datetime.now(dt.timezone.utc)
+
+
+def launch_report_delay() -> dt.timedelta:
+    """How late a launch shows in LastLaunchedTime (AWS: up to 24 hours)."""
+    return dt.timedelta(seconds=float(os.environ.get("AMI_EMULATOR_LAUNCH_REPORT_DELAY", "86400")))
+
+
+def reported_launch(image: Any, now: dt.datetime | None = None) -> str | None:
+    """LastLaunchedTime as DescribeImages reports it: the last launch once the reporting delay passed."""
+    launches: list[dt.datetime] = getattr(image, "_amf_launches", [])
+    shown = [t for t in launches if t + launch_report_delay() <= (now or _now())]
+    return time_str(max(shown)) if shown else None
+
+
+MAX_IMAGE_IDS = 10
+
+
+def page(items: list[Any], max_results: Any, token: Any) -> tuple[list[Any], str | None]:
+    """One page of `items` from `token` (an offset), MaxResults at a time (all without it)."""
+    start = int(token) if token else 0
+    if max_results is None:
+        return items[start:], None
+    end = start + int(max_results)
+    return items[start:end], (str(end) if end < len(items) else None)
 
 
 def protection_state(image: Any) -> str:
@@ -66,6 +96,9 @@ def image_references(ec2_backend: Any, ssm_backend: Any, image_ids: list[str], t
                                  "Arn": f"arn:aws:ec2:{region}:{account}:instance/{instance.id}"})
     if "ec2:LaunchTemplate" in types:
         depth = int((types["ec2:LaunchTemplate"].get("version-depth") or ["10"])[0])
+        if not 1 <= depth <= 10000:
+            from moto.ec2.exceptions import EC2ClientError
+            raise EC2ClientError("InvalidParameterValue", f"version-depth must be from 1 to 10000, got {depth}")
         for template in ec2_backend.launch_templates.values():
             for version in template.versions[-depth:]:
                 if version.image_id in wanted:
@@ -97,8 +130,8 @@ def patch_image_lifecycle() -> None:
 
     # Serialized by DescribeImages from the model's attributes.
     Ami.deregistration_protection = property(lambda self: protection_state(self))  # type: ignore[attr-defined]
-    if not hasattr(Ami, "last_launched_time"):
-        Ami.last_launched_time = None  # type: ignore[attr-defined]
+    _need(not hasattr(Ami, "last_launched_time"), name, "moto now models LastLaunchedTime: check it and drop this patch")
+    Ami.last_launched_time = property(lambda self: reported_launch(self))  # type: ignore[attr-defined]
 
     _image = requested_image
 
@@ -132,7 +165,7 @@ def patch_image_lifecycle() -> None:
         result = original_run(self, image_id, *args, **kwargs)
         image = self.amis.get(image_id) if hasattr(self, "amis") else None
         if image is not None:
-            image.last_launched_time = time_str(_now())
+            image._amf_launches = [*getattr(image, "_amf_launches", []), _now()]
         return result
 
     def describe_image_references(self: Any) -> ActionResult:
@@ -140,6 +173,11 @@ def patch_image_lifecycle() -> None:
 
         self.error_on_dryrun()
         image_ids = self._get_param("ImageIds") or []
+        if not 1 <= len(image_ids) <= MAX_IMAGE_IDS:
+            raise EC2ClientError("InvalidParameterValue", f"ImageId takes 1 to {MAX_IMAGE_IDS} image ids, got {len(image_ids)}")
+        max_results = self._get_param("MaxResults")
+        if max_results is not None and not 5 <= int(max_results) <= 1000:
+            raise EC2ClientError("InvalidParameterValue", f"MaxResults must be from 5 to 1000, got {max_results}")
         all_types = str(self._get_param("IncludeAllResourceTypes")).lower() == "true"
         types: dict[str, dict[str, list[str]]] = {}
         for request in self._get_param("ResourceTypes") or []:
@@ -154,7 +192,8 @@ def patch_image_lifecycle() -> None:
             if image_id not in self.ec2_backend.amis:
                 raise InvalidAMIIdError(image_id)
         ssm = ssm_backends[self.ec2_backend.account_id][self.ec2_backend.region_name]
-        return ActionResult({"ImageReferences": image_references(self.ec2_backend, ssm, image_ids, types)})
+        refs, token = page(image_references(self.ec2_backend, ssm, image_ids, types), max_results, self._get_param("NextToken"))
+        return ActionResult({"ImageReferences": refs, **({"NextToken": token} if token else {})})
 
     AmisResponse.enable_image_deregistration_protection = enable_image_deregistration_protection  # type: ignore[attr-defined]
     AmisResponse.disable_image_deregistration_protection = disable_image_deregistration_protection  # type: ignore[attr-defined]
