@@ -48,7 +48,7 @@ async function newData(source: string, snapshotId: string): Promise<Pick<Result,
     return { newDataBytes: c.blocks.filter((b) => b.SecondBlockToken).length * c.blockSize, lineage: "changed blocks" };
   } catch (e) {
     // "Snapshots of no common lineage: ValidationException UNRELATED_SNAPSHOTS" (the emulator, as the EBS direct APIs).
-    if ((e as { name?: string }).name !== "ValidationException") throw e;
+    if ((e as { name?: string }).name !== "ValidationException" || !/lineage/.test((e as Error).message)) throw e;
     const all = await countSnapshotBlocks(REGION, snapshotId);
     return { newDataBytes: all.blocks * all.blockSize, lineage: "no common lineage: all blocks" };
   }
