@@ -40,7 +40,8 @@ def test_the_run_dir_goes_when_the_twin_stops(tmp_path: Path, how: str) -> None:
     try:
         assert first_stderr_line(s) == f"moto_server.py: mode twin: volumes and snapshots are qcow2 files in " \
                                        f"{s.ok('GET', 'twin')['runDir']}; an HVM image with twin bytes boots in qemu " \
-                                       f"when launched (its console is real); SSM answers are scripted"
+                                       f"when launched (its console is real); the AL2023 worker image boots the twin worker, whose agent " \
+                                           f"runs SSM commands and into which AttachVolume hot-plugs volumes"
         run_dir = with_a_written_volume(s)
         if how == "stdin EOF":
             s.proc.stdin.close()

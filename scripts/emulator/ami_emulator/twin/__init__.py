@@ -12,6 +12,10 @@ One module per concept:
   vm           an instance as a qemu VM (command line, QMP, console, status checks)
   instances    launch = boot: RunInstances, DescribeInstanceStatus, GetConsoleOutput, Stop/Start/
                Reboot/TerminateInstances of an image with twin bytes act on its VM
+  worker_disk  the worker machine: its cached disk, its qemu command line, NVMe hot-plug over QMP
+  agent_channel the host's end of a worker's agent (SSM Run Command without a network)
+  worker       the worker image behind the AL2023 public parameter, SSM through the agent,
+               AttachVolume/DetachVolume as hot-plug into the worker VM
 Nothing outside scripts/emulator knows which mode runs."""
 
 
@@ -22,9 +26,12 @@ def patch_twin() -> None:
     from .ec2_volumes import patch_reset, patch_volume_files
     from .imports import IMPORT_TASKS, patch_import_snapshot
     from .instances import patch_twin_instances
+    from .worker import forget_images, patch_twin_attach, patch_twin_ssm
 
     patch_volume_files()
     patch_import_snapshot()
     patch_ebs_direct_reads()
-    patch_reset(IMPORT_TASKS.clear)
+    patch_reset(IMPORT_TASKS.clear, forget_images)
     patch_twin_instances()  # after patch_reset: its reset stops the VMs before the store's files go
+    patch_twin_ssm()
+    patch_twin_attach()

@@ -3,10 +3,13 @@ bytes in the twin's store starts a qemu VM (twin/vm.py) on the instance's own vo
 copy-on-write overlay of its snapshot, made by the store when moto creates the volume);
 DescribeInstanceStatus, GetConsoleOutput, Stop/Start/Reboot/TerminateInstances act on that VM.
 
+An instance of the twin's worker image (twin/worker.py: what the AL2023 public parameter names in
+twin mode) boots as a worker: the worker disk's kernel directly, the agent's channel, PCIe root
+ports for hot-plugged volumes (worker_disk.qemu_argv through vm.qemu_argv).
+
 Instances of images with no twin bytes keep the recorded mode's behaviour (ec2_boot: scripted
-BootRules, else moto's): moto's own and demo images, the worker image stand-in (part 2 makes the
-worker a VM), paravirtual images, which need Xen's PV boot (PV-GRUB), not an HVM firmware, and
-arm64 images (the twin runs qemu-system-x86_64 only).
+BootRules, else moto's): moto's own and demo images, paravirtual images, which need Xen's PV boot
+(PV-GRUB), not an HVM firmware, and arm64 images (the twin runs qemu-system-x86_64 only).
 
 Approximations, as EC2 documents the real thing:
 - GetConsoleOutput without Latest is EC2's buffered output, "posted shortly after an instance
@@ -16,13 +19,14 @@ Approximations, as EC2 documents the real thing:
 - A guest that powers itself off leaves its instance running with the instance check impaired;
   EC2 would stop or terminate it (InstanceInitiatedShutdownBehavior).
 - The status checks are read off the serial console (vm.judge says how).
-- Only the root volume is a disk of the VM: the instance's other EBS volumes exist (files in the
-  store) but are not attached to it, and AttachVolume does not hot-plug (part 2, the worker)."""
+- Only the root volume is a disk of an image's VM: the instance's other EBS volumes exist (files in
+  the store) but are not attached to it; AttachVolume hot-plugs into worker VMs only (worker.py)."""
 
 from __future__ import annotations
 
 import base64
 import os
+import shutil
 import threading
 from typing import Any
 
@@ -56,11 +60,18 @@ def boot_plan(s: Store, instance: Any) -> vms.VmSpec | None:
     volume = instance.ec2_backend.get_volume(root.volume_id)
     disk = s.volume_path(volume.id) or s.create_volume(volume.id, int(volume.size) * 1024**3, volume.snapshot_id or snapshot_id)
     nitro = _instance_type_info(instance.instance_type).get("Hypervisor") == "nitro"
+    worker = getattr(image, "_amf_twin_worker", None)
     return vms.VmSpec(
         instance_id=instance.id, volume_id=volume.id, disk=disk,
         boot_mode="uefi" if str(getattr(image, "boot_mode", "") or "").lower() == "uefi" else "legacy-bios",
         storage="nvme" if nitro else "xen",
+        **({"worker": worker, "memory_mib": WORKER_MEMORY_MIB} if worker is not None else {}),
     )
+
+
+# The worker's memory: the guest scripts run mkinitramfs, grub-install and rsync (1 GiB, as
+# worker_disk.qemu_argv's default).
+WORKER_MEMORY_MIB = 1024
 
 
 _ACCEL: list[str] = []
@@ -73,6 +84,10 @@ def boot(s: Store, instance: Any) -> vms.Vm | None:
     if spec is None:
         return None
     vm = vms.Vm(spec=spec, folder=os.path.join(s.run_dir(), "vms", instance.id), accel=_ACCEL[0] if _ACCEL else vms.detect_accel()[0])
+    if spec.worker is not None:
+        from .worker import start_agent
+
+        start_agent(vm)
     vms.add(vm)
     vm.start()
     s.register_live_freezer(spec.volume_id, vm.freeze)
@@ -86,10 +101,14 @@ def shut(instance_id: str, keep_console: bool) -> None:
     s = store()
     if s is not None:
         s.unregister_live_freezer(vm.spec.volume_id)
+        for volume_id in list(vm.attachments):
+            s.unregister_live_freezer(volume_id)
     vm.stop()
     if keep_console:
         with _FINAL_LOCK:
             _FINAL_CONSOLES[instance_id] = vms.console_output(vm)
+    # The VM's own files (console, sockets, logs) go with it; its volumes are the store's.
+    shutil.rmtree(vm.folder, ignore_errors=True)
 
 
 def patch_twin_instances() -> None:

@@ -20,7 +20,8 @@ DESCRIPTIONS = {
     "recorded": "SSM answers and consoles are scripted (the recorded mode; AMI_FACTORY_EMULATOR=twin "
                 "for volumes and snapshots with real bytes)",
     "twin": "volumes and snapshots are qcow2 files in {run_dir}; an HVM image with twin bytes boots in qemu "
-            "when launched (its console is real); SSM answers are scripted",
+            "when launched (its console is real); the AL2023 worker image boots the twin worker, whose agent runs SSM commands "
+            "and into which AttachVolume hot-plugs volumes",
 }
 
 

@@ -39,6 +39,9 @@ API (the contract with the rest of the twin; ids are EC2 ids, unique across regi
                                      names them) into the snapshot's layer (replacing any layer the
                                      id had); returns its virtual size in bytes. Raises
                                      ImageError(qemu-img's message) for a corrupt/truncated image.
+    s.adopt_snapshot(snapshot_id, path) -> int
+                                     an existing qcow2 file outside the store (the worker disk's
+                                     cache) becomes the snapshot's layer, read-only, never removed
     s.snapshot_chain(snapshot_id) -> list[str]
                                      the snapshot's layer files, top first (for reading blocks)
     s.snapshot_size(snapshot_id) -> int   virtual size in bytes
@@ -159,6 +162,7 @@ class _Layer:
     size: int  # virtual size in bytes
     made: bool = True  # the file exists (an empty layer is made when a path is asked for)
     refs: int = 0  # volumes, snapshots and overlays that use it
+    external: bool = False  # a file outside the run directory (the worker disk's cache): never removed
 
 
 @dataclass
@@ -195,7 +199,7 @@ class Store:
             if layer.refs > 0:
                 return
             del self._layers[name]
-            if layer.made:
+            if layer.made and not layer.external:
                 remove_file(layer.path)
             name = layer.backing
 
@@ -320,6 +324,18 @@ class Store:
             self._snapshots[snapshot_id] = self._ref(name)
         return size
 
+    def adopt_snapshot(self, snapshot_id: str, path: str) -> int:
+        """Make an existing qcow2 file outside the store (the twin worker's cached disk) the
+        snapshot's frozen layer, without copying it; the store never writes or removes it (volumes
+        from the snapshot are overlays on it). Returns its virtual size in bytes."""
+        size = int(json.loads(self._run("info", "-U", "--output=json", "-f", "qcow2", path))["virtual-size"])
+        with self._lock:
+            name, _ = self._new_layer_path()
+            self._layers[name] = _Layer(path, None, size, True, 0, True)
+            self._drop_snapshot(snapshot_id)
+            self._snapshots[snapshot_id] = self._ref(name)
+        return size
+
     def _drop_snapshot(self, snapshot_id: str) -> None:
         self._unref(self._snapshots.pop(snapshot_id, None))
 
@@ -384,7 +400,7 @@ class Store:
             self._snapshots.clear()
             self._freezers.clear()
             for layer in self._layers.values():
-                if layer.made:
+                if layer.made and not layer.external:
                     remove_file(layer.path)
             self._layers.clear()
 

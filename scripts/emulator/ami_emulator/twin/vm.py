@@ -42,6 +42,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from ..patching import PatchError
+from . import worker_disk as wd
+from .agent_channel import AgentChannel
 
 QEMU = "qemu-system-x86_64"
 SEABIOS_PATHS = ("/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/bios-256k.bin")
@@ -117,9 +119,16 @@ class VmSpec:
     boot_mode: str = "legacy-bios"  # or "uefi"
     storage: str = "nvme"  # or "xen"
     memory_mib: int = VM_MEMORY_MIB
+    # The twin worker (twin/worker.py): its disk's kernel is booted directly, with the agent's port
+    # and free PCIe root ports for hot-plugged volumes (worker_disk.qemu_argv); None for an image.
+    worker: "wd.WorkerDisk | None" = None
 
 
 def qemu_argv(spec: VmSpec, folder: str, accel: str, qemu: str = QEMU) -> list[str]:
+    if spec.worker is not None:
+        return [*wd.qemu_argv(spec.worker, spec.disk, os.path.join(folder, "agent.sock"), os.path.join(folder, "qmp.sock"),
+                              os.path.join(folder, "console.log"), memory_mib=spec.memory_mib, accel=accel, qemu=qemu),
+                "-name", spec.instance_id, "-no-shutdown"]
     firmware = _first(OVMF_PATHS if spec.boot_mode == "uefi" else SEABIOS_PATHS)
     if firmware is None:
         require_host_tools()
@@ -202,39 +211,14 @@ _SPAWNER = _Spawner()
 
 # -- QMP ------------------------------------------------------------------------------------------
 
-class QmpError(RuntimeError):
-    pass
+QmpError = wd.QmpError
 
 
 def qmp(sock_path: str, command: str, arguments: dict[str, Any] | None = None, timeout: float = 10) -> Any:
-    """One QMP command on a fresh connection; its "return" value (QmpError on an error answer)."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(sock_path)
-        f = s.makefile("rwb")
-
-        def answer() -> Any:
-            while True:
-                line = f.readline()
-                if not line:
-                    raise QmpError("qemu closed the QMP connection")
-                msg = json.loads(line)
-                if "return" in msg:
-                    return msg["return"]
-                if "error" in msg:
-                    raise QmpError(msg["error"].get("desc", str(msg["error"])))
-                # greeting and events: skip
-
-        def send(cmd: str, args: dict[str, Any] | None = None) -> Any:
-            f.write(json.dumps({"execute": cmd, **({"arguments": args} if args else {})}).encode() + b"\n")
-            f.flush()
-            return answer()
-
-        greeting = json.loads(f.readline() or b"{}")
-        if "QMP" not in greeting:
-            raise QmpError(f"not a QMP greeting: {greeting}")
-        send("qmp_capabilities")
-        return send(command, arguments)
+    """One QMP command on a fresh connection (worker_disk.Qmp, the twin's one QMP client); its
+    "return" value (QmpError on an error answer)."""
+    with wd.Qmp(sock_path, timeout=timeout) as q:
+        return q.execute(command, arguments, timeout=timeout)
 
 
 # -- what the console shows ---------------------------------------------------------------------------
@@ -317,6 +301,9 @@ class Vm:
     stopped: bool = False
     _exit_noted: bool = False  # qemu's exit message is on the console
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # A worker's: the agent's channel (SSM's end) and the volumes hot-plugged into it.
+    agent: AgentChannel | None = None
+    attachments: dict[str, "Attachment"] = field(default_factory=dict)
 
     @property
     def console_path(self) -> str:
@@ -407,8 +394,66 @@ class Vm:
     def freeze(self, new_path: str) -> None:
         """The store's live freezer: continue writing into a new overlay at new_path (the file open
         so far becomes the snapshot's frozen layer)."""
+        device = "virtio0" if self.spec.worker is not None else "root"  # the worker's root is -drive if=virtio
         self.control("blockdev-snapshot-sync",
-                     {"device": "root", "snapshot-file": new_path, "format": "qcow2", "mode": "absolute-paths"}, timeout=60)
+                     {"device": device, "snapshot-file": new_path, "format": "qcow2", "mode": "absolute-paths"}, timeout=60)
+
+    # -- a worker's hot-plugged volumes (AttachVolume / DetachVolume, twin/worker.py) ---------------
+
+    def attach_volume(self, volume_id: str, path: str, size_bytes: int) -> None:
+        """Hot-plug the volume's file as an NVMe controller (serial = the volume id without its
+        dash) into a free PCIe root port. AttachmentLimit when every port is taken."""
+        with self._lock:
+            if volume_id in self.attachments:
+                return
+            used = {a.port for a in self.attachments.values()}
+            port = next((i for i in range(wd.HOTPLUG_PORTS) if i not in used), None)
+            if port is None:
+                raise AttachmentLimit(f"the twin's worker has {wd.HOTPLUG_PORTS} slots for volumes, all in use")
+            self._wait_qmp()
+            with wd.Qmp(self.qmp_path) as q:
+                wd.attach_nvme(q, volume_id, path, port)
+            self.attachments[volume_id] = Attachment(port, size_bytes, [f"node-{wd.nvme_serial(volume_id)}"], [path])
+
+    def freeze_volume(self, volume_id: str, new_path: str) -> None:
+        """The store's live freezer for a hot-plugged volume: a new qcow2 overlay at new_path on the
+        file the VM writes now, made the volume's top node (QMP blockdev-add + blockdev-snapshot, so
+        every node stays the monitor's and DetachVolume can delete them all)."""
+        with self._lock:
+            a = self.attachments[volume_id]
+            subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b", a.paths[-1], "-F", "qcow2",
+                            new_path, str(a.size_bytes)], check=True, capture_output=True)
+            node = f"{a.nodes[0]}-{len(a.nodes)}"
+            with wd.Qmp(self.qmp_path) as q:
+                q.execute("blockdev-add", {"driver": "qcow2", "node-name": node,
+                                           "file": {"driver": "file", "filename": new_path}, "backing": None})
+                try:
+                    q.execute("blockdev-snapshot", {"node": a.nodes[-1], "overlay": node}, timeout=60)
+                except QmpError:
+                    q.execute("blockdev-del", {"node-name": node})
+                    raise
+            a.nodes.append(node)
+            a.paths.append(new_path)
+
+    def detach_volume(self, volume_id: str, timeout: float = 120) -> None:
+        """Unplug the volume's controller; returns once the guest released it and qemu closed its files."""
+        with self._lock:
+            a = self.attachments.get(volume_id)
+            if a is None:
+                return
+            with wd.Qmp(self.qmp_path) as q:
+                q.execute("device_del", {"id": f"dev-{wd.nvme_serial(volume_id)}"})
+                q.wait_event("DEVICE_DELETED", timeout, device=f"dev-{wd.nvme_serial(volume_id)}")
+                for node in reversed(a.nodes):
+                    q.execute("blockdev-del", {"node-name": node})
+            del self.attachments[volume_id]
+
+    def _wait_qmp(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(self.qmp_path):
+            if self.proc is None or self.proc.poll() is not None or time.monotonic() > deadline:
+                raise QmpError(f"qemu of {self.spec.instance_id} has no QMP socket")
+            time.sleep(0.05)
 
     def stop(self, grace: float = 5) -> None:
         """QMP quit, then SIGKILL to the process group; waits for qemu to be gone."""
@@ -428,6 +473,22 @@ class Vm:
             except ProcessLookupError:
                 pass
             proc.wait(timeout=30)
+        if self.agent is not None:
+            self.agent.close()
+
+
+@dataclass
+class Attachment:
+    """A volume hot-plugged into a worker: its PCIe root port, its size, its block nodes and their
+    files (bottom first; each snapshot through the VM adds one)."""
+    port: int
+    size_bytes: int
+    nodes: list[str]
+    paths: list[str]
+
+
+class AttachmentLimit(RuntimeError):
+    pass
 
 
 def console_output(vm: Vm) -> bytes:
