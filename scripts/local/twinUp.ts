@@ -1,10 +1,11 @@
 // `npm start` on the twin (the default): the main job for real. A classic PV disk made here, imported
 // into the emulator (ImportSnapshot) and registered paravirtual; then the stack of
 // Pulumi.local-twin.yaml: ConvertedHvmAmi in place (method auto), a second conversion that needs
-// the copy (targetSizeGiB), a RecoveryAlarm; a second `up` adds a SharedAmi of the converted image
-// and a SurrogateAmi whose `image` recipe writes the converted disk, read back through the EBS
-// direct APIs and put in the emulator's S3. Workers run the guest scripts in qemu VMs, every new
-// image is launched and booted for real; then a preview that must show no changes.
+// the copy (targetSizeGiB), a RecoveryAlarm; the converted image's bytes read back through the EBS
+// direct APIs; a second `up` adds a SharedAmi of the converted image. Workers run the guest scripts
+// in qemu VMs, every new image is launched and booted for real; then a preview that must show no
+// changes. (A SurrogateAmi of the `image` recipe waits for a way from the worker VM, which has no
+// network, to the emulator's S3.)
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
@@ -91,19 +92,13 @@ export async function twinUp(say: (s: string) => void, opts: { keep: boolean }):
     const convertedSnapshot = (await describe([converted])).get(converted)?.BlockDeviceMappings?.[0]?.Ebs?.SnapshotId;
     if (!convertedSnapshot) throw new Error(`the converted image ${converted} has no root snapshot`);
 
-    // The surrogate's disk image: the converted disk's bytes, read back through the EBS direct APIs.
+    // Bytes out: the converted image's root snapshot read back block by block (EBS direct APIs).
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "npm-start-"));
     try {
       const raw = path.join(tmp, "converted.raw");
       const read = await readSnapshot(REGION, convertedSnapshot, raw);
       const sha256 = crypto.createHash("sha256").update(fs.readFileSync(raw)).digest("hex");
-      await putObject(REGION, BUCKET, "converted.raw", raw);
-      lap(`read ${convertedSnapshot} back with ListSnapshotBlocks/GetSnapshotBlock (${read.blocks} blocks of ${read.blockSize} bytes) into s3://${BUCKET}/converted.raw`);
-      await setPathConfig(stack, "ami-factory:builds", [{
-        name: "from-image", imageName: "debian-12-from-image",
-        recipe: { kind: "image", url: `${emu.endpoint}/${BUCKET}/converted.raw`, sha256, format: "raw" },
-        bootMode: "legacy-bios", tags: { team: "platform" },
-      }]);
+      lap(`read ${convertedSnapshot} (the converted image's root) back with ListSnapshotBlocks/GetSnapshotBlock: ${read.blocks} blocks of ${read.blockSize} bytes, sha256 ${sha256} of its ${read.volumeBytes} bytes`);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -112,7 +107,7 @@ export async function twinUp(say: (s: string) => void, opts: { keep: boolean }):
       regions: [REGION, "eu-west-1"], accountIds: ["111122223333"], tags: { team: "platform" },
     }]);
 
-    say("pulumi up (2/2): a SharedAmi of the converted image, a SurrogateAmi from the `image` recipe");
+    say("pulumi up (2/2): a SharedAmi of the converted image (copied to eu-west-1, shared with an account)");
     const up = await stack.up({ onOutput: (s) => process.stdout.write(s) });
     lap("second up done");
     say("pulumi preview (must show no changes)");
