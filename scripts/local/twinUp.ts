@@ -22,16 +22,12 @@ import { importSnapshot, putObject, registerPv } from "./twinImport";
 const REGION = "us-east-1";
 const BUCKET = "ami-factory-local";
 
-/** Sets a structured value as leaf config keys (path syntax: a[0].b), as `pulumi config set --path` does. */
-async function setPathConfig(stack: Stack, key: string, value: unknown): Promise<void> {
-  const leaves: Record<string, { value: string }> = {};
-  const walk = (k: string, v: unknown) => {
-    if (Array.isArray(v)) v.forEach((x, i) => walk(`${k}[${i}]`, x));
-    else if (v && typeof v === "object") for (const [kk, vv] of Object.entries(v)) walk(`${k}.${kk}`, vv);
-    else leaves[k] = { value: String(v) };
-  };
-  walk(key, value);
-  await stack.setAllConfig(leaves, true);
+/**
+ * Sets a structured value (a list of entries) as one key: the program reads every config value as
+ * text, objects as their JSON (path keys would turn "111122223333" into a number).
+ */
+async function setListConfig(stack: Stack, key: string, value: unknown[]): Promise<void> {
+  await stack.setConfig(key, { value: JSON.stringify(value) });
 }
 
 /** The images of the stack's `images` output: name → region → id. */
@@ -102,7 +98,7 @@ export async function twinUp(say: (s: string) => void, opts: { keep: boolean }):
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
-    await setPathConfig(stack, "ami-factory:shares", [{
+    await setListConfig(stack, "ami-factory:shares", [{
       name: "legacy-hvm-shared", sourceAmiId: converted, imageName: "legacy-hvm-shared",
       regions: [REGION, "eu-west-1"], accountIds: ["111122223333"], tags: { team: "platform" },
     }]);
