@@ -11,7 +11,7 @@ Run: python3 -m pytest -q scripts/emulator/test_twin_worker_vm.py
 
 from __future__ import annotations
 
-import base64
+import json
 import os
 import signal
 import time
@@ -79,6 +79,19 @@ def test_the_worker_registers_with_ssm_once_its_agent_is_ready(emu: Server) -> N
     print(f"worker registered {time.monotonic() - began:.0f} s after RunInstances")
 
 
+def test_a_worker_can_be_told_to_boot_without_its_agent(emu: Server) -> None:
+    ec2 = emu.client("ec2")
+    emu.ok("POST", "twin/worker-agent-off", {"workers": 1})
+    run_dir = Path(emu.ok("GET", "twin")["runDir"])
+    iids = [ec2.run_instances(ImageId=STATE["image"], MinCount=1, MaxCount=1, InstanceType="m6i.large")["Instances"][0]["InstanceId"]
+            for _ in range(2)]
+    appends = [json.loads((run_dir / "vms" / i / "argv.json").read_text()) for i in iids]
+    appends = [a[a.index("-append") + 1] for a in appends]
+    assert "systemd.mask=ami-factory-agent.service" in appends[0] and "systemd.mask" not in appends[1], "the next one only"
+    ec2.terminate_instances(InstanceIds=iids)
+    assert not any((run_dir / "vms" / i).exists() for i in iids)
+
+
 def test_a_command_runs_on_the_worker_with_aws_clipping(emu: Server) -> None:
     ssm, iid = emu.client("ssm"), STATE["iid"]
     cid = send(ssm, iid, ["id -u", "echo to-stderr >&2", "head -c 30000 /dev/zero | tr '\\0' o",
@@ -90,7 +103,7 @@ def test_a_command_runs_on_the_worker_with_aws_clipping(emu: Server) -> None:
     ok = invocation(ssm, send(ssm, iid, ["echo hello"]), iid)
     assert (ok["Status"], ok["ResponseCode"], ok["StandardOutputContent"]) == ("Success", 0, "hello\n")
     listed = ssm.list_command_invocations(CommandId=cid, Details=True)["CommandInvocations"]
-    assert listed[0]["Status"] == "Failed"
+    assert listed[0]["Status"] == "Failed", listed
 
 
 def test_execution_timeout_and_cancel_are_honoured(emu: Server) -> None:

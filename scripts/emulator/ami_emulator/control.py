@@ -38,6 +38,9 @@ Control API (only under /_ami_factory/, JSON in and out):
                                                    "pattern": 0-255}: write `length` bytes of `pattern` at
                                                    `offset` into the volume's file (what a guest would
                                                    write; not for a volume open in a running VM: 409)
+  POST   /_ami_factory/twin/worker-agent-off       twin mode only: {"workers": N}: the next N worker
+                                                   VMs boot with their agent's unit masked (a worker
+                                                   whose SSM agent never registers)
   GET    /_ami_factory/twin                        {"mode", "runDir"}: which mode runs (runDir null
                                                    in the recorded mode)
   POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
@@ -143,6 +146,9 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         CALL_FAILURES.clear()
         SSM_RULES.clear()
         SSM_AGENTS.clear()
+        from .twin.worker import AGENT_OFF
+
+        AGENT_OFF.clear()
         PROFILE_NOT_READY.set(0)
         BOOT_SCRIPTS.clear()
         return 200, {"ok": True}
@@ -160,6 +166,16 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
     if path == "twin" and method == "GET":
         s = twin_store()
         return 200, {"mode": "twin" if s else "recorded", "runDir": s.run_dir() if s else None}
+    if path == "twin/worker-agent-off" and method == "POST":
+        if twin_store() is None:
+            raise HttpError(400, "twin/worker-agent-off needs the twin (AMI_FACTORY_EMULATOR=twin)")
+        from .twin.worker import AGENT_OFF
+
+        n = (body or {}).get("workers")
+        if not isinstance(n, int) or n < 1:
+            raise HttpError(400, "'workers' must be a positive integer")
+        AGENT_OFF.add(n)
+        return 200, {"ok": True}
     if path == "twin/volume-write" and method == "POST":
         s = twin_store()
         if s is None:

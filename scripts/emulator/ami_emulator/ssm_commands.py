@@ -82,6 +82,18 @@ def patch_ssm_commands() -> None:
     _need(not hasattr(SimpleSystemManagerResponse, "list_command_invocations"), name,
           "moto now implements ListCommandInvocations: check it and drop that part of this patch")
 
+    # moto turns an empty Targets into "every instance of the region" (its EC2 filter of nothing
+    # matches all): a SendCommand with InstanceIds only got an invocation on every instance, the
+    # terminated ones too. SendCommand targets "InstanceIds" or "Targets" (SSM API Reference,
+    # SendCommand): no Targets, no extra instances.
+    _need(hasattr(Command, "_get_instance_ids_from_targets"), name, "Command._get_instance_ids_from_targets missing")
+    original_targets = Command._get_instance_ids_from_targets
+
+    def _get_instance_ids_from_targets(self: Any) -> list[str]:
+        return original_targets(self) if self.targets else []
+
+    Command._get_instance_ids_from_targets = _get_instance_ids_from_targets  # type: ignore[method-assign]
+
     original_init = Command.__init__
 
     def __init__(self: Any, *args: Any, **kwargs: Any) -> None:

@@ -61,6 +61,10 @@ def boot_plan(s: Store, instance: Any) -> vms.VmSpec | None:
     disk = s.volume_path(volume.id) or s.create_volume(volume.id, int(volume.size) * 1024**3, volume.snapshot_id or snapshot_id)
     nitro = _instance_type_info(instance.instance_type).get("Hypervisor") == "nitro"
     worker = getattr(image, "_amf_twin_worker", None)
+    if worker is not None:
+        from .worker import boot_disk
+
+        worker = boot_disk(worker)
     return vms.VmSpec(
         instance_id=instance.id, volume_id=volume.id, disk=disk,
         boot_mode="uefi" if str(getattr(image, "boot_mode", "") or "").lower() == "uefi" else "legacy-bios",

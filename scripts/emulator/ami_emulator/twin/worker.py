@@ -38,6 +38,7 @@ are worker VMs, SSM Run Command goes through their agent, and EBS volumes hot-pl
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import threading
 from typing import Any
@@ -98,6 +99,43 @@ def worker_image(ec2: Any, disk: WorkerDisk | None = None) -> str:
 def forget_images() -> None:
     with _LOCK:
         _IMAGES.clear()
+    AGENT_OFF.clear()
+
+
+class AgentOff:
+    """POST /_ami_factory/twin/worker-agent-off {"workers": N}: the next N worker VMs boot with the
+    agent's systemd unit masked (kernel command line systemd.mask=), so their SSM agent never
+    registers, as a worker whose agent cannot start or reach SSM."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.left = 0
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.left += n
+
+    def take(self) -> bool:
+        with self.lock:
+            if self.left > 0:
+                self.left -= 1
+                return True
+            return False
+
+    def clear(self) -> None:
+        with self.lock:
+            self.left = 0
+
+
+AGENT_OFF = AgentOff()
+AGENT_UNIT = "ami-factory-agent.service"
+
+
+def boot_disk(disk: WorkerDisk) -> WorkerDisk:
+    """The worker disk a new worker VM boots (its agent masked when AgentOff says so)."""
+    if AGENT_OFF.take():
+        return dataclasses.replace(disk, cmdline=f"{disk.cmdline} systemd.mask={AGENT_UNIT}")
+    return disk
 
 
 def start_agent(vm: vms.Vm) -> None:
