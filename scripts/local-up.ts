@@ -1,18 +1,36 @@
 // `npm start`: the main job on the local default. Starts the AWS emulator (moto, patched) on a free
-// 127.0.0.1 port, runs `pulumi up` of this program with Pulumi.local.yaml on a file backend, then
-// `pulumi preview` (which must report no changes), prints the stack outputs and stops the emulator.
+// 127.0.0.1 port, runs `pulumi up` of this program on a file backend, then `pulumi preview` (which
+// must report no changes), prints the stack outputs and stops the emulator.
+//
+//   npm start                    the twin (AMI_FACTORY_EMULATOR=twin, the default): a real PV image
+//                                imported and converted, workers and test launches are qemu VMs
+//                                (scripts/local/twinUp.ts, Pulumi.local-twin.yaml)
+//   npm start -- --keep          the same, the emulator left running for a look at the images' bytes
+//   npm run start:recorded       the RECORDED mode (also `npm start -- --recorded`, or
+//                                AMI_FACTORY_EMULATOR=recorded): Pulumi.local.yaml against recorded
+//                                guest facts and boot consoles, about a minute, nothing real booted
 import * as fs from "fs";
 import * as path from "path";
 import { RunInstancesCommand, EC2Client } from "@aws-sdk/client-ec2";
 import { startEmulator } from "./emulator/start";
 import { localStack } from "./local/engine";
 import { readToolchain, REPO_ROOT } from "./local/toolchain";
+import { startMode } from "./local/startMode";
+import { twinUp } from "./local/twinUp";
 
 const say = (s: string) => console.log(`[npm start] ${s}`);
 
 async function main(): Promise<void> {
   const tc = readToolchain();
   say(`pulumi ${tc.pulumiVersion} (${tc.pulumiCli}), moto via ${tc.motoPython}`);
+  const argv = process.argv.slice(2);
+  const mode = startMode(argv, process.env);
+  if (mode === "twin") {
+    say("TWIN mode (the default): the real job, every worker and test launch a qemu VM (TCG: minutes); `npm run start:recorded` for the quick recorded run");
+    return twinUp(say, { keep: argv.includes("--keep") });
+  }
+  if (argv.includes("--keep")) throw new Error("--keep is for the twin: the recorded mode has no bytes to look at");
+  say("RECORDED mode: guest steps and test launches answered from recordings (AMI_FACTORY_EMULATOR=recorded); plain `npm start` runs the real job on the twin");
   const emu = await startEmulator({
     amisPath: path.join(REPO_ROOT, "scripts/emulator/demo-amis.json"),
     env: { MOTO_EC2_LOAD_DEFAULT_AMIS: "false", MOTO_IAM_LOAD_MANAGED_POLICIES: "true" },
@@ -57,7 +75,9 @@ async function main(): Promise<void> {
   }
 }
 
-main().catch((e) => {
-  console.error(`[npm start] failed: ${e instanceof Error ? e.message : String(e)}`);
+if (require.main === module) main().catch((e) => {
+  const message = e instanceof Error ? e.message : String(e);
+  // The automation API's CommandError starts "code: N" and repeats pulumi's whole output: it is above.
+  console.error(`[npm start] failed: ${/^code: -?\d+/.test(message) ? "pulumi failed: its errors are above" : message}`);
   process.exit(1);
 });
