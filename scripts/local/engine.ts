@@ -43,8 +43,9 @@ export function localEngineEnv(workDir: string, extra: Record<string, string>): 
 /**
  * An inline program's RunError (e.g. a bad stack config) is reported by the automation API's
  * language server twice: as the run's error and again from the rejection it leaves behind. Logged
- * here once instead, as the plain CLI path shows it; the run still fails (the engine sees a logged
- * error). Other errors pass through unchanged.
+ * here once instead, as the plain CLI path shows it, and the run fails with a short error of its
+ * own (returning instead would declare an empty stack: the engine would delete every resource).
+ * Other errors pass through unchanged.
  */
 function reportRunErrorsOnce(program: () => Promise<Record<string, unknown>>): () => Promise<Record<string, unknown>> {
   return async () => {
@@ -53,7 +54,9 @@ function reportRunErrorsOnce(program: () => Promise<Record<string, unknown>>): (
     } catch (e) {
       if (!pulumi.RunError.isInstance(e)) throw e;
       await pulumi.log.error(e.message);
-      return {};
+      // Still a failed run: a program that returned would be an empty stack to the engine, which
+      // then deletes everything the stack has.
+      throw new pulumi.RunError("the program stopped on the error above; nothing was changed");
     }
   };
 }
