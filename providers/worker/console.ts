@@ -27,14 +27,40 @@ export const FAILURE_SIGNALS: readonly { pattern: RegExp; reason: string; final:
   { pattern: /ALERT! .* does not exist\. +Dropping to a shell!/, reason: "the initramfs did not find the root device (emergency shell)", final: true },
   { pattern: /You are in emergency mode|Entering emergency mode/, reason: "systemd emergency mode", final: true },
   // GRUB prints its errors at the start of a line, in lower case ("error: no such device: ..."),
-  // and often boots on after them; its rescue prompt is the end. Only before the kernel's first
-  // line: after it, an `error:` line is userspace's (beforeKernel).
+  // and often boots on after them; its rescue prompt is the end. Only where GRUB runs: before any
+  // kernel line, or after a new boot began (firmware, GRUB's menu); else it is userspace's (beforeKernel).
   { pattern: /^error: .+/m, reason: "GRUB error", final: false, beforeKernel: true },
   { pattern: /^grub rescue> *$/m, reason: "GRUB rescue prompt", final: true },
 ];
 
-/** Where the kernel's first line starts (its banner, or its first timestamp): GRUB's part ends there. */
-const KERNEL_START = /Linux version |^\[ *0\.000000\]/m;
+/**
+ * A kernel line: its banner or any timestamped message. Any, not only the first (0.000000): the
+ * console is the last 64 KB (GetConsoleOutput), where a long boot's first lines are gone.
+ */
+const KERNEL_LINE = /Linux version |^\[ *\d+\.\d{6}\]/gm;
+/** A boot beginning (firmware, GRUB's menu or its "Booting" line): GRUB may speak again after it. */
+const BOOT_START = /SeaBIOS|Booting from (Hard Disk|ROM)|GNU GRUB|^Booting `|BdsDxe/gm;
+
+/** Start indexes of the lines matching `pattern` (global). */
+function lineStarts(text: string, pattern: RegExp): number[] {
+  return [...text.matchAll(pattern)].map((m) => text.lastIndexOf("\n", (m.index ?? 0) - 1) + 1);
+}
+
+/** The last match of `pattern` that GRUB printed: no kernel line before it, or a new boot since the last. */
+function lastGrubMatch(text: string, pattern: RegExp): Hit | undefined {
+  const kernels = lineStarts(text, KERNEL_LINE);
+  const boots = lineStarts(text, BOOT_START);
+  const lastBefore = (xs: number[], i: number) => xs.filter((x) => x < i).pop() ?? -1;
+  const global = new RegExp(pattern.source, pattern.flags.includes("g") ? pattern.flags : pattern.flags + "g");
+  let last: Hit | undefined;
+  for (const m of text.matchAll(global)) {
+    if (m.index === undefined || m[0].length === 0) continue;
+    const start = text.lastIndexOf("\n", m.index - 1) + 1;
+    const kernel = lastBefore(kernels, start);
+    if (kernel === -1 || lastBefore(boots, start) > kernel) last = { index: start, line: lineAt(text, m.index, m[0].length) };
+  }
+  return last;
+}
 
 /** The console as text lines: no carriage returns, no terminal escape sequences, no NULs. */
 export function cleanConsole(raw: string): string {
@@ -80,11 +106,9 @@ function lineAt(text: string, index: number, length: number): string {
 export function classifyConsole(raw: string, bootSignal: RegExp = DEFAULT_BOOT_SIGNAL): ConsoleVerdict {
   const text = cleanConsole(raw);
   const booted = lastMatch(text, bootSignal);
-  const kernel = text.search(KERNEL_START);
-  const beforeKernel = kernel === -1 ? text : text.slice(0, text.lastIndexOf("\n", kernel) + 1);
   let failed: (Hit & { reason: string; final: boolean }) | undefined;
   for (const f of FAILURE_SIGNALS) {
-    const hit = lastMatch(f.beforeKernel ? beforeKernel : text, f.pattern);
+    const hit = f.beforeKernel ? lastGrubMatch(text, f.pattern) : lastMatch(text, f.pattern);
     if (hit && (!failed || hit.index > failed.index || (hit.index === failed.index && f.final && !failed.final))) failed = { ...hit, reason: f.reason, final: f.final };
   }
   if (failed && (!booted || failed.index > booted.index)) return { state: "failed", line: failed.line, reason: failed.reason, final: failed.final };

@@ -143,6 +143,20 @@ describe("judging a boot by how it ends", () => {
     assert.match((classifyConsole(beforeKernel + "\nerror: again\n") as { reason: string }).reason, /GRUB error/, "before the kernel, GRUB's errors still count");
   });
 
+  it("an `error:` line from userspace still is none when the console is only its last 64 KB (the kernel's first lines gone)", () => {
+    const boot = fixture("debian-12-boot.txt");
+    const padding = Array.from({ length: 1500 }, (_, i) => `[   ${(10 + i / 100).toFixed(6)}] systemd[1]: a long boot, line ${i}`).join("\n");
+    const text = (boot + "\n" + padding + "\ndebian login: \nerror: could not resolve host metadata.internal\n").slice(-65536);
+    assert.ok(!text.includes("Linux version") && !/\[ *0\.000000\]/.test(text), "the kernel's first lines are cut off");
+    assert.deepStrictEqual(classifyConsole(text), { state: "booted", line: "debian login:" });
+  });
+
+  it("a GRUB error after a reboot counts again (a new boot began), and is waited out like the first", () => {
+    const boot = fixture("debian-12-boot.txt");
+    const text = boot + "\nSeaBIOS (version 1.16.2-debian-1.16.2-1)\nBooting from Hard Disk...\nerror: file '/boot/vmlinuz-6.1.0-99-amd64' not found.\n";
+    assert.match((classifyConsole(text) as { reason: string }).reason, /GRUB error/);
+  });
+
   it("a real panic after userspace fails: the login prompt is no pass while the checks still initialize, the panic that follows is final", () => {
     const text = fixture("panic-after-login.txt");
     const login = text.indexOf("debian login: ");
