@@ -4,9 +4,8 @@
 // to userspace in this file (TCG: minutes); the unbootable disk stops in the firmware (seconds).
 // Needs root (the disks are built on loop devices, test/support/twinDisks.ts) and qemu.
 import * as assert from "assert";
-import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
 import {
-  DescribeImportSnapshotTasksCommand, DescribeInstancesCommand, DescribeVolumesCommand, GetConsoleOutputCommand, ImportSnapshotCommand,
+  DescribeInstancesCommand, DescribeVolumesCommand, GetConsoleOutputCommand,
   RegisterImageCommand,
 } from "@aws-sdk/client-ec2";
 import * as fs from "fs";
@@ -17,6 +16,7 @@ import { verifyStep } from "../../providers/worker/verify";
 import { ec2 } from "../support/aws";
 import { Emulator, startEmulator } from "../support/emulator";
 import { twinDisks, TwinDisks } from "../support/twinDisks";
+import { importSnapshot, putObject } from "../../scripts/local/twinImport";
 
 const REGION = "us-east-1";
 const BUCKET = "twin-boot-disks";
@@ -38,22 +38,12 @@ function filesUnder(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
-// A whole body with its length, no checksum trailer: the SDK's default for a stream (aws-chunked
-// encoding with a CRC32 trailer) takes moto minutes to decode for a few hundred MiB.
-const s3 = () => new S3Client({ region: REGION, forcePathStyle: true, requestChecksumCalculation: "WHEN_REQUIRED" });
 
-async function importDisk(file: string, key: string): Promise<string> {
-  await s3().send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: fs.readFileSync(file) }));
-  const task = await ec2().send(new ImportSnapshotCommand({ Description: key, DiskContainer: { Format: "VMDK", UserBucket: { S3Bucket: BUCKET, S3Key: key } } }));
-  const deadline = Date.now() + 10 * 60_000;
-  for (;;) {
-    const t = (await ec2().send(new DescribeImportSnapshotTasksCommand({ ImportTaskIds: [task.ImportTaskId!] }))).ImportSnapshotTasks![0].SnapshotTaskDetail!;
-    if (t.Status === "completed") return t.SnapshotId!;
-    assert.strictEqual(t.Status === "deleted" || t.Status === "deleting", false, `the import of ${key} failed: ${t.StatusMessage}`);
-    assert.ok(Date.now() < deadline, `the import of ${key} did not complete in 10 minutes (${t.Status} ${t.Progress ?? ""})`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
+/** The disk image into the emulator's S3, then ImportSnapshot (scripts/local/twinImport.ts, as npm start does). */
+const importDisk = async (file: string, key: string): Promise<string> => {
+  await putObject(REGION, BUCKET, key, file);
+  return importSnapshot(REGION, BUCKET, key, key);
+};
 
 async function registerHvm(name: string, snapshotId: string): Promise<string> {
   const out = await ec2().send(new RegisterImageCommand({
@@ -86,7 +76,6 @@ describe("the twin boots what it launches (AMI_FACTORY_EMULATOR=twin)", function
     savedEnv = { ...process.env };
     Object.assign(process.env, emu.env);
     runDir = (await emu.control<{ runDir: string }>("GET", "twin")).runDir;
-    await s3().send(new CreateBucketCommand({ Bucket: BUCKET }));
     snapshots.hvm = await importDisk(disks.hvm, "converted.vmdk");
     snapshots.pv = await importDisk(disks.pv, "unconverted-pv.vmdk");
   });

@@ -8,31 +8,23 @@
 // cases boot a worker only (no verification boot).
 // Needs root (the disks are built on loop devices) and the worker disk (`setup.sh --twin`).
 import * as assert from "assert";
-import { CreateBucketCommand, PutObjectCommand, S3Client } from "@aws-sdk/client-s3";
-import { CreateSnapshotCommand, CreateVolumeCommand, DescribeImportSnapshotTasksCommand, DescribeInstancesCommand, ImportSnapshotCommand, RegisterImageCommand } from "@aws-sdk/client-ec2";
+import { CreateSnapshotCommand, CreateVolumeCommand, DescribeInstancesCommand, RegisterImageCommand } from "@aws-sdk/client-ec2";
 import * as fs from "fs";
 import * as path from "path";
 import { describeImage, ec2, leftovers, snapshotExists } from "../support/aws";
 import { Emulator, startEmulator } from "../support/emulator";
 import { resourceOutputs, testStack } from "../support/stack";
 import { twinDisks, TwinDisks } from "../support/twinDisks";
+import { importSnapshot, putObject } from "../../scripts/local/twinImport";
 
 const REGION = "us-east-1";
 const BUCKET = "twin-conversion-disks";
-const s3 = () => new S3Client({ region: REGION, forcePathStyle: true, requestChecksumCalculation: "WHEN_REQUIRED" });
 
-async function importDisk(file: string, key: string): Promise<string> {
-  await s3().send(new PutObjectCommand({ Bucket: BUCKET, Key: key, Body: fs.readFileSync(file) }));
-  const task = await ec2().send(new ImportSnapshotCommand({ Description: key, DiskContainer: { Format: "VMDK", UserBucket: { S3Bucket: BUCKET, S3Key: key } } }));
-  const deadline = Date.now() + 10 * 60_000;
-  for (;;) {
-    const t = (await ec2().send(new DescribeImportSnapshotTasksCommand({ ImportTaskIds: [task.ImportTaskId!] }))).ImportSnapshotTasks![0].SnapshotTaskDetail!;
-    if (t.Status === "completed") return t.SnapshotId!;
-    assert.ok(t.Status !== "deleted" && t.Status !== "deleting", `the import of ${key} failed: ${t.StatusMessage}`);
-    assert.ok(Date.now() < deadline, `the import of ${key} did not complete in 10 minutes`);
-    await new Promise((r) => setTimeout(r, 1000));
-  }
-}
+/** The disk image into the emulator's S3, then ImportSnapshot (scripts/local/twinImport.ts, as npm start does). */
+const importDisk = async (file: string, key: string): Promise<string> => {
+  await putObject(REGION, BUCKET, key, file);
+  return importSnapshot(REGION, BUCKET, key, key);
+};
 
 /** A paravirtual image on the snapshot, as PV estates registered them (PV-GRUB kernel, root /dev/sda1). */
 async function registerPv(name: string, snapshotId: string, sizeGiB: number): Promise<string> {
@@ -63,7 +55,6 @@ describe("ConvertedHvmAmi on the twin: the guest script really runs in a worker 
     savedEnv = { ...process.env };
     Object.assign(process.env, emu.env);
     runDir = (await emu.control<{ runDir: string }>("GET", "twin")).runDir;
-    await s3().send(new CreateBucketCommand({ Bucket: BUCKET }));
     sourceAmiId = await registerPv("legacy-pv", await importDisk(disks.pv, "legacy-pv.vmdk"), 1);
   });
 
