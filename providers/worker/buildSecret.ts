@@ -76,7 +76,14 @@ export function buildSecretStep<B extends WorkerBuild>(secretArgs: (b: B) => str
         // Recorded before the call: a lost answer still gets it deleted.
         b.secretParameters.push(Name);
         b.secretParameterArns.push(parameterArn(b.region, account, Name));
-        await ssm.send(new PutParameterCommand({ Name, Value, Type: "SecureString", Tier: tier, Overwrite: false, Tags, Description: `ami-factory build ${b.buildId}: its secrets, part ${i + 1} of ${chunks.length}` }));
+        await ssm.send(new PutParameterCommand({ Name, Value, Type: "SecureString", Tier: tier, Overwrite: false, Tags, Description: `ami-factory build ${b.buildId}: its secrets, part ${i + 1} of ${chunks.length}` })).catch(async (e) => {
+          // The SDK retries a write whose answer was lost; the retry then finds the parameter. Ours
+          // (same value under this build's unique name) is done; anything else is not.
+          if (errorName(e) !== "ParameterAlreadyExists") throw e;
+          const { GetParameterCommand } = ssmSdk();
+          const stored = await ssm.send(new GetParameterCommand({ Name, WithDecryption: true }));
+          if (stored.Parameter?.Value !== Value) throw e;
+        });
       }
       b.log(`stored the build's secrets in ${chunks.length} ${tier} SecureString parameter(s) under ${base}`);
     },
