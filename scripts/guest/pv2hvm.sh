@@ -127,7 +127,7 @@ install_cleanup_traps
 # Amazon Linux 2023, apt-get on Debian/Ubuntu). GRUB for BIOS is the worker's: Debian/Ubuntu name
 # it grub-install (grub2-common, modules grub-pc-bin), Amazon Linux/RHEL grub2-install
 # (grub2-tools, modules grub2-pc-modules), both with the modules in /usr/lib/grub/i386-pc.
-ensure_tools blkid lsblk findmnt partx parted wipefs blockdev losetup debugfs e2fsck resize2fs e2image dumpe2fs \
+ensure_tools blkid lsblk findmnt partx sfdisk wipefs blockdev losetup debugfs e2fsck resize2fs e2image dumpe2fs \
   chattr mount umount flock 'lsinitramfs|lsinitrd' 'grub-install|grub2-install' 'grub-mkimage|grub2-mkimage' grub-modules:i386-pc
 [ -f "$(grub_platform_dir i386-pc)/boot.img" ] || die "GRUB i386-pc modules on the worker have no boot.img ($(grub_platform_dir i386-pc))"
 total_steps=8 step_no=0
@@ -224,13 +224,13 @@ else
   # partx -d drops stale mappings a loop device may still have from an earlier run.
   case ${disk##*/} in loop*) partx -d "$disk" >/dev/null 2>&1 || true ;; esac
   if [ -n "$src_boot_dev" ]; then
-    parted -s -a optimal "$disk" -- mklabel msdos mkpart primary 1MiB "$((boot_mib + 1))MiB" set 1 boot on \
-      mkpart primary "$((boot_mib + 1))MiB" 100%
+    write_partition_table "$disk" 'label: dos' "start=1MiB, size=${boot_mib}MiB, type=83, bootable" \
+      "start=$((boot_mib + 1))MiB, type=83" >&2
   else
-    parted -s -a optimal "$disk" -- mklabel msdos mkpart primary 1MiB 100% set 1 boot on
+    write_partition_table "$disk" 'label: dos' 'start=1MiB, type=83, bootable' >&2
   fi
   make_partitions_visible "$disk"
-  # Partitions that parted (BLKPG) made on a loop device go at exit too; a real disk keeps them.
+  # Partitions that partx (BLKPG) added on a loop device go at exit too; a real disk keeps them.
   case ${disk##*/} in loop*) on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
   root_index=1 boot_part=""
   [ -z "$src_boot_dev" ] || root_index=2

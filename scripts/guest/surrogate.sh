@@ -201,7 +201,7 @@ if [ "$dry_run" = 0 ]; then
       tools+=(sfdisk e2fsck resize2fs debugfs)
       [ "$format" = qcow2 ] && tools+=(qemu-img)
       case $url in http://* | https://*) tools+=(curl) ;; esac ;;
-    *) tools+=(parted mkfs.ext4 chroot base64) ;;
+    *) tools+=(sfdisk mkfs.ext4 chroot base64) ;;
   esac
   [ "$boot_mode" = uefi ] && [ "$recipe" != image ] && tools+=(mkfs.vfat)
   [ "$boot_mode" = uefi ] && [ "$recipe" != image ] && ! vfat_mountable && tools+=(mcopy mmd)

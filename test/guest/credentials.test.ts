@@ -219,7 +219,7 @@ describe("a debian build from a mirror that wants credentials (needs root, loop 
   let root: string;
 
   before(async function () {
-    requireRootAndTools("the credentialed mirror build", ["debootstrap", "grub-install", "losetup", "partx", "parted", "mkfs.ext4", "python3", "shred"], [["/usr/lib/grub/i386-pc/boot.img", "grub-pc-bin"]]);
+    requireRootAndTools("the credentialed mirror build", ["debootstrap", "grub-install", "losetup", "partx", "sfdisk", "mkfs.ext4", "python3", "shred"], [["/usr/lib/grub/i386-pc/boot.img", "grub-pc-bin"]]);
     work = fs.mkdtempSync(path.join(os.tmpdir(), "auth-mirror-"));
     counts = path.join(work, "counts.json");
     mirror = spawn("python3", [path.resolve(__dirname, "../support/auth-mirror.py"), "builder", PASSWORD, upstream, counts], { stdio: ["pipe", "pipe", "inherit"] });

@@ -22,6 +22,15 @@ const guest = path.join(repo, "scripts/guest");
 const lib = path.join(guest, "lib");
 const pv2hvm = path.join(guest, "pv2hvm.sh");
 const pvImage = path.join(repo, "test/support/pv-image.sh");
+// udevadm as on a worker running systemd-udevd (test/support/udev-lock/udevadm): a settle while a
+// disk the script holds locked is recorded, as it would hang there (3 minutes per udev event).
+const udevLockShim = path.join(repo, "test/support/udev-lock");
+function udevLockEnv(log: string, ...disks: string[]): NodeJS.ProcessEnv {
+  return { PATH: `${udevLockShim}:${process.env.PATH}`, UDEV_LOCK_DISKS: disks.join(":"), UDEV_LOCK_LOG: log };
+}
+function settlesWhileLocked(log: string): string[] {
+  return fs.existsSync(log) ? fs.readFileSync(log, "utf8").split("\n").filter(Boolean) : [];
+}
 
 function tmpdir(prefix: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
@@ -553,7 +562,7 @@ interface Facts {
 }
 
 function requireRootAndTools(): void {
-  requireTools("the pv2hvm boot test", ["qemu-system-x86_64", "debootstrap", "grub-install", "udevadm", "losetup", "partx", "parted", "e2image", "debugfs", "sfdisk"]);
+  requireTools("the pv2hvm boot test", ["qemu-system-x86_64", "debootstrap", "grub-install", "udevadm", "losetup", "partx", "sfdisk", "e2image", "debugfs"]);
 }
 
 /** The facts line, which must be stdout's only line and match the schema pv2hvm.sh declares. */
@@ -721,16 +730,18 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
             swapBefore = sha256(target, partitionOffset(target, 1), 64 * 1024 * 1024);
           }
           const disk = loops.attach(target);
+          const udevLog = path.join(work, `${file}-udev.log`);
           try {
             if (L.firstRun) {
-              const first = run("bash", [pv2hvm, "--in-place", disk, ...L.firstRun]);
+              const first = run("bash", [pv2hvm, "--in-place", disk, ...L.firstRun], { env: udevLockEnv(udevLog, disk) });
               assert.strictEqual(first.status, 0, `first pv2hvm --in-place run failed:\n${tail(first.stderr)}`);
               firstFacts = parseFacts(first.stdout);
               assert.strictEqual(firstFacts.sanitized, false);
             }
             t0 = Date.now();
-            const second = run("bash", [pv2hvm, "--in-place", disk, "--sanitize"]);
+            const second = run("bash", [pv2hvm, "--in-place", disk, "--sanitize"], { env: udevLockEnv(udevLog, disk) });
             assert.strictEqual(second.status, 0, `pv2hvm --in-place --sanitize failed:\n${tail(second.stderr)}`);
+            assert.deepStrictEqual(settlesWhileLocked(udevLog), [], "pv2hvm waited for udev on a disk it holds locked");
             timings[`${name}: pv2hvm`] = (Date.now() - t0) / 1000;
             facts = parseFacts(second.stdout);
             stderr = second.stderr;
@@ -757,7 +768,8 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
             fs.writeFileSync(script, must(path.join(lib, "bundle.sh"), [pv2hvm]), { mode: 0o755 });
           }
           // The bundle must not fall back on a lib/ folder: point PV2HVM_LIB nowhere.
-          const env: NodeJS.ProcessEnv = layout === "flat" ? { PV2HVM_LIB: "/nonexistent" } : {};
+          const udevLog = path.join(work, `${file}-udev.log`);
+          const env: NodeJS.ProcessEnv = { ...(layout === "flat" ? { PV2HVM_LIB: "/nonexistent" } : {}), ...udevLockEnv(udevLog, src, tgt) };
           if (L.firstRun) {
             // First a run without --sanitize, then the real one on the same target: re-runnable.
             t0 = Date.now();
@@ -773,6 +785,7 @@ describe("pv2hvm boot test: PV images converted on loop devices boot in qemu (ne
           if (!L.firstRun) timings[`${name}: pv2hvm`] = (Date.now() - t0) / 1000;
           facts = parseFacts(second.stdout);
           stderr = second.stderr;
+          assert.deepStrictEqual(settlesWhileLocked(udevLog), [], "pv2hvm waited for udev on a disk it holds locked");
           assert.deepStrictEqual(leftovers(src), [], "pv2hvm left partitions or mounts behind (source)");
           assert.deepStrictEqual(leftovers(tgt), [], "pv2hvm left partitions or mounts behind (target)");
         } finally {

@@ -58,7 +58,7 @@ function b64(script: string): string {
 function requireRootAndTools(): void {
   requireTools(
     "the surrogate tests",
-    ["qemu-system-x86_64", "qemu-img", "debootstrap", "grub-install", "losetup", "partx", "parted", "sfdisk", "mkfs.ext4", "mkfs.vfat", "debugfs", "base64"],
+    ["qemu-system-x86_64", "qemu-img", "debootstrap", "grub-install", "losetup", "partx", "sfdisk", "mkfs.ext4", "mkfs.vfat", "debugfs", "base64"],
     [["/usr/lib/grub/i386-pc/boot.img", "grub-pc-bin"], ["/usr/lib/grub/x86_64-efi", "grub-efi-amd64-bin"], ["/usr/share/ovmf/OVMF.fd", "ovmf"]],
   );
 }
@@ -226,8 +226,8 @@ describe("surrogate guest script on loop devices (needs root)", function () {
         const expected = [
           `+ wipefs -aq ${d}`,
           mode === "uefi"
-            ? `+ parted -s -a optimal ${d} -- mklabel gpt mkpart biosboot 1MiB 2MiB set 1 bios_grub on mkpart ESP fat32 2MiB 202MiB set 2 esp on mkpart root ext4 202MiB 100%`
-            : `+ parted -s -a optimal ${d} -- mklabel msdos mkpart primary ext4 1MiB 100% set 1 boot on`,
+            ? `+ write_partition_table ${d} 'label: gpt' 'start=1MiB, size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=biosboot' 'start=2MiB, size=200MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP' 'start=202MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root'`
+            : `+ write_partition_table ${d} 'label: dos' 'start=1MiB, type=83, bootable'`,
           `+ mkfs.ext4 -q -F -L root ${mode === "uefi" ? p(3) : p(1)}`,
           ...(mode === "uefi" ? [`+ mkfs.vfat -F 32 -n EFI ${p(2)}`] : []),
           `+ mount ${mode === "uefi" ? p(3) : p(1)} ${R}`,

@@ -43,7 +43,6 @@ const PACKAGES: Array<[string, string | null, string | null]> = [
   ["unshare", "util-linux-core", "util-linux"],
   ["losetup", "util-linux", "mount"],
   ["sfdisk", "util-linux", "fdisk"],
-  ["parted", "parted", "parted"],
   ["e2image", "e2fsprogs", "e2fsprogs"],
   ["xfs_growfs", "xfsprogs", "xfsprogs"],
   ["xfs_repair", "xfsprogs", "xfsprogs"],
@@ -88,7 +87,7 @@ describe("worker tools: tool -> package", function () {
         }
       }
     }
-    for (const t of ["blkid", "parted", "e2image", "grub-install|grub2-install", "grub-modules:i386-pc", "mkfs.vfat", "qemu-img", "wget", "gpgv", "ar", "lsinitramfs|lsinitrd"]) {
+    for (const t of ["blkid", "sfdisk", "e2image", "grub-install|grub2-install", "grub-modules:i386-pc", "mkfs.vfat", "qemu-img", "wget", "gpgv", "ar", "lsinitramfs|lsinitrd"]) {
       assert.ok(tools.has(t), `${t} not found among the ensured tools: ${[...tools].join(" ")}`);
     }
     const missing: string[] = [];

@@ -61,13 +61,14 @@ partition_target() {
   case ${disk##*/} in loop*) [ "$BOOTDISK_DRY_RUN" = 1 ] || partx -d "$disk" >/dev/null 2>&1 || true ;; esac
   if [ "$mode" = uefi ]; then
     PART_TABLE=gpt
-    run parted -s -a optimal "$disk" -- mklabel gpt \
-      mkpart biosboot 1MiB 2MiB set 1 bios_grub on \
-      mkpart ESP fat32 2MiB 202MiB set 2 esp on \
-      mkpart root ext4 202MiB 100%
+    # Type GUIDs: BIOS boot, EFI System, Linux filesystem data (UEFI spec; GRUB's "BIOS Boot Partition").
+    run write_partition_table "$disk" 'label: gpt' \
+      'start=1MiB, size=1MiB, type=21686148-6449-6E6F-744E-656564454649, name=biosboot' \
+      'start=2MiB, size=200MiB, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name=ESP' \
+      'start=202MiB, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, name=root'
   else
     PART_TABLE=msdos
-    run parted -s -a optimal "$disk" -- mklabel msdos mkpart primary ext4 1MiB 100% set 1 boot on
+    run write_partition_table "$disk" 'label: dos' 'start=1MiB, type=83, bootable'
   fi
   if [ "$BOOTDISK_DRY_RUN" = 1 ]; then
     PART_ESP="" PART_ROOT=$(predict_partition "$disk" 1)

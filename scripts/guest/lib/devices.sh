@@ -93,6 +93,22 @@ resolve_device() {
 
 # --- partitions ----------------------------------------------------------------------------------
 
+# write_partition_table DISK LINE...: a new partition table on DISK, written by sfdisk from the
+# script LINEs (sfdisk(8), "Input formats"), e.g. 'label: dos' 'start=1MiB, type=83, bootable'.
+# sfdisk, not parted: the scripts hold DISK's BSD lock while they write it (claim_disk), as
+# systemd asks of partitioning tools ("Locking Block Device Access",
+# https://systemd.io/BLOCK_DEVICE_LOCKING/), and udev postpones the disk's events while it is held.
+# Debian's parted runs `udevadm settle` after writing the label, which then waits for those events:
+# up to 3 minutes per event (udev's own limit), twice per label on the twin's Debian worker. sfdisk
+# waits for nobody: the kernel makes the partition nodes (devtmpfs; make_partitions_visible) and
+# udev catches up once the lock is released. A failed re-read of the table (a loop device without
+# partition scanning) is only a warning: make_partitions_visible adds the partitions then.
+write_partition_table() {
+  local disk=$1
+  shift
+  printf '%s\n' "$@" | sfdisk --quiet --wipe always --wipe-partitions always "$disk"
+}
+
 # disk_partitions DISK: the partition device paths the kernel knows for DISK, in order.
 disk_partitions() {
   lsblk -lnpo NAME,TYPE "$1" 2>/dev/null | awk '$2 == "part" { print $1 }'
@@ -114,9 +130,10 @@ partition_path() {
 # make_partitions_visible DISK: makes the kernel show DISK's partitions. Kernels that read no msdos
 # table on loop devices need partx -a; then the partitions are removed again at exit (on_exit).
 # Devices whose partitions the kernel already reads are only re-read.
+# No `udevadm settle` here: the caller holds DISK's lock (write_partition_table), so udev would not
+# finish; the kernel makes the nodes in devtmpfs by itself, polled below.
 make_partitions_visible() {
   local disk=$1 i
-  command -v udevadm >/dev/null && udevadm settle --timeout=10 2>/dev/null || true
   if [ -n "$(disk_partitions "$disk")" ]; then
     partx -u "$disk" 2>/dev/null || true
   else
@@ -126,7 +143,6 @@ make_partitions_visible() {
     fi
   fi
   for ((i = 0; i < 50; i++)); do
-    command -v udevadm >/dev/null && udevadm settle --timeout=10 2>/dev/null || true
     local all=1 p
     while read -r p; do [ -z "$p" ] || [ -b "$p" ] || all=0; done < <(disk_partitions "$disk")
     [ "$all" = 1 ] && return 0

@@ -10,7 +10,7 @@
 #   tools.sh which TOOL           -> the command (path) that satisfies TOOL
 #
 # A TOOL is
-#   a command name                 blkid, parted, mkfs.vfat …
+#   a command name                 blkid, sfdisk, mkfs.vfat …
 #   alternatives  a|b              grub-install|grub2-install: either will do; the package
 #                                  installed is that of the first alternative this PM has one for
 #   grub-modules:PLATFORM          GRUB's modules for i386-pc, x86_64-efi or arm64-efi, in
@@ -39,7 +39,6 @@ blkid,lsblk,findmnt,partx,wipefs,blockdev,flock  util-linux              util-li
 unshare                                          util-linux-core         util-linux
 mount,umount,losetup                             util-linux              mount
 sfdisk                                           util-linux              fdisk
-parted                                           parted                  parted
 mkfs.ext4,e2fsck,resize2fs,debugfs,e2image       e2fsprogs               e2fsprogs
 dumpe2fs,chattr                                  e2fsprogs               e2fsprogs
 mkfs.vfat                                        dosfstools              dosfstools
