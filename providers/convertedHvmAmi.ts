@@ -65,6 +65,6 @@ export class ConvertedHvmAmi extends pulumi.dynamic.Resource {
     } finally {
       stacks.resume();
     }
-    warnIfNotVerified(this, args.verify);
+    warnIfNotVerified("ConvertedHvmAmi", name, args.verify, opts?.parent);
   }
 }

@@ -63,6 +63,6 @@ export class SurrogateAmi extends pulumi.dynamic.Resource {
     } finally {
       stacks.resume();
     }
-    warnIfNotVerified(this, args.verify);
+    warnIfNotVerified("SurrogateAmi", name, args.verify, opts?.parent);
   }
 }
