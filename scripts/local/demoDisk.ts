@@ -63,7 +63,7 @@ export function demoDisk(log: (line: string) => void): DemoDisk {
   try {
     const raw = path.join(work, "pv.img");
     log(`building the PV disk (ext4 on the whole disk by mke2fs -d, PV-GRUB menu.lst, console=hvc0, ${DEMO_DISK_MIB} MiB)`);
-    must("bash", [pvImage, "build", "--layout", "flat", "--out", raw, "--marker", DEMO_MARKER, "--size-mib", String(DEMO_DISK_MIB)]);
+    must("bash", [pvImage, "build", "--layout", "flat", "--out", raw, "--marker", DEMO_MARKER, "--size-mib", String(DEMO_DISK_MIB), "--stay-up"]);
     // The test hook of pv-image.sh reboots after the first boot (the guest tests' kernel-update
     // check); an image that launch verification boots must stay up: the hook goes (debugfs: no mount).
     must("debugfs", ["-w", "-R", "rm /etc/systemd/system/multi-user.target.wants/ami-factory-marker.service", raw]);

@@ -7,7 +7,7 @@
 #       minutes (debootstrap + kernel + initramfs); later runs reuse
 #       ${AMI_FACTORY_CACHE:-$HOME/.cache/ami-factory}/debootstrap/<key>.tar
 #   pv-image.sh build --layout flat|msdos|bootpart|rhel6 --out FILE --marker TOKEN [--size-mib N] [--label L]
-#                     [--bare-initramfs] [--grub-package]
+#                     [--bare-initramfs] [--grub-package] [--stay-up]
 #       Writes a raw disk image FILE in a PV layout real EC2 images have: no boot loader of its
 #       own, a PV-GRUB menu (console=hvc0), an /etc/fstab naming Xen devices, and the leftovers
 #       that `pv2hvm.sh --sanitize` must remove. Prints one JSON line with the facts a test checks
@@ -30,6 +30,9 @@
 #       extra argument ami_factory_update=<TOKEN> becomes the first entry and the default) and
 #       reboots; the next boot prints "AMI-FACTORY-UPDATED <TOKEN>" and /proc/cmdline and powers
 #       off.
+#       --stay-up: the image prints "AMI-FACTORY-BOOTED <TOKEN>" and stays up, as an AMI does when
+#       EC2 launches it (the twin's launch verification judges the boot of a running instance; a
+#       guest that powers itself off reads as impaired there).
 #
 # Needs root (debootstrap, chroot, ownership in the tarball); builds images without loop devices
 # or mounts (mke2fs -d).
@@ -166,6 +169,7 @@ if [ ! -e /var/lib/ami-factory/updated ]; then
     printf '\r\nami-factory: root %s, cmdline: %s\r\n' "$root" "$(cat /proc/cmdline)"
     printf 'AMI-FACTORY-BOOTED %s\r\n' "$token"
   } >/dev/ttyS0
+  [ ! -e /etc/ami-factory/stay-up ] || exit 0
   if [ -e /etc/ami-factory/grub-package ]; then
     # To a file: the serial getty starting meanwhile hangs up /dev/ttyS0 (and whoever writes to it).
     /usr/local/sbin/ami-factory-grub-package >/var/log/ami-factory-grub-package.log 2>&1
@@ -292,7 +296,7 @@ bare_initramfs() {
 }
 
 build_image() {
-  local layout="" out="" marker="" size_mib=2048 label=ami-root bare_initramfs=0 grub_package=0
+  local layout="" out="" marker="" size_mib=2048 label=ami-root bare_initramfs=0 grub_package=0 stay_up=0
   while [ $# -gt 0 ]; do
     case $1 in
       --layout) layout=$2; shift 2 ;;
@@ -302,6 +306,7 @@ build_image() {
       --label) label=$2; shift 2 ;;
       --bare-initramfs) bare_initramfs=1; shift ;;
       --grub-package) grub_package=1; shift ;;
+      --stay-up) stay_up=1; shift ;;
       *) die "build: unknown argument '$1'" ;;
     esac
   done
@@ -320,6 +325,7 @@ build_image() {
   customise_root "$dir" "$layout" "$label" "$marker" "$kver"
   [ "$bare_initramfs" = 0 ] || bare_initramfs "$dir" "$kver"
   [ "$grub_package" = 0 ] || : >"$dir/etc/ami-factory/grub-package"
+  [ "$stay_up" = 0 ] || : >"$dir/etc/ami-factory/stay-up"
 
   rm -f "$out"
   local boot_uuid="" boot_dir

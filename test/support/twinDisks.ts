@@ -57,7 +57,7 @@ export function twinDisks(log: (line: string) => void = () => undefined): TwinDi
     for (const kind of ["pv", "hvm"] as const) {
       const raw = path.join(work, `${kind}.img`);
       log(`twin disks: building the ${kind} disk`);
-      must("bash", [pvImage, "build", "--layout", "flat", "--out", raw, "--marker", `twin-${kind}`, "--size-mib", "1024"]);
+      must("bash", [pvImage, "build", "--layout", "flat", "--out", raw, "--marker", `twin-${kind}`, "--size-mib", "1024", "--stay-up"]);
       if (kind === "hvm") {
         // The image's test hook reboots after its first boot and powers off after its second (the
         // guest test's kernel-update check); a launch test wants a guest that stays up.
