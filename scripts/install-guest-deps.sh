@@ -23,6 +23,7 @@ packages=(
   parted             # the msdos label and the partition on the target
   fdisk              # sfdisk: pv-image.sh writes the source partition table; surrogate.sh grows partitions
   util-linux         # losetup, partx, blkid, lsblk, findmnt
+  libcap2-bin        # capsh: the sandbox of the image's own tools (lib/bootdisk.sh in_sandbox)
   dosfstools         # mkfs.vfat / fsck.vfat, for images with an EFI or vfat partition
   cpio               # listing an initramfs
   initramfs-tools-core # lsinitramfs / unmkinitramfs

@@ -128,7 +128,7 @@ install_cleanup_traps
 # it grub-install (grub2-common, modules grub-pc-bin), Amazon Linux/RHEL grub2-install
 # (grub2-tools, modules grub2-pc-modules), both with the modules in /usr/lib/grub/i386-pc.
 ensure_tools blkid lsblk findmnt partx sfdisk wipefs blockdev losetup debugfs e2fsck resize2fs e2image dumpe2fs \
-  chattr mount umount flock 'lsinitramfs|lsinitrd' 'grub-install|grub2-install' 'grub-mkimage|grub2-mkimage' grub-modules:i386-pc
+  chattr mount umount flock unshare capsh 'lsinitramfs|lsinitrd' 'grub-install|grub2-install' 'grub-mkimage|grub2-mkimage' grub-modules:i386-pc
 [ -f "$(grub_platform_dir i386-pc)/boot.img" ] || die "GRUB i386-pc modules on the worker have no boot.img ($(grub_platform_dir i386-pc))"
 total_steps=8 step_no=0
 [ "$method" = copy ] || total_steps=6

@@ -195,7 +195,7 @@ step() { step_n=$((step_n + 1)); guest_step "$step_n: $*"; log "step $step_n: $*
 if [ "$dry_run" = 0 ]; then
   # What this build runs on the worker; missing ones are installed now, before the target is
   # touched. GRUB (for images without their own) is looked for when it is needed (install_grub).
-  tools=(blkid lsblk findmnt partx wipefs blockdev mount umount flock unshare sha256sum 'lsinitramfs|lsinitrd')
+  tools=(blkid lsblk findmnt partx wipefs blockdev mount umount flock unshare capsh sha256sum 'lsinitramfs|lsinitrd')
   case $recipe in
     image)
       tools+=(sfdisk e2fsck resize2fs debugfs)

@@ -41,6 +41,7 @@ const PACKAGES: Array<[string, string | null, string | null]> = [
   ["qemu-img", "qemu-img", "qemu-utils"],
   ["partx", "util-linux", "util-linux"],
   ["unshare", "util-linux-core", "util-linux"],
+  ["capsh", "libcap", "libcap2-bin"],
   ["losetup", "util-linux", "mount"],
   ["sfdisk", "util-linux", "fdisk"],
   ["e2image", "e2fsprogs", "e2fsprogs"],

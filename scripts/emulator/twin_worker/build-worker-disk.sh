@@ -34,7 +34,7 @@ packages=(
   python3 util-linux mount fdisk parted e2fsprogs xfsprogs dosfstools mtools
   grub-pc-bin grub-efi-amd64-bin grub2-common grub-common qemu-utils cpio initramfs-tools-core
   debootstrap binutils gpgv wget curl ca-certificates xz-utils gzip zstd tar coreutils udev kmod
-  rsync nvme-cli
+  rsync nvme-cli libcap2-bin
 )
 # The root disk's virtual size: room for what commands write under /root and /tmp.
 disk_size=4G

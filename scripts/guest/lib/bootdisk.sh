@@ -36,9 +36,70 @@ run() {
   "$@" >&2
 }
 
-CHROOT=(unshare --net chroot) # no network (README)
+# The image's own programs (its package scripts, GRUB, initramfs builder) run in a sandbox, since
+# they come from the source image or the recipe's repositories (README, "Worker"): a chroot with
+# - a network namespace of its own (no interface but a down loopback: not the instance metadata
+#   service, not the role's credentials, nothing outside);
+# - a PID namespace and a mount namespace of their own, with a /proc of that PID namespace: no
+#   worker process is seen, so no /proc/PID/root, /proc/PID/ns or /proc/PID/mem of one;
+#   /proc/sys, /proc/sysrq-trigger and /sys read-only (core_pattern, uevent_helper run programs on
+#   the worker); no file descriptor but 0-2 carried in;
+# - only the capabilities that installing packages needs (SANDBOX_KEEP_CAPS): none of
+#   CAP_SYS_ADMIN (mount, setns), CAP_SYS_CHROOT (a chroot inside the chroot walks out of it),
+#   CAP_DAC_READ_SEARCH (open_by_handle_at reaches any file of a filesystem), CAP_SYS_PTRACE,
+#   CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_NET_ADMIN, ...; the bounding set is cut, so no later exec
+#   (setuid or not) gets one back.
+# capsh chroots (then cds to /) after cutting the bounding set, and runs the command through the
+# image's /bin/bash.
+SANDBOX_KEEP_CAPS=cap_chown,cap_dac_override,cap_fowner,cap_fsetid,cap_kill,cap_setgid,cap_setuid,cap_mknod,cap_setfcap,cap_audit_write,cap_net_bind_service
+CHROOT=(in_sandbox)
 
-# run_in ROOT CMD ARGS...: CMD inside the chroot ROOT (see chroot_mounts).
+# sandbox_drop_caps: the capabilities this kernel knows minus SANDBOX_KEEP_CAPS, comma separated.
+sandbox_drop_caps() {
+  local last all c out=()
+  last=$(cat /proc/sys/kernel/cap_last_cap)
+  all=$(capsh --decode="$(printf '0x%x' $(((1 << (last + 1)) - 1)))") || return 1
+  for c in $(tr ',' ' ' <<<"${all#*=}"); do
+    [[ ,$SANDBOX_KEEP_CAPS, == *",$c,"* ]] || out+=("$c")
+  done
+  (IFS=,; printf '%s\n' "${out[*]}")
+}
+
+# sandbox_enter ROOT DROP CMD ARGS...: runs as PID 1 of the new namespaces (in_sandbox), still with
+# the worker's files and every capability: the mounts that only this namespace sees, then capsh.
+sandbox_enter() {
+  local root=$1 drop=$2 fd p
+  shift 2
+  for fd in /proc/self/fd/*; do
+    fd=${fd##*/}
+    [ "$fd" -gt 2 ] 2>/dev/null && { exec {fd}>&-; } 2>/dev/null
+  done
+  if [ -d "$root/proc" ]; then
+    umount -l "$root/proc" 2>/dev/null || true # the worker's /proc (chroot_mounts), here only
+    mount -t proc -o nosuid,nodev,noexec proc "$root/proc" || { echo "sandbox: cannot mount /proc in $root" >&2; exit 125; }
+    for p in sys sysrq-trigger irq bus; do
+      [ -e "$root/proc/$p" ] || continue
+      mount --bind "$root/proc/$p" "$root/proc/$p" && mount -o remount,bind,ro "$root/proc/$p" ||
+        { echo "sandbox: cannot make /proc/$p read-only" >&2; exit 125; }
+    done
+  fi
+  if [ -d "$root/sys" ] && [ -n "$(ls -A "$root/sys" 2>/dev/null)" ]; then
+    mount -o remount,bind,ro "$root/sys" || { echo "sandbox: cannot make /sys read-only" >&2; exit 125; }
+  fi
+  exec capsh --drop="$drop" --inh= --chroot="$root" -- -c 'exec "$@"' sandbox "$@"
+}
+
+# in_sandbox ROOT CMD ARGS...: CMD (looked up in the image's PATH) in the sandbox above.
+in_sandbox() {
+  local root=$1 drop
+  shift
+  [ -x "$root/bin/bash" ] || { echo "in_sandbox: $root has no /bin/bash" >&2; return 126; }
+  drop=$(sandbox_drop_caps) || { echo "in_sandbox: capsh cannot list the capabilities" >&2; return 125; }
+  unshare --net --pid --mount --fork --kill-child --propagation private -- \
+    bash -c "$(declare -f sandbox_enter)"'; sandbox_enter "$@"' sandbox "$root" "$drop" "$@"
+}
+
+# run_in ROOT CMD ARGS...: CMD inside the chroot ROOT (see chroot_mounts), in the sandbox.
 run_in() { local root=$1; shift; run "${CHROOT[@]}" "$root" "$@"; }
 
 # dry_note TEXT: in a dry run, what a file write would do ("+ write PATH: summary").

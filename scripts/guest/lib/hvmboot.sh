@@ -123,10 +123,10 @@ guard_guest_grub() {
   GRUB_INSTALL_GUARD=local-wrapper
   if [ -x "$root/usr/bin/dpkg-divert" ]; then
     tool=/usr/sbin/grub-install real=/usr/sbin/grub-install.distrib GRUB_INSTALL_GUARD=dpkg-divert
-    chroot "$root" dpkg-divert --local --rename --divert "$real" --add "$tool" >&2 || die "dpkg-divert of grub-install in the image failed"
+    in_sandbox "$root" dpkg-divert --local --rename --divert "$real" --add "$tool" >&2 || die "dpkg-divert of grub-install in the image failed"
     if [ -x "$root/usr/bin/debconf-set-selections" ]; then
       printf 'grub-pc grub-pc/install_devices multiselect \ngrub-pc grub-pc/install_devices_empty boolean true\n' |
-        chroot "$root" debconf-set-selections >&2 || die "debconf-set-selections in the image failed"
+        in_sandbox "$root" debconf-set-selections >&2 || die "debconf-set-selections in the image failed"
     fi
   fi
   cat >"$root$tool.tmp" <<EOF

@@ -37,6 +37,7 @@ tool_package() {
 # tool(s)                                        dnf / yum               apt-get
 blkid,lsblk,findmnt,partx,wipefs,blockdev,flock  util-linux              util-linux
 unshare                                          util-linux-core         util-linux
+capsh                                            libcap                  libcap2-bin
 mount,umount,losetup                             util-linux              mount
 sfdisk                                           util-linux              fdisk
 mkfs.ext4,e2fsck,resize2fs,debugfs,e2image       e2fsprogs               e2fsprogs

@@ -114,8 +114,14 @@ debian_populate() {
   mkdir -p "$root/etc/initramfs-tools/conf.d" "$root/etc/kernel"
   printf 'FSTYPE=ext4\n' >"$root/etc/initramfs-tools/conf.d/ami-factory"
   printf 'do_symlinks = yes\nlink_in_boot = no\n' >"$root/etc/kernel-img.conf"
-  "${DEBOOTSTRAP[@]}" "${common[@]}" "$suite" "$root" "$plain" >"$log" 2>&1 ||
-    { tail -30 "$log" >&2; die "debootstrap $suite failed (see above)"; }
+  # The first stage (download, check, unpack: no package's code runs) on the worker; the second
+  # (every maintainer script) in the sandbox (lib/bootdisk.sh in_sandbox), with nothing to reach.
+  "${DEBOOTSTRAP[@]}" "${common[@]}" --foreign "$suite" "$root" "$plain" >"$log" 2>&1 ||
+    { tail -30 "$log" >&2; die "debootstrap $suite (first stage) failed (see above)"; }
+  chroot_mounts "$root"
+  in_sandbox "$root" /debootstrap/debootstrap --second-stage >>"$log" 2>&1 ||
+    { tail -30 "$log" >&2; die "debootstrap $suite (second stage, in the image's sandbox) failed (see above)"; }
+  chroot_umounts "$root"
   log "debootstrap done"
   "${CHROOT[@]}" "$root" apt-get clean >&2 || true
   rm -rf "$root"/var/lib/apt/lists/*_Packages "$root"/var/cache/apt/*.bin
