@@ -7,7 +7,7 @@
 // only it granted.
 import { ec2Client, ec2Sdk } from "../core/clients";
 import { changeLaunchPermissions, changeSnapshotPermissions, describeImage, noPrincipals, retag, snapshotIdsOf } from "../core/images";
-import { asPrincipals, expiresKey, Grant, heldByOthers, HolderRecord, MAX_USER_TAGS, principalsIn, readRecords, recordTags } from "./grantRecords";
+import { asPrincipals, expiresKey, Grant, heldByOthers, HolderRecord, MAX_USER_TAGS, OUT_OF_BAND_HOLDER, principalsIn, readRecords, recordTags } from "./grantRecords";
 
 export type { Grant } from "./grantRecords";
 
@@ -41,7 +41,9 @@ const grantOfRecord = (r: HolderRecord): Grant => ({ launch: asPrincipals(r.laun
  * first, then the keys it no longer uses, so a crash between leaves more recorded, never less.
  * Refuses, before any change, a record that would take the image past EC2's 50 user tags.
  */
-async function writeRecord(region: string, imageId: string, tags: { Key?: string; Value?: string }[] | undefined, holderId: string, g: Grant, expires?: RecordExpiry): Promise<void> {
+type Tags = { Key?: string; Value?: string }[] | undefined;
+
+async function writeRecord(region: string, imageId: string, tags: Tags, holderId: string, g: Grant, expires?: RecordExpiry): Promise<Tags> {
   const ec2 = await ec2Client(region);
   const old = readRecords(tags).get(holderId)?.keys ?? [];
   const next = principalsIn(g.launch).length || g.snapshotAccounts.length ? recordTags(holderId, g, expires) : {};
@@ -53,14 +55,61 @@ async function writeRecord(region: string, imageId: string, tags: { Key?: string
     );
   }
   await retag(ec2, [imageId], next, old.filter((k) => !(k in next)));
+  // The image's tags now (computed, not read back: a read may not show the write yet).
+  return [...(tags ?? []).filter((t) => !old.includes(t.Key ?? "") && !(t.Key! in next)), ...Object.entries(next).map(([Key, Value]) => ({ Key, Value }))];
 }
 
-/** Records `record` as holderId's whole grant (first: a crash leaves a grant recorded, never one unrecorded), then grants `add`. */
+/**
+ * What of `add` the image (launch) and its snapshots (volumes, on any of them) grant already while
+ * no record names it: granted out of band, before or beside ami-factory. The permissions are read
+ * before the records (`readTags`): a share records before it grants, so a grant seen was recorded
+ * before the records are read, and a parallel create's grant is not taken for an out-of-band one.
+ */
+async function grantedOutOfBand(region: string, img: ImageRef, add: Grant, readTags: () => Promise<Tags>): Promise<{ grant: Grant; tags: Tags }> {
+  const { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } = ec2Sdk();
+  const ec2 = await ec2Client(region);
+  const wanted = principalsIn(add.launch);
+  const wantedVolume = add.snapshotAccounts;
+  const launch = new Set<string>();
+  if (wanted.length) {
+    const perms = (await ec2.send(new DescribeImageAttributeCommand({ ImageId: img.imageId, Attribute: "launchPermission" }))).LaunchPermissions ?? [];
+    for (const p of perms) [p.Group === "all" ? "all" : undefined, p.UserId, p.OrganizationArn, p.OrganizationalUnitArn].forEach((x) => x && launch.add(x));
+  }
+  const volume = new Set<string>();
+  if (wantedVolume.length) {
+    for (const SnapshotId of img.snapshotIds) {
+      const perms = (await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId, Attribute: "createVolumePermission" }))).CreateVolumePermissions ?? [];
+      perms.forEach((p) => p.UserId && volume.add(p.UserId));
+    }
+  }
+  const tags = await readTags();
+  const named = heldByOthers(readRecords(tags), undefined);
+  return {
+    grant: { launch: asPrincipals(wanted.filter((p) => launch.has(p) && !named.launch.has(p))), snapshotAccounts: wantedVolume.filter((a) => volume.has(a) && !named.volume.has(a)) },
+    tags,
+  };
+}
+
+/**
+ * Records `record` as holderId's whole grant (first: a crash leaves a grant recorded, never one
+ * unrecorded), then grants `add`. What of `add` is granted already without a record (by hand,
+ * before this share) is first recorded for OUT_OF_BAND_HOLDER: no share's revocation takes it.
+ */
 export async function grantInPlace(region: string, img: ImageRef, holderId: string, record: Grant, add: Grant, expires?: RecordExpiry): Promise<void> {
   const ec2 = await ec2Client(region);
-  const image = await describeImage(ec2, img.imageId);
-  if (!image) throw new Error(`image ${img.imageId} in ${region} is gone: it cannot be shared in place`);
-  await writeRecord(region, img.imageId, image.Tags, holderId, record, expires);
+  const gone = () => new Error(`image ${img.imageId} in ${region} is gone: it cannot be shared in place`);
+  const found = await grantedOutOfBand(region, img, add, async () => {
+    const image = await describeImage(ec2, img.imageId);
+    if (!image) throw gone();
+    return image.Tags;
+  });
+  const outOfBand = found.grant;
+  let tags = found.tags;
+  if (principalsIn(outOfBand.launch).length || outOfBand.snapshotAccounts.length) {
+    const kept = readRecords(tags).get(OUT_OF_BAND_HOLDER);
+    tags = await writeRecord(region, img.imageId, tags, OUT_OF_BAND_HOLDER, mergeGrants(kept ? grantOfRecord(kept) : noGrant, outOfBand));
+  }
+  await writeRecord(region, img.imageId, tags, holderId, record, expires);
   await changeLaunchPermissions(ec2, img.imageId, add.launch, noPrincipals);
   await changeSnapshotPermissions(ec2, img.snapshotIds, add.snapshotAccounts, []);
 }

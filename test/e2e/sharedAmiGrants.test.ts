@@ -1,8 +1,9 @@
 // SharedAmi grant records on a source shared in place, through the real engine: a create killed
 // between recording its grants and making them leaves a record that `npm run sweep` takes away with
-// what only it granted (another share's grants stay); 40 principals fit EC2's 50 tags per image.
+// what only it granted (another share's grants stay); 40 principals fit EC2's 50 tags per image; a
+// principal granted by hand before the share keeps its grants when the share goes.
 import * as assert from "assert";
-import { CreateTagsCommand, DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand, EC2Client, ModifyImageAttributeCommand } from "@aws-sdk/client-ec2";
+import { CreateTagsCommand, DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand, EC2Client, ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } from "@aws-sdk/client-ec2";
 import { describeImage, ec2, seedPvImage } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { startGateProxy } from "../support/gateProxy";
@@ -10,7 +11,7 @@ import { useEmulator } from "../support/hooks";
 import { killHard, processTree } from "../support/processes";
 import { resourceOutputs, testStack } from "../support/stack";
 import { sweep } from "../../scripts/sweep";
-import { readRecords, recordTags } from "../../providers/sharedAmi/grantRecords";
+import { OUT_OF_BAND_HOLDER, readRecords, recordTags } from "../../providers/sharedAmi/grantRecords";
 import { grantInPlace, noGrant, revokeInPlace } from "../../providers/sharedAmi/grants";
 
 const A = "111122223333";
@@ -157,6 +158,23 @@ describe("SharedAmi grant records on a source shared in place", function () {
     await t.stack.destroy({ onOutput: t.onOutput });
     assert.deepStrictEqual([...(await records(sourceAmiId)).keys()], []);
     assert.deepStrictEqual(await launchAccounts(sourceAmiId), []);
+  });
+
+  it("a principal granted on the source by hand before the share asked for it keeps its grants when the share goes", async () => {
+    const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "grants-out-of-band");
+    const snapshots = ((await describeImage("us-east-1", sourceAmiId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);
+    // The user shared the source with A (launch and volumes) before ami-factory did.
+    await ec2().send(new ModifyImageAttributeCommand({ ImageId: sourceAmiId, LaunchPermission: { Add: [{ UserId: A }] } }));
+    for (const s of snapshots) await ec2().send(new ModifySnapshotAttributeCommand({ SnapshotId: s, Attribute: "createVolumePermission", OperationType: "add", UserIds: [A] }));
+    const t = await testStack(emu, { shares: [{ name: "over", imageName: "over", sourceAmiId, regions: ["us-east-1"], accountIds: [A, B], shareSnapshots: true }] });
+    await t.stack.up({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts(sourceAmiId), [A, B]);
+    const held = await records(sourceAmiId);
+    assert.deepStrictEqual([...(held.get(OUT_OF_BAND_HOLDER)?.launch ?? [])], [A], `A recorded as granted out of band: ${JSON.stringify([...held.keys()])}`);
+    assert.deepStrictEqual([...(held.get(OUT_OF_BAND_HOLDER)?.volume ?? [])], [A]);
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.deepStrictEqual(await launchAccounts(sourceAmiId), [A], "B (the share's) revoked, A (granted by hand before) kept");
+    for (const s of snapshots) assert.deepStrictEqual(await volumeAccounts(s), [A], `snapshot ${s}: A's volume grant kept`);
   });
 
   it("pulumi up --replace of an exactName share in place: the replacement gets its own record, and the old share's delete leaves its grant", async () => {
