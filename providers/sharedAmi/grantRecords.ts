@@ -91,6 +91,8 @@ function pack(list: string[]): string[] {
 
 const chunkKey = (holderId: string, n: number) => `${GRANTS_TAG_PREFIX}${holderId}:${n}`;
 export const expiresKey = (holderId: string) => `${GRANTS_TAG_PREFIX}${holderId}:expires`;
+/** A revocation's read marker (./grants.ts): part of the holder's keys, naming no grant. */
+export const checkKey = (holderId: string) => `${GRANTS_TAG_PREFIX}${holderId}:check`;
 
 /** The tags of holderId's record of `g` (an expiry while not handed over). */
 export function recordTags(holderId: string, g: Grant, expires?: { at: string; buildId: string; stack: string }): Record<string, string> {
@@ -114,10 +116,11 @@ export function readRecords(tags: { Key?: string; Value?: string }[] | undefined
   for (const { Key, Value } of tags ?? []) {
     if (!Key) continue;
     if (Key.startsWith(GRANTS_TAG_PREFIX)) {
-      const m = /^([^:]+):(\d+|expires)$/.exec(Key.slice(GRANTS_TAG_PREFIX.length));
+      const m = /^([^:]+):(\d+|expires|check)$/.exec(Key.slice(GRANTS_TAG_PREFIX.length));
       if (!m) continue;
       const r = of(m[1]);
       r.keys.push(Key);
+      if (m[2] === "check") continue;
       if (m[2] === "expires") {
         const [at, buildId, stack] = (Value ?? "").split(" ");
         r.expires = { at, buildId, stack };

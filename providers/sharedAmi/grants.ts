@@ -7,7 +7,9 @@
 // only it granted.
 import { ec2Client, ec2Sdk } from "../core/clients";
 import { changeLaunchPermissions, changeSnapshotPermissions, describeImage, noPrincipals, retag, snapshotIdsOf } from "../core/images";
-import { asPrincipals, expiresKey, Grant, heldByOthers, HolderRecord, MAX_USER_TAGS, OUT_OF_BAND_HOLDER, principalsIn, readRecords, recordTags } from "./grantRecords";
+import { randomBytes } from "crypto";
+import { waitFor } from "../core/wait";
+import { asPrincipals, checkKey, expiresKey, Grant, heldByOthers, HolderRecord, MAX_USER_TAGS, OUT_OF_BAND_HOLDER, principalsIn, readRecords, recordTags } from "./grantRecords";
 
 export type { Grant } from "./grantRecords";
 
@@ -119,6 +121,32 @@ export async function handOverRecord(region: string, imageId: string, holderId: 
   await retag(await ec2Client(region), [imageId], {}, [expiresKey(holderId)]);
 }
 
+/** How long a revocation waits for the image's tags to show its own marker (EC2: "up to a few minutes"). */
+const CONSISTENT_READ_SECONDS = 300;
+
+/**
+ * The image's tags as of now: EC2's reads are eventually consistent ("Eventual consistency in the
+ * Amazon EC2 API": a command's result "might not be immediately visible to all subsequent
+ * commands"), so a read right after a revocation may miss a record another share wrote before its
+ * grant. A marker tag (checkKey, a fresh value) is written and the tags are read, with backoff,
+ * until they show it: a read that shows a write made after the revocation shows what was written
+ * before it. The marker goes again (a leftover is part of the holder's keys: its next record write
+ * takes it).
+ */
+async function readTagsAfter(region: string, imageId: string, holderId: string | undefined): Promise<Tags> {
+  const ec2 = await ec2Client(region);
+  const nonce = randomBytes(6).toString("hex");
+  const key = checkKey(holderId ?? `revoke-${nonce}`);
+  await retag(ec2, [imageId], { [key]: nonce }, []);
+  const tags = await waitFor({ what: `image ${imageId} in ${region} to show this revocation's marker tag ${key}`, maxWaitSeconds: CONSISTENT_READ_SECONDS, minDelaySeconds: 1, maxDelaySeconds: 15 }, async () => {
+    const image = await describeImage(ec2, imageId);
+    if (!image) return { state: "SUCCESS", value: [] as Tags };
+    return image.Tags?.some((t) => t.Key === key && t.Value === nonce) ? { state: "SUCCESS", value: image.Tags } : { state: "RETRY", reason: "tags without the marker" };
+  });
+  await retag(ec2, [imageId], {}, [key]);
+  return tags?.filter((t) => t.Key !== key);
+}
+
 /**
  * Makes holderId's record name `record` (what it still holds), then revokes of `remove` what no
  * other holder's record names. Then reads the records again: a share that granted one of those
@@ -126,8 +154,9 @@ export async function handOverRecord(region: string, imageId: string, holderId: 
  * other records that are gone by now (their shares deleted in parallel with this one: each read the
  * other's record before it went) is revoked too. Every revocation is followed by a re-read that
  * grants back what a record names by then; granters record before they grant, so a grant made after
- * that re-read comes after the revocation. holderId undefined: a share from the release before
- * records, which recorded nothing.
+ * that re-read comes after the revocation; the re-read waits until it shows a marker written after
+ * the revocation (readTagsAfter: EC2's reads are eventually consistent). holderId undefined: a
+ * share from the release before records, which recorded nothing.
  */
 export async function revokeInPlace(region: string, img: ImageRef, holderId: string | undefined, record: Grant, remove: Grant): Promise<void> {
   const ec2 = await ec2Client(region);
@@ -140,7 +169,16 @@ export async function revokeInPlace(region: string, img: ImageRef, holderId: str
   const revokeThenRecheck = async (launch: string[], volume: string[]) => {
     await changeLaunchPermissions(ec2, img.imageId, noPrincipals, asPrincipals(launch));
     await changeSnapshotPermissions(ec2, img.snapshotIds, [], volume);
-    const after = heldByOthers(readRecords((await describeImage(ec2, img.imageId))?.Tags), holderId);
+    let after: ReturnType<typeof heldByOthers>;
+    try {
+      after = heldByOthers(readRecords(await readTagsAfter(region, img.imageId, holderId)), holderId);
+    } catch (e) {
+      // Without a read that comes after the revocation, another share's grant cannot be told
+      // apart: what was revoked goes back, and the revocation fails (to be retried).
+      await changeLaunchPermissions(ec2, img.imageId, asPrincipals(launch), noPrincipals);
+      await changeSnapshotPermissions(ec2, img.snapshotIds, volume, []);
+      throw e;
+    }
     await changeLaunchPermissions(ec2, img.imageId, asPrincipals(launch.filter((p) => after.launch.has(p))), noPrincipals);
     await changeSnapshotPermissions(ec2, img.snapshotIds, volume.filter((a) => after.volume.has(a)), []);
     return after;
@@ -148,6 +186,7 @@ export async function revokeInPlace(region: string, img: ImageRef, holderId: str
   const before = heldByOthers(readRecords(image.Tags), holderId);
   const candidates = principalsIn(remove.launch).filter((p) => !own.has(p));
   const volumeCandidates = remove.snapshotAccounts.filter((a) => !ownVolume.has(a));
+  if (!candidates.length && !volumeCandidates.length) return;
   const revoke = candidates.filter((p) => !before.launch.has(p));
   const revokeVolume = volumeCandidates.filter((a) => !before.volume.has(a));
   const after = await revokeThenRecheck(revoke, revokeVolume);

@@ -121,6 +121,29 @@ describe("SharedAmi grant records on a source shared in place", function () {
     assert.deepStrictEqual(await launchAccounts(imageId), [A], "granted back after the revocation re-read the records");
     assert.deepStrictEqual([...(await records(imageId)).keys()], ["arriving"]);
   });
+  it("a revocation whose reads lag EC2's writes (eventual consistency): another share's record written just before still keeps its principal", async () => {
+    const { imageId } = await seedPvImage("us-east-1", "grants-lag");
+    const snapshotIds = ((await describeImage("us-east-1", imageId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);
+    const img = { imageId, snapshotIds };
+    const grantA = { launch: { accountIds: [A], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [] };
+    await grantInPlace("us-east-1", img, "leaving", grantA, grantA);
+    // From here, image tag writes show in reads 3 s late (ec2_tag_lag.py). Another share records A
+    // and grants it (a no-op: A is granted); then the leaving share revokes A at once: every read
+    // it makes within 3 s misses that record.
+    await emu.control("POST", "ec2/tag-lag", { seconds: 3 });
+    try {
+      const tags = Object.entries(recordTags("arriving", grantA)).map(([Key, Value]) => ({ Key, Value }));
+      await ec2().send(new CreateTagsCommand({ Resources: [imageId], Tags: tags }));
+      await ec2().send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: [{ UserId: A }] } }));
+      assert.ok(!(await records(imageId)).has("arriving"), "the read lags: the arriving record is not seen yet (the lag works)");
+      await revokeInPlace("us-east-1", img, "leaving", noGrant, grantA);
+    } finally {
+      await emu.control("POST", "ec2/tag-lag", { seconds: 0 });
+    }
+    assert.deepStrictEqual(await launchAccounts(imageId), [A], "the arriving share's A kept (granted back after a read that shows the revocation's own marker)");
+    assert.deepStrictEqual([...(await records(imageId)).keys()], ["arriving"], "the leaving record and the marker are gone");
+  });
+
   it("two shares holding the same principal revoked in parallel, each after reading the other's record: the principal goes", async () => {
     const { imageId } = await seedPvImage("us-east-1", "grants-parallel");
     const snapshotIds = ((await describeImage("us-east-1", imageId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);

@@ -21,6 +21,9 @@ Control API (only under /_ami_factory/, JSON in and out):
                                                    {"Code", "Message"}}: e.g. keep an image pending
   POST   /_ami_factory/ec2/instance-profile-not-ready {"runs": N}: the next N RunInstances naming
                                                    an instance profile fail with InvalidParameterValue
+  POST   /_ami_factory/ec2/tag-lag                 {"seconds": N}: image tag writes take effect N
+                                                   seconds late (EC2's eventual consistency; see
+                                                   ec2_tag_lag.py); 0 applies them and stops
   POST   /_ami_factory/ssm/unregistered            {"sends": N, "instanceIds"?}: the next N
                                                    SendCommand calls fail with InvalidInstanceId
   DELETE /_ami_factory/ssm/unregistered            forget those
@@ -55,6 +58,7 @@ from typing import Any
 from .call_failures import CALL_FAILURES
 from .ec2_boot import BOOT_SCRIPTS
 from .ec2_instances import PROFILE_NOT_READY
+from .ec2_tag_lag import TAG_LAG
 from .ec2_models import _ec2_backend
 from .patching import APPLIED
 from .recorder import RECORDER
@@ -135,6 +139,12 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         if method == "DELETE":
             SSM_AGENTS.clear()
             return 200, {"ok": True}
+    if path == "ec2/tag-lag" and method == "POST":
+        try:
+            TAG_LAG.set((body or {}).get("seconds"))
+        except ValueError as e:
+            raise HttpError(400, str(e)) from e
+        return 200, {"ok": True}
     if path == "ec2/instance-profile-not-ready" and method == "POST":
         try:
             PROFILE_NOT_READY.set((body or {}).get("runs"))
@@ -151,6 +161,7 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         AGENT_OFF.clear()
         PROFILE_NOT_READY.set(0)
         BOOT_SCRIPTS.clear()
+        TAG_LAG.set(0)
         return 200, {"ok": True}
     if path == "ec2/image-state" and method == "POST":
         body = body or {}

@@ -27,6 +27,7 @@ from .ec2_image_model import patch_ami_model
 from .ec2_images import patch_copy_image, patch_create_image, patch_register_image, patch_unique_image_names
 from .ec2_instances import patch_instances, patch_run_instances_profile_and_token
 from .ec2_public_images import patch_al2023_images, patch_describe_snapshots_owners
+from .ec2_tag_lag import patch_tag_lag
 from .iam import patch_iam_remove_role_from_instance_profile
 from .middleware import AmiFactoryMiddleware
 from .patching import PatchError
@@ -64,6 +65,7 @@ def apply_patches(mode: str = "recorded") -> None:
     patch_ssm_parameter_tiers()
     patch_modify_image_attribute()
     patch_iam_remove_role_from_instance_profile()
+    patch_tag_lag()
     if mode == "twin":
         patch_twin()
     patch_dispatch_lookups()  # last: caches the response classes' methods as the patches left them

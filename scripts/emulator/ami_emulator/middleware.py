@@ -11,6 +11,7 @@ import urllib.parse
 from typing import Any, Callable
 
 from .call_failures import CALL_FAILURES
+from .ec2_tag_lag import TAG_LAG
 from .control import CONTROL_PREFIX, HttpError, _control
 from .recorder import RECORDER
 
@@ -60,6 +61,7 @@ class AmiFactoryMiddleware:
             self._record(environ, body)
         except Exception as e:  # pragma: no cover - the recorder must never break a call
             logging.getLogger("ami_factory").warning("recorder: %r", e)
+        TAG_LAG.apply_due()  # lagging image tag writes whose time has come, before this call reads
         failure = _injected_failure(environ, body)
         if failure:
             start_response(failure[0], [("Content-Type", "text/xml;charset=UTF-8"), ("Content-Length", str(len(failure[1])))])
