@@ -4,7 +4,7 @@
 import * as assert from "assert";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import {
-  Grant, heldByOthers, holderIdFor, newCreateStamp, MAX_TAG_VALUE, readRecords, RECORD_TAG_BUDGET, recordTagCount, recordTags,
+  checkKey, Grant, heldByOthers, holderIdFor, newCreateStamp, MAX_TAG_VALUE, readRecords, RECORD_TAG_BUDGET, recordTagCount, recordTags,
 } from "../../providers/sharedAmi/grantRecords";
 
 const accounts = (n: number) => Array.from({ length: n }, (_, i) => String(100000000000 + i));
@@ -33,6 +33,15 @@ describe("SharedAmi grant records", () => {
     assert.deepStrictEqual([...r.volume].sort(), accounts(40));
     assert.deepStrictEqual(r.expires, { at: "2026-12-07T20:00:00.000Z", buildId: "b-1", stack: "ami-factory/dev" });
     assert.strictEqual(recordTagCount(g), 4);
+  });
+
+  it("count a revocation's marker (checkKey) among its holder's keys, naming no grant", () => {
+    const tags = [...asTags(recordTags("h1", { launch: { accountIds: ["111122223333"], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [] })), { Key: checkKey("h1"), Value: "a1b2c3" }, { Key: checkKey("h2"), Value: "d4e5f6" }];
+    const r = readRecords(tags);
+    assert.deepStrictEqual(r.get("h1")!.keys.sort(), ["ami-factory:grants:h1:0", "ami-factory:grants:h1:check"]);
+    assert.deepStrictEqual([...r.get("h1")!.launch], ["111122223333"]);
+    assert.deepStrictEqual([...r.get("h2")!.launch], [], "a leftover marker alone names nothing");
+    assert.deepStrictEqual([...heldByOthers(r, "h1").launch], []);
   });
 
   it("read the first release's one-tag-per-principal records beside packed ones, and what other holders hold", () => {
