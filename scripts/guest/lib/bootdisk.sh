@@ -79,8 +79,9 @@ sandbox_enter() {
     mount -t proc -o nosuid,nodev,noexec proc "$root/proc" || { echo "sandbox: cannot mount /proc in $root" >&2; exit 125; }
     for p in sys sysrq-trigger irq bus; do
       [ -e "$root/proc/$p" ] || continue
-      mount --bind "$root/proc/$p" "$root/proc/$p" && mount -o remount,bind,ro "$root/proc/$p" ||
-        { echo "sandbox: cannot make /proc/$p read-only" >&2; exit 125; }
+      if ! mount --bind "$root/proc/$p" "$root/proc/$p" || ! mount -o remount,bind,ro "$root/proc/$p"; then
+        echo "sandbox: cannot make /proc/$p read-only" >&2; exit 125
+      fi
     done
   fi
   if [ -d "$root/sys" ] && [ -n "$(ls -A "$root/sys" 2>/dev/null)" ]; then
