@@ -1,19 +1,21 @@
 // Retirement: an image that leaves the stack (a replacement, a removed entry or SharedAmi region, a
-// destroy) stays launchable by id for the consumers that still name it, deprecated at once and
-// tagged retired, until reaping (./reap.ts) deregisters it by policy. While it is in the stack's
-// outputs it carries deregistration protection.
+// `pulumi destroy --target` of it) stays launchable by id for the consumers that still name it,
+// deprecated at once and tagged retired, until reaping (./reap.ts) deregisters it by policy. While it
+// is in the stack's outputs it carries deregistration protection.
 //
 // Pulumi calls a provider's delete with the resource's id and state only: the same call for the old
-// image of a replacement, a removed entry and `pulumi destroy` (nothing in the request tells them
-// apart). So retiring is the default for all three, and deleting is asked for explicitly: the
+// image of a replacement, a removed entry and `pulumi destroy`. So a delete retires, and a
+// `pulumi destroy` of the whole stack turns that into deleting through the stack's StackLifetime
+// marker (./stackDestroy.ts), deleted after every image. Deleting at once is asked for with the
 // resource's `retirement: "delete"`, or AMI_FACTORY_DELETE_IMAGES=1 in the environment of the
-// `pulumi destroy` that should delete (the provider process inherits the CLI's environment). The
-// environment variable is ignored while a newer image of the same lineage in the region is not
-// retired: a replacement creates before it deletes, so its old image always has one and retires
-// even if a CI job left the variable exported; a removed entry, region or destroy has none.
+// `pulumi up`/`destroy` (the provider process inherits the CLI's environment). The environment
+// variable is ignored while a newer image of the same lineage in the region is not retired: a
+// replacement creates before it deletes, so its old image always has one and retires even if a CI
+// job left the variable exported; a removed entry, region or destroy has none.
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
 import { describeImage, liftProtection, retag } from "./images";
+import { deleteIfStackDestroyed } from "./stackDestroy";
 import { BUILD_ID_TAG } from "./tags";
 
 /** When the image was retired (ISO 8601). Only images with this tag are ever reaped. */
@@ -110,15 +112,30 @@ async function successorOf(ec2: Pick<EC2Client, "send">, lineage: string, imageI
  * build, with which retention and lineage, then its protection lifted. Launch permissions and
  * snapshots stay. Gone is fine.
  */
-export async function retireImage(region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void): Promise<void> {
+export async function retireImage(region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void): Promise<RetiredBy> {
   return retireWith(await ec2Client(region), region, imageId, o, log);
 }
 
+/** What retired an image: the build id of its successor, "removed" when it has none, undefined when it was gone already. */
+export type RetiredBy = string | undefined;
+
+/**
+ * A delete that retires: the image retired, and, when it has no successor (a removed entry, region
+ * or a destroy), `remove` left for the StackLifetime marker to run if the whole stack is being
+ * destroyed (./stackDestroy.ts).
+ */
+export async function retireUnlessDestroyed(region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void, remove: () => Promise<void>): Promise<void> {
+  if ((await retireImage(region, imageId, o, log)) === "removed") deleteIfStackDestroyed(`${imageId} in ${region}`, remove);
+}
+
 /** retireImage with a given client. Deprecated and tagged first, protection lifted last: a failure half-way leaves it protected. */
-export async function retireWith(ec2: Pick<EC2Client, "send">, region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void): Promise<void> {
+export async function retireWith(ec2: Pick<EC2Client, "send">, region: string, imageId: string, o: { lineage: string; retention?: RetentionPolicy }, log: (l: string) => void): Promise<RetiredBy> {
   const { EnableImageDeprecationCommand } = ec2Sdk();
   const image = await describeImage(ec2 as EC2Client, imageId);
-  if (!image) return log(`${imageId} in ${region} is gone already: nothing to retire`);
+  if (!image) {
+    log(`${imageId} in ${region} is gone already: nothing to retire`);
+    return undefined;
+  }
   const now = new Date();
   // DeprecateAt may not be in the past (EnableImageDeprecation) and EC2 rounds it to the minute: the next minute.
   await ec2.send(new EnableImageDeprecationCommand({ ImageId: imageId, DeprecateAt: new Date(now.getTime() + 60_000) }));
@@ -126,6 +143,7 @@ export async function retireWith(ec2: Pick<EC2Client, "send">, region: string, i
   await retag(ec2 as EC2Client, [imageId], { [RETIRED_AT_TAG]: now.toISOString(), [RETIRED_BY_TAG]: by, [RETENTION_TAG]: retentionTag(o.retention), [LINEAGE_TAG]: tagOf(image, LINEAGE_TAG) ?? o.lineage }, []);
   await liftProtection(ec2, image);
   log(`retired ${imageId} in ${region} (${by === "removed" ? "removed from the stack" : `replaced by build ${by}`}): deprecated, still launchable by id, reaped by retention ${retentionTag(o.retention)} once unused`);
+  return by;
 }
 
 /** What preview says about an image a replacement (`replaced`) or removal takes out of the stack. */
