@@ -64,7 +64,8 @@ async function importOldState(t: TestStack): Promise<void> {
 async function storedProviderSizes(t: TestStack): Promise<Record<string, number>> {
   const state = await t.stack.exportStack();
   return Object.fromEntries(
-    (state.deployment.resources as StateResource[]).filter((r) => r.type.startsWith("pulumi-nodejs:")).map((r) => [nameOf(r.urn), String(r.outputs?.__provider ?? "").length]),
+    // The fixture's resources (the StackLifetime marker is today's).
+    (state.deployment.resources as StateResource[]).filter((r) => fixture.resources.some((old) => old.type === r.type && nameOf(old.urn) === nameOf(r.urn))).map((r) => [nameOf(r.urn), String(r.outputs?.__provider ?? "").length]),
   );
 }
 
