@@ -6,7 +6,7 @@ import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { decide, referencesOf, RetiredImage } from "../../providers/core/reap";
 import { DELETE_IMAGES_ENV, hasNewerLive, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
 import { rootSnapshotOf } from "../../providers/worker/build";
-import { publishRefusal } from "../../providers/core/publish";
+import { publishRefusal, unpublishes } from "../../providers/core/publish";
 import { deregisterProtected } from "../../providers/core/images";
 import { parseReapArgs } from "../../scripts/reap";
 
@@ -164,6 +164,14 @@ describe("publish over an existing parameter", () => {
     assert.match(publishRefusal("/web", "us-east-1", { owner: "b-1", lineage: "p/other/web" }, "p/s/web") ?? "", /^publish: SSM parameter \/web in us-east-1 is published by p\/other\/web, not p\/s\/web/);
     assert.strictEqual(publishRefusal("/web", "us-east-1", undefined, "p/s/web"), undefined);
     assert.strictEqual(publishRefusal("/web", "us-east-1", { owner: "b-0", lineage: "p/s/web" }, "p/s/web"), undefined, "a replacement of the same lineage rewrites it");
+  });
+
+  it("is deleted by an image leaving the stack only while it names that image for that owner: never once a replacement rewrote it, never one ami-factory did not write", () => {
+    assert.strictEqual(unpublishes({ value: "ami-old", owner: "b-1" }, "ami-old", "b-1"), true, "a removed entry's own parameter");
+    assert.strictEqual(unpublishes({ value: "ami-new", owner: "b-2" }, "ami-old", "b-1"), false, "the replacement rewrote it");
+    assert.strictEqual(unpublishes({ value: "ami-old", owner: "h-2" }, "ami-old", "h-1"), false, "a replacement sharing the same image in place owns it now");
+    assert.strictEqual(unpublishes({ value: "ami-old", owner: undefined }, "ami-old", "b-1"), false, "rewritten by hand (no ami-factory owner)");
+    assert.strictEqual(unpublishes(undefined, "ami-old", "b-1"), false);
   });
 });
 
