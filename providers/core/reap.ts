@@ -14,7 +14,7 @@
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
 import { deleteImageAndSnapshots, deregisterProtected, snapshotIdsOf } from "./images";
-import { LINEAGE_TAG, parseRetention, RETIRED_AT_TAG, RetentionPolicy, tagOf } from "./retire";
+import { isRetired, LINEAGE_TAG, parseRetention, RETIRED_AT_TAG, RetentionPolicy, tagOf } from "./retire";
 import { BUILD_ID_TAG, MANAGED_BY_TAG } from "./tags";
 
 const DAY = 86_400_000;
@@ -93,7 +93,7 @@ export async function findRetired(region: string, filter: { lineage?: string; li
   const filters = [{ Name: "tag-key", Values: [RETIRED_AT_TAG] }, { Name: `tag:${MANAGED_BY_TAG}`, Values: ["ami-factory"] }];
   if (filter.lineage) filters.push({ Name: `tag:${LINEAGE_TAG}`, Values: [filter.lineage] });
   const images = ((await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: filters }))).Images ?? [])
-    .filter((i) => i.State !== "deregistered" && !Number.isNaN(Date.parse(tagOf(i, RETIRED_AT_TAG) ?? "")))
+    .filter((i) => i.State !== "deregistered" && isRetired(i))
     .filter((i) => !filter.lineagePrefix || (tagOf(i, LINEAGE_TAG) ?? "").startsWith(filter.lineagePrefix));
   const snapshotsOfBuild = new Map<string, Set<string>>();
   const builds = [...new Set(images.map((i) => tagOf(i, BUILD_ID_TAG)).filter((b): b is string => !!b))];

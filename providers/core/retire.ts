@@ -22,6 +22,12 @@ import { BUILD_ID_TAG } from "./tags";
 export const RETIRED_AT_TAG = "ami-factory:retired-at";
 /** The build id of the image that replaced it, or "removed" (entry, region or stack gone). */
 export const RETIRED_BY_TAG = "ami-factory:retired-by";
+/**
+ * The id of the image that was retired. CopyImage can copy an image's tags (CopyImageTags), so a copy
+ * of a retired image made out of band carries the retired tags too: an image is retired only when
+ * this names the image itself (isRetired).
+ */
+export const RETIRED_IMAGE_TAG = "ami-factory:retired-image";
 /** The retention it was retired with: "days=14 keep=2". */
 export const RETENTION_TAG = "ami-factory:retention";
 /** project/stack/resource: every image a resource ever made (its builds, its copies) shares it. */
@@ -61,7 +67,7 @@ export async function hasNewerLive(ec2: Pick<EC2Client, "send">, lineage: string
   const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
   const images = out.Images ?? [];
   const created = images.find((i) => i.ImageId === imageId)?.CreationDate ?? "";
-  return images.some((i) => i.ImageId !== imageId && i.State !== "deregistered" && !tagOf(i, RETIRED_AT_TAG) && (i.CreationDate ?? "") >= created);
+  return images.some((i) => i.ImageId !== imageId && i.State !== "deregistered" && !isRetired(i) && (i.CreationDate ?? "") >= created);
 }
 
 export function retentionTag(p: RetentionPolicy | undefined): string {
@@ -77,6 +83,17 @@ export function parseRetention(tag: string | undefined): RetentionPolicy {
 }
 
 export const tagOf = (image: Pick<Image, "Tags"> | undefined, key: string) => image?.Tags?.find((t) => t.Key === key)?.Value;
+
+/**
+ * Whether ami-factory retired this very image: a readable retired-at, and retired-image naming its
+ * own id (a copy's tags name the image it was copied from). An image retired before retired-image
+ * was written has none and is judged by retired-at alone.
+ */
+export function isRetired(image: Pick<Image, "Tags" | "ImageId">): boolean {
+  if (Number.isNaN(Date.parse(tagOf(image, RETIRED_AT_TAG) ?? ""))) return false;
+  const retired = tagOf(image, RETIRED_IMAGE_TAG);
+  return retired === undefined || retired === image.ImageId;
+}
 
 /**
  * Deregistration protection on or off. Always without the 24-hour cooldown (WithCooldown): retiring
@@ -101,7 +118,7 @@ async function successorOf(ec2: Pick<EC2Client, "send">, lineage: string, imageI
   const { DescribeImagesCommand } = ec2Sdk();
   const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
   const live = (out.Images ?? [])
-    .filter((i) => i.ImageId !== imageId && i.State !== "deregistered" && !tagOf(i, RETIRED_AT_TAG))
+    .filter((i) => i.ImageId !== imageId && i.State !== "deregistered" && !isRetired(i))
     .sort((a, b) => (b.CreationDate ?? "").localeCompare(a.CreationDate ?? ""));
   return tagOf(live[0], BUILD_ID_TAG) ?? "removed";
 }
@@ -140,7 +157,7 @@ export async function retireWith(ec2: Pick<EC2Client, "send">, region: string, i
   // DeprecateAt may not be in the past (EnableImageDeprecation) and EC2 rounds it to the minute: the next minute.
   await ec2.send(new EnableImageDeprecationCommand({ ImageId: imageId, DeprecateAt: new Date(now.getTime() + 60_000) }));
   const by = await successorOf(ec2, o.lineage, imageId);
-  await retag(ec2 as EC2Client, [imageId], { [RETIRED_AT_TAG]: now.toISOString(), [RETIRED_BY_TAG]: by, [RETENTION_TAG]: retentionTag(o.retention), [LINEAGE_TAG]: tagOf(image, LINEAGE_TAG) ?? o.lineage }, []);
+  await retag(ec2 as EC2Client, [imageId], { [RETIRED_AT_TAG]: now.toISOString(), [RETIRED_IMAGE_TAG]: imageId, [RETIRED_BY_TAG]: by, [RETENTION_TAG]: retentionTag(o.retention), [LINEAGE_TAG]: tagOf(image, LINEAGE_TAG) ?? o.lineage }, []);
   await liftProtection(ec2, image);
   log(`retired ${imageId} in ${region} (${by === "removed" ? "removed from the stack" : `replaced by build ${by}`}): deprecated, still launchable by id, reaped by retention ${retentionTag(o.retention)} once unused`);
   return by;

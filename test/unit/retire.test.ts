@@ -4,7 +4,7 @@ import type { Image } from "@aws-sdk/client-ec2";
 import { refusesEach } from "../support/table";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { decide, referencesOf, RetiredImage } from "../../providers/core/reap";
-import { DELETE_IMAGES_ENV, hasNewerLive, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
+import { DELETE_IMAGES_ENV, hasNewerLive, isRetired, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
 import { rootSnapshotOf } from "../../providers/worker/build";
 import { publishRefusal, unpublishes } from "../../providers/core/publish";
 import { deregisterProtected } from "../../providers/core/images";
@@ -69,6 +69,18 @@ describe("what a delete does", () => {
     assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-03-01T00:00:00Z"), img("ami-older", "2027-02-01T00:00:00Z")]), "p/s/web", "ami-old"), false, "only older ones");
   });
 
+  it("judges an image retired by its own id: a CopyImage of a retired image that copied its tags is not retired", async () => {
+    const tags = (retiredImage?: string) => [{ Key: "ami-factory:retired-at", Value: "2027-01-01T00:00:00.000Z" }, ...(retiredImage ? [{ Key: "ami-factory:retired-image", Value: retiredImage }] : [])];
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags("ami-old") }), true);
+    assert.strictEqual(isRetired({ ImageId: "ami-copy", Tags: tags("ami-old") }), false, "a copy carrying the retired image's tags");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags() }), true, "retired before retired-image was written");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [{ Key: "ami-factory:retired-at", Value: "soon" }] }), false);
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [] }), false);
+    const copy = { ImageId: "ami-copy", State: "available", CreationDate: "2027-02-01T00:00:00Z", Tags: tags("ami-old") };
+    const ec2 = { send: async () => ({ Images: [{ ImageId: "ami-old", State: "available", CreationDate: "2027-01-01T00:00:00Z", Tags: [] }, copy] }) } as never;
+    assert.strictEqual(await hasNewerLive(ec2, "p/s/web", "ami-old"), true, "the copy counts as live");
+  });
+
   it("writes and reads the retention tag", () => {
     assert.strictEqual(retentionTag(undefined), "days=14 keep=2");
     assert.deepStrictEqual(parseRetention(retentionTag({ days: 0, keep: 5 })), { days: 0, keep: 5 });
@@ -122,24 +134,28 @@ describe("reaping policy", () => {
 /** A fake EC2 client: records each command's name, answers DescribeImages with `image`, fails the commands in `fail`. */
 function recordingEc2(image: Image, fail: string[] = []) {
   const calls: string[] = [];
+  const inputs: { name: string; input: unknown }[] = [];
   const ec2 = {
-    send: async (cmd: { constructor: { name: string } }) => {
+    send: async (cmd: { constructor: { name: string }; input: unknown }) => {
       const name = cmd.constructor.name.replace(/Command$/, "");
       calls.push(name);
+      inputs.push({ name, input: cmd.input });
       if (fail.includes(name)) throw Object.assign(new Error(`${name} failed`), { name: "InternalError" });
       return name === "DescribeImages" ? { Images: [image] } : {};
     },
   };
-  return { ec2: ec2 as never, calls };
+  return { ec2: ec2 as never, calls, inputs };
 }
 
 describe("protection around retiring and deleting", () => {
   const protectedImage = { ImageId: "ami-1", State: "available", CreationDate: "2027-01-01T00:00:00Z", DeregistrationProtection: "enabled-without-cooldown", Tags: [] } as Image;
 
   it("retires: deprecates and tags first, lifts protection last", async () => {
-    const { ec2, calls } = recordingEc2(protectedImage);
+    const { ec2, calls, inputs } = recordingEc2(protectedImage);
     await retireWith(ec2, "us-east-1", "ami-1", { lineage: "p/s/web" }, () => undefined);
     assert.deepStrictEqual(calls.filter((c) => c !== "DescribeImages"), ["EnableImageDeprecation", "CreateTags", "DisableImageDeregistrationProtection"]);
+    const tagged = inputs.find((i) => i.name === "CreateTags")!.input as { Tags: { Key: string; Value: string }[] };
+    assert.strictEqual(tagged.Tags.find((t) => t.Key === "ami-factory:retired-image")?.Value, "ami-1", "the retired image's own id");
   });
 
   it("a failed retirement leaves the protection on", async () => {
