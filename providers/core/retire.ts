@@ -108,6 +108,17 @@ export async function setProtection(ec2: EC2Client, imageId: string, on: boolean
   else await ec2.send(new DisableImageDeregistrationProtectionCommand({ ImageId: imageId }));
 }
 
+/**
+ * deregistrationProtection as the images have it, for refresh: false when one is unprotected (an
+ * image made before protection existed, or lifted out of band), so the next up's diff sees the
+ * field differ and its update protects them; nothing when EC2 does not say.
+ */
+export function protectionSeen(images: Pick<Image, "DeregistrationProtection">[]): { deregistrationProtection?: false } {
+  const seen = images.map((i) => i.DeregistrationProtection).filter((p): p is string => !!p);
+  if (seen.length < images.length || !images.length) return {};
+  return { deregistrationProtection: seen.includes("disabled") ? false : undefined };
+}
+
 /** Protection of an image in the outputs, as the resource asks (default on). */
 export async function protectIfAsked(region: string, imageId: string, protection: false | undefined): Promise<void> {
   if (protection !== false) await setProtection(await ec2Client(region), imageId, true);

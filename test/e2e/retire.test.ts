@@ -8,7 +8,8 @@ import { execFile } from "child_process";
 import * as path from "path";
 import { promisify } from "util";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
-import { describeImage, imagesTagged, snapshotExists } from "../support/aws";
+import { DisableImageDeregistrationProtectionCommand } from "@aws-sdk/client-ec2";
+import { describeImage, ec2, imagesTagged, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { SURROGATE_FACTS } from "../support/facts";
 import { useEmulator } from "../support/hooks";
@@ -123,5 +124,22 @@ describe("retirement on the engine", function () {
     }
     await promisify(execFile)(process.execPath, ["-r", "ts-node/register", "scripts/reap.ts", "--region", "us-east-1", "--all", "--now", new Date(Date.now() + 2 * 86_400_000).toISOString()], { cwd: path.resolve(__dirname, "../.."), env: process.env });
     assert.deepStrictEqual(await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi"), []);
+  });
+
+  it("puts back deregistration protection lifted out of band (or never set): refresh reports it, the next up protects the image, then no change", async () => {
+    await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
+    const t = await testStack(emu, { builds: [{ name: "os", imageName: "os-base", recipe: build.recipe }] });
+    const image = imageOf(await t.stack.up({ onOutput: t.onOutput }));
+    await ec2("us-east-1").send(new DisableImageDeregistrationProtectionCommand({ ImageId: image }));
+    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 3 }, "no diff sees it before a refresh");
+    const refresh = await t.stack.refresh({ onOutput: t.onOutput });
+    assert.strictEqual(refresh.summary.resourceChanges?.update, 1, JSON.stringify(refresh.summary.resourceChanges));
+    assert.strictEqual((await resourceOutputs(t.stack, "os")).deregistrationProtection, false, "refresh reports the image unprotected");
+    const up = await t.stack.up({ onOutput: t.onOutput });
+    assert.strictEqual(up.summary.resourceChanges?.update, 1, JSON.stringify(up.summary.resourceChanges));
+    assert.strictEqual((await describeImage("us-east-1", image))?.DeregistrationProtection, "enabled-without-cooldown");
+    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 3 });
+    await t.stack.destroy({ onOutput: t.onOutput });
+    assert.strictEqual(await describeImage("us-east-1", image), undefined);
   });
 });

@@ -4,7 +4,7 @@ import type { Image } from "@aws-sdk/client-ec2";
 import { refusesEach } from "../support/table";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { decide, referencesOf, RetiredImage } from "../../providers/core/reap";
-import { DELETE_IMAGES_ENV, hasNewerLive, isRetired, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
+import { DELETE_IMAGES_ENV, hasNewerLive, isRetired, protectionSeen, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
 import { rootSnapshotOf } from "../../providers/worker/build";
 import { publishRefusal, unpublishes } from "../../providers/core/publish";
 import { deregisterProtected } from "../../providers/core/images";
@@ -79,6 +79,14 @@ describe("what a delete does", () => {
     const copy = { ImageId: "ami-copy", State: "available", CreationDate: "2027-02-01T00:00:00Z", Tags: tags("ami-old") };
     const ec2 = { send: async () => ({ Images: [{ ImageId: "ami-old", State: "available", CreationDate: "2027-01-01T00:00:00Z", Tags: [] }, copy] }) } as never;
     assert.strictEqual(await hasNewerLive(ec2, "p/s/web", "ami-old"), true, "the copy counts as live");
+  });
+
+  it("reads deregistration protection for refresh: false when an image is unprotected, nothing when EC2 does not say", () => {
+    assert.deepStrictEqual(protectionSeen([{ DeregistrationProtection: "disabled" }]), { deregistrationProtection: false });
+    assert.deepStrictEqual(protectionSeen([{ DeregistrationProtection: "enabled-without-cooldown" }, { DeregistrationProtection: "disabled" }]), { deregistrationProtection: false }, "one copy unprotected");
+    assert.deepStrictEqual(protectionSeen([{ DeregistrationProtection: "enabled-without-cooldown" }]), { deregistrationProtection: undefined });
+    assert.deepStrictEqual(protectionSeen([{}]), {});
+    assert.deepStrictEqual(protectionSeen([]), {}, "a share in place only: no copy");
   });
 
   it("writes and reads the retention tag", () => {
