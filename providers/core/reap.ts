@@ -11,6 +11,14 @@
 // late (Image.LastLaunchedTime in the API reference): a launch of the last day may not show yet, so
 // no image retired less than a day ago is ever reaped, not even with --all, and retention.days is
 // at least 1 (a launch just before the retirement has shown by then).
+//
+// Other accounts: DescribeImageReferences "describes your Amazon Web Services resources that are
+// referencing the specified images" (API reference): only this account's. A retired image (or
+// SharedAmi copy) shared with other accounts, organizations or OUs is judged by this account's
+// references and by LastLaunchedTime, which counts their launches; a launch template or parameter of
+// theirs that names it and launched nothing within the retention is not seen. Such consumers are
+// covered by the retention (choose retention.days longer than their update cycle) or by following
+// `publish`, not by the reference check.
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
 import { deleteImageAndSnapshots, deregisterProtected, snapshotIdsOf } from "./images";
