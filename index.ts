@@ -25,6 +25,8 @@ function main() {
   // Declared in every up, even with no image: only `pulumi destroy` of the whole stack deletes it,
   // after every image (they depend on it), and its delete turns the images retired by that destroy
   // into deleted ones (providers/core/stackDestroy.ts). A removed entry or a replacement retires.
+  // Never rename it (use `aliases`): a renamed marker's old one would be deleted during an up, and
+  // would delete the images that up retired for removed entries.
   const lifetime = { dependsOn: [new StackLifetime("destroy-deletes-images")] };
 
   const images: Record<string, pulumi.Output<Record<string, string>>> = {};
