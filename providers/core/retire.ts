@@ -61,11 +61,21 @@ export async function retirementFor(region: string, imageId: string, lineage: st
   return retirementOf(stored, await hasNewerLive(await ec2Client(region), lineage, imageId), env);
 }
 
+/**
+ * The lineage's own builds and copies among images tagged with it: not a copy of one of them (a
+ * CopyImage made out of band with CopyImageTags carries the lineage's tags; SourceImageId names the
+ * image it copied, "Image" in the EC2 API reference), which is neither a successor nor retired.
+ */
+export function builds(lineageImages: Image[]): Image[] {
+  const ids = new Set(lineageImages.map((i) => i.ImageId));
+  return lineageImages.filter((i) => !(i.SourceImageId && ids.has(i.SourceImageId)));
+}
+
 /** Whether an image of the lineage newer than `imageId` exists and is not retired (a replacement's). */
 export async function hasNewerLive(ec2: Pick<EC2Client, "send">, lineage: string, imageId: string): Promise<boolean> {
   const { DescribeImagesCommand } = ec2Sdk();
   const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
-  const images = out.Images ?? [];
+  const images = builds(out.Images ?? []);
   const created = images.find((i) => i.ImageId === imageId)?.CreationDate ?? "";
   return images.some((i) => i.ImageId !== imageId && i.State !== "deregistered" && !isRetired(i) && (i.CreationDate ?? "") >= created);
 }
@@ -128,7 +138,7 @@ export async function protectIfAsked(region: string, imageId: string, protection
 async function successorOf(ec2: Pick<EC2Client, "send">, lineage: string, imageId: string): Promise<string> {
   const { DescribeImagesCommand } = ec2Sdk();
   const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
-  const live = (out.Images ?? [])
+  const live = builds(out.Images ?? [])
     .filter((i) => i.ImageId !== imageId && i.State !== "deregistered" && !isRetired(i))
     .sort((a, b) => (b.CreationDate ?? "").localeCompare(a.CreationDate ?? ""));
   return tagOf(live[0], BUILD_ID_TAG) ?? "removed";

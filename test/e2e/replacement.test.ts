@@ -105,7 +105,7 @@ describe("replacements on the engine", function () {
 
     // Between the engine's create (of the new image) and its delete (of the old one), both are
     // available; at no sampled moment is neither.
-    const seen: { op: string; old: boolean; new: boolean }[] = [];
+    const seen: { op: string; old: boolean; new: boolean; parameter?: string }[] = [];
     const checks: Promise<void>[] = [];
     const samples = await timeline(
       // Every SurrogateAmi image as soon as it is registered (the engine names the new one only
@@ -119,7 +119,7 @@ describe("replacements on the engine", function () {
             if (!step?.urn.endsWith("::web")) return;
             if (e.resOutputsEvent && step.op === "create-replacement") newId = String(step.new?.outputs?.imageId ?? "");
             if (e.resourcePreEvent && step.op === "delete-replaced") {
-              checks.push((async () => void seen.push({ op: step.op, old: await available(oldId), new: await available(newId) }))());
+              checks.push((async () => void seen.push({ op: step.op, old: await available(oldId), new: await available(newId), parameter: await published() }))());
             }
           },
         });
@@ -128,7 +128,8 @@ describe("replacements on the engine", function () {
     await Promise.all(checks);
     assert.match(newId, /^ami-/);
     assert.notStrictEqual(newId, oldId);
-    assert.deepStrictEqual(seen, [{ op: "delete-replaced", old: true, new: true }], "both available when the engine starts deleting the old image");
+    // The parameter named the old image until the replacement's create rewrote it, before the old image's delete (which keeps it).
+    assert.deepStrictEqual(seen, [{ op: "delete-replaced", old: true, new: true, parameter: newId }], "both available when the engine starts deleting the old image");
     assert.ok(samples.length > 3, `sampled ${samples.length} times`);
     for (const s of samples) assert.ok(Object.values(s).some(Boolean), `a moment with no available image: ${JSON.stringify(samples)}`);
 

@@ -8,8 +8,8 @@ import { execFile } from "child_process";
 import * as path from "path";
 import { promisify } from "util";
 import { GetParameterCommand, SSMClient } from "@aws-sdk/client-ssm";
-import { DisableImageDeregistrationProtectionCommand } from "@aws-sdk/client-ec2";
-import { describeImage, ec2, imagesTagged, snapshotExists } from "../support/aws";
+import { CopyImageCommand, DeregisterImageCommand, DisableImageDeregistrationProtectionCommand } from "@aws-sdk/client-ec2";
+import { describeImage, ec2, imagesTagged, seedHvmImage, snapshotExists } from "../support/aws";
 import type { Emulator } from "../support/emulator";
 import { SURROGATE_FACTS } from "../support/facts";
 import { useEmulator } from "../support/hooks";
@@ -81,14 +81,16 @@ describe("retirement on the engine", function () {
   it("retires on a replacement, a removed entry and destroy --target of one image; a plain destroy of the stack deletes its images and their snapshots (preview says so)", async () => {
     await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
     const entry = (name: string, extra: Record<string, unknown> = {}) => ({ name, imageName: `${name}-base`, recipe: build.recipe, ...extra });
-    const t = await testStack(emu, { builds: [entry("a"), entry("b"), entry("c")] }, "us-east-1", { plainDestroy: true });
+    const shareSource = await seedHvmImage("us-east-1", "share-source");
+    const share = { name: "s", sourceAmiId: shareSource, regions: ["eu-west-1"] };
+    const t = await testStack(emu, { builds: [entry("a"), entry("b"), entry("c")], shares: [share] }, "us-east-1", { plainDestroy: true });
     const images = (up: { outputs: Record<string, { value: unknown }> }) => Object.fromEntries(Object.entries(up.outputs.images.value as Record<string, Record<string, string>>).map(([k, v]) => [k, v["us-east-1"]]));
     const snapshotOf = async (name: string) => (await resourceOutputs(t.stack, name)).snapshotId as string;
     const before = images(await t.stack.up({ onOutput: t.onOutput }));
     const snapshots = { a: await snapshotOf("a"), b: await snapshotOf("b"), c: await snapshotOf("c") };
 
     // One up: a rebuilt, c removed.
-    t.configure({ builds: [entry("a", { rebuildTrigger: "2027-01" }), entry("b")] });
+    t.configure({ builds: [entry("a", { rebuildTrigger: "2027-01" }), entry("b")], shares: [share] });
     const after = images(await t.stack.up({ onOutput: t.onOutput }));
     const newA = await describeImage("us-east-1", after.a);
     const oldA = await describeImage("us-east-1", before.a);
@@ -98,6 +100,10 @@ describe("retirement on the engine", function () {
     assert.strictEqual(c?.State, "available", "the removed entry's image is retired, not deleted");
     assert.strictEqual(tag(c, "ami-factory:retired-by"), "removed");
     assert.strictEqual(await snapshotExists("us-east-1", snapshots.c), true);
+    // A copy of the retired image made out of band with its tags (CopyImageTags) is not retired (never
+    // reaped) and no successor of a (the destroy below still deletes the new a).
+    const outOfBand = (await ec2("us-east-1").send(new CopyImageCommand({ SourceImageId: before.a, SourceRegion: "us-east-1", Name: "copy-of-old-a", CopyImageTags: true }))).ImageId!;
+    assert.strictEqual(tag(await describeImage("us-east-1", outOfBand), "ami-factory:retired-at"), tag(oldA, "ami-factory:retired-at"), "the copy carries the retired tags");
 
     // destroy --target of one image: the marker stays, so the image retires.
     const urnOf = async (name: string) => ((await t.stack.exportStack()).deployment.resources as { urn: string }[]).find((r) => r.urn.endsWith(`::${name}`))!.urn;
@@ -110,19 +116,27 @@ describe("retirement on the engine", function () {
 
     // The destroy's preview lists the images and the marker that makes it delete them.
     const preview = await t.stack.previewDestroy({ onOutput: t.onOutput });
-    assert.deepStrictEqual(preview.changeSummary, { delete: 3 }, preview.stdout); // a, the marker, the stack
+    assert.deepStrictEqual(preview.changeSummary, { delete: 4 }, preview.stdout); // a, s, the marker, the stack
     assert.match(preview.stdout, /-\s+\S+:SurrogateAmi\s+a\s+delete/, preview.stdout);
     assert.match(preview.stdout, /-\s+\S+:StackLifetime\s+destroy-deletes-images\s+delete/, preview.stdout);
 
     const aSnapshot = await snapshotOf("a");
+    const shared = await resourceOutputs(t.stack, "s") as { imageIds: Record<string, string>; snapshotIds: Record<string, string[]> };
+    const copy = shared.imageIds["eu-west-1"];
     await t.stack.destroy({ onOutput: t.onOutput });
+    assert.strictEqual(await describeImage("eu-west-1", copy), undefined, "a plain destroy deletes the SharedAmi's copy");
+    for (const s of shared.snapshotIds["eu-west-1"]) assert.strictEqual(await snapshotExists("eu-west-1", s), false, `and its snapshot ${s}`);
+    assert.strictEqual((await describeImage("us-east-1", shareSource))?.State, "available", "never the source");
     assert.strictEqual(await describeImage("us-east-1", after.a), undefined, "a plain destroy deletes the stack's image");
     assert.strictEqual(await snapshotExists("us-east-1", aSnapshot), false, "and its snapshot");
     for (const [what, id, snapshot] of [["old a", before.a, snapshots.a], ["b", before.b, snapshots.b], ["c", before.c, snapshots.c]]) {
       assert.strictEqual((await describeImage("us-east-1", id))?.State, "available", `${what}, retired before the destroy, stays retired`);
       assert.strictEqual(await snapshotExists("us-east-1", snapshot), true);
     }
-    await promisify(execFile)(process.execPath, ["-r", "ts-node/register", "scripts/reap.ts", "--region", "us-east-1", "--all", "--now", new Date(Date.now() + 2 * 86_400_000).toISOString()], { cwd: path.resolve(__dirname, "../.."), env: process.env });
+    const reaped = (await promisify(execFile)(process.execPath, ["-r", "ts-node/register", "scripts/reap.ts", "--region", "us-east-1", "--all", "--now", new Date(Date.now() + 2 * 86_400_000).toISOString()], { cwd: path.resolve(__dirname, "../.."), env: process.env })).stdout;
+    assert.strictEqual((await describeImage("us-east-1", outOfBand))?.State, "available", `the out-of-band copy is not reaped:\n${reaped}`);
+    assert.doesNotMatch(reaped, new RegExp(outOfBand));
+    await ec2("us-east-1").send(new DeregisterImageCommand({ ImageId: outOfBand }));
     assert.deepStrictEqual(await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi"), []);
   });
 

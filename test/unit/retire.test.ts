@@ -76,9 +76,11 @@ describe("what a delete does", () => {
     assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags() }), true, "retired before retired-image was written");
     assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [{ Key: "ami-factory:retired-at", Value: "soon" }] }), false);
     assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [] }), false);
-    const copy = { ImageId: "ami-copy", State: "available", CreationDate: "2027-02-01T00:00:00Z", Tags: tags("ami-old") };
-    const ec2 = { send: async () => ({ Images: [{ ImageId: "ami-old", State: "available", CreationDate: "2027-01-01T00:00:00Z", Tags: [] }, copy] }) } as never;
-    assert.strictEqual(await hasNewerLive(ec2, "p/s/web", "ami-old"), true, "the copy counts as live");
+    // Nor is it a successor: it copies one of the lineage's images (SourceImageId).
+    const copy = { ImageId: "ami-copy", State: "available", CreationDate: "2027-02-01T00:00:00Z", SourceImageId: "ami-older", Tags: tags("ami-older") };
+    const images = [{ ImageId: "ami-older", State: "available", CreationDate: "2026-12-01T00:00:00Z", Tags: tags("ami-older") }, { ImageId: "ami-live", State: "available", CreationDate: "2027-01-01T00:00:00Z", Tags: [] }, copy];
+    const ec2 = { send: async () => ({ Images: images }) } as never;
+    assert.strictEqual(await hasNewerLive(ec2, "p/s/web", "ami-live"), false, "a copy of a retired build is no successor");
   });
 
   it("reads deregistration protection for refresh: false when an image is unprotected, nothing when EC2 does not say", () => {
