@@ -39,7 +39,7 @@ describe("retirement on the engine", function () {
     assert.strictEqual(await snapshotExists("us-east-1", firstSnapshot), false, "and its snapshot");
     assert.strictEqual(await published(), second);
 
-    // Back to the default; a plain destroy then retires (the provider cannot tell it from a replacement).
+    // Back to the default: retire.
     t.configure({ builds: [{ ...build, rebuildTrigger: "2027-01" }] });
     assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 2, update: 1 });
     await t.stack.up({ onOutput: t.onOutput });
