@@ -2,7 +2,7 @@
 //   images: name → region → AMI id      alarms: name → { alarmName, alarmArn, instanceId }
 // Other stacks read these through a StackReference (see examples/consumer).
 import * as pulumi from "@pulumi/pulumi";
-import { ConvertedHvmAmi, RecoveryAlarm, SharedAmi, SurrogateAmi } from "./providers";
+import { ConvertedHvmAmi, RecoveryAlarm, SharedAmi, StackLifetime, SurrogateAmi } from "./providers";
 import { isSecretConfigKey, redactSecrets, secretEntry } from "./providers/configSecrets";
 import { defaultRegion } from "./providers/core/resource";
 import { parseStackConfig, StackConfig, StackConfigError } from "./providers/stackConfig";
@@ -22,21 +22,28 @@ function main() {
   // Entries of a key set with `pulumi config set --secret` stay secret inputs (configSecrets.ts).
   const secret = (key: string) => isSecretConfigKey(`ami-factory:${key}`);
 
+  // Declared in every up, even with no image: only `pulumi destroy` of the whole stack deletes it,
+  // after every image (they depend on it), and its delete turns the images retired by that destroy
+  // into deleted ones (providers/core/stackDestroy.ts). A removed entry or a replacement retires.
+  // Never rename it (use `aliases`): a renamed marker's old one would be deleted during an up, and
+  // would delete the images that up retired for removed entries.
+  const lifetime = { dependsOn: [new StackLifetime("destroy-deletes-images")] };
+
   const images: Record<string, pulumi.Output<Record<string, string>>> = {};
   for (const share of config.shares) {
     const { name, imageName, ...args } = secretEntry(share, secret("shares"));
-    images[name] = new SharedAmi(name, { ...args, name: imageName }).imageIds;
+    images[name] = new SharedAmi(name, { ...args, name: imageName }, lifetime).imageIds;
   }
 
   for (const conversion of config.conversions) {
     const { name, imageName, ...args } = secretEntry(conversion, secret("conversions"));
-    const image = new ConvertedHvmAmi(name, { ...args, name: imageName });
+    const image = new ConvertedHvmAmi(name, { ...args, name: imageName }, lifetime);
     images[name] = pulumi.all([image.region, image.imageId]).apply(([region, imageId]) => ({ [region]: imageId }));
   }
 
   for (const build of config.builds) {
     const { name, imageName, ...args } = secretEntry(build, secret("builds"));
-    const image = new SurrogateAmi(name, { ...args, name: imageName });
+    const image = new SurrogateAmi(name, { ...args, name: imageName }, lifetime);
     images[name] = pulumi.all([image.region, image.imageId]).apply(([region, imageId]) => ({ [region]: imageId }));
   }
 

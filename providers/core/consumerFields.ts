@@ -23,12 +23,13 @@ export const CONSUMER_FIELDS = {
    */
   publish: field.of<string | undefined, string | undefined, "in-place">({ change: "in-place", secret: false, check: (c, p, v) => (isUnknown(v) ? undefined : checkParameterName(c, p, v)) }),
   /**
-   * What a replacement, a removed entry (or SharedAmi region) and `pulumi destroy` do to the image.
-   * Default "retire": it stays launchable by id (running Auto Scaling groups, launch templates and
-   * other stacks keep working) but is deprecated at once, tagged retired, and reaped later by
-   * `retention` (`npm run reap`). "delete": deregistered with its snapshots at once. For a destroy
-   * that deletes whatever this says, set AMI_FACTORY_DELETE_IMAGES=1 (README; ignored for an image
-   * a replacement succeeds: that one always retires unless this says "delete").
+   * What a replacement, a removed entry (or SharedAmi region) and `pulumi destroy --target` of it
+   * do to the image. Default "retire": it stays launchable by id (running Auto Scaling groups,
+   * launch templates and other stacks keep working) but is deprecated at once, tagged retired, and
+   * reaped later by `retention` (`npm run reap`). "delete": deregistered with its snapshots at once.
+   * A `pulumi destroy` of the whole stack deletes whatever this says (the StackLifetime marker,
+   * README "Destroy"); so does AMI_FACTORY_DELETE_IMAGES=1, except for an image a replacement
+   * succeeds: that one always retires unless this says "delete".
    */
   retirement: field.of<"retire" | "delete" | undefined, "delete" | undefined, "in-place">({
     change: "in-place",

@@ -79,11 +79,21 @@ export async function publishImage(region: string, name: string, imageId: string
   log(`published ${imageId} as SSM parameter ${name} in ${region}`);
 }
 
-/** Deletes the parameter only while it still names `imageId` for `owner`: after a replacement it names the new image (or owner), and stays. */
+/**
+ * Whether an image leaving the stack takes the parameter with it: only while the parameter still
+ * names that image for that owner. A replacement's create (before the old image's delete) has
+ * rewritten it to the new image or owner by then, so it stays; until then it named the old image.
+ * One ami-factory did not write (no owner in its description) is never deleted.
+ */
+export function unpublishes(now: { value?: string; owner?: string } | undefined, imageId: string, owner: string): boolean {
+  return !!now && now.value === imageId && now.owner === owner;
+}
+
+/** Deletes the parameter only while it still names `imageId` for `owner` (unpublishes). */
 export async function unpublishImage(region: string, name: string, imageId: string, owner: string, log: (l: string) => void): Promise<void> {
   const { DeleteParameterCommand } = ssmSdk();
   const now = await current(region, name);
-  if (!now || now.value !== imageId || (now.owner !== undefined && now.owner !== owner)) return;
+  if (!unpublishes(now, imageId, owner)) return;
   try {
     await (await ssmClient(region)).send(new DeleteParameterCommand({ Name: name }));
   } catch (e) {

@@ -11,10 +11,18 @@
 // late (Image.LastLaunchedTime in the API reference): a launch of the last day may not show yet, so
 // no image retired less than a day ago is ever reaped, not even with --all, and retention.days is
 // at least 1 (a launch just before the retirement has shown by then).
+//
+// Other accounts: DescribeImageReferences "describes your Amazon Web Services resources that are
+// referencing the specified images" (API reference): only this account's. A retired image (or
+// SharedAmi copy) shared with other accounts, organizations or OUs is judged by this account's
+// references and by LastLaunchedTime, which counts their launches; a launch template or parameter of
+// theirs that names it and launched nothing within the retention is not seen. Such consumers are
+// covered by the retention (choose retention.days longer than their update cycle) or by following
+// `publish`, not by the reference check.
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
 import { deleteImageAndSnapshots, deregisterProtected, snapshotIdsOf } from "./images";
-import { LINEAGE_TAG, parseRetention, RETIRED_AT_TAG, RetentionPolicy, tagOf } from "./retire";
+import { isRetired, LINEAGE_TAG, parseRetention, RETIRED_AT_TAG, RetentionPolicy, tagOf } from "./retire";
 import { BUILD_ID_TAG, MANAGED_BY_TAG } from "./tags";
 
 const DAY = 86_400_000;
@@ -93,7 +101,7 @@ export async function findRetired(region: string, filter: { lineage?: string; li
   const filters = [{ Name: "tag-key", Values: [RETIRED_AT_TAG] }, { Name: `tag:${MANAGED_BY_TAG}`, Values: ["ami-factory"] }];
   if (filter.lineage) filters.push({ Name: `tag:${LINEAGE_TAG}`, Values: [filter.lineage] });
   const images = ((await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: filters }))).Images ?? [])
-    .filter((i) => i.State !== "deregistered" && !Number.isNaN(Date.parse(tagOf(i, RETIRED_AT_TAG) ?? "")))
+    .filter((i) => i.State !== "deregistered" && isRetired(i))
     .filter((i) => !filter.lineagePrefix || (tagOf(i, LINEAGE_TAG) ?? "").startsWith(filter.lineagePrefix));
   const snapshotsOfBuild = new Map<string, Set<string>>();
   const builds = [...new Set(images.map((i) => tagOf(i, BUILD_ID_TAG)).filter((b): b is string => !!b))];

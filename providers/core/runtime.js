@@ -21,6 +21,7 @@ const IMPLEMENTATIONS = {
   RecoveryAlarm: ["providers/recoveryAlarm", "recoveryAlarmProvider"],
   ConvertedHvmAmi: ["providers/convertedHvmAmi", "convertedHvmAmiProvider"],
   SurrogateAmi: ["providers/surrogateAmi", "surrogateAmiProvider"],
+  StackLifetime: ["providers/stackLifetime", "stackLifetimeProvider"],
 };
 const TRANSPILER = "scripts/local/transpile-providers.js";
 

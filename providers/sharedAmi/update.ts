@@ -207,8 +207,9 @@ export async function updateSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInp
   const outs = outputsOf(ctx);
   delete outs.lostCopies;
   // Before the hand-over (a failure leaves new copies for the re-run to adopt): new copies get
-  // protection as asked; a changed deregistrationProtection applies to every copy.
-  await protectCopies(outs, olds.deregistrationProtection !== news.deregistrationProtection ? outs.copiedRegions : missing);
+  // protection as asked, and so does every copy (one made before protection existed, or lifted out
+  // of band, converges).
+  await protectCopies(outs, outs.copiedRegions);
   if (olds.deregistrationProtection !== false && news.deregistrationProtection === false) {
     await mapBounded(outs.copiedRegions, REGION_CONCURRENCY, async (r) => setProtection(await ec2Client(r), outs.imageIds[r], false));
   }

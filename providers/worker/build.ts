@@ -16,7 +16,7 @@ import { instanceProfileStep } from "./iam";
 import { launchWorkerStep, workerImageStep } from "./instance";
 import { networkStep, securityGroupStep } from "./network";
 import { verificationFromTags } from "./verify";
-import { protectIfAsked, retireImage, retirementFor, RetentionPolicy, setProtection } from "../core/retire";
+import { protectIfAsked, protectionSeen, retirementFor, RetentionPolicy, retireUnlessDestroyed, setProtection } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
 import { publishImage, republish, unpublishImage } from "../core/publish";
 
@@ -87,7 +87,9 @@ export function consumerFieldsOf(news: Retiring): Pick<Retiring, "retirement" | 
 
 /** An update's part about consumers: protection switched as asked, the parameter renamed; then reaping of the lineage. */
 export async function updateForConsumers(region: string, image: { imageId: string; buildId: string }, olds: Retiring, news: Retiring, log: (l: string) => void): Promise<void> {
-  if (olds.deregistrationProtection !== news.deregistrationProtection) await setProtection(await ec2Client(region), image.imageId, news.deregistrationProtection !== false);
+  // Every update puts protection as asked, not only a changed field: an image made before protection
+  // existed, or lifted out of band (refresh reports it), converges.
+  if (olds.deregistrationProtection !== news.deregistrationProtection || news.deregistrationProtection !== false) await setProtection(await ec2Client(region), image.imageId, news.deregistrationProtection !== false);
   await republish(region, image.imageId, image.buildId, news.scope, olds.publish, news.publish, log);
   await reapOpportunistically(region, news.scope, log);
 }
@@ -199,7 +201,9 @@ export async function builtImageTag(region: string, imageId: string, key: string
 export async function retireOrDeleteBuiltImage(region: string, image: BuiltImage & Retiring, onlyOwnSnapshot: boolean, log: (l: string) => void): Promise<void> {
   // A replacement has rewritten the parameter to its image by now (it stays); a removed entry's goes.
   if (image.publish) await unpublishImage(region, image.publish, image.imageId, image.buildId, log);
-  if (!image.exactName && (await retirementFor(region, image.imageId, image.scope, image.retirement)) === "retire") return retireImage(region, image.imageId, { lineage: image.scope, retention: image.retention }, log);
+  if (!image.exactName && (await retirementFor(region, image.imageId, image.scope, image.retirement)) === "retire") {
+    return retireUnlessDestroyed(region, image.imageId, { lineage: image.scope, retention: image.retention }, log, () => deleteBuiltImage(region, image, onlyOwnSnapshot));
+  }
   await deleteBuiltImage(region, image, onlyOwnSnapshot);
   log(`deleted ${image.imageId} in ${region}${image.exactName ? " (exactName: an image with an exact name is deleted, not retired)" : ""}`);
 }
@@ -219,7 +223,7 @@ export async function deleteBuiltImage(region: string, image: { imageId: string;
  * has them, so a change made out of band shows on refresh and the next `up` puts the inputs back.
  * (Provenance tags, ami-factory:*, and the Name tag ami-factory sets are not the user's.)
  */
-export async function readBuiltImage<T extends { snapshotId: string; tags: Tags; description?: string }>(region: string, id: string, olds: T): Promise<{ id?: string; props?: T }> {
+export async function readBuiltImage<T extends { snapshotId: string; tags: Tags; description?: string; deregistrationProtection?: false }>(region: string, id: string, olds: T): Promise<{ id?: string; props?: T }> {
   const image = await describeImage(await ec2Client(region), id);
   if (!image) return {};
   const userTag = (key: string) => !key.startsWith(TAG_PREFIX) && (key !== "Name" || "Name" in (olds.tags ?? {}));
@@ -233,6 +237,7 @@ export async function readBuiltImage<T extends { snapshotId: string; tags: Tags;
       tags,
       // A description ami-factory wrote by default is not an input to compare with.
       ...(olds.description !== undefined ? { description: image.Description ?? "" } : {}),
+      ...protectionSeen([image]),
     },
   };
 }

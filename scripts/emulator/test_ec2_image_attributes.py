@@ -28,7 +28,7 @@ def test_enable_and_disable_image_deprecation(server: Server) -> None:
     assert e.value.response["Error"]["Code"] == "InvalidAMIID.NotFound"
 
 
-def test_deprecation_time_must_be_ahead_and_within_ten_years(server: Server) -> None:
+def test_private_image_deprecation_ahead_and_within_ten_years(server: Server) -> None:
     ec2 = server.client("ec2")
     image_id = register(ec2, snapshot(ec2))
     now = dt.datetime.now(dt.timezone.utc)
@@ -39,6 +39,25 @@ def test_deprecation_time_must_be_ahead_and_within_ten_years(server: Server) -> 
     assert "DeprecationTime" not in image(ec2, image_id)
     ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=now + dt.timedelta(minutes=1))
     assert "DeprecationTime" in image(ec2, image_id)
+    near_limit = now + dt.timedelta(days=3640)  # a private image: up to 10 years ahead
+    ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=near_limit)
+    assert image(ec2, image_id)["DeprecationTime"].startswith(near_limit.strftime("%Y-%m-%d"))
+
+
+def test_public_image_deprecation_within_two_years_of_its_creation(server: Server) -> None:
+    ec2 = server.client("ec2")
+    image_id = register(ec2, snapshot(ec2))
+    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Add": [{"Group": "all"}]})
+    created = dt.datetime.fromisoformat(image(ec2, image_id)["CreationDate"].replace("Z", "+00:00"))
+    with pytest.raises(ClientError) as e:
+        ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=created + dt.timedelta(days=740))
+    assert e.value.response["Error"]["Code"] == "InvalidParameterValue"
+    assert "2 years from its creation date" in e.value.response["Error"]["Message"]
+    ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=created + dt.timedelta(days=720))
+    assert "DeprecationTime" in image(ec2, image_id)
+    # Private again: 10 years from now.
+    ec2.modify_image_attribute(ImageId=image_id, LaunchPermission={"Remove": [{"Group": "all"}]})
+    ec2.enable_image_deprecation(ImageId=image_id, DeprecateAt=created + dt.timedelta(days=740))
 
 
 def test_modify_image_description(server: Server) -> None:

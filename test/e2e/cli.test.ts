@@ -54,7 +54,7 @@ describe("the plain pulumi CLI on a copy of the project (file backend)", functio
 
   it("pulumi up --yes creates the share; the preview after it has no changes", async () => {
     const up = await cli.ok(["up", "--yes"]);
-    assert.match(up.stdout, /\+ 2 created/);
+    assert.match(up.stdout, /\+ 3 created/); // the stack, the destroy-deletes-images marker, the share
     // Progress is attached to the resource, and the diagnostics keep only its summary.
     assert.match(up.stdout, /SharedAmi base creating \(\d+s\) step share: started/);
     const diagnostics = up.stdout.slice(up.stdout.indexOf("Diagnostics:"), up.stdout.indexOf("Outputs:", up.stdout.indexOf("Diagnostics:")));
@@ -97,7 +97,7 @@ describe("the plain pulumi CLI on a copy of the project (file backend)", functio
     await cli.ok(["preview", "--diff"]);
   });
 
-  it("pulumi destroy --yes deletes the copy through the thin provider in the state, which loads the project it runs in", async () => {
+  it("a plain pulumi destroy --yes deletes the copy (the destroy-deletes-images marker) through the thin provider in the state, which loads the project it runs in", async () => {
     // The state holds a few lines of provider code that find the project from the provider's working
     // directory (this copy) and load its current implementation: no code, no path of any machine; the program (index.ts) is not needed.
     const state = JSON.parse((await cli.ok(["stack", "export"])).stdout);
@@ -106,7 +106,7 @@ describe("the plain pulumi CLI on a copy of the project (file backend)", functio
     assert.ok(typeof stored === "string" && stored.length > 0 && stored.length < 3000, `the stored provider is ${stored?.length} characters`);
     for (const dir of [cli.dir, REPO_ROOT]) assert.ok(!stored.includes(dir), `the stored provider names ${dir}`);
     fs.rmSync(path.join(cli.dir, "index.ts"));
-    await cli.ok(["destroy", "--yes"], { env: { AMI_FACTORY_DELETE_IMAGES: "1" } });
+    await cli.ok(["destroy", "--yes"]);
     assert.strictEqual(await describeImage("eu-west-1", copyId), undefined, "the copy is still there");
     assert.ok(await describeImage("us-east-1", sourceAmiId), "the source must stay");
   });

@@ -64,7 +64,8 @@ async function importOldState(t: TestStack): Promise<void> {
 async function storedProviderSizes(t: TestStack): Promise<Record<string, number>> {
   const state = await t.stack.exportStack();
   return Object.fromEntries(
-    (state.deployment.resources as StateResource[]).filter((r) => r.type.startsWith("pulumi-nodejs:")).map((r) => [nameOf(r.urn), String(r.outputs?.__provider ?? "").length]),
+    // The fixture's resources (the StackLifetime marker is today's).
+    (state.deployment.resources as StateResource[]).filter((r) => fixture.resources.some((old) => old.type === r.type && nameOf(old.urn) === nameOf(r.urn))).map((r) => [nameOf(r.urn), String(r.outputs?.__provider ?? "").length]),
   );
 }
 
@@ -116,6 +117,7 @@ describe("state written by the previous release", function () {
 
     const refresh = await t.stack.refresh({ onOutput: t.onOutput });
     const changes = refresh.summary.resourceChanges ?? {};
+    // The old release's own stored provider reads them (it knows no protection).
     assert.ok(!changes.delete && !changes.update, `refresh found every old resource as it was: ${JSON.stringify(changes)}`);
     assert.deepStrictEqual((await t.stack.exportStack()).deployment.resources.find((r: StateResource) => nameOf(r.urn) === "base").outputs.imageIds, outs.base.imageIds);
 
@@ -132,6 +134,11 @@ describe("state written by the previous release", function () {
     const alarmTags = (await cw().send(new ListTagsForResourceCommand({ ResourceARN: String(outs.web.alarmArn) }))).Tags ?? [];
     assert.ok(alarmTags.some((x) => x.Key === "team" && x.Value === "images"), JSON.stringify(alarmTags));
     assert.strictEqual((await describeImage("us-east-1", String(outs.legacy.imageId)))?.Tags?.find((x) => x.Key === "team")?.Value, "images");
+    // The update protects what the old release left unprotected (the default), and a preview then shows no change.
+    assert.strictEqual((await describeImage("us-east-1", String(outs.legacy.imageId)))?.DeregistrationProtection, "enabled-without-cooldown");
+    assert.strictEqual((await describeImage("eu-west-1", copy))?.DeregistrationProtection, "enabled-without-cooldown");
+    const after = await t.stack.preview({ diff: true });
+    assert.ok(!after.changeSummary.update && !after.changeSummary.replace && !after.changeSummary.create, JSON.stringify(after.changeSummary));
     for (const [name, size] of Object.entries(await storedProviderSizes(t))) assert.ok(size < 4_000, `${name} now stores the thin provider (${size} bytes)`);
 
     await t.stack.destroy({ onOutput: t.onOutput });

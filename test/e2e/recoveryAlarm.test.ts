@@ -41,7 +41,7 @@ describe("RecoveryAlarm on the engine", function () {
 
     t.configure({ recoveryAlarms: [{ name: "web", instanceId, evaluationPeriods: 3, notifyTopicArns: ["arn:aws:sns:us-east-1:123456789012:ops"] }] });
     const preview = await t.stack.preview({ diff: true });
-    assert.deepStrictEqual(preview.changeSummary, { same: 1, update: 1 });
+    assert.deepStrictEqual(preview.changeSummary, { same: 2, update: 1 });
     await t.stack.up({ onOutput: t.onOutput });
     const updated = await alarmNamed(out.alarmName);
     assert.strictEqual(updated?.EvaluationPeriods, 3);

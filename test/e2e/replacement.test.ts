@@ -79,7 +79,7 @@ describe("replacements on the engine", function () {
     res.outputs.guestScriptSha256 = older;
     await t.stack.importStack(state);
     const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
-    assert.deepStrictEqual(preview.changeSummary, { same: 2 }, preview.stdout);
+    assert.deepStrictEqual(preview.changeSummary, { same: 3 }, preview.stdout);
     await t.stack.up({ onOutput: t.onOutput });
     assert.strictEqual((await resourceOutputs(t.stack, "web")).guestScriptSha256, older, "the image was built by the older script");
   });
@@ -96,7 +96,7 @@ describe("replacements on the engine", function () {
     await ec2().send(new CreateLaunchTemplateCommand({ LaunchTemplateName: "consumer-web", LaunchTemplateData: { ImageId: oldId, InstanceType: "t3.micro" } }));
     t.configure({ builds: [{ ...build, rebuildTrigger: "2026-11-openssl" }] });
     const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
-    assert.deepStrictEqual(preview.changeSummary, { same: 1, replace: 1 }, preview.stdout);
+    assert.deepStrictEqual(preview.changeSummary, { same: 2, replace: 1 }, preview.stdout);
     // Diagnostics (the engine writes them to stderr in --diff mode) name the field and the old image's fate.
     assert.match(preview.stderr, /replaces image web-base-\d{8}T\d{6}Z because rebuildTrigger changed/);
     assert.match(preview.stderr, /image web-base-\d{8}T\d{6}Z: then retired, not deleted \(deprecated, still launchable by id/);
@@ -105,7 +105,7 @@ describe("replacements on the engine", function () {
 
     // Between the engine's create (of the new image) and its delete (of the old one), both are
     // available; at no sampled moment is neither.
-    const seen: { op: string; old: boolean; new: boolean }[] = [];
+    const seen: { op: string; old: boolean; new: boolean; parameter?: string }[] = [];
     const checks: Promise<void>[] = [];
     const samples = await timeline(
       // Every SurrogateAmi image as soon as it is registered (the engine names the new one only
@@ -119,7 +119,7 @@ describe("replacements on the engine", function () {
             if (!step?.urn.endsWith("::web")) return;
             if (e.resOutputsEvent && step.op === "create-replacement") newId = String(step.new?.outputs?.imageId ?? "");
             if (e.resourcePreEvent && step.op === "delete-replaced") {
-              checks.push((async () => void seen.push({ op: step.op, old: await available(oldId), new: await available(newId) }))());
+              checks.push((async () => void seen.push({ op: step.op, old: await available(oldId), new: await available(newId), parameter: await published() }))());
             }
           },
         });
@@ -128,7 +128,8 @@ describe("replacements on the engine", function () {
     await Promise.all(checks);
     assert.match(newId, /^ami-/);
     assert.notStrictEqual(newId, oldId);
-    assert.deepStrictEqual(seen, [{ op: "delete-replaced", old: true, new: true }], "both available when the engine starts deleting the old image");
+    // The parameter named the old image until the replacement's create rewrote it, before the old image's delete (which keeps it).
+    assert.deepStrictEqual(seen, [{ op: "delete-replaced", old: true, new: true, parameter: newId }], "both available when the engine starts deleting the old image");
     assert.ok(samples.length > 3, `sampled ${samples.length} times`);
     for (const s of samples) assert.ok(Object.values(s).some(Boolean), `a moment with no available image: ${JSON.stringify(samples)}`);
 
@@ -145,7 +146,7 @@ describe("replacements on the engine", function () {
     const run = await ec2().send(new RunInstancesCommand({ ImageId: oldId, MinCount: 1, MaxCount: 1, InstanceType: "t3.micro" }));
     await ec2().send(new TerminateInstancesCommand({ InstanceIds: [run.Instances![0].InstanceId!] }));
     assert.deepStrictEqual(await leftovers(), []);
-    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 2 }, "no change after the up");
+    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 3 }, "no change after the up");
   });
 
   it("protects the image in the outputs: an out-of-band DeregisterImage is refused", async () => {
@@ -179,13 +180,13 @@ describe("replacements on the engine", function () {
     assert.strictEqual((await describeImage("us-east-1", newId))?.State, "available", "the live image stays");
     assert.strictEqual((await describeImage("us-east-1", unrelated))?.State, "available", "an image ami-factory did not retire is never touched");
     assert.deepStrictEqual((await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi")).map((i) => i.ImageId), [newId]);
-    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 2 });
+    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 3 });
   });
 
   it("with exactName, replaces by deleting first and warns at preview naming the image that will be missing", async () => {
     // exactName alone changes nothing in AWS; the next rebuild registers the exact name.
     t.configure({ builds: [{ ...build, rebuildTrigger: "2026-11-openssl", exactName: true }] });
-    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 1, update: 1 });
+    assert.deepStrictEqual((await t.stack.preview({ diff: true, onOutput: t.onOutput })).changeSummary, { same: 2, update: 1 });
     await t.stack.up({ onOutput: t.onOutput });
     t.configure({ builds: [{ ...build, rebuildTrigger: "2026-12", exactName: true }] });
     const exactId = imageOf(await t.stack.up({ onOutput: t.onOutput }));
@@ -193,7 +194,7 @@ describe("replacements on the engine", function () {
 
     t.configure({ builds: [{ ...build, rebuildTrigger: "2027-01", exactName: true }] });
     const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
-    assert.deepStrictEqual(preview.changeSummary, { same: 1, replace: 1 }, preview.stdout);
+    assert.deepStrictEqual(preview.changeSummary, { same: 2, replace: 1 }, preview.stdout);
     assert.match(preview.stderr, /warning: exactName: image web-base \(ami-\w+\) is deregistered before its replacement is built/);
     const up = await t.stack.up({ onOutput: t.onOutput });
     const rebuilt = await describeImage("us-east-1", imageOf(up));

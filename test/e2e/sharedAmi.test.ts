@@ -54,7 +54,7 @@ describe("SharedAmi on the engine", function () {
   it("previews an added account as an in-place update, not a replacement, and applies it", async () => {
     t.configure({ shares: [{ ...share(), accountIds: ["111122223333", "444455556666"] }] });
     const preview = await t.stack.preview({ diff: true, onOutput: t.onOutput });
-    assert.deepStrictEqual(preview.changeSummary, { same: 1, update: 1 });
+    assert.deepStrictEqual(preview.changeSummary, { same: 2, update: 1 });
     assert.match(preview.stdout, /~ accountIds/);
     await t.stack.up({ onOutput: t.onOutput });
     const ids = (await resourceOutputs(t.stack, "base")).imageIds as Record<string, string>;
@@ -109,7 +109,7 @@ describe("SharedAmi on the engine", function () {
     assert.match(preview.stderr, /updates accountIds to the inputs/);
     await t.stack.up({ onOutput: t.onOutput });
     assert.deepStrictEqual(await perms(), ["111122223333", "444455556666", ORG], "restored");
-    assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 2 });
+    assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 3 });
   });
 
   it("retires a region's copy when the region is removed: still launchable by id, deprecated, tagged removed", async () => {
@@ -122,7 +122,7 @@ describe("SharedAmi on the engine", function () {
     assert.strictEqual(dropped?.State, "available");
     assert.ok(dropped.DeprecationTime);
     assert.strictEqual(dropped.Tags?.find((x) => x.Key === "ami-factory:retired-by")?.Value, "removed");
-    assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 2 });
+    assert.deepStrictEqual((await t.stack.preview({ diff: true })).changeSummary, { same: 3 });
   });
 
   it("leaves nothing it made after destroy, and takes back what it granted on the source", async () => {

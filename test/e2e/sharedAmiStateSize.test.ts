@@ -2,7 +2,8 @@
 // bench/scale.ts measures) stores at most 8.5 KiB in the stack's state, as the engine writes it.
 // It was 8 KiB (8,059 bytes); issue 22's check that the stored provider loads only ami-factory's
 // runtime (about 220 bytes, stored twice: the engine keeps __provider in inputs and outputs) and the
-// version stamps brought it to 8,559. Back under 8 KiB is open work (README Performance).
+// version stamps brought it to 8,559, and the engine's record of its dependency on the StackLifetime
+// marker (issue 20) to 8,680. Back under 8 KiB is open work (README Performance).
 import * as assert from "assert";
 import { startEmulator, Emulator } from "../support/emulator";
 import { testStack } from "../support/stack";

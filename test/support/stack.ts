@@ -19,7 +19,7 @@ export interface TestStack {
 
 let counter = 0;
 
-/** `plainDestroy`: destroy as a plain `pulumi destroy` (images retired), not with AMI_FACTORY_DELETE_IMAGES=1. */
+/** `plainDestroy`: destroy as a plain `pulumi destroy` (the StackLifetime marker deletes the images), not with AMI_FACTORY_DELETE_IMAGES=1. */
 export async function testStack(emulator: Emulator, config: Record<string, unknown>, region = "us-east-1", opts: { plainDestroy?: boolean } = {}): Promise<TestStack> {
   const stackName = `t${process.pid}-${++counter}`;
   const workDir = path.join(REPO_ROOT, ".local", "test-stacks", stackName);
@@ -69,8 +69,9 @@ function retryingTransportFlakes(stack: Stack): Stack {
 }
 
 /**
- * A test's destroy deletes the images, as `pulumi destroy` does with AMI_FACTORY_DELETE_IMAGES=1
- * (the README's way to delete rather than retire on destroy): the provider process inherits it.
+ * A test's destroy deletes the images at once, as `pulumi destroy` does with AMI_FACTORY_DELETE_IMAGES=1
+ * (the provider process inherits it), also for a `destroy --target` and a stack whose state has no
+ * StackLifetime marker (made before it existed).
  */
 function destroyDeletesImages(stack: Stack): Stack {
   const original = stack.destroy.bind(stack);

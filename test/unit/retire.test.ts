@@ -4,9 +4,9 @@ import type { Image } from "@aws-sdk/client-ec2";
 import { refusesEach } from "../support/table";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { decide, referencesOf, RetiredImage } from "../../providers/core/reap";
-import { DELETE_IMAGES_ENV, hasNewerLive, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
+import { DELETE_IMAGES_ENV, hasNewerLive, isRetired, protectionSeen, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
 import { rootSnapshotOf } from "../../providers/worker/build";
-import { publishRefusal } from "../../providers/core/publish";
+import { publishRefusal, unpublishes } from "../../providers/core/publish";
 import { deregisterProtected } from "../../providers/core/images";
 import { parseReapArgs } from "../../scripts/reap";
 
@@ -69,6 +69,28 @@ describe("what a delete does", () => {
     assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-03-01T00:00:00Z"), img("ami-older", "2027-02-01T00:00:00Z")]), "p/s/web", "ami-old"), false, "only older ones");
   });
 
+  it("judges an image retired by its own id: a CopyImage of a retired image that copied its tags is not retired", async () => {
+    const tags = (retiredImage?: string) => [{ Key: "ami-factory:retired-at", Value: "2027-01-01T00:00:00.000Z" }, ...(retiredImage ? [{ Key: "ami-factory:retired-image", Value: retiredImage }] : [])];
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags("ami-old") }), true);
+    assert.strictEqual(isRetired({ ImageId: "ami-copy", Tags: tags("ami-old") }), false, "a copy carrying the retired image's tags");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags() }), true, "retired before retired-image was written");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [{ Key: "ami-factory:retired-at", Value: "soon" }] }), false);
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [] }), false);
+    // Nor is it a successor: it copies one of the lineage's images (SourceImageId).
+    const copy = { ImageId: "ami-copy", State: "available", CreationDate: "2027-02-01T00:00:00Z", SourceImageId: "ami-older", Tags: tags("ami-older") };
+    const images = [{ ImageId: "ami-older", State: "available", CreationDate: "2026-12-01T00:00:00Z", Tags: tags("ami-older") }, { ImageId: "ami-live", State: "available", CreationDate: "2027-01-01T00:00:00Z", Tags: [] }, copy];
+    const ec2 = { send: async () => ({ Images: images }) } as never;
+    assert.strictEqual(await hasNewerLive(ec2, "p/s/web", "ami-live"), false, "a copy of a retired build is no successor");
+  });
+
+  it("reads deregistration protection for refresh: false when an image is unprotected, nothing when EC2 does not say", () => {
+    assert.deepStrictEqual(protectionSeen([{ DeregistrationProtection: "disabled" }]), { deregistrationProtection: false });
+    assert.deepStrictEqual(protectionSeen([{ DeregistrationProtection: "enabled-without-cooldown" }, { DeregistrationProtection: "disabled" }]), { deregistrationProtection: false }, "one copy unprotected");
+    assert.deepStrictEqual(protectionSeen([{ DeregistrationProtection: "enabled-without-cooldown" }]), { deregistrationProtection: undefined });
+    assert.deepStrictEqual(protectionSeen([{}]), {});
+    assert.deepStrictEqual(protectionSeen([]), {}, "a share in place only: no copy");
+  });
+
   it("writes and reads the retention tag", () => {
     assert.strictEqual(retentionTag(undefined), "days=14 keep=2");
     assert.deepStrictEqual(parseRetention(retentionTag({ days: 0, keep: 5 })), { days: 0, keep: 5 });
@@ -122,24 +144,28 @@ describe("reaping policy", () => {
 /** A fake EC2 client: records each command's name, answers DescribeImages with `image`, fails the commands in `fail`. */
 function recordingEc2(image: Image, fail: string[] = []) {
   const calls: string[] = [];
+  const inputs: { name: string; input: unknown }[] = [];
   const ec2 = {
-    send: async (cmd: { constructor: { name: string } }) => {
+    send: async (cmd: { constructor: { name: string }; input: unknown }) => {
       const name = cmd.constructor.name.replace(/Command$/, "");
       calls.push(name);
+      inputs.push({ name, input: cmd.input });
       if (fail.includes(name)) throw Object.assign(new Error(`${name} failed`), { name: "InternalError" });
       return name === "DescribeImages" ? { Images: [image] } : {};
     },
   };
-  return { ec2: ec2 as never, calls };
+  return { ec2: ec2 as never, calls, inputs };
 }
 
 describe("protection around retiring and deleting", () => {
   const protectedImage = { ImageId: "ami-1", State: "available", CreationDate: "2027-01-01T00:00:00Z", DeregistrationProtection: "enabled-without-cooldown", Tags: [] } as Image;
 
   it("retires: deprecates and tags first, lifts protection last", async () => {
-    const { ec2, calls } = recordingEc2(protectedImage);
+    const { ec2, calls, inputs } = recordingEc2(protectedImage);
     await retireWith(ec2, "us-east-1", "ami-1", { lineage: "p/s/web" }, () => undefined);
     assert.deepStrictEqual(calls.filter((c) => c !== "DescribeImages"), ["EnableImageDeprecation", "CreateTags", "DisableImageDeregistrationProtection"]);
+    const tagged = inputs.find((i) => i.name === "CreateTags")!.input as { Tags: { Key: string; Value: string }[] };
+    assert.strictEqual(tagged.Tags.find((t) => t.Key === "ami-factory:retired-image")?.Value, "ami-1", "the retired image's own id");
   });
 
   it("a failed retirement leaves the protection on", async () => {
@@ -164,6 +190,14 @@ describe("publish over an existing parameter", () => {
     assert.match(publishRefusal("/web", "us-east-1", { owner: "b-1", lineage: "p/other/web" }, "p/s/web") ?? "", /^publish: SSM parameter \/web in us-east-1 is published by p\/other\/web, not p\/s\/web/);
     assert.strictEqual(publishRefusal("/web", "us-east-1", undefined, "p/s/web"), undefined);
     assert.strictEqual(publishRefusal("/web", "us-east-1", { owner: "b-0", lineage: "p/s/web" }, "p/s/web"), undefined, "a replacement of the same lineage rewrites it");
+  });
+
+  it("is deleted by an image leaving the stack only while it names that image for that owner: never once a replacement rewrote it, never one ami-factory did not write", () => {
+    assert.strictEqual(unpublishes({ value: "ami-old", owner: "b-1" }, "ami-old", "b-1"), true, "a removed entry's own parameter");
+    assert.strictEqual(unpublishes({ value: "ami-new", owner: "b-2" }, "ami-old", "b-1"), false, "the replacement rewrote it");
+    assert.strictEqual(unpublishes({ value: "ami-old", owner: "h-2" }, "ami-old", "h-1"), false, "a replacement sharing the same image in place owns it now");
+    assert.strictEqual(unpublishes({ value: "ami-old", owner: undefined }, "ami-old", "b-1"), false, "rewritten by hand (no ami-factory owner)");
+    assert.strictEqual(unpublishes(undefined, "ami-old", "b-1"), false);
   });
 });
 

@@ -23,6 +23,22 @@ def requested_image(response: Any) -> Any:
     return image
 
 
+def _years_after(t: dt.datetime, years: int) -> dt.datetime:
+    """The same date and time `years` later (28 February for a 29 February that year lacks)."""
+    try:
+        return t.replace(year=t.year + years)
+    except ValueError:
+        return t.replace(year=t.year + years, day=28)
+
+
+def _created(image: Any) -> dt.datetime:
+    """The image's creation date (moto keeps a datetime, or an ISO string for images loaded from JSON)."""
+    c = image.creation_date
+    if isinstance(c, str):
+        c = dt.datetime.fromisoformat(c.replace("Z", "+00:00"))
+    return c if c.tzinfo else c.replace(tzinfo=dt.timezone.utc)
+
+
 def patch_image_deprecation() -> None:
     """moto has no EnableImageDeprecation/DisableImageDeprecation (HTTP 500 'not implemented'):
     keep DeprecationTime on the image (rounded to the nearest minute, as EC2 does) and remove it."""
@@ -44,13 +60,17 @@ def patch_image_deprecation() -> None:
         if at.tzinfo is None:
             at = at.replace(tzinfo=dt.timezone.utc)
         at = (at + dt.timedelta(seconds=30)).replace(second=0, microsecond=0)
-        # "You can't specify a date in the past. The upper limit for DeprecateAt is 10 years from now"
-        # (EnableImageDeprecation, EC2 API reference; no error code is documented for it).
+        # "You can't specify a date in the past. The upper limit for DeprecateAt is 10 years from now,
+        # except for public AMIs, where the upper limit is 2 years from the creation date"
+        # (EnableImageDeprecation, DeprecateAt, EC2 API reference; no error code is documented for it).
         now = dt.datetime.now(dt.timezone.utc)
-        if at < now.replace(second=0, microsecond=0) or at > now + dt.timedelta(days=3653):
+        public = {"Group": "all"} in image.launch_permissions
+        limit = _years_after(_created(image), 2) if public else _years_after(now, 10)
+        if at < now.replace(second=0, microsecond=0) or at > limit:
             from moto.ec2.exceptions import EC2ClientError
 
-            raise EC2ClientError("InvalidParameterValue", f"DeprecateAt {time_str(at)} must be in the future and at most 10 years from now")
+            bound = "2 years from its creation date (a public image)" if public else "10 years from now"
+            raise EC2ClientError("InvalidParameterValue", f"DeprecateAt {time_str(at)} must be in the future and at most {bound}: {time_str(limit)}")
         image.deprecation_time = time_str(at)
         return ActionResult({"Return": True})
 
