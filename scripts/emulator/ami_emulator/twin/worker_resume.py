@@ -9,7 +9,8 @@ into the disk's cache folder, never at run time:
                                      saved by QMP stop + migrate to "exec:cat > state"
   <disk folder>/resume/console.log   the boot's serial console (a resumed worker's console starts
                                      with it: GetConsoleOutput still shows a boot)
-  <disk folder>/resume/manifest.json key (what the state depends on), accel, cmdline, boot seconds
+  <disk folder>/resume/manifest.json key (what the state depends on), accel, cmdline, boot seconds,
+                                     the template's command line
 
 The state restores only into the same machine: the same qemu, the same command line up to its file
 paths (machine, CPU model, memory, devices: worker_disk.qemu_argv), the same kernel command line. The
@@ -221,6 +222,11 @@ def main(argv: list[str]) -> int:
         return 2
     disk = wd.worker_disk()
     accel = detect_accel()[0]
+    if argv == ["build"] and not os.access(disk.folder, os.W_OK):
+        # A cache built by root, set up by a user: workers cold-boot, as they did before.
+        print(f"twin: cannot save the worker state into {disk.folder} (not writable): worker VMs will cold-boot; "
+              "run 'sudo bash scripts/setup.sh --twin' once to save it", file=sys.stderr)
+        return 0
     os.environ.pop(COLD_BOOT_ENV, None)
     found = saved_state(disk, accel, WORKER_MEMORY_MIB, quiet=True)
     if found is None and argv == ["build"]:
