@@ -195,7 +195,7 @@ def set_clock(host_time: float) -> None:
         return
     try:
         time.clock_settime(time.CLOCK_REALTIME, host_time)
-    except OSError as e:  # not root (tests): the commands see the guest's clock as it is
+    except OSError as e:
         print(f"ami-factory-agent: could not set the clock: {e}", file=sys.stderr)
 
 
@@ -213,7 +213,7 @@ def reseed(seed_hex: str) -> None:
             fcntl.ioctl(fd, RNDRESEEDCRNG)
         finally:
             os.close(fd)
-    except (OSError, ValueError) as e:  # not root (tests): the pool keeps what it has
+    except (OSError, ValueError) as e:
         print(f"ami-factory-agent: could not reseed the kernel's random pool: {e}", file=sys.stderr)
 
 
@@ -222,8 +222,11 @@ def _safe(name: str) -> str:
 
 
 class Agent:
-    def __init__(self, port: Port) -> None:
+    def __init__(self, port: Port, owns_machine: bool = True) -> None:
         self.port = port
+        # In its VM it sets the clock and reseeds the kernel's pool; on a test's socket (--fd, on the
+        # host running the tests) never.
+        self.owns_machine = owns_machine
         self.lock = threading.Lock()
         self.commands: dict[str, Command] = {}
         self.forgotten: set[str] = set()  # acknowledged: never run again
@@ -235,9 +238,9 @@ class Agent:
     def handle(self, msg: dict) -> None:
         kind = msg.get("type")
         if kind == "hello":
-            if isinstance(msg.get("time"), (int, float)):
+            if self.owns_machine and isinstance(msg.get("time"), (int, float)):
                 set_clock(float(msg["time"]))
-            if isinstance(msg.get("seed"), str):
+            if self.owns_machine and isinstance(msg.get("seed"), str):
                 reseed(msg["seed"])
             self.ready()
             for cmd in list(self.commands.values()):
@@ -308,12 +311,10 @@ def find_port() -> str:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--fd":  # tests: an inherited socket
-        fd = int(sys.argv[2])
-    else:
-        fd = os.open(find_port(), os.O_RDWR)
+    test = len(sys.argv) == 3 and sys.argv[1] == "--fd"  # tests: an inherited socket
+    fd = int(sys.argv[2]) if test else os.open(find_port(), os.O_RDWR)
     os.makedirs(WORK, exist_ok=True)
-    Agent(Port(fd)).serve()
+    Agent(Port(fd), owns_machine=not test).serve()
 
 
 if __name__ == "__main__":
