@@ -23,6 +23,7 @@ AMI_FACTORY_TWIN_COLD_BOOT=1 makes every worker cold-boot (to debug a boot)."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -59,6 +60,7 @@ class SavedState:
         return "exec:cat " + shlex.quote(self.state)
 
 
+@functools.lru_cache(maxsize=None)
 def _qemu_version(qemu: str) -> str:
     return subprocess.run([qemu, "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
 
