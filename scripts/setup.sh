@@ -263,8 +263,12 @@ fi
 # --- the twin's worker disk (AMI_FACTORY_EMULATOR=twin boots it for worker instances) -------------
 # Built here, never at `pulumi up`: a few minutes the first time (debootstrap's root is shared with
 # the boot test's source images), then nothing until its inputs change.
+# Then one boot of it whose state is saved next to it: worker VMs resume from that in seconds
+# instead of booting (scripts/emulator/ami_emulator/twin/worker_resume.py; 1-3 minutes, once per
+# disk and qemu).
 if $twin; then
   bash scripts/emulator/twin_worker/build-worker-disk.sh build >/dev/null
+  (cd scripts/emulator && "$moto_python" -m ami_emulator.twin.worker_resume build >/dev/null)
 fi
 
 cat >.local/toolchain.env <<EOF

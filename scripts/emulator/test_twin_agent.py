@@ -233,3 +233,60 @@ def test_an_agent_that_restarts_fails_what_it_was_running() -> None:
     r = ch.wait("x", timeout=5)
     assert r.status == "Failed" and r.agent_lost and b"restarted" in r.stderr
     assert not ch.lost and ch.ready["session"] == "bbbb"
+
+
+def _agent_module():
+    spec = importlib.util.spec_from_file_location("twin_agent_hello", AGENT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class _Sent:
+    def __init__(self) -> None:
+        self.messages: list[dict] = []
+
+    def send(self, message: dict) -> None:
+        self.messages.append(message)
+
+
+def test_hello_sets_the_guest_clock_and_reseeds_in_its_vm_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _agent_module()
+    calls: list[tuple] = []
+    monkeypatch.setattr(module, "set_clock", lambda t: calls.append(("clock", t)))
+    monkeypatch.setattr(module, "reseed", lambda s: calls.append(("seed", s)))
+    in_vm = module.Agent(_Sent())
+    in_vm.handle({"type": "hello", "time": 1234.5, "seed": "ab" * 32})
+    assert calls == [("clock", 1234.5), ("seed", "ab" * 32)] and in_vm.port.messages[-1]["type"] == "ready"
+    calls.clear()
+    in_vm.handle({"type": "hello"})  # an older host: nothing to set
+    assert calls == [] and in_vm.port.messages[-1]["type"] == "ready"
+    on_a_test_socket = module.Agent(_Sent(), owns_machine=False)
+    on_a_test_socket.handle({"type": "hello", "time": 1234.5, "seed": "ab" * 32})
+    assert calls == [], "the machine running the tests is not the agent's"
+
+
+def test_the_clock_is_set_only_when_it_is_more_than_a_second_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    module = _agent_module()
+    set_to: list[float] = []
+    monkeypatch.setattr(module.time, "clock_settime", lambda clock, t: set_to.append(t))
+    now = time.time()
+    module.set_clock(now + 0.5)
+    assert set_to == []
+    module.set_clock(now - 3600)  # a saved state's clock, an hour behind
+    assert set_to == [now - 3600]
+
+
+def test_the_channel_says_hello_with_the_hosts_time_and_fresh_randomness() -> None:
+    host, guest = socket.socketpair()
+    ch = AgentChannel("socketpair", connect=lambda: host)
+    try:
+        with pytest.raises(AgentNotReady):
+            ch.wait_ready(timeout=0.3, hello_every=0.1)
+        lines = guest.recv(65536).decode().splitlines()
+        hellos = [json.loads(line) for line in lines]
+        assert all(h["type"] == "hello" and abs(h["time"] - time.time()) < 5 for h in hellos)
+        assert len({h["seed"] for h in hellos}) == len(hellos) >= 2 and len(bytes.fromhex(hellos[0]["seed"])) == 32
+    finally:
+        ch.close()
+        guest.close()

@@ -254,3 +254,30 @@ def test_a_failure_making_the_imported_snapshot_leaves_nothing_behind(store: sto
     assert not store.has_snapshot(imports._staging_id(task)) and store.volume_path("vol-0abc") is None
     assert layer_files(store) == []
     imports.IMPORT_TASKS.clear()
+
+
+def test_a_fresh_volume_reads_as_an_interposed_file_which_the_store_never_removes(store: store_mod.Store, tmp_path: Path) -> None:
+    # The worker disk (adopted, outside the store) and a saved worker state's disk: an overlay on it.
+    base, saved = str(tmp_path / "base.qcow2"), str(tmp_path / "saved.qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", base, str(4 * MIB)], check=True)
+    write(base, 0, 4096, 0x11)
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", base, saved], check=True)
+    write(saved, 4096, 4096, 0x22)
+    store.adopt_snapshot("snap-w", base)
+    path = store.create_volume("vol-w", 8 * MIB, "snap-w")
+    assert not store.interpose("vol-w", saved, str(tmp_path / "other.qcow2")), "only on the file it was saved over"
+    assert store.interpose("vol-w", saved, base)
+    assert store.volume_path("vol-w") == path
+    store.create_snapshot("snap-v", "vol-w")
+    snap = blocks(store, "snap-v")
+    assert snap.read(0)[:8192] == bytes([0x11]) * 4096 + bytes([0x22]) * 4096, "the boot's writes are the volume's"
+    assert store.snapshot_size("snap-v") == 8 * MIB
+    # Written (or booted once) already: never again.
+    store.create_volume("vol-x", 8 * MIB, "snap-w")
+    store.mark_written("vol-x")
+    assert not store.interpose("vol-x", saved, base)
+    store.delete_volume("vol-x")
+    store.delete_volume("vol-w")
+    store.delete_snapshot("snap-v")
+    store.delete_snapshot("snap-w")
+    assert layer_files(store) == [] and os.path.exists(saved) and os.path.exists(base)

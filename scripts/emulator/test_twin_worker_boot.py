@@ -1,5 +1,6 @@
-"""The twin's worker really boots and really runs commands (one qemu boot, TCG, shared by every
-test here): the cached worker disk (setup.sh --twin), its agent over virtio-serial, a command's
+"""The twin's worker really runs commands (one qemu VM, TCG, shared by every test here, resumed from
+the booted worker's state that setup.sh --twin saved: that save is the worker disk's real boot,
+through the same command line): the cached worker disk, its agent over virtio-serial, a command's
 stdout/stderr/exit status, its execution timeout and cancel, and an EBS volume hot-plugged as a
 Nitro instance sees it, found by lib/devices.sh by its volume id, then unplugged.
 
@@ -10,8 +11,10 @@ Run: python3 -m pytest -q scripts/emulator/test_twin_worker_boot.py
 from __future__ import annotations
 
 import base64
+import dataclasses
 import gzip
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -21,13 +24,16 @@ from typing import Iterator
 import pytest
 
 from ami_emulator.twin.agent_channel import AgentChannel, CommandResult
+from ami_emulator.twin.instances import WORKER_MEMORY_MIB
+from ami_emulator.twin.vm import detect_accel
+from ami_emulator.twin.worker_resume import resume_when_loaded, saved_state, template_argv
 from ami_emulator.twin.worker_disk import (Qmp, WorkerDisk, WorkerDiskMissing, attach_nvme, detach_nvme,
                                            make_overlay, nvme_serial, qemu_argv, worker_disk)
 
 GUEST_LIB = os.path.join(os.path.dirname(__file__), "..", "guest", "lib")
 DEVICES_SH, TOOLS_SH, COMMON_SH = (os.path.join(GUEST_LIB, f) for f in ("devices.sh", "tools.sh", "common.sh"))
 VOLUME = "vol-0123456789abcdef0"
-BOOT_TIMEOUT = 420  # TCG on two shared cores
+BOOT_TIMEOUT = 120  # a resume: seconds, on two shared cores
 
 
 @dataclass
@@ -48,15 +54,20 @@ def _say(text: str) -> None:
 @pytest.fixture(scope="module")
 def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     disk = worker_disk()  # fails naming `bash scripts/setup.sh --twin` when it is missing or stale
+    state = saved_state(disk, detect_accel()[0], WORKER_MEMORY_MIB)
+    assert state is not None, "no current saved worker state: run 'bash scripts/setup.sh --twin'"
     folder = str(tmp_path_factory.mktemp("twin-worker"))
-    overlay, console = os.path.join(folder, "root.qcow2"), os.path.join(folder, "console.log")
+    overlay, console = os.path.join(folder, "disk.qcow2"), os.path.join(folder, "console.log")
     agent_sock, qmp_sock = os.path.join(folder, "agent.sock"), os.path.join(folder, "qmp.sock")
-    make_overlay(disk, overlay)
+    make_overlay(dataclasses.replace(disk, disk=state.disk), overlay)  # on the disk as the boot left it
+    shutil.copyfile(state.console, console)
     started = time.monotonic()
-    proc = subprocess.Popen(qemu_argv(disk, overlay, agent_sock, qmp_sock, console),
+    # The emulator's own worker command line (vm.qemu_argv), resuming.
+    proc = subprocess.Popen(template_argv(disk, folder, detect_accel()[0], WORKER_MEMORY_MIB, resume=state),
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
     qmp = agent = None
     try:
+        _say(f"saved state loaded in {resume_when_loaded(qmp_sock):.1f} s")  # (qemu serves one QMP client at a time)
         qmp = Qmp(qmp_sock)
         agent = AgentChannel(agent_sock)
         try:
@@ -66,7 +77,7 @@ def worker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
                 tail = f.read()[-3000:]
             raise AssertionError(f"the worker's agent never announced itself; console:\n{tail}")
         boot = time.monotonic() - started
-        _say(f"agent ready {boot:.1f} s after qemu started (guest uptime {ready['uptime']} s); "
+        _say(f"agent ready {boot:.1f} s after qemu started (the saved boot took {state.manifest['bootSeconds']} s); "
              f"disk {disk.manifest.get('diskBytes', 0) / 2**20:.0f} MiB")
         yield Worker(disk, agent, qmp, folder, console, boot, ready)
     finally:
@@ -140,7 +151,7 @@ def _tools_table() -> list[str]:
 
 def test_the_tools_of_the_guest_scripts_are_on_the_worker(worker: Worker) -> None:
     tools = _tools_table()
-    assert {"parted", "mkfs.ext4", "qemu-img", "grub-install", "grub-modules:i386-pc", "debootstrap"} <= set(tools)
+    assert {"sfdisk", "mkfs.ext4", "qemu-img", "grub-install", "grub-modules:i386-pc", "debootstrap"} <= set(tools)
     # With no package manager to fall back on, ensure_tools names whatever is missing.
     r = run(worker, "tools", [*_shipped(COMMON_SH, "/root/lib/common.sh"), *_shipped(TOOLS_SH, "/root/lib/tools.sh"),
                               f"GUEST_PKG_MANAGER=none bash /root/lib/tools.sh ensure {' '.join(tools)}",

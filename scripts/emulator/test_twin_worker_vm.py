@@ -88,6 +88,9 @@ def test_a_worker_can_be_told_to_boot_without_its_agent(emu: Server) -> None:
     appends = [json.loads((run_dir / "vms" / i / "argv.json").read_text()) for i in iids]
     appends = [a[a.index("-append") + 1] for a in appends]
     assert "systemd.mask=ami-factory-agent.service" in appends[0] and "systemd.mask" not in appends[1], "the next one only"
+    argvs = [json.loads((run_dir / "vms" / i / "argv.json").read_text()) for i in iids]
+    assert "-incoming" not in argvs[0], "an agent-off worker boots: no saved state has its agent masked"
+    assert "-incoming" in argvs[1], "the other resumes from setup's saved state (setup.sh --twin)"
     ec2.terminate_instances(InstanceIds=iids)
     assert not any((run_dir / "vms" / i).exists() for i in iids)
 

@@ -4,8 +4,8 @@
 // scripts/guest/pv2hvm.sh in it on hot-plugged NVMe volumes, and launch verification boots the
 // registered image. No SSM rule, no boot script: every answer comes from the VMs.
 // Budget (TCG, 2 cores): one `up` makes both conversions of the same source (in place, and the copy
-// a size change needs) with two worker boots and two verification boots in parallel; the failure
-// cases boot a worker only (no verification boot).
+// a size change needs) with two workers (resumed from setup's saved state: seconds, not boots) and
+// two verification boots in parallel; the failure cases start a worker only (no verification boot).
 // Needs root (the disks are built on loop devices) and the worker disk (`setup.sh --twin`).
 import * as assert from "assert";
 import { CreateSnapshotCommand, CreateVolumeCommand, DescribeInstancesCommand, RegisterImageCommand } from "@aws-sdk/client-ec2";

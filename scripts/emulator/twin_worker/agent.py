@@ -6,9 +6,16 @@ over the virtio-serial port ami-factory.ssm (/dev/virtio-ports/ami-factory.ssm),
 per line each way. Byte payloads are base64.
 
   host -> agent
-    {"type": "hello"}                      answered by "ready", then the "started"/"result" of
+    {"type": "hello", "time": EPOCH, "seed": HEX}
+                                           answered by "ready", then the "started"/"result" of
                                            every command not yet acknowledged (a reconnecting host
-                                           loses nothing)
+                                           loses nothing). time (optional): the host's wall clock;
+                                           the agent sets the guest's to it when they differ by
+                                           more than CLOCK_SLACK seconds (a worker resumed from a
+                                           saved state wakes with the saved clock). seed
+                                           (optional): random bytes mixed into the kernel's pool,
+                                           which then reseeds (RNDRESEEDCRNG): workers resumed
+                                           from one state must not draw the same random numbers
     {"type": "run", "id": ID, "commands": B64, "workingDirectory": DIR or "",
      "executionTimeout": SECONDS}          runs the text as a bash script (AWS-RunShellScript's
                                            commands, joined by newlines), in DIR (default: the
@@ -48,6 +55,7 @@ WORK = os.environ.get("AMI_FACTORY_AGENT_DIR", "/var/lib/ami-factory-agent/orche
 # More than SSM ever shows (24,000 characters of stdout, 8,000 of stderr, up to 4 bytes each).
 OUTPUT_CAP = 256 * 1024
 PROTOCOL = 1
+CLOCK_SLACK = 1.0
 
 
 def _uptime() -> float:
@@ -180,13 +188,45 @@ class Command:
         self.kill()
 
 
+def set_clock(host_time: float) -> None:
+    """The guest's wall clock from the host's, when they differ by more than CLOCK_SLACK: the
+    tools commands run (e2fsck, dpkg, make) must not see timestamps from the future or the past."""
+    if abs(time.time() - host_time) <= CLOCK_SLACK:
+        return
+    try:
+        time.clock_settime(time.CLOCK_REALTIME, host_time)
+    except OSError as e:
+        print(f"ami-factory-agent: could not set the clock: {e}", file=sys.stderr)
+
+
+RNDRESEEDCRNG = 0x5207  # linux/random.h: _IO('R', 0x07)
+
+
+def reseed(seed_hex: str) -> None:
+    try:
+        seed = bytes.fromhex(seed_hex)
+        fd = os.open("/dev/urandom", os.O_WRONLY)
+        try:
+            os.write(fd, seed)
+            import fcntl
+
+            fcntl.ioctl(fd, RNDRESEEDCRNG)
+        finally:
+            os.close(fd)
+    except (OSError, ValueError) as e:
+        print(f"ami-factory-agent: could not reseed the kernel's random pool: {e}", file=sys.stderr)
+
+
 def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)[:128] or "_"
 
 
 class Agent:
-    def __init__(self, port: Port) -> None:
+    def __init__(self, port: Port, owns_machine: bool = True) -> None:
         self.port = port
+        # In its VM it sets the clock and reseeds the kernel's pool; on a test's socket (--fd, on the
+        # host running the tests) never.
+        self.owns_machine = owns_machine
         self.lock = threading.Lock()
         self.commands: dict[str, Command] = {}
         self.forgotten: set[str] = set()  # acknowledged: never run again
@@ -198,6 +238,10 @@ class Agent:
     def handle(self, msg: dict) -> None:
         kind = msg.get("type")
         if kind == "hello":
+            if self.owns_machine and isinstance(msg.get("time"), (int, float)):
+                set_clock(float(msg["time"]))
+            if self.owns_machine and isinstance(msg.get("seed"), str):
+                reseed(msg["seed"])
             self.ready()
             for cmd in list(self.commands.values()):
                 if cmd.result is not None:
@@ -267,12 +311,10 @@ def find_port() -> str:
 
 
 def main() -> None:
-    if len(sys.argv) == 3 and sys.argv[1] == "--fd":  # tests: an inherited socket
-        fd = int(sys.argv[2])
-    else:
-        fd = os.open(find_port(), os.O_RDWR)
+    test = len(sys.argv) == 3 and sys.argv[1] == "--fd"  # tests: an inherited socket
+    fd = int(sys.argv[2]) if test else os.open(find_port(), os.O_RDWR)
     os.makedirs(WORK, exist_ok=True)
-    Agent(Port(fd)).serve()
+    Agent(Port(fd), owns_machine=not test).serve()
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ One module per concept:
   instances    launch = boot: RunInstances, DescribeInstanceStatus, GetConsoleOutput, Stop/Start/
                Reboot/TerminateInstances of an image with twin bytes act on its VM
   worker_disk  the worker machine: its cached disk, its qemu command line, NVMe hot-plug over QMP
+  worker_resume a worker VM resumed from the post-boot state setup.sh --twin saved (seconds, not a boot)
   agent_channel the host's end of a worker's agent (SSM Run Command without a network)
   worker       the worker image behind the AL2023 public parameter, SSM through the agent,
                AttachVolume/DetachVolume as hot-plug into the worker VM

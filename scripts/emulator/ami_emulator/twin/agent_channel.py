@@ -219,7 +219,9 @@ class AgentChannel:
             if self._clock() >= deadline:
                 raise AgentNotReady(f"the worker's agent did not announce itself within {timeout:g} s")
             try:
-                self._write({"type": "hello"})
+                            # The host's wall clock: a worker resumed from a saved state sets its own by it.
+                # Fresh randomness: workers resumed from one saved state share its kernel's.
+                self._write({"type": "hello", "time": time.time(), "seed": os.urandom(32).hex()})
             except OSError:
                 pass  # qemu has not made the socket yet
             with self._cond:

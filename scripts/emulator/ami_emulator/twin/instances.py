@@ -61,12 +61,14 @@ def boot_plan(s: Store, instance: Any) -> vms.VmSpec | None:
     disk = s.volume_path(volume.id) or s.create_volume(volume.id, int(volume.size) * 1024**3, volume.snapshot_id or snapshot_id)
     nitro = _instance_type_info(instance.instance_type).get("Hypervisor") == "nitro"
     worker = getattr(image, "_amf_twin_worker", None)
+    resume = None
     if worker is not None:
-        from .worker import boot_disk
+        from .worker import boot_disk, resumable
 
         worker = boot_disk(worker)
+        resume = resumable(s, volume.id, worker, _accel(), WORKER_MEMORY_MIB)
     return vms.VmSpec(
-        instance_id=instance.id, volume_id=volume.id, disk=disk,
+        instance_id=instance.id, volume_id=volume.id, disk=disk, resume=resume,
         boot_mode="uefi" if str(getattr(image, "boot_mode", "") or "").lower() == "uefi" else "legacy-bios",
         storage="nvme" if nitro else "xen",
         **({"worker": worker, "memory_mib": WORKER_MEMORY_MIB} if worker is not None else {}),
@@ -83,11 +85,15 @@ _FINAL_CONSOLES: dict[str, bytes] = {}  # a terminated instance's last console (
 _FINAL_LOCK = threading.Lock()
 
 
+def _accel() -> str:
+    return _ACCEL[0] if _ACCEL else vms.detect_accel()[0]
+
+
 def boot(s: Store, instance: Any) -> vms.Vm | None:
     spec = boot_plan(s, instance)
     if spec is None:
         return None
-    vm = vms.Vm(spec=spec, folder=os.path.join(s.run_dir(), "vms", instance.id), accel=_ACCEL[0] if _ACCEL else vms.detect_accel()[0])
+    vm = vms.Vm(spec=spec, folder=os.path.join(s.run_dir(), "vms", instance.id), accel=_accel())
     if spec.worker is not None:
         from .worker import start_agent
 

@@ -264,6 +264,28 @@ class Store:
                 raise KeyError(f"snapshot {snapshot_id} is not in the twin's store")
             self._volumes[volume_id] = self._ref(self._overlay(backing, size_bytes))
 
+    def interpose(self, volume_id: str, path: str, below: str) -> bool:
+        """Put the external qcow2 file `path` (the saved worker state's disk: an overlay on the file
+        `below`, never written or removed here) under the volume's own layer, so the volume reads as
+        `path`: a resumed worker's root volume holds what its boot wrote, as a booted instance's
+        does. Only for a volume nothing wrote yet whose snapshot's layer is the file `below`
+        (False otherwise: the worker cold-boots)."""
+        with self._lock:
+            name = self._volumes.get(volume_id)
+            if name is None:
+                return False
+            layer = self._layers[name]
+            if layer.data or layer.backing is None or self._layers[layer.backing].path != below:
+                return False
+            size = int(json.loads(self._run("info", "-U", "--output=json", "-f", "qcow2", path))["virtual-size"])
+            ext, _ = self._new_layer_path()
+            # The new layer takes over the volume layer's reference to the snapshot's.
+            self._layers[ext] = _Layer(path, layer.backing, size, True, 1, True, data=True)
+            layer.backing = ext
+            if layer.made:
+                self._run("rebase", "-u", "-b", path, "-F", "qcow2", layer.path)
+            return True
+
     def volume_path(self, volume_id: str) -> str | None:
         with self._lock:
             name = self._volumes.get(volume_id)

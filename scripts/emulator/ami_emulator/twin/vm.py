@@ -44,6 +44,7 @@ from typing import Any, Callable
 from ..patching import PatchError
 from . import worker_disk as wd
 from .agent_channel import AgentChannel
+from .worker_resume import SavedState
 
 QEMU = "qemu-system-x86_64"
 SEABIOS_PATHS = ("/usr/share/seabios/bios-256k.bin", "/usr/share/qemu/bios-256k.bin")
@@ -122,12 +123,16 @@ class VmSpec:
     # The twin worker (twin/worker.py): its disk's kernel is booted directly, with the agent's port
     # and free PCIe root ports for hot-plugged volumes (worker_disk.qemu_argv); None for an image.
     worker: "wd.WorkerDisk | None" = None
+    # A worker resumed from the saved post-boot state (twin/worker_resume.py) instead of booted: its
+    # disk is an overlay on the state's frozen disk; None: a cold boot.
+    resume: "SavedState | None" = None
 
 
 def qemu_argv(spec: VmSpec, folder: str, accel: str, qemu: str = QEMU) -> list[str]:
     if spec.worker is not None:
         return [*wd.qemu_argv(spec.worker, spec.disk, os.path.join(folder, "agent.sock"), os.path.join(folder, "qmp.sock"),
-                              os.path.join(folder, "console.log"), memory_mib=spec.memory_mib, accel=accel, qemu=qemu),
+                              os.path.join(folder, "console.log"), memory_mib=spec.memory_mib, accel=accel, qemu=qemu,
+                              incoming=spec.resume.incoming() if spec.resume is not None else None),
                 "-name", spec.instance_id, "-no-shutdown"]
     firmware = _first(OVMF_PATHS if spec.boot_mode == "uefi" else SEABIOS_PATHS)
     if firmware is None:
@@ -304,6 +309,7 @@ class Vm:
     # A worker's: the agent's channel (SSM's end) and the volumes hot-plugged into it.
     agent: AgentChannel | None = None
     attachments: dict[str, "Attachment"] = field(default_factory=dict)
+    resumed_in: float | None = None  # a resumed worker: seconds its saved state took to load
 
     @property
     def console_path(self) -> str:
@@ -319,6 +325,10 @@ class Vm:
         os.makedirs(self.folder, exist_ok=True)
         for name in ("console.log", "firmware.log"):
             open(os.path.join(self.folder, name), "wb").close()
+        if self.spec.resume is not None:
+            # The boot that made the saved state: the console of a resumed worker shows a boot, as
+            # an instance's does (qemu appends to it).
+            shutil.copyfile(self.spec.resume.console, self.console_path)
         argv = qemu_argv(self.spec, self.folder, self.accel, qemu)
         with open(os.path.join(self.folder, "argv.json"), "w") as f:
             json.dump(argv, f)

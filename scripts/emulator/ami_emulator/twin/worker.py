@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+import sys
 import threading
 from typing import Any
 
@@ -50,6 +51,7 @@ from . import vm as vms
 from .agent_channel import AgentNotReady
 from .store import store
 from .worker_disk import WorkerDisk, worker_disk
+from .worker_resume import SavedState, resume_when_loaded, saved_state
 
 WORKER_PARAMETER = re.compile(r"^/aws/service/ami-amazon-linux-latest/al2023-ami-[\w.-]*-x86_64$")
 WORKER_IMAGE_NAME = "ami-factory-twin-worker"
@@ -138,8 +140,21 @@ def boot_disk(disk: WorkerDisk) -> WorkerDisk:
     return disk
 
 
+def resumable(s: Any, volume_id: str, disk: WorkerDisk, accel: str, memory_mib: int) -> SavedState | None:
+    """The saved post-boot state a new worker resumes from (twin/worker_resume.py), its root volume
+    then reading as the state's disk; None: it cold-boots (no current state, a worker with its
+    own kernel command line such as worker-agent-off's, a root volume already written, or
+    AMI_FACTORY_TWIN_COLD_BOOT). Which one it was never shows in the EC2 or SSM API; the guest
+    sees a machine that booted once from its image, as an EC2 instance does."""
+    state = saved_state(disk, accel, memory_mib)
+    if state is None or not s.interpose(volume_id, state.disk, disk.disk):
+        return None
+    return state
+
+
 def start_agent(vm: vms.Vm) -> None:
-    """Give a worker VM its agent channel; a thread waits for the agent's ready (SSM registration)."""
+    """Give a worker VM its agent channel; a thread resumes a saved state's VM once it is loaded,
+    then waits for the agent's ready (SSM registration)."""
     from .agent_channel import AgentChannel
 
     import os
@@ -148,6 +163,14 @@ def start_agent(vm: vms.Vm) -> None:
 
     def wait() -> None:
         try:
+            if vm.spec.resume is not None:
+                try:
+                    vm.resumed_in = resume_when_loaded(vm.qmp_path)
+                except (OSError, vms.QmpError, TimeoutError, ValueError) as e:
+                    if not vm.stopped:
+                        print(f"twin: {vm.spec.instance_id} did not resume from the saved worker state: {e}",
+                              file=sys.stderr, flush=True)
+                    return
             vm.agent.wait_ready(timeout=READY_TIMEOUT)  # type: ignore[union-attr]
         except (AgentNotReady, OSError):
             pass

@@ -70,19 +70,29 @@ def make_overlay(disk: WorkerDisk, path: str) -> None:
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", disk.disk, path], check=True)
 
 
+# The CPU model, named: a saved worker state (twin/worker_resume.py) restores only into the CPU it
+# was saved from. qemu64 is what q35 gave the worker when it was not named.
+CPU_MODEL = "qemu64"
+
+
 def qemu_argv(disk: WorkerDisk, overlay: str, agent_sock: str, qmp_sock: str, console_log: str,
-              memory_mib: int = 1024, cpus: int = 1, accel: str = "tcg", qemu: str = "qemu-system-x86_64") -> list[str]:
+              memory_mib: int = 1024, cpus: int = 1, accel: str = "tcg", qemu: str = "qemu-system-x86_64",
+              incoming: str | None = None) -> list[str]:
     """The worker VM's command line: no network device (-nic none), the root disk as virtio, the kernel
-    booted directly, the serial console to a file, QMP and the agent's port as unix sockets."""
-    argv = [qemu, "-machine", f"q35,accel={accel}", "-m", str(memory_mib), "-smp", str(cpus),
+    booted directly, the serial console appended to a file (a resumed worker's starts with the saved
+    boot's), QMP and the agent's port as unix sockets. `incoming`: a saved state's migration URI
+    (qemu -incoming): the VM loads it instead of booting, and waits paused for `cont`."""
+    argv = [qemu, "-machine", f"q35,accel={accel}", "-cpu", CPU_MODEL, "-m", str(memory_mib), "-smp", str(cpus),
             "-display", "none", "-no-user-config", "-nodefaults", "-nic", "none",
             "-kernel", disk.kernel, "-initrd", disk.initrd, "-append", disk.cmdline,
             "-drive", f"file={overlay},format=qcow2,if=virtio,cache=unsafe",
-            "-serial", f"file:{console_log}",
+            "-chardev", f"file,id=console,path={console_log},append=on", "-serial", "chardev:console",
             "-qmp", f"unix:{qmp_sock},server=on,wait=off",
             *agent_qemu_args(agent_sock)]
     for i in range(HOTPLUG_PORTS):
         argv += ["-device", f"pcie-root-port,id=hp{i},chassis={i + 1},bus=pcie.0"]
+    if incoming is not None:
+        argv += ["-incoming", incoming]
     return argv
 
 
