@@ -121,6 +121,8 @@ describe("ConvertedHvmAmi on the twin: the guest script really runs in a worker 
     // The guest refused in place (its ext4 has a journal to replay), and auto copied on the same worker.
     assert.deepStrictEqual(unclean.conversion, { method: "copy", reason: "filesystem-unclean" });
     assert.match(t.output.join(""), /declined to convert in place \(filesystem-unclean: the ext4 filesystem on \S+ has a journal to replay/);
+    const uncleanWorkers = new Set([...t.output.join("").matchAll(/ConvertedHvmAmi unclean .*worker (i-[0-9a-f]+) launched/g)].map((m) => m[1]));
+    assert.strictEqual(uncleanWorkers.size, 1, `the copy ran on the worker that was refused in place: ${[...uncleanWorkers]}`);
     for (const [name, outs, method] of [["inplace", inplace, "in-place"], ["grown", grown, "copy"], ["unclean", unclean, "copy"]] as const) {
       const facts = outs.facts as Record<string, unknown>;
       console.log(`      ${name}: ${method}, guest script ${facts.seconds} s, copy ${facts.copyMethod}, ${facts.bytesWritten} bytes written`);
