@@ -1,6 +1,8 @@
 // The disks the twin boot test imports: an unconverted PV disk (test/support/pv-image.sh, flat
-// layout: ext4 on the whole disk, a PV-GRUB menu, no boot loader) and the same disk converted in
-// place by scripts/guest/pv2hvm.sh on a loop device, as test/guest/pv2hvm.test.ts does it. Both as
+// layout: ext4 on the whole disk, a PV-GRUB menu, no boot loader), the same disk with a journal to
+// replay (snapshotted while it ran: pv2hvm refuses it in place, filesystem-unclean), and the same
+// disk converted in place by scripts/guest/pv2hvm.sh on a loop device, as test/guest/pv2hvm.test.ts
+// does it. All as
 // stream-optimized VMDK (what VM Import takes, and a few hundred MiB instead of a sparse GiB to
 // upload). Cached outside the repository, keyed on the hashes of what makes them: the root tarball,
 // pv-image.sh, and the guest scripts. Needs root (loop devices, debootstrap on the first run).
@@ -19,6 +21,8 @@ export interface TwinDisks {
   hvm: string;
   /** The unconverted PV disk (no boot loader: SeaBIOS finds nothing to boot). */
   pv: string;
+  /** The PV disk whose ext4 has a journal to replay (needs_recovery), as a root snapshotted while it ran. */
+  unclean: string;
   /** Whether this call built them (false: from the cache). */
   built: boolean;
 }
@@ -32,7 +36,7 @@ function filesUnder(dir: string): string[] {
 
 function inputsKey(tarball: string): string {
   const h = crypto.createHash("sha256");
-  h.update("twin-disks v1\n");
+  h.update("twin-disks v2\n");
   h.update(path.basename(tarball)); // the tarball's name carries its own recipe key
   for (const f of [pvImage, __filename.replace(/\.js$/, ".ts"), ...filesUnder(guest).sort()]) {
     if (fs.existsSync(f)) h.update(f.slice(repo.length)).update(fs.readFileSync(f));
@@ -40,7 +44,7 @@ function inputsKey(tarball: string): string {
   return h.digest("hex").slice(0, 16);
 }
 
-/** The two disks, built on the first call (a few minutes) and cached. */
+/** The three disks, built on the first call (a few minutes) and cached. */
 export function twinDisks(log: (line: string) => void = () => undefined): TwinDisks {
   if (process.getuid && process.getuid() !== 0) throw new Error("the twin boot disks need root (loop devices, debootstrap): run mocha as root, as CI does");
   const tarball = must("bash", [pvImage, "rootfs"]).trim().split("\n").pop()!;
@@ -48,7 +52,12 @@ export function twinDisks(log: (line: string) => void = () => undefined): TwinDi
   const key = inputsKey(tarball);
   const hvm = path.join(cache, `${key}-hvm.vmdk`);
   const pv = path.join(cache, `${key}-pv.vmdk`);
-  if (fs.existsSync(hvm) && fs.existsSync(pv)) return { hvm, pv, built: false };
+  const unclean = path.join(cache, `${key}-unclean.vmdk`);
+  if ([hvm, pv, unclean].every((f) => fs.existsSync(f))) return { hvm, pv, unclean, built: false };
+  const vmdk = (raw: string, out: string) => {
+    must("qemu-img", ["convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", raw, `${out}.tmp`]);
+    fs.renameSync(`${out}.tmp`, out);
+  };
 
   fs.mkdirSync(cache, { recursive: true });
   const work = fs.mkdtempSync(path.join(os.tmpdir(), "twin-disks-"));
@@ -72,16 +81,29 @@ export function twinDisks(log: (line: string) => void = () => undefined): TwinDi
           loops.detach(dev);
         }
       }
-      const out = kind === "hvm" ? hvm : pv;
-      must("qemu-img", ["convert", "-q", "-f", "raw", "-O", "vmdk", "-o", "subformat=streamOptimized", raw, `${out}.tmp`]);
-      fs.renameSync(`${out}.tmp`, out);
+      if (kind === "pv") {
+        // A journal to replay, as a root snapshotted while it ran has (the journal itself is empty:
+        // e2fsck's replay of the copy finds nothing to apply). Whole-disk ext4, so the image is the filesystem.
+        log("twin disks: the unclean disk (needs_recovery)");
+        const dirty = path.join(work, "unclean.img");
+        must("cp", ["--sparse=always", raw, dirty]);
+        must("debugfs", ["-w", "-R", "feature needs_recovery", dirty]);
+        vmdk(dirty, unclean);
+        fs.rmSync(dirty);
+      }
+      vmdk(raw, kind === "hvm" ? hvm : pv);
       fs.rmSync(raw);
     }
   } finally {
     loops.detachAll();
     fs.rmSync(work, { recursive: true, force: true });
   }
-  // Older builds of the disks (other inputs) are of no use any more.
-  for (const f of fs.readdirSync(cache)) if (!f.startsWith(key)) fs.rmSync(path.join(cache, f), { force: true });
-  return { hvm, pv, built: true };
+  // Builds of other inputs unused for a day go: the cache is shared by every checkout (worktrees,
+  // CI) on the machine, and one on another commit may be importing its disks right now.
+  const dayAgo = Date.now() - 86_400_000;
+  for (const f of fs.readdirSync(cache)) {
+    const p = path.join(cache, f);
+    if (!f.startsWith(key) && fs.statSync(p).atimeMs < dayAgo && fs.statSync(p).mtimeMs < dayAgo) fs.rmSync(p, { force: true });
+  }
+  return { hvm, pv, unclean, built: true };
 }
