@@ -73,7 +73,11 @@ keep_newest() {
   local n=$1
   shift
   [ -e "${1:-}" ] || return 0
-  ls -dt "$@" | tail -n +"$((n + 1))" | while read -r old; do rm -rf "${old%/}"; done
+  # ...and only one unused for a day: `path` (every emulator start) touches the disk it hands out, so
+  # another checkout's build never pulls a disk from under a running emulator.
+  ls -dt "$@" | tail -n +"$((n + 1))" | while read -r old; do
+    [ -n "$(find "${old%/}" -maxdepth 0 -mmin -1440)" ] || rm -rf "${old%/}"
+  done
 }
 
 # in_chroot ROOT CMD...: CMD inside ROOT with /proc and /dev mounted for it.
@@ -198,6 +202,7 @@ case ${1:-} in
   path)
     out=$(folder)
     is_built "$out" || die "the twin's worker disk is missing or stale ($out): run 'bash scripts/setup.sh --twin'"
+    touch "$out" 2>/dev/null || true # in use: keep_newest spares it for a day
     printf '%s\n' "$out" ;;
   key) cache_key ;;
   *) die "usage: $0 build | path | key" ;;

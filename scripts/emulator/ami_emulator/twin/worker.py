@@ -50,7 +50,7 @@ from ..patching import APPLIED, _need
 from . import vm as vms
 from .agent_channel import AgentNotReady
 from .store import store
-from .worker_disk import WorkerDisk, worker_disk
+from .worker_disk import WorkerDisk, WorkerDiskMissing, worker_disk
 from .worker_resume import SavedState, resume_when_loaded, saved_state
 
 WORKER_PARAMETER = re.compile(r"^/aws/service/ami-amazon-linux-latest/al2023-ami-[\w.-]*-x86_64$")
@@ -267,7 +267,14 @@ def patch_twin_ssm() -> None:
             self._parameters._check_loading_status(base)
             versions = self._parameters.get(base) if base in self._parameters else None
             if versions:
-                image_id = worker_image(_ec2_backend(self.region_name, self.account_id))
+                try:
+                    image_id = worker_image(_ec2_backend(self.region_name, self.account_id))
+                except WorkerDiskMissing as e:
+                    # An SSM-shaped error carrying the fix (setup --twin), not moto's HTML 500 page,
+                    # so the provider shows it; AWS's own error for a failure on its side.
+                    from ..ssm_commands import _ssm_error
+
+                    raise _ssm_error("InternalServerError", f"the twin cannot make its worker image: {e}") from e
                 for p in versions:
                     p.value = image_id
 
