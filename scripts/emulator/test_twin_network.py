@@ -124,6 +124,12 @@ def test_role_credentials_and_the_endpoint_switched_off(md_server: Any) -> None:
     assert imds(path, "GET", "/latest/meta-data/instance-id", h)[0] == 403
 
 
+def test_role_credentials_come_from_the_emulators_sts() -> None:
+    creds = network.sts_credentials(network.Metadata(**{**MD.__dict__, "region": "us-east-1"}))
+    assert creds.access_key_id.startswith("ASIA") and creds.secret_access_key and creds.token
+    assert creds.expiration - creds.updated == datetime.timedelta(hours=6)
+
+
 def test_the_qemu_network_is_restricted_with_two_forwards() -> None:
     args = network.netdev_args("/r/imds.sock", "/r/s3.sock", python="/usr/bin/python3")
     assert args[0] == "-netdev" and args[2:] == ["-device", "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"]
@@ -202,7 +208,7 @@ def test_a_worker_reaches_imds_and_s3_and_nothing_else(emu: Server) -> None:
         facts = dict(line.split("=", 1) for line in out.splitlines() if "=" in line and not line.startswith(("reached", "blocked")))
         assert facts["v1"] == "401"
         assert facts["id"] == iid and facts["region"] == "us-east-1"
-        assert facts["s3"] == "hello_from_the_emulator's_S3"
+        assert facts.get("s3") == "hello_from_the_emulator's_S3", r["StandardErrorContent"]
         assert [line for line in out.splitlines() if line.startswith("reached")] == []
         assert len([line for line in out.splitlines() if line.startswith("blocked")]) == 7
         assert facts["dns"] == "none" and facts["s3host"] == "169.254.0.100"

@@ -222,8 +222,13 @@ build() {
     printf '# The twin: the S3 gateway endpoint (the emulator'"'"'s S3 behind qemu guestfwd)\n'
     s3_names | sed "s/^/$s3_address /"; } >"$dir/root/etc/hosts"
   mkdir -p "$dir/root/root/.aws"
-  printf '# The twin worker: S3 by path (its hosts file names the endpoints, not buckets).\n[default]\ns3 =\n    addressing_style = path\n' \
-    >"$dir/root/root/.aws/config"
+  # The twin worker's AWS CLI: S3 by path (the hosts file names the endpoints, not buckets); the
+  # system trust store, which holds the twin's CA (Debian's CLI otherwise reads a bundle of its
+  # own); IMDS given 5 s and 3 tries, not 1 s once (each connection to it starts a relay process
+  # on the host, slow on a loaded machine; EC2's IMDS answers in well under a second).
+  printf '%s\n' '# The twin worker (scripts/emulator/twin_worker/build-worker-disk.sh)' '[default]' \
+    'ca_bundle = /etc/ssl/certs/ca-certificates.crt' 'metadata_service_timeout = 5' 'metadata_service_num_attempts = 3' \
+    's3 =' '    addressing_style = path' >"$dir/root/root/.aws/config"
   install -m 0644 "$ca_dir/ca.pem" "$dir/root/usr/local/share/ca-certificates/ami-factory-twin-ca.crt"
   in_chroot "$dir/root" update-ca-certificates >"$dir/ca.log" 2>&1 || { cat "$dir/ca.log" >&2; die "update-ca-certificates failed"; }
   : >"$dir/root/etc/machine-id"

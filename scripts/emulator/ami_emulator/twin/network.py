@@ -305,7 +305,7 @@ def moto_metadata(instance: Any) -> Callable[[], Metadata]:
 def sts_credentials(md: Metadata) -> Credentials:
     """The role's temporary credentials from the emulator's STS, as EC2 gets them for an instance
     profile (AssumeRole by the EC2 service; the session is named after the instance)."""
-    from moto.core.utils import get_partition
+    from moto.utilities.utils import get_partition
     from moto.sts.models import sts_backends
 
     assert md.role_arn is not None
