@@ -7,7 +7,7 @@ networking, exactly two forwarded addresses).
 With one worker boot through the AWS API (TCG; needs the worker disk, `bash scripts/setup.sh
 --twin`): from a worker command, IMDSv1 is refused when tokens are required, IMDSv2 answers this
 instance's id and region, `aws s3 cp` copies an object of the emulator's S3 over https with the
-instance profile's credentials, and nothing else answers: not qemu's host address, not the
+instance profile's credentials, `aws ssm get-parameter` reads a parameter, and nothing else answers: not qemu's host address, not the
 emulator's port, not the slirp default gateway 10.0.2.2, not DNS, not the internet.
 
 Run: python3 -m pytest -q scripts/emulator/test_twin_network.py
@@ -175,6 +175,7 @@ def test_a_worker_reaches_imds_and_s3_and_nothing_else(emu: Server) -> None:
     iam.add_role_to_instance_profile(InstanceProfileName=role, RoleName=role)
     s3.create_bucket(Bucket="twin-network")
     s3.put_object(Bucket="twin-network", Key="dir/hello.txt", Body=b"hello from the emulator's S3\n")
+    ssm.put_parameter(Name="/twin-network/secret", Value="from-ssm", Type="SecureString")
     image_id = ssm.get_parameter(Name=PARAM)["Parameter"]["Value"]
     iid = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="m6i.large",
                             IamInstanceProfile={"Name": role},
@@ -196,6 +197,8 @@ def test_a_worker_reaches_imds_and_s3_and_nothing_else(emu: Server) -> None:
             "echo region=$(curl -sf -H \"X-aws-ec2-metadata-token: $t\" $md/meta-data/placement/region)",
             # S3 over https, region and credentials from IMDS
             "aws s3 cp --only-show-errors s3://twin-network/dir/hello.txt /tmp/hello.txt && echo s3=$(cat /tmp/hello.txt | tr ' ' _)",
+            # SSM (the interface endpoint), as the guest scripts read the build's secret parameters
+            "echo ssm=$(aws ssm get-parameter --with-decryption --name /twin-network/secret --query Parameter.Value --output text)",
             # nothing else answers
             f"for url in http://169.254.0.1:{port}/ http://169.254.0.1/ http://10.0.2.2:{port}/ http://10.0.2.2/ "
             "https://1.1.1.1/ http://169.254.0.100/ http://169.254.169.254:8080/; do "
@@ -209,6 +212,7 @@ def test_a_worker_reaches_imds_and_s3_and_nothing_else(emu: Server) -> None:
         assert facts["v1"] == "401"
         assert facts["id"] == iid and facts["region"] == "us-east-1"
         assert facts.get("s3") == "hello_from_the_emulator's_S3", r["StandardErrorContent"]
+        assert facts.get("ssm") == "from-ssm", r["StandardErrorContent"]
         assert [line for line in out.splitlines() if line.startswith("reached")] == []
         assert len([line for line in out.splitlines() if line.startswith("blocked")]) == 7
         assert facts["dns"] == "none" and facts["s3host"] == "169.254.0.100"

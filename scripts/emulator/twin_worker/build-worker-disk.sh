@@ -3,8 +3,10 @@
 # (AMI_FACTORY_EMULATOR=twin). A small Debian bookworm with the tools the guest scripts need
 # (scripts/guest/lib/tools.sh), the SSM stand-in agent (agent.py, a systemd unit, talking over
 # the virtio-serial port ami-factory.ssm) and a udev rule that names hot-plugged EBS-like NVMe
-# controllers as EC2's udev does. It never reaches a network at run time: nothing is fetched when
-# it boots. Built once by `scripts/setup.sh --twin`, never at `pulumi up`.
+# controllers as EC2's udev does. Its network is what a worker in a private subnet with an S3
+# gateway endpoint and an SSM interface endpoint has: the instance metadata service, S3 and SSM,
+# all answered by the emulator (twin/network.py); nothing is fetched when it boots. Built once by
+# `scripts/setup.sh --twin`, never at `pulumi up`.
 #
 #   build-worker-disk.sh build   builds the disk unless the cached one is current; prints its folder
 #   build-worker-disk.sh path    prints the current disk's folder; fails, naming the setup command,
@@ -17,8 +19,8 @@
 #   vmlinux, initrd.img, cmdline   direct kernel boot (qemu -kernel/-initrd/-append; the kernel
 #                                  uncompressed, started at its PVH entry): no boot loader
 #   manifest.json                  what is inside (kernel version, packages, sizes)
-#   s3-hosts                       the S3 endpoint names the disk's /etc/hosts maps to the twin's S3
-#                                  address (the emulator's TLS certificate for S3 names them)
+#   endpoint-hosts                 the AWS endpoint names (S3, SSM) the disk's /etc/hosts maps to
+#                                  the twin's endpoint address (the emulator's TLS certificate names them)
 #
 # The twin's CA (${AMI_FACTORY_CACHE:-~/.cache/ami-factory}/twin-ca/: ca.pem, ca.key), made once
 # here with openssl, never in the repository: the disk trusts it (update-ca-certificates) and the
@@ -51,8 +53,10 @@ disk_size=4G
 root_recipe_version=1
 # console=ttyS0: the console is the VM's serial port (the emulator's console output).
 cmdline="root=/dev/vda rw console=ttyS0 quiet systemd.show_status=auto net.ifnames=0"
-# The worker's network (twin/network.py, the qemu side): the S3 gateway endpoint's stand-in is this
-# address; the names a worker may use for S3 in its region (any region: the emulator is one S3).
+# The worker's network (twin/network.py, the qemu side): the stand-in for the S3 gateway endpoint and
+# the SSM interface endpoint is this address; the names a worker may use for them in its region
+# (any region: the emulator is one endpoint). The guest scripts call S3 (aws s3 cp) and SSM (aws ssm
+# get-parameter, the build's secret parameters); the agent's own SSM traffic is the virtio port.
 s3_address=169.254.0.100
 regions=(
   us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1
@@ -84,7 +88,7 @@ cache_key() {
 
 folder() { printf '%s/%s\n' "$cache" "$(cache_key)"; }
 
-is_built() { [ -s "$1/manifest.json" ] && [ -s "$1/disk.qcow2" ] && [ -s "$1/vmlinux" ] && [ -s "$1/initrd.img" ] && [ -s "$1/s3-hosts" ]; }
+is_built() { [ -s "$1/manifest.json" ] && [ -s "$1/disk.qcow2" ] && [ -s "$1/vmlinux" ] && [ -s "$1/initrd.img" ] && [ -s "$1/endpoint-hosts" ]; }
 
 # keep_newest N PATH...: removes all but the N newest of PATH... A stale disk goes, but not at once:
 # two checkouts of different revisions share the cache without rebuilding each other's disk over and
@@ -155,11 +159,12 @@ make_root_tarball() {
   keep_newest 2 "$cache"/roots/*.tar
 }
 
-# s3_names: the S3 endpoint names of every region, one a line (path-style addressing: no bucket
-# names, which a hosts file cannot wildcard).
-s3_names() {
+# endpoint_names: the S3 and SSM endpoint names of every region, one a line (S3 by path-style
+# addressing: no bucket names, which a hosts file cannot wildcard).
+endpoint_names() {
   printf 's3.amazonaws.com\n'
   printf 's3.%s.amazonaws.com\n' "${regions[@]}"
+  printf 'ssm.%s.amazonaws.com\n' "${regions[@]}"
 }
 
 # make_ca: the twin's CA, once (kept across disk rebuilds: the disk and the emulator must agree).
@@ -209,8 +214,9 @@ build() {
   printf 'ami-factory-worker\n' >"$dir/root/etc/hostname"
 
   # The network (twin/network.py): DHCP on eth0 from qemu's user network, the agent up only once
-  # it is configured (the SSM agent registers over the network). The S3 gateway endpoint and the
-  # VPC resolver's stand-in: /etc/hosts maps S3's endpoint names to the forwarded address; the
+  # it is configured (the SSM agent registers over the network). The stand-in for the S3 gateway
+  # endpoint, the SSM interface endpoint (private DNS) and the VPC resolver: /etc/hosts maps their
+  # endpoint names to the forwarded address; the
   # AWS CLI uses path-style addressing (bucket names cannot be listed in a hosts file) and finds
   # its region and credentials in the instance metadata, as on EC2.
   mkdir -p "$dir/root/etc/systemd/network" "$dir/root/etc/systemd/system/network-online.target.wants"
@@ -219,8 +225,8 @@ build() {
   ln -sf /lib/systemd/system/systemd-networkd.service "$dir/root/etc/systemd/system/multi-user.target.wants/"
   ln -sf /lib/systemd/system/systemd-networkd-wait-online.service "$dir/root/etc/systemd/system/network-online.target.wants/"
   { printf '127.0.0.1 localhost\n127.0.1.1 ami-factory-worker\n'
-    printf '# The twin: the S3 gateway endpoint (the emulator'"'"'s S3 behind qemu guestfwd)\n'
-    s3_names | sed "s/^/$s3_address /"; } >"$dir/root/etc/hosts"
+    printf '# The twin: the S3 gateway endpoint and the SSM interface endpoint (the emulator behind qemu guestfwd)\n'
+    endpoint_names | sed "s/^/$s3_address /"; } >"$dir/root/etc/hosts"
   mkdir -p "$dir/root/root/.aws"
   # The twin worker's AWS CLI: S3 by path (the hosts file names the endpoints, not buckets); the
   # system trust store, which holds the twin's CA (Debian's CLI otherwise reads a bundle of its
@@ -244,7 +250,7 @@ build() {
     die "could not decompress vmlinuz-$kver"
   cp "$dir/root/boot/initrd.img-$kver" "$dir/out/initrd.img"
   printf '%s\n' "$cmdline" >"$dir/out/cmdline"
-  s3_names >"$dir/out/s3-hosts"
+  endpoint_names >"$dir/out/endpoint-hosts"
   mke2fs -q -F -t ext4 -L ami-worker -d "$dir/root" "$dir/root.img" "$disk_size" >"$dir/mke2fs.log" 2>&1 ||
     { cat "$dir/mke2fs.log" >&2; die "mke2fs -d failed"; }
   qemu-img convert -c -O qcow2 "$dir/root.img" "$dir/out/disk.qcow2" || die "qemu-img convert failed"

@@ -1,5 +1,7 @@
-"""The twin worker's network: what a worker in a private subnet with an S3 gateway endpoint reaches,
-the instance metadata service and S3, and nothing else.
+"""The twin worker's network: what a worker in a private subnet with an S3 gateway endpoint and an SSM
+interface endpoint reaches, the instance metadata service, S3 and SSM, and nothing else. (The guest
+scripts use S3 for the image recipe's `aws s3 cp` and SSM for the build's secret parameters; a real
+worker needs SSM anyway, its agent is managed through it.)
 
 qemu side (worker_disk.qemu_argv): user networking with `restrict=on` (no packet of the guest is
 routed to the host or beyond) on a link-local network, and two guestfwd rules whose `-cmd:`
@@ -7,12 +9,14 @@ connector (twin/guestfwd_relay.py, one process per connection) relays to a unix 
 folder:
 
   169.254.169.254:80   IMDS             -> imds.sock: ImdsServer (below), this instance's metadata
-  169.254.0.100:443    S3 (gateway      -> s3.sock: S3Relay, TLS ended with a certificate of the
-                       endpoint)           twin's CA, then plain HTTP to the emulator's own S3
+  169.254.0.100:443    S3 and SSM       -> s3.sock: S3Relay, TLS ended with a certificate of the
+                       (endpoints)         twin's CA, then plain HTTP to the emulator (which answers
+                                           by the request's signed service)
 
 The worker disk (twin_worker/build-worker-disk.sh) gets its address by DHCP from qemu, maps S3's
-endpoint names (s3.amazonaws.com, s3.<region>.amazonaws.com) to 169.254.0.100 in /etc/hosts (the
-stand-in for the gateway endpoint's route and the VPC resolver), trusts the twin's CA, and sets
+endpoint names (s3.amazonaws.com, s3.<region>.amazonaws.com, ssm.<region>.amazonaws.com) to
+169.254.0.100 in /etc/hosts (the stand-in for the gateway endpoint's route, the interface
+endpoint's private DNS and the VPC resolver), trusts the twin's CA, and sets
 path-style S3 addressing in /root/.aws/config (a hosts file cannot list every bucket's virtual-host
 name). The AWS CLI then finds its region and its credentials in IMDS and talks https to the real
 endpoint name, as on EC2. Why TLS and not an endpoint override to plain http: the CLI of Debian

@@ -54,7 +54,7 @@ class WorkerDisk:
 
     @property
     def s3_address(self) -> str:
-        """Where the disk's /etc/hosts puts S3 (its network's guestfwd address for S3)."""
+        """Where the disk's /etc/hosts puts S3 and SSM (its network's guestfwd address for them)."""
         return network.check_address(self.manifest.get("s3Address") or network.S3_ADDRESS)
 
     @property
@@ -63,8 +63,8 @@ class WorkerDisk:
         return str(self.manifest["caDir"])
 
     def s3_names(self) -> list[str]:
-        """The S3 endpoint names the disk's /etc/hosts maps to s3_address."""
-        with open(os.path.join(self.folder, "s3-hosts")) as f:
+        """The endpoint names (S3, SSM) the disk's /etc/hosts maps to s3_address."""
+        with open(os.path.join(self.folder, "endpoint-hosts")) as f:
             return [line.strip() for line in f if line.strip()]
 
 
