@@ -198,7 +198,9 @@ def test_a_worker_reaches_imds_and_s3_and_nothing_else(emu: Server) -> None:
             # S3 over https, region and credentials from IMDS
             "aws s3 cp --only-show-errors s3://twin-network/dir/hello.txt /tmp/hello.txt && echo s3=$(cat /tmp/hello.txt | tr ' ' _)",
             # SSM (the interface endpoint), as the guest scripts read the build's secret parameters
-            "echo ssm=$(aws ssm get-parameter --with-decryption --name /twin-network/secret --query Parameter.Value --output text)",
+            # (with --region, as they do: bookworm's CLI does not take its region from IMDS)
+            "r=$(curl -sf -H \"X-aws-ec2-metadata-token: $t\" $md/meta-data/placement/region)",
+            "echo ssm=$(aws ssm get-parameter --region $r --with-decryption --name /twin-network/secret --query Parameter.Value --output text)",
             # nothing else answers
             f"for url in http://169.254.0.1:{port}/ http://169.254.0.1/ http://10.0.2.2:{port}/ http://10.0.2.2/ "
             "https://1.1.1.1/ http://169.254.0.100/ http://169.254.169.254:8080/; do "
