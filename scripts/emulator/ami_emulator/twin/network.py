@@ -18,7 +18,8 @@ endpoint names (s3.amazonaws.com, s3.<region>.amazonaws.com, ssm.<region>.amazon
 169.254.0.100 in /etc/hosts (the stand-in for the gateway endpoint's route, the interface
 endpoint's private DNS and the VPC resolver), trusts the twin's CA, and sets
 path-style S3 addressing in /root/.aws/config (a hosts file cannot list every bucket's virtual-host
-name). The AWS CLI then finds its region and its credentials in IMDS and talks https to the real
+name). The AWS CLI then finds its credentials in IMDS (its region too in newer CLIs; bookworm's
+2.9 uses S3's global name without one, and the guest scripts pass --region) and talks https to the real
 endpoint name, as on EC2. Why TLS and not an endpoint override to plain http: the CLI of Debian
 bookworm (2.9) has no endpoint setting in its config file, and an override would be a setting a
 real worker does not have.
