@@ -56,6 +56,7 @@ import ipaddress
 import json
 import os
 import secrets
+import select
 import socket
 import socketserver
 import ssl
@@ -377,6 +378,12 @@ class S3Upstream:
 
 
 class S3RelayHandler(socketserver.BaseRequestHandler):
+    """One guest connection: TLS ended here, the bytes relayed to the emulator's HTTP port. One
+    thread per connection does both directions (select): an SSL object must not be read and written
+    from two threads at once (OpenSSL corrupts its records: seen as DECRYPTION_FAILED_OR_BAD_RECORD_MAC
+    in the guest). HTTP is request then response, so a blocking sendall in one direction cannot wait
+    on the other."""
+
     def handle(self) -> None:
         up: S3Upstream = self.server.context  # type: ignore[attr-defined]
         try:
@@ -389,33 +396,32 @@ class S3RelayHandler(socketserver.BaseRequestHandler):
         except OSError:
             guest.close()
             return
-
-        def back() -> None:
-            try:
-                while data := emulator.recv(65536):
-                    guest.sendall(data)
-            except OSError:
-                pass
-            finally:
-                try:
-                    guest.close()
-                except OSError:
-                    pass
-
-        t = threading.Thread(target=back, daemon=True)
-        t.start()
+        guest_open = True
         try:
-            while data := guest.recv(65536):
-                emulator.sendall(data)
-        except OSError:
+            while True:
+                # Bytes already decrypted inside the SSL object are not visible to select.
+                ready = [guest] if guest_open and guest.pending() else \
+                    select.select([guest, emulator] if guest_open else [emulator], [], [])[0]
+                if guest in ready:
+                    data = guest.recv(65536)
+                    if data:
+                        emulator.sendall(data)
+                    else:
+                        guest_open = False
+                        emulator.shutdown(socket.SHUT_WR)
+                if emulator in ready:
+                    data = emulator.recv(65536)
+                    if not data:
+                        break
+                    guest.sendall(data)
+        except (OSError, ValueError):
             pass
         finally:
+            emulator.close()
             try:
-                emulator.shutdown(socket.SHUT_WR)
+                guest.close()
             except OSError:
                 pass
-        t.join()
-        emulator.close()
 
 
 # -- one worker's network --------------------------------------------------------------------------------
