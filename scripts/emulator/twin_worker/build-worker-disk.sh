@@ -218,7 +218,8 @@ build() {
   # endpoint, the SSM interface endpoint (private DNS) and the VPC resolver: /etc/hosts maps their
   # endpoint names to the forwarded address; the
   # AWS CLI uses path-style addressing (bucket names cannot be listed in a hosts file) and finds
-  # its region and credentials in the instance metadata, as on EC2.
+  # its credentials in the instance metadata, as on EC2 (bookworm's CLI does not read its region
+  # there: S3 goes to the global name, and the guest scripts pass --region).
   mkdir -p "$dir/root/etc/systemd/network" "$dir/root/etc/systemd/system/network-online.target.wants"
   printf '[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n[DHCPv4]\nUseDNS=no\nUseHostname=no\n' \
     >"$dir/root/etc/systemd/network/10-eth0.network"
