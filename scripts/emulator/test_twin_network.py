@@ -199,6 +199,8 @@ def test_the_s3_relay_ends_tls_and_carries_parallel_large_responses_intact(tmp_p
         for t in threads:
             t.join(timeout=max(0, deadline - time.monotonic()))
         assert digests == [hashlib.sha256(body).hexdigest()] * 10
+        assert sorted(os.listdir(vm)) == ["imds.sock", "s3.sock"], "no certificate or key file in the VM's folder"
+        assert sorted(os.listdir(vm.parent)) == ["i-1"]
         raw = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         raw.connect(str(vm / "s3.sock"))
         with pytest.raises(ssl.SSLCertVerificationError):

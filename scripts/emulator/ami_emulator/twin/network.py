@@ -61,6 +61,7 @@ import socket
 import socketserver
 import ssl
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -328,7 +329,7 @@ _TLS: dict[tuple[str, str], ssl.SSLContext] = {}
 _TLS_LOCK = threading.Lock()
 
 
-def tls_context(ca_dir: str, names: list[str], folder: str) -> ssl.SSLContext:
+def tls_context(ca_dir: str, names: list[str]) -> ssl.SSLContext:
     """A server context whose certificate (made once per process, signed by the twin's CA) names
     every S3 endpoint name of the worker disk's /etc/hosts."""
     key = (ca_dir, "\n".join(names))
@@ -357,16 +358,17 @@ def tls_context(ca_dir: str, names: list[str], folder: str) -> ssl.SSLContext:
                 .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
                 .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
                 .sign(ca_key, hashes.SHA256()))  # type: ignore[arg-type]
-        os.makedirs(folder, exist_ok=True)
-        cert_path, key_path = os.path.join(folder, "s3-cert.pem"), os.path.join(folder, "s3-key.pem")
-        with open(key_path, "wb") as f:
-            os.chmod(key_path, 0o600)
-            f.write(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                           serialization.NoEncryption()))
-        with open(cert_path, "wb") as f:
-            f.write(cert.public_bytes(serialization.Encoding.PEM))
+        # ssl loads a certificate from files only: written, loaded, removed at once (no file is left
+        # in the VMs' folders, which terminate must leave empty).
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-        context.load_cert_chain(cert_path, key_path)
+        with tempfile.TemporaryDirectory(prefix="twin-tls-") as tmp:
+            cert_path, key_path = os.path.join(tmp, "s3-cert.pem"), os.path.join(tmp, "s3-key.pem")
+            with open(os.open(key_path, os.O_WRONLY | os.O_CREAT, 0o600), "wb") as f:
+                f.write(leaf_key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                               serialization.NoEncryption()))
+            with open(cert_path, "wb") as f:
+                f.write(cert.public_bytes(serialization.Encoding.PEM))
+            context.load_cert_chain(cert_path, key_path)
         _TLS[key] = context
         return context
 
@@ -447,7 +449,7 @@ def start(folder: str, metadata: Callable[[], Metadata], ca_dir: str, s3_names: 
     """The IMDS and S3 listeners of one worker VM (before its qemu starts)."""
     os.makedirs(folder, exist_ok=True)
     imds_path, s3_path = sockets(folder)
-    tls = tls_context(ca_dir, s3_names, os.path.join(os.path.dirname(folder), ".tls"))
+    tls = tls_context(ca_dir, s3_names)
     imds = _listen(imds_path, ImdsHandler, ImdsState(metadata, mint))
     try:
         s3 = _listen(s3_path, S3RelayHandler, S3Upstream(tls, emulator_port))
