@@ -102,11 +102,15 @@ def test_a_missing_worker_disk_names_the_setup_command(tmp_path, monkeypatch: py
         worker_disk()
 
 
-def test_the_worker_vm_has_no_network_and_free_hotplug_slots() -> None:
+def test_the_worker_vm_has_one_restricted_nic_and_free_hotplug_slots() -> None:
     disk = WorkerDisk("/c", "/c/disk.qcow2", "/c/vmlinux", "/c/initrd.img", "root=/dev/vda console=ttyS0", {})
     argv = qemu_argv(disk, "/r/root.qcow2", "/r/agent.sock", "/r/qmp.sock", "/r/console.log")
-    assert argv[argv.index("-nic") + 1] == "none" and "-nodefaults" in argv
-    assert not any("netdev" in a or "virtio-net" in a for a in argv)
+    assert "-nic" not in argv and "-nodefaults" in argv
+    # IMDS and S3 only (twin/network.py, test_twin_network.py), their sockets next to the agent's.
+    assert [a for a in argv if "netdev" in a or "virtio-net" in a] == [
+        argv[argv.index("-netdev") + 1], "virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"]
+    assert "restrict=on" in argv[argv.index("-netdev") + 1].split(",")
+    assert "/r/imds.sock" in argv[argv.index("-netdev") + 1] and "/r/s3.sock" in argv[argv.index("-netdev") + 1]
     assert [a for a in argv if a.startswith("pcie-root-port")] == [
         f"pcie-root-port,id=hp{i},chassis={i + 1},bus=pcie.0" for i in range(4)]
     assert "file=/r/root.qcow2,format=qcow2,if=virtio,cache=unsafe" in argv  # the overlay, never the cache
@@ -128,7 +132,7 @@ def test_a_command_runs_as_root_with_its_stdout_stderr_and_exit_status(worker: W
     r = run(worker, "id", ["id -u", "echo to-stderr >&2", "ip link 2>/dev/null | grep -c ': eth' || true",
                            "exit 3"])
     assert (r.status, r.exit_code) == ("Failed", 3)
-    assert r.stdout.decode().split() == ["0", "0"]  # root, and no network interface but lo
+    assert r.stdout.decode().split() == ["0", "1"]  # root, and one NIC (IMDS and S3 only: test_twin_network.py)
     assert r.stderr == b"to-stderr\n"
     # The round trip of a command that does nothing: the agent's overhead.
     began = time.monotonic()

@@ -2,14 +2,16 @@
 // into the emulator (ImportSnapshot) and registered paravirtual; then the stack of
 // Pulumi.local-twin.yaml: ConvertedHvmAmi in place (method auto), a second conversion that needs
 // the copy (targetSizeGiB), a RecoveryAlarm; the converted image's bytes read back through the EBS
-// direct APIs; a second `up` adds a SharedAmi of the converted image. Workers run the guest scripts
-// in qemu VMs, every new image is launched and booted for real; then a preview that must show no
-// changes. (A SurrogateAmi of the `image` recipe waits for a way from the worker VM, which has no
-// network, to the emulator's S3.)
+// direct APIs, compressed to qcow2 and put into the emulator's S3; a second `up` adds a SharedAmi
+// of the converted image and a SurrogateAmi whose `image` recipe is that qcow2 (its worker VM
+// fetches it with `aws s3 cp`, reaching S3 and IMDS only: scripts/emulator/ami_emulator/twin/
+// network.py). Workers run the guest scripts in qemu VMs, every new image is launched and booted
+// for real; then a preview that must show no changes.
 import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
+import { execFileSync } from "child_process";
 import { DescribeImagesCommand, EC2Client, Image, RunInstancesCommand } from "@aws-sdk/client-ec2";
 import { Stack } from "@pulumi/pulumi/automation";
 import { Emulator, startEmulator } from "../emulator/start";
@@ -89,12 +91,20 @@ export async function twinUp(say: (s: string) => void, opts: { keep: boolean }):
     if (!convertedSnapshot) throw new Error(`the converted image ${converted} has no root snapshot`);
 
     // Bytes out: the converted image's root snapshot read back block by block (EBS direct APIs).
+    // The same bytes as a disk image for a SurrogateAmi's `image` recipe: qcow2 (compressed) in S3.
     const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "npm-start-"));
+    const imageKey = "legacy-hvm.qcow2";
+    let imageSha256: string;
     try {
       const raw = path.join(tmp, "converted.raw");
       const read = await readSnapshot(REGION, convertedSnapshot, raw);
       const sha256 = crypto.createHash("sha256").update(fs.readFileSync(raw)).digest("hex");
       lap(`read ${convertedSnapshot} (the converted image's root) back with ListSnapshotBlocks/GetSnapshotBlock: ${read.blocks} blocks of ${read.blockSize} bytes, sha256 ${sha256} of its ${read.volumeBytes} bytes`);
+      const qcow2 = path.join(tmp, imageKey);
+      execFileSync("qemu-img", ["convert", "-q", "-c", "-f", "raw", "-O", "qcow2", raw, qcow2]);
+      imageSha256 = crypto.createHash("sha256").update(fs.readFileSync(qcow2)).digest("hex");
+      await putObject(REGION, BUCKET, imageKey, qcow2);
+      lap(`put it into s3://${BUCKET}/${imageKey} as a compressed qcow2 (${Math.round(fs.statSync(qcow2).size / 2 ** 20)} MiB, sha256 ${imageSha256}) for the SurrogateAmi`);
     } finally {
       fs.rmSync(tmp, { recursive: true, force: true });
     }
@@ -102,8 +112,12 @@ export async function twinUp(say: (s: string) => void, opts: { keep: boolean }):
       name: "legacy-hvm-shared", sourceAmiId: converted, imageName: "legacy-hvm-shared",
       regions: [REGION, "eu-west-1"], accountIds: ["111122223333"], tags: { team: "platform" },
     }]);
+    await setListConfig(stack, "ami-factory:builds", [{
+      name: "from-image", imageName: "legacy-hvm-from-image", bootMode: "legacy-bios", rootSizeGiB: 2,
+      recipe: { kind: "image", url: `s3://${BUCKET}/${imageKey}`, sha256: imageSha256, format: "qcow2" }, tags: { team: "platform" },
+    }]);
 
-    say("pulumi up (2/2): a SharedAmi of the converted image (copied to eu-west-1, shared with an account)");
+    say(`pulumi up (2/2): a SharedAmi of the converted image (copied to eu-west-1, shared with an account) and a SurrogateAmi from s3://${BUCKET}/${imageKey} (the image recipe: its worker VM fetches it with aws s3 cp, credentials and region from the twin's IMDS)`);
     const up = await stack.up({ onOutput: (s) => process.stdout.write(s) });
     lap("second up done");
     say("pulumi preview (must show no changes)");

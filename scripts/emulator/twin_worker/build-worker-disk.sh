@@ -3,8 +3,10 @@
 # (AMI_FACTORY_EMULATOR=twin). A small Debian bookworm with the tools the guest scripts need
 # (scripts/guest/lib/tools.sh), the SSM stand-in agent (agent.py, a systemd unit, talking over
 # the virtio-serial port ami-factory.ssm) and a udev rule that names hot-plugged EBS-like NVMe
-# controllers as EC2's udev does. It never reaches a network at run time: nothing is fetched when
-# it boots. Built once by `scripts/setup.sh --twin`, never at `pulumi up`.
+# controllers as EC2's udev does. Its network is what a worker in a private subnet with an S3
+# gateway endpoint and an SSM interface endpoint has: the instance metadata service, S3 and SSM,
+# all answered by the emulator (twin/network.py); nothing is fetched when it boots. Built once by
+# `scripts/setup.sh --twin`, never at `pulumi up`.
 #
 #   build-worker-disk.sh build   builds the disk unless the cached one is current; prints its folder
 #   build-worker-disk.sh path    prints the current disk's folder; fails, naming the setup command,
@@ -17,6 +19,13 @@
 #   vmlinux, initrd.img, cmdline   direct kernel boot (qemu -kernel/-initrd/-append; the kernel
 #                                  uncompressed, started at its PVH entry): no boot loader
 #   manifest.json                  what is inside (kernel version, packages, sizes)
+#   endpoint-hosts                 the AWS endpoint names (S3, SSM) the disk's /etc/hosts maps to
+#                                  the twin's endpoint address (the emulator's TLS certificate names them)
+#
+# The twin's CA (${AMI_FACTORY_CACHE:-~/.cache/ami-factory}/twin-ca/: ca.pem, ca.key), made once
+# here with openssl, never in the repository: the disk trusts it (update-ca-certificates) and the
+# emulator signs its S3 endpoint's certificate with it, so the AWS CLI talks https to the real
+# endpoint names. Part of the key: a new CA rebuilds the disk.
 # Stale folders (other keys) are removed once the new one is in place, all but the newest three.
 #
 # The base is the Debian root of test/support/pv-image.sh (same debootstrap, kernel and cached
@@ -29,12 +38,13 @@ repo=$(cd "$here/../../.." && pwd)
 pv_image=$repo/test/support/pv-image.sh
 cache=${AMI_FACTORY_CACHE:-${HOME:-/root}/.cache/ami-factory}/twin-worker
 # What the guest scripts use (scripts/guest/lib/tools.sh's table, apt-get column), the agent's
-# python3, and nvme-cli to look at controllers by hand. Part of the key.
+# python3, nvme-cli to look at controllers by hand, and the AWS CLI (the surrogate image recipe's
+# `aws s3 cp`; Amazon Linux has it). Part of the key.
 packages=(
   python3 util-linux mount fdisk parted e2fsprogs xfsprogs dosfstools mtools
   grub-pc-bin grub-efi-amd64-bin grub2-common grub-common qemu-utils cpio initramfs-tools-core
   debootstrap binutils gpgv wget curl ca-certificates xz-utils gzip zstd tar coreutils udev kmod
-  rsync nvme-cli libcap2-bin
+  rsync nvme-cli libcap2-bin awscli
 )
 # The root disk's virtual size: room for what commands write under /root and /tmp.
 disk_size=4G
@@ -43,6 +53,19 @@ disk_size=4G
 root_recipe_version=1
 # console=ttyS0: the console is the VM's serial port (the emulator's console output).
 cmdline="root=/dev/vda rw console=ttyS0 quiet systemd.show_status=auto net.ifnames=0"
+# The worker's network (twin/network.py, the qemu side): the stand-in for the S3 gateway endpoint and
+# the SSM interface endpoint is this address; the names a worker may use for them in its region
+# (any region: the emulator is one endpoint). The guest scripts call S3 (aws s3 cp) and SSM (aws ssm
+# get-parameter, the build's secret parameters); the agent's own SSM traffic is the virtio port.
+s3_address=169.254.0.100
+regions=(
+  us-east-1 us-east-2 us-west-1 us-west-2 ca-central-1 ca-west-1 sa-east-1 mx-central-1
+  eu-west-1 eu-west-2 eu-west-3 eu-central-1 eu-central-2 eu-north-1 eu-south-1 eu-south-2
+  ap-northeast-1 ap-northeast-2 ap-northeast-3 ap-southeast-1 ap-southeast-2 ap-southeast-3
+  ap-southeast-4 ap-southeast-5 ap-southeast-7 ap-south-1 ap-south-2 ap-east-1 me-south-1
+  me-central-1 il-central-1 af-south-1
+)
+ca_dir=${AMI_FACTORY_CACHE:-${HOME:-/root}/.cache/ami-factory}/twin-ca
 
 # log, die and the cleanup stack (on_exit) of the guest scripts.
 GUEST_LOG_PREFIX=twin-worker
@@ -58,13 +81,14 @@ root_key() {
 }
 
 cache_key() {
-  { root_key; printf '%s\n' "$disk_size" "$cmdline"; cat "${BASH_SOURCE[0]}" "$here/agent.py" "$here"/rootfs/*; } |
+  { root_key; printf '%s\n' "$disk_size" "$cmdline"; cat "${BASH_SOURCE[0]}" "$here/agent.py" "$here"/rootfs/*
+    cat "$ca_dir/ca.pem" 2>/dev/null || echo no-ca; } |
     sha256sum | cut -c1-12
 }
 
 folder() { printf '%s/%s\n' "$cache" "$(cache_key)"; }
 
-is_built() { [ -s "$1/manifest.json" ] && [ -s "$1/disk.qcow2" ] && [ -s "$1/vmlinux" ] && [ -s "$1/initrd.img" ]; }
+is_built() { [ -s "$1/manifest.json" ] && [ -s "$1/disk.qcow2" ] && [ -s "$1/vmlinux" ] && [ -s "$1/initrd.img" ] && [ -s "$1/endpoint-hosts" ]; }
 
 # keep_newest N PATH...: removes all but the N newest of PATH... A stale disk goes, but not at once:
 # two checkouts of different revisions share the cache without rebuilding each other's disk over and
@@ -139,8 +163,32 @@ make_root_tarball() {
   keep_newest 2 "$cache"/roots/*.tar
 }
 
+# endpoint_names: the S3 and SSM endpoint names of every region, one a line (S3 by path-style
+# addressing: no bucket names, which a hosts file cannot wildcard).
+endpoint_names() {
+  printf 's3.amazonaws.com\n'
+  printf 's3.%s.amazonaws.com\n' "${regions[@]}"
+  printf 'ssm.%s.amazonaws.com\n' "${regions[@]}"
+}
+
+# make_ca: the twin's CA, once (kept across disk rebuilds: the disk and the emulator must agree).
+make_ca() {
+  [ -s "$ca_dir/ca.pem" ] && [ -s "$ca_dir/ca.key" ] && return 0
+  command -v openssl >/dev/null || die "openssl missing: it makes the twin's CA (apt-get install openssl)"
+  mkdir -p "$ca_dir"
+  local tmp
+  tmp=$(mktemp -d "$ca_dir/.new.XXXXXX")
+  on_exit "rm -rf '$tmp'"
+  openssl req -x509 -newkey rsa:2048 -nodes -days 3650 -subj "/CN=ami-factory twin CA (local only)" \
+    -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign" \
+    -keyout "$tmp/ca.key" -out "$tmp/ca.pem" 2>"$tmp/openssl.log" || { cat "$tmp/openssl.log" >&2; die "openssl could not make the twin's CA"; }
+  chmod 600 "$tmp/ca.key"
+  mv "$tmp/ca.key" "$ca_dir/ca.key" && mv "$tmp/ca.pem" "$ca_dir/ca.pem"
+}
+
 build() {
   local out root_tar dir kver
+  make_ca
   out=$(folder)
   if is_built "$out"; then printf '%s\n' "$out"; return 0; fi
   [ "$(id -u)" -eq 0 ] || die "building the worker disk needs root (chroot): run 'sudo bash scripts/setup.sh --twin'"
@@ -168,6 +216,32 @@ build() {
   printf '[Journal]\nStorage=volatile\n' >"$dir/root/etc/systemd/journald.conf.d/ami-factory.conf"
   printf '/dev/vda / ext4 rw,noatime 0 0\n' >"$dir/root/etc/fstab"
   printf 'ami-factory-worker\n' >"$dir/root/etc/hostname"
+
+  # The network (twin/network.py): DHCP on eth0 from qemu's user network, the agent up only once
+  # it is configured (the SSM agent registers over the network). The stand-in for the S3 gateway
+  # endpoint, the SSM interface endpoint (private DNS) and the VPC resolver: /etc/hosts maps their
+  # endpoint names to the forwarded address; the
+  # AWS CLI uses path-style addressing (bucket names cannot be listed in a hosts file) and finds
+  # its credentials in the instance metadata, as on EC2 (bookworm's CLI does not read its region
+  # there: S3 goes to the global name, and the guest scripts pass --region).
+  mkdir -p "$dir/root/etc/systemd/network" "$dir/root/etc/systemd/system/network-online.target.wants"
+  printf '[Match]\nName=eth0\n\n[Network]\nDHCP=ipv4\nLinkLocalAddressing=no\nIPv6AcceptRA=no\n\n[DHCPv4]\nUseDNS=no\nUseHostname=no\n' \
+    >"$dir/root/etc/systemd/network/10-eth0.network"
+  ln -sf /lib/systemd/system/systemd-networkd.service "$dir/root/etc/systemd/system/multi-user.target.wants/"
+  ln -sf /lib/systemd/system/systemd-networkd-wait-online.service "$dir/root/etc/systemd/system/network-online.target.wants/"
+  { printf '127.0.0.1 localhost\n127.0.1.1 ami-factory-worker\n'
+    printf '# The twin: the S3 gateway endpoint and the SSM interface endpoint (the emulator behind qemu guestfwd)\n'
+    endpoint_names | sed "s/^/$s3_address /"; } >"$dir/root/etc/hosts"
+  mkdir -p "$dir/root/root/.aws"
+  # The twin worker's AWS CLI: S3 by path (the hosts file names the endpoints, not buckets); the
+  # system trust store, which holds the twin's CA (Debian's CLI otherwise reads a bundle of its
+  # own); IMDS given 5 s and 3 tries, not 1 s once (each connection to it starts a relay process
+  # on the host, slow on a loaded machine; EC2's IMDS answers in well under a second).
+  printf '%s\n' '# The twin worker (scripts/emulator/twin_worker/build-worker-disk.sh)' '[default]' \
+    'ca_bundle = /etc/ssl/certs/ca-certificates.crt' 'metadata_service_timeout = 5' 'metadata_service_num_attempts = 3' \
+    's3 =' '    addressing_style = path' >"$dir/root/root/.aws/config"
+  install -m 0644 "$ca_dir/ca.pem" "$dir/root/usr/local/share/ca-certificates/ami-factory-twin-ca.crt"
+  in_chroot "$dir/root" update-ca-certificates >"$dir/ca.log" 2>&1 || { cat "$dir/ca.log" >&2; die "update-ca-certificates failed"; }
   : >"$dir/root/etc/machine-id"
 
   mkdir "$dir/out"
@@ -181,14 +255,15 @@ build() {
     die "could not decompress vmlinuz-$kver"
   cp "$dir/root/boot/initrd.img-$kver" "$dir/out/initrd.img"
   printf '%s\n' "$cmdline" >"$dir/out/cmdline"
+  endpoint_names >"$dir/out/endpoint-hosts"
   mke2fs -q -F -t ext4 -L ami-worker -d "$dir/root" "$dir/root.img" "$disk_size" >"$dir/mke2fs.log" 2>&1 ||
     { cat "$dir/mke2fs.log" >&2; die "mke2fs -d failed"; }
   qemu-img convert -c -O qcow2 "$dir/root.img" "$dir/out/disk.qcow2" || die "qemu-img convert failed"
   rm -f "$dir/root.img"
   local pkgs_json
   pkgs_json=$(printf '"%s",' "${packages[@]}")
-  printf '{"key":"%s","kernel":"%s","cmdline":"%s","diskBytes":%d,"virtualSize":"%s","packages":[%s],"builtSeconds":%d}\n' \
-    "$(cache_key)" "$kver" "$cmdline" "$(stat -c %s "$dir/out/disk.qcow2")" "$disk_size" "${pkgs_json%,}" \
+  printf '{"key":"%s","kernel":"%s","cmdline":"%s","diskBytes":%d,"virtualSize":"%s","packages":[%s],"s3Address":"%s","caDir":"%s","builtSeconds":%d}\n' \
+    "$(cache_key)" "$kver" "$cmdline" "$(stat -c %s "$dir/out/disk.qcow2")" "$disk_size" "${pkgs_json%,}" "$s3_address" "$ca_dir" \
     "$((SECONDS - started))" >"$dir/out/manifest.json"
 
   rm -rf "$out" && mv "$dir/out" "$out"

@@ -49,7 +49,7 @@ img_virtual_size() {
 img_grow_last() {
   local disk=$1 pt n
   IMG_LAST_PART=""
-  pt=$(disk_pttype "$disk")
+  pt=$IMG_PTTYPE
   [ -n "$pt" ] || return 0
   if [ "$pt" = gpt ]; then
     sfdisk --relocate gpt-bak-std "$disk" >&2 2>/dev/null || log "warning: could not move the GPT backup header to the end"
@@ -63,10 +63,11 @@ img_grow_last() {
   IMG_LAST_NUM=$n
 }
 
-# img_find_root DISK: the partition (or DISK itself) holding the root filesystem, in IMG_ROOT.
+# img_find_root DISK: the partition (or DISK itself, when IMG_PTTYPE is empty) holding the root
+# filesystem, in IMG_ROOT.
 img_find_root() {
   local disk=$1 p t best="" size best_size=0 m
-  if [ -z "$(disk_pttype "$disk")" ]; then IMG_ROOT=$disk; return 0; fi
+  if [ -z "$IMG_PTTYPE" ]; then IMG_ROOT=$disk; return 0; fi
   for p in $(disk_partitions "$disk"); do
     t=$(blkid -p -o value -s TYPE "$p" 2>/dev/null || true)
     case $t in
@@ -114,6 +115,12 @@ image_write() {
   sync
   blockdev --flushbufs "$disk" 2>/dev/null || true
   IMG_PTTYPE=$(disk_pttype "$disk")
+  # A filesystem on the whole disk behind a boot sector (GRUB's MBR with an empty partition table,
+  # as pv2hvm.sh --in-place leaves a flat disk) is unpartitioned: the filesystem is the disk's.
+  if [ -n "$IMG_PTTYPE" ] && ! sfdisk -J "$disk" 2>/dev/null | grep -q '"node"'; then
+    log "the image has a $IMG_PTTYPE boot sector but no partitions: a whole-disk filesystem"
+    IMG_PTTYPE=""
+  fi
   IMG_LAST_NUM=""
   img_grow_last "$disk"
   if [ -n "$IMG_PTTYPE" ]; then

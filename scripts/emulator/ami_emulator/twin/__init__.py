@@ -14,7 +14,9 @@ One module per concept:
                Reboot/TerminateInstances of an image with twin bytes act on its VM
   worker_disk  the worker machine: its cached disk, its qemu command line, NVMe hot-plug over QMP
   worker_resume a worker VM resumed from the post-boot state setup.sh --twin saved (seconds, not a boot)
-  agent_channel the host's end of a worker's agent (SSM Run Command without a network)
+  agent_channel the host's end of a worker's agent (SSM Run Command over virtio-serial)
+  network      a worker's network: IMDS and S3 only (qemu restricted user networking, guestfwd
+               through guestfwd_relay to the emulator's IMDS stand-in and a TLS-ending S3 relay)
   worker       the worker image behind the AL2023 public parameter, SSM through the agent,
                AttachVolume/DetachVolume as hot-plug into the worker VM
 Nothing outside scripts/emulator knows which mode runs."""

@@ -1,6 +1,7 @@
 """The host's end of a twin worker's agent channel: SSM Run Command delivered without a network.
 
-A twin worker VM (scripts/emulator/twin_worker/) has no network device. Its agent
+A twin worker VM (scripts/emulator/twin_worker/) reaches IMDS and S3 only (twin/network.py), not
+the emulator's SSM endpoint. Its agent
 (twin_worker/agent.py, the SSM agent's stand-in) reads commands from the virtio-serial port
 "ami-factory.ssm", which qemu exposes on the host as a unix socket:
 

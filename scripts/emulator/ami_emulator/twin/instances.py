@@ -5,7 +5,8 @@ DescribeInstanceStatus, GetConsoleOutput, Stop/Start/Reboot/TerminateInstances a
 
 An instance of the twin's worker image (twin/worker.py: what the AL2023 public parameter names in
 twin mode) boots as a worker: the worker disk's kernel directly, the agent's channel, PCIe root
-ports for hot-plugged volumes (worker_disk.qemu_argv through vm.qemu_argv).
+ports for hot-plugged volumes (worker_disk.qemu_argv through vm.qemu_argv), and a NIC that reaches
+only this instance's metadata service and S3 (twin/network.py).
 
 Instances of images with no twin bytes keep the recorded mode's behaviour (ec2_boot: scripted
 BootRules, else moto's): moto's own and demo images, paravirtual images, which need Xen's PV boot
@@ -95,9 +96,10 @@ def boot(s: Store, instance: Any) -> vms.Vm | None:
         return None
     vm = vms.Vm(spec=spec, folder=os.path.join(s.run_dir(), "vms", instance.id), accel=_accel())
     if spec.worker is not None:
-        from .worker import start_agent
+        from .worker import start_agent, start_network
 
         start_agent(vm)
+        start_network(vm, instance)
     vms.add(vm)
     vm.start()
     s.register_live_freezer(spec.volume_id, vm.freeze)

@@ -13,7 +13,7 @@ The VM, per instance:
   where a Xen guest with PV drivers would see /dev/xvda; a guest without them sees the same IDE
   disk as here. qemu 7.2's NVMe controller reports its model as "QEMU NVMe Ctrl" (it has no
   property for the model number, which EBS shows as "Amazon Elastic Block Store");
-- no network device (-nic none), one vCPU, VM_MEMORY_MIB of memory, TCG unless KVM can really run
+- no network device (-nic none) for an image (a worker's network: twin/network.py), one vCPU, VM_MEMORY_MIB of memory, TCG unless KVM can really run
   a kernel here (detect_accel, as test/support/qemu.ts decides);
 - the serial console (ttyS0) into console.log and the firmware's debug port into firmware.log (for
   diagnosis) in
@@ -310,6 +310,8 @@ class Vm:
     agent: AgentChannel | None = None
     attachments: dict[str, "Attachment"] = field(default_factory=dict)
     resumed_in: float | None = None  # a resumed worker: seconds its saved state took to load
+    # A worker's IMDS and S3 listeners (twin/network.py), closed with the VM.
+    network: Any = None
 
     @property
     def console_path(self) -> str:
@@ -485,6 +487,8 @@ class Vm:
             proc.wait(timeout=30)
         if self.agent is not None:
             self.agent.close()
+        if self.network is not None:
+            self.network.close()
 
 
 @dataclass

@@ -27,6 +27,8 @@ are worker VMs, SSM Run Command goes through their agent, and EBS volumes hot-pl
   https://docs.aws.amazon.com/systems-manager/latest/APIReference/API_GetCommandInvocation.html).
   A worker whose agent or VM went away fails its running commands (Failed, ResponseCode -1, the
   reason on stderr). The recorded mode's SsmRules are not consulted for worker VMs.
+- **Network.** A worker VM reaches its instance metadata (IMDSv2 as its MetadataOptions say, its
+  instance profile's role credentials) and S3, nothing else (twin/network.py).
 - **Attach = hot-plug.** AttachVolume of a volume to a running worker VM hot-plugs its current
   qcow2 (store.volume_path) as an NVMe controller whose serial is the volume id without its dash
   ("Amazon EBS and NVMe", EBS User Guide); DetachVolume unplugs it and returns once the guest let
@@ -39,6 +41,7 @@ are worker VMs, SSM Run Command goes through their agent, and EBS volumes hot-pl
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
 import sys
 import threading
@@ -176,6 +179,16 @@ def start_agent(vm: vms.Vm) -> None:
             pass
 
     threading.Thread(target=wait, daemon=True, name=f"worker-ready {vm.spec.instance_id}").start()
+
+
+def start_network(vm: vms.Vm, instance: Any) -> None:
+    """The worker's IMDS and S3 (twin/network.py), listening before its qemu starts."""
+    from . import network
+
+    disk = vm.spec.worker
+    assert disk is not None
+    vm.network = network.start(vm.folder, network.moto_metadata(instance), disk.ca_dir, disk.s3_names(),
+                               int(os.environ.get("MOTO_PORT") or 0))
 
 
 def registered(instance_id: str) -> bool | None:

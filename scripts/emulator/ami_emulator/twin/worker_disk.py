@@ -6,8 +6,9 @@ setup command when it is missing or stale.
 
   disk = worker_disk()                            # WorkerDiskMissing if setup --twin did not run
   argv = qemu_argv(disk, overlay, agent_sock, qmp_sock, console_log)
-                                                  # q35, no network, direct kernel boot, the agent's
-                                                  # virtio-serial port, HOTPLUG_PORTS free PCIe slots
+                                                  # q35, direct kernel boot, the agent's virtio-serial
+                                                  # port, HOTPLUG_PORTS free PCIe slots, a NIC that
+                                                  # reaches IMDS and S3 only (twin/network.py)
   with Qmp(qmp_sock) as q:
       attach_nvme(q, "vol-0123456789abcdef0", "/path/vol.qcow2", port=0)
       detach_nvme(q, "vol-0123456789abcdef0")     # waits until the guest let it go
@@ -29,6 +30,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import network
 from .agent_channel import qemu_args as agent_qemu_args
 
 BUILD_SCRIPT = os.path.join(os.path.dirname(__file__), "..", "..", "twin_worker", "build-worker-disk.sh")
@@ -49,6 +51,21 @@ class WorkerDisk:
     initrd: str
     cmdline: str
     manifest: dict[str, Any]
+
+    @property
+    def s3_address(self) -> str:
+        """Where the disk's /etc/hosts puts S3 and SSM (its network's guestfwd address for them)."""
+        return network.check_address(self.manifest.get("s3Address") or network.S3_ADDRESS)
+
+    @property
+    def ca_dir(self) -> str:
+        """The twin's CA the disk trusts (ca.pem, ca.key): the emulator signs S3's certificate with it."""
+        return str(self.manifest["caDir"])
+
+    def s3_names(self) -> list[str]:
+        """The endpoint names (S3, SSM) the disk's /etc/hosts maps to s3_address."""
+        with open(os.path.join(self.folder, "endpoint-hosts")) as f:
+            return [line.strip() for line in f if line.strip()]
 
 
 def worker_disk(script: str = BUILD_SCRIPT) -> WorkerDisk:
@@ -77,13 +94,17 @@ CPU_MODEL = "qemu64"
 
 def qemu_argv(disk: WorkerDisk, overlay: str, agent_sock: str, qmp_sock: str, console_log: str,
               memory_mib: int = 1024, cpus: int = 1, accel: str = "tcg", qemu: str = "qemu-system-x86_64",
-              incoming: str | None = None) -> list[str]:
-    """The worker VM's command line: no network device (-nic none), the root disk as virtio, the kernel
-    booted directly, the serial console appended to a file (a resumed worker's starts with the saved
-    boot's), QMP and the agent's port as unix sockets. `incoming`: a saved state's migration URI
-    (qemu -incoming): the VM loads it instead of booting, and waits paused for `cont`."""
+              incoming: str | None = None, imds_sock: str | None = None, s3_sock: str | None = None) -> list[str]:
+    """The worker VM's command line: the root disk as virtio, the kernel booted directly, the serial
+    console appended to a file (a resumed worker's starts with the saved boot's), QMP and the agent's
+    port as unix sockets, and one virtio NIC on restricted user networking that reaches only IMDS and
+    S3 through imds_sock and s3_sock (network.py; by default next to the agent's socket).
+    `incoming`: a saved state's migration URI (qemu -incoming): the VM loads it instead of booting,
+    and waits paused for `cont`."""
+    default_imds, default_s3 = network.sockets(os.path.dirname(agent_sock))
     argv = [qemu, "-machine", f"q35,accel={accel}", "-cpu", CPU_MODEL, "-m", str(memory_mib), "-smp", str(cpus),
-            "-display", "none", "-no-user-config", "-nodefaults", "-nic", "none",
+            "-display", "none", "-no-user-config", "-nodefaults",
+            *network.netdev_args(imds_sock or default_imds, s3_sock or default_s3, disk.s3_address),
             "-kernel", disk.kernel, "-initrd", disk.initrd, "-append", disk.cmdline,
             "-drive", f"file={overlay},format=qcow2,if=virtio,cache=unsafe",
             "-chardev", f"file,id=console,path={console_log},append=on", "-serial", "chardev:console",
