@@ -129,6 +129,10 @@ export async function createSurrogate(inputs: SurrogateAmiInputs, script: Bundle
       architecture: inputs.architecture,
       givenName: inputs.name,
       extraEgressPorts: recipeSources(inputs.recipe).some((u) => u.startsWith("http://")) ? [80] : [],
+      readObjects: recipeSources(inputs.recipe).flatMap((u) => {
+        const m = /^s3:\/\/([^/]+)\/(.+)$/.exec(u);
+        return m ? [{ bucket: m[1], key: m[2] }] : [];
+      }),
       exactName: inputs.exactName,
       protection: inputs.deregistrationProtection,
       publish: inputs.publish,

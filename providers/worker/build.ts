@@ -2,7 +2,7 @@
 // finished image of the same build id, clean the leftovers of a run that died, run the steps, and
 // later retag, read and delete the image.
 import type { Image } from "@aws-sdk/client-ec2";
-import { apiCalls, ec2Client, ec2Sdk } from "../core/clients";
+import { apiCalls, ec2Client, ec2Sdk, partitionOf } from "../core/clients";
 import { deleteImageAndSnapshots, deleteSnapshot, describeImage, retag, snapshotIdsOf } from "../core/images";
 import { deregisterOnly } from "./image";
 import { runSteps, Step } from "../core/steps";
@@ -53,6 +53,8 @@ export interface WorkerBuildSpec {
   guestScriptSha256: string;
   /** Outbound ports beyond HTTPS the build needs (80 for an http:// mirror). Default: none. */
   extraEgressPorts?: number[];
+  /** S3 objects the worker reads with its role (a surrogate image recipe's s3:// URL): s3:GetObject on exactly these. */
+  readObjects?: { bucket: string; key: string }[];
   /** The image is encrypted (with this key): so is the worker's root volume. */
   workerRootEncryption?: { kmsKeyId?: string };
   /** What the log calls the build: "converted ami-1", "built debian". */
@@ -150,6 +152,7 @@ export async function runWorkerBuild<B extends WorkerBuild>(spec: WorkerBuildSpe
     imageName: spec.givenName ? registeredName(spec.givenName, spec.exactName, stamp) : "",
     guestScriptSha256: spec.guestScriptSha256,
     egressPorts: [443, ...(spec.extraEgressPorts ?? [])],
+    readObjectArns: (spec.readObjects ?? []).map((o) => `arn:${partitionOf(region)}:s3:::${o.bucket}/${o.key}`),
     workerRootEncryption: spec.workerRootEncryption,
   });
   await runSteps(steps, build, { log });

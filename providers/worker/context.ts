@@ -45,6 +45,8 @@ export interface WorkerBuild {
   imageName: string;
   /** Outbound TCP ports the worker's security group allows: 443, and 80 for an http:// recipe mirror. */
   egressPorts: number[];
+  /** S3 object ARNs the worker role may read (s3:GetObject). */
+  readObjectArns?: string[];
   /** Set when the image is encrypted: the worker's root volume is encrypted too (with this key). */
   workerRootEncryption?: { kmsKeyId?: string };
   /** Provenance tag value for the outputs. */

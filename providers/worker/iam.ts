@@ -27,7 +27,7 @@ export function instanceProfileStep(): Step<WorkerBuild> {
       };
       b.roleName = name;
       await iam.send(new CreateRoleCommand({ RoleName: name, AssumeRolePolicyDocument: assumeRolePolicy, Description: `ami-factory build ${b.buildId}: SSM for the worker`, MaxSessionDuration: 3600 * 4, Tags, ...roleOptions(b.worker) })).catch(ours);
-      await iam.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: WORKER_POLICY_NAME, PolicyDocument: workerPolicyDocument(b.secretParameterArns) }));
+      await iam.send(new PutRolePolicyCommand({ RoleName: name, PolicyName: WORKER_POLICY_NAME, PolicyDocument: workerPolicyDocument(b.secretParameterArns, b.readObjectArns) }));
       b.createdInstanceProfileName = name;
       await iam.send(new CreateInstanceProfileCommand({ InstanceProfileName: name, Tags })).catch(ours);
       // One role per profile: a retried add fails with LimitExceeded, which the SDK takes for

@@ -28,15 +28,19 @@ export const SSM_AGENT_ACTIONS = [
 ] as const;
 
 /**
- * The worker role's inline policy document: the agent's calls, and ssm:GetParameter on exactly the
- * build's own secret parameters (worker/buildSecret.ts; encrypted with aws/ssm, so no kms:Decrypt).
+ * The worker role's inline policy document: the agent's calls, ssm:GetParameter on exactly the
+ * build's own secret parameters (worker/buildSecret.ts; encrypted with aws/ssm, so no kms:Decrypt),
+ * and s3:GetObject on exactly the objects the build downloads with the role (`aws s3 cp` of an s3://
+ * image recipe; an object encrypted with a customer managed KMS key also needs kms:Decrypt, which
+ * the key's policy must grant: "Protecting data with server-side encryption", S3 User Guide).
  */
-export function workerPolicyDocument(secretParameterArns: string[] = []): string {
+export function workerPolicyDocument(secretParameterArns: string[] = [], readObjectArns: string[] = []): string {
   return JSON.stringify({
     Version: "2012-10-17",
     Statement: [
       { Sid: "SsmAgent", Effect: "Allow", Action: [...SSM_AGENT_ACTIONS], Resource: "*" },
       ...(secretParameterArns.length ? [{ Sid: "BuildSecret", Effect: "Allow", Action: ["ssm:GetParameter"], Resource: secretParameterArns }] : []),
+      ...(readObjectArns.length ? [{ Sid: "RecipeObjects", Effect: "Allow", Action: ["s3:GetObject"], Resource: readObjectArns }] : []),
     ],
   });
 }

@@ -35,6 +35,14 @@ describe("build secrets", () => {
     assert.ok(!none.Statement.flatMap((s) => s.Action).some((a) => a.startsWith("ssm:GetParameter")));
   });
 
+  it("let the worker read exactly the recipe's S3 objects, and no S3 at all without one", () => {
+    const object = "arn:aws:s3:::images/debian-12.qcow2";
+    const doc = JSON.parse(workerPolicyDocument([], [object])) as { Statement: { Sid: string; Action: string[]; Resource: string | string[] }[] };
+    assert.deepStrictEqual(doc.Statement.find((s) => s.Sid === "RecipeObjects"), { Sid: "RecipeObjects", Effect: "Allow", Action: ["s3:GetObject"], Resource: [object] });
+    const none = JSON.parse(workerPolicyDocument([])) as { Statement: { Action: string[] }[] };
+    assert.ok(!none.Statement.flatMap((s) => s.Action).some((a) => a.startsWith("s3:")));
+  });
+
   it("take the recipe's URLs and script out of the command's arguments", () => {
     const args = ["--recipe", "el", "--releasever", "2023", "--repo", "a=https://u:p@a", "--gpgkey", "a=https://a/K", "--packages", "x,y"];
     assert.deepStrictEqual(splitRecipeArgs(args), {
