@@ -179,6 +179,9 @@ else
     die "source $source_dev (or a partition of it) is mounted: $(mounts_of "$source_dev" | tr '\n' ' ')"
   fi
 fi
+# The image's tools (lib/bootdisk.sh in_sandbox) may open this disk and its partitions, no other
+# (not the source volume of a copy).
+SANDBOX_DEVICES=$disk
 written0=$(device_bytes_written "$disk")
 
 # --- 2. the source filesystems -------------------------------------------------------------------
