@@ -106,7 +106,9 @@ resolve_device() {
 write_partition_table() {
   local disk=$1
   shift
-  printf '%s\n' "$@" | sfdisk --quiet --wipe always --wipe-partitions always "$disk"
+  # LOCK_BLOCK_DEVICE=0: sfdisk (util-linux >= 2.38) takes the disk's BSD lock itself when that
+  # variable is set (sfdisk(8), --lock); the caller holds it already, so it would wait forever.
+  printf '%s\n' "$@" | LOCK_BLOCK_DEVICE=0 sfdisk --quiet --wipe always --wipe-partitions always "$disk"
 }
 
 # disk_partitions DISK: the partition device paths the kernel knows for DISK, in order.
