@@ -234,7 +234,7 @@ else
   fi
   make_partitions_visible "$disk"
   # Partitions that partx (BLKPG) added on a loop device go at exit too; a real disk keeps them.
-  case ${disk##*/} in loop*) on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
+  case ${disk##*/} in loop*) [[ $PARTX_REMOVAL_REGISTERED == *" $disk "* ]] || on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
   root_index=1 boot_part=""
   [ -z "$src_boot_dev" ] || root_index=2
   root_part=$(partition_path "$disk" "$root_index") || die "partition $root_index of $disk did not appear"

@@ -184,7 +184,7 @@ partition_target() {
     return 0
   fi
   make_partitions_visible "$disk"
-  case ${disk##*/} in loop*) on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
+  case ${disk##*/} in loop*) [[ $PARTX_REMOVAL_REGISTERED == *" $disk "* ]] || on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
   PART_ESP=""
   if [ "$mode" = uefi ]; then
     PART_ESP=$(partition_path "$disk" 2) || die "partition 2 (ESP) of $disk did not appear"

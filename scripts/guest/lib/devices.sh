@@ -130,10 +130,13 @@ partition_path() {
 }
 
 # make_partitions_visible DISK: makes the kernel show DISK's partitions. Kernels that read no msdos
-# table on loop devices need partx -a; then the partitions are removed again at exit (on_exit).
+# table on loop devices need partx -a; then the partitions are removed again at exit (on_exit),
+# and DISK is added to PARTX_REMOVAL_REGISTERED (callers then register no second partx -d, which
+# would fail and print a cleanup warning).
 # Devices whose partitions the kernel already reads are only re-read.
 # No `udevadm settle` here: the caller holds DISK's lock (write_partition_table), so udev would not
 # finish; the kernel makes the nodes in devtmpfs by itself, polled below.
+PARTX_REMOVAL_REGISTERED=${PARTX_REMOVAL_REGISTERED:-}
 make_partitions_visible() {
   local disk=$1 i
   if [ -n "$(disk_partitions "$disk")" ]; then
@@ -142,6 +145,7 @@ make_partitions_visible() {
     partx -a "$disk" >/dev/null 2>&1 || true
     if [ -n "$(disk_partitions "$disk")" ]; then
       on_exit "partx -d '$disk' >/dev/null 2>&1"
+      PARTX_REMOVAL_REGISTERED+=" $disk "
     fi
   fi
   for ((i = 0; i < 50; i++)); do
