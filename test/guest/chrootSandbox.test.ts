@@ -171,4 +171,24 @@ describe("sandbox of the image's tools (bootdisk.sh in_sandbox, run_in)", functi
       fs.rmSync(shipped, { force: true });
     }
   });
+
+  it("runs commands in an image without bash through its /bin/sh (as a plain chroot can)", function () {
+    // A root holding only dash as /bin/sh and the libraries it loads, in a plain folder.
+    const shRoot = path.join(dir, "sh-root");
+    const dash = must("sh", ["-c", "command -v dash"]).trim();
+    for (const f of [dash, ...(must("ldd", [dash]).match(/\/\S+/g) ?? [])]) {
+      fs.mkdirSync(path.join(shRoot, path.dirname(f)), { recursive: true });
+      fs.copyFileSync(f, path.join(shRoot, f));
+    }
+    fs.mkdirSync(path.join(shRoot, "bin"), { recursive: true });
+    fs.copyFileSync(dash, path.join(shRoot, "bin/sh"));
+    fs.chmodSync(path.join(shRoot, "bin/sh"), 0o755);
+    assert.ok(!fs.existsSync(path.join(shRoot, "bin/bash")));
+    const script = (call: string) => run("timeout", ["30", "bash", "-c", `set -euo pipefail; . '${lib}/common.sh'; . '${lib}/bootdisk.sh'; ${call}`]);
+    const plain = script(`chroot '${shRoot}' /bin/sh -c 'echo "in $0"' image-sh`);
+    assert.strictEqual(plain.stdout, "in image-sh\n", `a plain chroot runs the image's sh (the probe works): ${plain.stderr}`);
+    const sandboxed = script(`in_sandbox '${shRoot}' /bin/sh -c 'echo "in $0"' image-sh`);
+    assert.strictEqual(sandboxed.status, 0, sandboxed.stderr);
+    assert.strictEqual(sandboxed.stdout, "in image-sh\n", sandboxed.stderr);
+  });
 });
