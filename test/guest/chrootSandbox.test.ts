@@ -191,4 +191,15 @@ describe("sandbox of the image's tools (bootdisk.sh in_sandbox, run_in)", functi
     assert.strictEqual(sandboxed.status, 0, sandboxed.stderr);
     assert.strictEqual(sandboxed.stdout, "in image-sh\n", sandboxed.stderr);
   });
+
+  it("refuses an image whose /run (or /proc, /sys, /dev) is a symbolic link: the mount would land on the worker's", function () {
+    const linkRoot = path.join(dir, "link-root");
+    fs.mkdirSync(linkRoot);
+    fs.symlinkSync("/run", path.join(linkRoot, "run"));
+    const before = must("findmnt", ["-rn", "-o", "TARGET,FSTYPE,SOURCE"]);
+    const r = run("timeout", ["30", "bash", "-c", `set -euo pipefail; . '${lib}/common.sh'; . '${lib}/bootdisk.sh'; install_cleanup_traps; chroot_mounts '${linkRoot}'`]);
+    assert.notStrictEqual(r.status, 0, `chroot_mounts accepted /run -> /run:\n${r.stderr}`);
+    assert.match(r.stderr, /the image's \/run is a symbolic link \(to \/run\)/, r.stderr);
+    assert.strictEqual(must("findmnt", ["-rn", "-o", "TARGET,FSTYPE,SOURCE"]), before, "mounts changed");
+  });
 });

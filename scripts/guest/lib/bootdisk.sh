@@ -198,7 +198,12 @@ partition_target() {
 # chroot_mounts ROOT: /proc, /sys, /dev, /dev/pts and /run inside ROOT, undone at exit.
 chroot_mounts() {
   local root=$1
+  local m
   [ "$BOOTDISK_DRY_RUN" = 1 ] && return 0
+  # mount follows a symbolic link: an image's /run -> /run would get the tmpfs over the worker's.
+  for m in proc sys dev run; do
+    [ ! -L "$root/$m" ] || die "the image's /$m is a symbolic link (to $(readlink "$root/$m")): refusing to mount the worker's /$m through it; make /$m a directory in the image"
+  done
   mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
   mount -t proc proc "$root/proc" || die "cannot mount /proc in $root"; on_exit "! mountpoint -q '$root/proc' || umount -l '$root/proc'"
   mount -t sysfs sysfs "$root/sys"; on_exit "! mountpoint -q '$root/sys' || umount -l '$root/sys'"
