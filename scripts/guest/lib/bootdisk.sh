@@ -111,7 +111,9 @@ sandbox_enter() {
     [[ $p == /* ]] || p=/dev/$p
     rel=${p#/dev/}
     [ -c "$p" ] || [ -b "$p" ] || continue
-    mkdir -p "$root/dev/$(dirname "$rel")" && : >"$root/dev/$rel" && mount --bind "$p" "$root/dev/$rel" || fail "cannot bind $p into $root/dev"
+    if ! { mkdir -p "$root/dev/$(dirname "$rel")" && : >"$root/dev/$rel" && mount --bind "$p" "$root/dev/$rel"; }; then
+      fail "cannot bind $p into $root/dev"
+    fi
   done
   mkdir -p "$root/dev/pts" "$root/dev/shm"
   mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec devpts "$root/dev/pts" || fail "cannot mount /dev/pts in $root"
@@ -138,7 +140,7 @@ in_sandbox() {
   for d in "${allowed[@]}"; do
     [ -n "$d" ] || continue
     d=$(readlink -f "$d")
-    [ -b "$d" ] && [[ $d == /dev/* ]] || { echo "in_sandbox: $d is not a block device under /dev" >&2; return 125; }
+    if [ ! -b "$d" ] || [[ $d != /dev/* ]]; then echo "in_sandbox: $d is not a block device under /dev" >&2; return 125; fi
     devices+=" $(lsblk -lnpo NAME "$d" | tr '\n' ' ')"
   done
   drop=$(sandbox_drop_caps) || { echo "in_sandbox: capsh cannot list the capabilities" >&2; return 125; }
