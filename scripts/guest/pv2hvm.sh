@@ -179,6 +179,9 @@ else
     die "source $source_dev (or a partition of it) is mounted: $(mounts_of "$source_dev" | tr '\n' ' ')"
   fi
 fi
+# The image's tools (lib/bootdisk.sh in_sandbox) may open this disk and its partitions, no other
+# (not the source volume of a copy).
+SANDBOX_DEVICES=$disk
 written0=$(device_bytes_written "$disk")
 
 # --- 2. the source filesystems -------------------------------------------------------------------
@@ -231,7 +234,7 @@ else
   fi
   make_partitions_visible "$disk"
   # Partitions that partx (BLKPG) added on a loop device go at exit too; a real disk keeps them.
-  case ${disk##*/} in loop*) on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
+  case ${disk##*/} in loop*) [[ $PARTX_REMOVAL_REGISTERED == *" $disk "* ]] || on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
   root_index=1 boot_part=""
   [ -z "$src_boot_dev" ] || root_index=2
   root_part=$(partition_path "$disk" "$root_index") || die "partition $root_index of $disk did not appear"

@@ -222,6 +222,8 @@ else
   target_dev=$(resolve_device "$target_spec") || die "cannot find the target device '$target_spec'"
   [ -b "$target_dev" ] || die "target $target_dev is not a block device"
   is_whole_disk "$target_dev" || die "target $target_dev is a partition: give the whole disk"
+  # The image's tools (lib/bootdisk.sh in_sandbox) may open this disk and its partitions, no other.
+  SANDBOX_DEVICES=$target_dev
   exec {lock_fd}<"$target_dev"
   flock -n "$lock_fd" || die "another process holds $target_dev (a build already going?)"
   # A leftover mount of an earlier run (killed hard) is undone; any other mount is refused.

@@ -24,7 +24,7 @@ function bashRoot(loops: Loops, dir: string): string {
   const root = path.join(dir, "root");
   fs.mkdirSync(root);
   must("mount", [dev, root]);
-  for (const tool of ["bash", "ls", "readlink", "tr"]) {
+  for (const tool of ["bash", "ls", "readlink", "tr", "mknod", "rm"]) {
     const bin = must("sh", ["-c", `command -v ${tool}`]).trim();
     const libs = must("ldd", [bin]).match(/\/\S+/g) ?? [];
     for (const f of [bin, ...libs]) {
@@ -42,10 +42,18 @@ function bashRoot(loops: Loops, dir: string): string {
   return root;
 }
 
+/** An empty 8 MiB file in DIR. */
+function mkImage(dir: string, name: string): string {
+  const f = path.join(dir, name);
+  must("truncate", ["-s", "8M", f]);
+  return f;
+}
+
 /** bash -c SCRIPT inside ROOT through `how`, after chroot_mounts (the worker's /proc, /sys, /dev in ROOT). */
-function inside(how: "run_in" | "chroot", root: string, script: string): { status: number | null; stdout: string; stderr: string } {
+function inside(how: "run_in" | "chroot", root: string, script: string, device?: string): { status: number | null; stdout: string; stderr: string } {
   const q = script.replace(/'/g, `'\\''`);
-  const call = how === "run_in" ? `in_sandbox '${root}' bash -c '${q}'` : `chroot '${root}' bash -c '${q}'`;
+  const allow = device ? `--device '${device}' ` : "";
+  const call = how === "run_in" ? `in_sandbox ${allow}'${root}' bash -c '${q}'` : `chroot '${root}' bash -c '${q}'`;
   const r = run("timeout", ["30", "bash", "-c", `set -euo pipefail; . '${lib}/common.sh'; . '${lib}/bootdisk.sh'; install_cleanup_traps; chroot_mounts '${root}'; ${call}`]);
   return { status: r.status, stdout: r.stdout, stderr: r.stderr };
 }
@@ -111,13 +119,13 @@ describe("sandbox of the image's tools (bootdisk.sh in_sandbox, run_in)", functi
     assert.deepStrictEqual(root1?.[2].trim().split(" ").sort(), fs.readdirSync(root).sort(), `/proc/1/root in the sandbox is the image's root:\n${sandboxed.stdout}`);
   });
 
-  it("holds no capability that leads out (CAP_SYS_ADMIN, CAP_SYS_CHROOT, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, ...) and cannot write /proc/sys", function () {
+  it("holds no capability that leads out (CAP_SYS_ADMIN, CAP_SYS_CHROOT, CAP_SYS_PTRACE, CAP_DAC_READ_SEARCH, CAP_MKNOD, ...) and cannot write /proc/sys", function () {
     const probe = "while read -r k v; do [ \"$k\" = CapBnd: ] && echo bnd $v; [ \"$k\" = CapEff: ] && echo eff $v; done </proc/self/status; " +
       "if [ -w /proc/sys/kernel/core_pattern ]; then echo sysctl-writable; else echo sysctl-read-only; fi"; // access(2): EROFS on a read-only mount
     const bit = (caps: bigint, n: number) => ((caps >> BigInt(n)) & 1n) === 1n;
     // capability(7) numbers.
-    const CAP = { DAC_READ_SEARCH: 2, SETPCAP: 8, NET_ADMIN: 12, SYS_MODULE: 16, SYS_RAWIO: 17, SYS_CHROOT: 18, SYS_PTRACE: 19, SYS_ADMIN: 21 };
-    const KEEP = { CHOWN: 0, DAC_OVERRIDE: 1, FOWNER: 3, SETGID: 6, SETUID: 7, MKNOD: 27 };
+    const CAP = { DAC_READ_SEARCH: 2, SETPCAP: 8, NET_ADMIN: 12, SYS_MODULE: 16, SYS_RAWIO: 17, SYS_CHROOT: 18, SYS_PTRACE: 19, SYS_ADMIN: 21, MKNOD: 27 };
+    const KEEP = { CHOWN: 0, DAC_OVERRIDE: 1, FOWNER: 3, SETGID: 6, SETUID: 7 };
     const plain = inside("chroot", root, probe);
     const plainEff = BigInt("0x" + (/^eff (\w+)$/m.exec(plain.stdout)?.[1] ?? "0"));
     assert.ok(bit(plainEff, CAP.SYS_ADMIN), `a plain chroot has CAP_SYS_ADMIN (the probe works):\n${plain.stdout}${plain.stderr}`);
@@ -130,5 +138,68 @@ describe("sandbox of the image's tools (bootdisk.sh in_sandbox, run_in)", functi
       for (const [name, n] of Object.entries(KEEP)) assert.ok(bit(caps, n), `CAP_${name} (package installation needs it) missing from the sandbox's ${set} set:\n${sandboxed.stdout}`);
     }
     assert.match(sandboxed.stdout, /sysctl-read-only/, sandboxed.stdout);
+  });
+
+  it("opens only the allowed disk: not another of the worker's block devices, not a node it makes or the image ships", function () {
+    // Two more loop devices: "other" stands for the worker's root disk or the source volume.
+    const other = loops.attach(mkImage(dir, "other.img"));
+    const target = loops.attach(mkImage(dir, "target.img"));
+    const rdev = (dev: string) => fs.statSync(dev).rdev;
+    const [maj, min] = [Math.floor(rdev(other) / 256) & 0xfff, (rdev(other) & 0xff) | ((rdev(other) >> 12) & 0xfff00)];
+    // A block node of "other" in the image itself (an image may ship one).
+    const shipped = path.join(root, "shipped-blk");
+    must("mknod", [shipped, "b", String(maj), String(min)]);
+    try {
+      // Read only: `<>` would create a regular file where no node is. Reading the source volume is a leak too.
+      const open = (dev: string) => `if [ -b ${dev} ] && exec 3<${dev}; then echo "opened ${dev}"; else echo "refused ${dev}"; fi; exec 3<&- || true`;
+      const probe = [open(other), open(target), open("/shipped-blk"),
+        `if mknod /made-blk b ${maj} ${min}; then ${open("/made-blk")}; else echo "mknod refused"; fi; rm -f /made-blk`].join("; ");
+      const plain = inside("chroot", root, probe);
+      assert.strictEqual(plain.status, 0, plain.stderr);
+      for (const dev of [other, target, "/shipped-blk", "/made-blk"]) {
+        assert.ok(plain.stdout.includes(`opened ${dev}\n`), `a plain chroot opens ${dev} (the probe works):\n${plain.stdout}${plain.stderr}`);
+      }
+      const sandboxed = inside("run_in", root, probe, target);
+      assert.strictEqual(sandboxed.status, 0, sandboxed.stderr);
+      assert.ok(sandboxed.stdout.includes(`opened ${target}\n`), `the sandbox cannot open the allowed target ${target}:\n${sandboxed.stdout}${sandboxed.stderr}`);
+      for (const dev of [other, "/shipped-blk"]) {
+        assert.ok(sandboxed.stdout.includes(`refused ${dev}\n`), `the sandbox opened ${dev}:\n${sandboxed.stdout}${sandboxed.stderr}`);
+      }
+      assert.ok(/^(mknod refused|refused \/made-blk)$/m.test(sandboxed.stdout) && !sandboxed.stdout.includes("opened /made-blk"),
+        `the sandbox made and opened a block node:\n${sandboxed.stdout}${sandboxed.stderr}`);
+    } finally {
+      fs.rmSync(shipped, { force: true });
+    }
+  });
+
+  it("runs commands in an image without bash through its /bin/sh (as a plain chroot can)", function () {
+    // A root holding only dash as /bin/sh and the libraries it loads, in a plain folder.
+    const shRoot = path.join(dir, "sh-root");
+    const dash = must("sh", ["-c", "command -v dash"]).trim();
+    for (const f of [dash, ...(must("ldd", [dash]).match(/\/\S+/g) ?? [])]) {
+      fs.mkdirSync(path.join(shRoot, path.dirname(f)), { recursive: true });
+      fs.copyFileSync(f, path.join(shRoot, f));
+    }
+    fs.mkdirSync(path.join(shRoot, "bin"), { recursive: true });
+    fs.copyFileSync(dash, path.join(shRoot, "bin/sh"));
+    fs.chmodSync(path.join(shRoot, "bin/sh"), 0o755);
+    assert.ok(!fs.existsSync(path.join(shRoot, "bin/bash")));
+    const script = (call: string) => run("timeout", ["30", "bash", "-c", `set -euo pipefail; . '${lib}/common.sh'; . '${lib}/bootdisk.sh'; ${call}`]);
+    const plain = script(`chroot '${shRoot}' /bin/sh -c 'echo "in $0"' image-sh`);
+    assert.strictEqual(plain.stdout, "in image-sh\n", `a plain chroot runs the image's sh (the probe works): ${plain.stderr}`);
+    const sandboxed = script(`in_sandbox '${shRoot}' /bin/sh -c 'echo "in $0"' image-sh`);
+    assert.strictEqual(sandboxed.status, 0, sandboxed.stderr);
+    assert.strictEqual(sandboxed.stdout, "in image-sh\n", sandboxed.stderr);
+  });
+
+  it("refuses an image whose /run (or /proc, /sys, /dev) is a symbolic link: the mount would land on the worker's", function () {
+    const linkRoot = path.join(dir, "link-root");
+    fs.mkdirSync(linkRoot);
+    fs.symlinkSync("/run", path.join(linkRoot, "run"));
+    const before = must("findmnt", ["-rn", "-o", "TARGET,FSTYPE,SOURCE"]);
+    const r = run("timeout", ["30", "bash", "-c", `set -euo pipefail; . '${lib}/common.sh'; . '${lib}/bootdisk.sh'; install_cleanup_traps; chroot_mounts '${linkRoot}'`]);
+    assert.notStrictEqual(r.status, 0, `chroot_mounts accepted /run -> /run:\n${r.stderr}`);
+    assert.match(r.stderr, /the image's \/run is a symbolic link \(to \/run\)/, r.stderr);
+    assert.strictEqual(must("findmnt", ["-rn", "-o", "TARGET,FSTYPE,SOURCE"]), before, "mounts changed");
   });
 });

@@ -137,7 +137,10 @@ describe("the build's secret arguments on the worker", function () {
     const r = run(hide, ["debootstrap,dpkg,dpkg-deb,apt-get,apt", "--", "bash", path.join(guest, "surrogate.sh"), "--target", "/dev/null", "--recipe", "debian", "--suite", "bookworm",
       "--secret-args", "/ami-factory/build/b-2/y/0", "--secret-region", "us-east-1"], { env: { PATH: aws.path } });
     assert.strictEqual(r.status, 1, r.stderr);
-    assert.strictEqual(r.stdout, "");
+    // stdout: the failure summary (step, error, last stderr lines), with the password hidden there too.
+    assert.match(r.stdout, /^surrogate failed \(exit 1\)\n  step: .*\n  error: cannot download http:\/\/\*\*\*@127\.0\.0\.1:9\/debian\/dists\/bookworm\/Release\n(  stderr: .*\n)+$/, r.stdout);
+    assert.ok(!r.stdout.includes(PASSWORD), r.stdout);
+    assert.ok(!r.stdout.includes("builder:"), r.stdout);
     assert.ok(!r.stderr.includes(PASSWORD), r.stderr);
     assert.match(r.stderr, /fetching it from http:\/\/\*\*\*@127\.0\.0\.1:9\/debian/);
     assert.match(r.stderr, /error: cannot download http:\/\/\*\*\*@127\.0\.0\.1:9\/debian\/dists\/bookworm\/Release/);

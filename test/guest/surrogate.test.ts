@@ -241,8 +241,8 @@ describe("surrogate guest script on loop devices (needs root)", function () {
           `+ write ${R}/etc/fstab: UUID=<root-uuid> / ext4${mode === "uefi" ? ", UUID=<esp-uuid> /boot/efi vfat" : ""}`,
           `+ write ${R}/etc/dracut.conf.d/ami-factory.conf: add_drivers+=" nvme ena "`,
           `+ in_sandbox ${R} dracut --force --add-drivers 'nvme ena' --regenerate-all`,
-          ...(mode === "uefi" ? [`+ in_sandbox ${R} /usr/sbin/grub2-install --target=x86_64-efi --efi-directory=/boot/efi --boot-directory=/boot --removable --no-nvram --force`] : []),
-          `+ in_sandbox ${R} /usr/sbin/grub2-install --target=i386-pc --boot-directory=/boot ${d}`,
+          ...(mode === "uefi" ? [`+ in_sandbox --device ${d} ${R} /usr/sbin/grub2-install --target=x86_64-efi --efi-directory=/boot/efi --boot-directory=/boot --removable --no-nvram --force`] : []),
+          `+ in_sandbox --device ${d} ${R} /usr/sbin/grub2-install --target=i386-pc --boot-directory=/boot ${d}`,
           `+ write ${R}/boot/grub2/grub.cfg: search --fs-uuid, console=ttyS0,115200n8, one entry per /boot kernel`,
           `+ umount -R ${R}`,
         ];

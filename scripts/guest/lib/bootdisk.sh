@@ -44,14 +44,20 @@ run() {
 #   worker process is seen, so no /proc/PID/root, /proc/PID/ns or /proc/PID/mem of one;
 #   /proc/sys, /proc/sysrq-trigger and /sys read-only (core_pattern, uevent_helper run programs on
 #   the worker); no file descriptor but 0-2 carried in;
+# - a /dev of its own (a tmpfs): null zero full random urandom tty (the worker's nodes), a new
+#   devpts with ptmx, shm, and of the worker's block devices only those allowed (--device DEV or
+#   SANDBOX_DEVICES: the target disk, whose partitions come with it), not the worker's root disk
+#   or the source volume; every other mount in the root is remounted nodev there (a device node
+#   the image ships cannot be opened) and CAP_MKNOD is dropped;
 # - only the capabilities that installing packages needs (SANDBOX_KEEP_CAPS): none of
 #   CAP_SYS_ADMIN (mount, setns), CAP_SYS_CHROOT (a chroot inside the chroot walks out of it),
 #   CAP_DAC_READ_SEARCH (open_by_handle_at reaches any file of a filesystem), CAP_SYS_PTRACE,
-#   CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_NET_ADMIN, ...; the bounding set is cut, so no later exec
-#   (setuid or not) gets one back.
+#   CAP_SYS_MODULE, CAP_SYS_RAWIO, CAP_NET_ADMIN, CAP_MKNOD, ...; the bounding set is cut, so no
+#   later exec (setuid or not) gets one back.
 # capsh chroots (then cds to /) after cutting the bounding set, and runs the command through the
-# image's /bin/bash.
-SANDBOX_KEEP_CAPS=cap_chown,cap_dac_override,cap_fowner,cap_fsetid,cap_kill,cap_setgid,cap_setuid,cap_mknod,cap_setfcap,cap_audit_write,cap_net_bind_service
+# image's /bin/bash (its /bin/sh when it has no bash).
+SANDBOX_KEEP_CAPS=cap_chown,cap_dac_override,cap_fowner,cap_fsetid,cap_kill,cap_setgid,cap_setuid,cap_setfcap,cap_audit_write,cap_net_bind_service
+SANDBOX_DEVICES=${SANDBOX_DEVICES:-}
 CHROOT=(in_sandbox)
 
 # sandbox_drop_caps: the capabilities this kernel knows minus SANDBOX_KEEP_CAPS, comma separated.
@@ -65,39 +71,81 @@ sandbox_drop_caps() {
   (IFS=,; printf '%s\n' "${out[*]}")
 }
 
-# sandbox_enter ROOT DROP CMD ARGS...: runs as PID 1 of the new namespaces (in_sandbox), still with
-# the worker's files and every capability: the mounts that only this namespace sees, then capsh.
+# sandbox_enter ROOT DROP SHELL DEVICES CMD ARGS...: runs as PID 1 of the new namespaces
+# (in_sandbox), still with the worker's files and every capability: the mounts that only this
+# namespace sees, then capsh. DEVICES: the block device paths (under /dev) the sandbox may open.
 sandbox_enter() {
-  local root=$1 drop=$2 fd p
-  shift 2
+  local root=$1 drop=$2 shell=$3 devices=$4 fd p m rel
+  shift 4
+  fail() { echo "sandbox: $*" >&2; exit 125; }
   for fd in /proc/self/fd/*; do
     fd=${fd##*/}
     [ "$fd" -gt 2 ] 2>/dev/null && { exec {fd}>&-; } 2>/dev/null
   done
   if [ -d "$root/proc" ]; then
     umount -l "$root/proc" 2>/dev/null || true # the worker's /proc (chroot_mounts), here only
-    mount -t proc -o nosuid,nodev,noexec proc "$root/proc" || { echo "sandbox: cannot mount /proc in $root" >&2; exit 125; }
+    mount -t proc -o nosuid,nodev,noexec proc "$root/proc" || fail "cannot mount /proc in $root"
     for p in sys sysrq-trigger irq bus; do
       [ -e "$root/proc/$p" ] || continue
       if ! mount --bind "$root/proc/$p" "$root/proc/$p" || ! mount -o remount,bind,ro "$root/proc/$p"; then
-        echo "sandbox: cannot make /proc/$p read-only" >&2; exit 125
+        fail "cannot make /proc/$p read-only"
       fi
     done
   fi
   if [ -d "$root/sys" ] && [ -n "$(ls -A "$root/sys" 2>/dev/null)" ]; then
-    mount -o remount,bind,ro "$root/sys" || { echo "sandbox: cannot make /sys read-only" >&2; exit 125; }
+    mount -o remount,bind,ro "$root/sys" || fail "cannot make /sys read-only"
   fi
-  exec capsh --drop="$drop" --inh= --chroot="$root" -- -c 'exec "$@"' sandbox "$@"
+  # The worker's /dev (chroot_mounts) goes, with its /dev/pts; then no device node on any mount in
+  # the root opens (nodev), except those bound into the fresh /dev below (a bind keeps the
+  # flags of the worker's devtmpfs).
+  [ ! -L "$root/dev" ] || fail "/dev in $root is a symbolic link"
+  if mountpoint -q "$root/dev"; then umount -l "$root/dev" || fail "cannot unmount the worker's /dev from $root"; fi
+  mkdir -p "$root/dev" || fail "cannot create $root/dev"
+  mountpoint -q "$root" || mount --bind "$root" "$root" || fail "cannot bind $root onto itself"
+  while read -r m; do
+    m=$(printf '%b' "$m")
+    mount -o "remount,bind,nodev,$(findmnt -n -o VFS-OPTIONS --mountpoint "$m" | tail -1)" "$m" || fail "cannot make $m nodev"
+  done < <(findmnt -R -r -n -o TARGET --mountpoint "$root")
+  mount -t tmpfs -o nosuid,nodev,noexec,mode=0755,size=1m sandbox-dev "$root/dev" || fail "cannot mount a /dev in $root"
+  for p in null zero full random urandom tty $devices; do
+    [[ $p == /* ]] || p=/dev/$p
+    rel=${p#/dev/}
+    [ -c "$p" ] || [ -b "$p" ] || continue
+    if ! { mkdir -p "$root/dev/$(dirname "$rel")" && : >"$root/dev/$rel" && mount --bind "$p" "$root/dev/$rel"; }; then
+      fail "cannot bind $p into $root/dev"
+    fi
+  done
+  mkdir -p "$root/dev/pts" "$root/dev/shm"
+  mount -t devpts -o newinstance,ptmxmode=0666,mode=0620,gid=5,nosuid,noexec devpts "$root/dev/pts" || fail "cannot mount /dev/pts in $root"
+  ln -s pts/ptmx "$root/dev/ptmx"
+  mount -t tmpfs -o nosuid,nodev,mode=1777 shm "$root/dev/shm" || fail "cannot mount /dev/shm in $root"
+  ln -s /proc/self/fd "$root/dev/fd"
+  ln -s /proc/self/fd/0 "$root/dev/stdin"; ln -s /proc/self/fd/1 "$root/dev/stdout"; ln -s /proc/self/fd/2 "$root/dev/stderr"
+  exec capsh --drop="$drop" --inh= --chroot="$root" --shell="$shell" -- -c 'exec "$@"' sandbox "$@"
 }
 
-# in_sandbox ROOT CMD ARGS...: CMD (looked up in the image's PATH) in the sandbox above.
+# in_sandbox [--device DEV]... ROOT CMD ARGS...: CMD (looked up in the image's PATH) in the sandbox
+# above. DEV (and SANDBOX_DEVICES, space separated): a block device the command may open, with its
+# partitions (grub-install needs the disk it installs to).
 in_sandbox() {
-  local root=$1 drop
+  local drop shell d devices="" allowed=() root
+  while [ "${1:-}" = --device ]; do allowed+=("$2"); shift 2; done
+  root=$1
   shift
-  [ -x "$root/bin/bash" ] || { echo "in_sandbox: $root has no /bin/bash" >&2; return 126; }
+  if [ -x "$root/bin/bash" ]; then shell=/bin/bash
+  elif [ -x "$root/bin/sh" ]; then shell=/bin/sh
+  else echo "in_sandbox: $root has neither /bin/bash nor /bin/sh" >&2; return 126; fi
+  # shellcheck disable=SC2206 # a space-separated list of device paths
+  allowed+=($SANDBOX_DEVICES)
+  for d in "${allowed[@]}"; do
+    [ -n "$d" ] || continue
+    d=$(readlink -f "$d")
+    if [ ! -b "$d" ] || [[ $d != /dev/* ]]; then echo "in_sandbox: $d is not a block device under /dev" >&2; return 125; fi
+    devices+=" $(lsblk -lnpo NAME "$d" | tr '\n' ' ')"
+  done
   drop=$(sandbox_drop_caps) || { echo "in_sandbox: capsh cannot list the capabilities" >&2; return 125; }
   unshare --net --pid --mount --fork --kill-child --propagation private -- \
-    bash -c "$(declare -f sandbox_enter)"'; sandbox_enter "$@"' sandbox "$root" "$drop" "$@"
+    bash -c "$(declare -f sandbox_enter)"'; sandbox_enter "$@"' sandbox "$root" "$drop" "$shell" "$devices" "$@"
 }
 
 # run_in ROOT CMD ARGS...: CMD inside the chroot ROOT (see chroot_mounts), in the sandbox.
@@ -138,7 +186,7 @@ partition_target() {
     return 0
   fi
   make_partitions_visible "$disk"
-  case ${disk##*/} in loop*) on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
+  case ${disk##*/} in loop*) [[ $PARTX_REMOVAL_REGISTERED == *" $disk "* ]] || on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
   PART_ESP=""
   if [ "$mode" = uefi ]; then
     PART_ESP=$(partition_path "$disk" 2) || die "partition 2 (ESP) of $disk did not appear"
@@ -152,7 +200,12 @@ partition_target() {
 # chroot_mounts ROOT: /proc, /sys, /dev, /dev/pts and /run inside ROOT, undone at exit.
 chroot_mounts() {
   local root=$1
+  local m
   [ "$BOOTDISK_DRY_RUN" = 1 ] && return 0
+  # mount follows a symbolic link: an image's /run -> /run would get the tmpfs over the worker's.
+  for m in proc sys dev run; do
+    [ ! -L "$root/$m" ] || die "the image's /$m is a symbolic link (to $(readlink "$root/$m")): refusing to mount the worker's /$m through it; make /$m a directory in the image"
+  done
   mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
   mount -t proc proc "$root/proc" || die "cannot mount /proc in $root"; on_exit "! mountpoint -q '$root/proc' || umount -l '$root/proc'"
   mount -t sysfs sysfs "$root/sys"; on_exit "! mountpoint -q '$root/sys' || umount -l '$root/sys'"
@@ -315,7 +368,7 @@ install_grub() {
   case ${tool##*/} in grub2-install) grubdir=grub2 ;; *) grubdir=grub ;; esac
   GRUB_CFG=/boot/$grubdir/grub.cfg
   local prefix=() boot_dir=/boot efi_dir=/boot/efi
-  if [ "$via" = chroot ]; then prefix=("${CHROOT[@]}" "$root"); else boot_dir=$root/boot efi_dir=$root/boot/efi; fi
+  if [ "$via" = chroot ]; then prefix=("${CHROOT[@]}" --device "$disk" "$root"); else boot_dir=$root/boot efi_dir=$root/boot/efi; fi
   for t in "${targets[@]}"; do
     if [ "$t" = i386-pc ]; then
       run "${prefix[@]}" "$tool" --target=i386-pc --boot-directory="$boot_dir" "$disk" ||

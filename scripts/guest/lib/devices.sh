@@ -106,7 +106,9 @@ resolve_device() {
 write_partition_table() {
   local disk=$1
   shift
-  printf '%s\n' "$@" | sfdisk --quiet --wipe always --wipe-partitions always "$disk"
+  # LOCK_BLOCK_DEVICE=0: sfdisk (util-linux >= 2.38) takes the disk's BSD lock itself when that
+  # variable is set (sfdisk(8), --lock); the caller holds it already, so it would wait forever.
+  printf '%s\n' "$@" | LOCK_BLOCK_DEVICE=0 sfdisk --quiet --wipe always --wipe-partitions always "$disk"
 }
 
 # disk_partitions DISK: the partition device paths the kernel knows for DISK, in order.
@@ -128,10 +130,13 @@ partition_path() {
 }
 
 # make_partitions_visible DISK: makes the kernel show DISK's partitions. Kernels that read no msdos
-# table on loop devices need partx -a; then the partitions are removed again at exit (on_exit).
+# table on loop devices need partx -a; then the partitions are removed again at exit (on_exit),
+# and DISK is added to PARTX_REMOVAL_REGISTERED (callers then register no second partx -d, which
+# would fail and print a cleanup warning).
 # Devices whose partitions the kernel already reads are only re-read.
 # No `udevadm settle` here: the caller holds DISK's lock (write_partition_table), so udev would not
 # finish; the kernel makes the nodes in devtmpfs by itself, polled below.
+PARTX_REMOVAL_REGISTERED=${PARTX_REMOVAL_REGISTERED:-}
 make_partitions_visible() {
   local disk=$1 i
   if [ -n "$(disk_partitions "$disk")" ]; then
@@ -140,6 +145,7 @@ make_partitions_visible() {
     partx -a "$disk" >/dev/null 2>&1 || true
     if [ -n "$(disk_partitions "$disk")" ]; then
       on_exit "partx -d '$disk' >/dev/null 2>&1"
+      PARTX_REMOVAL_REGISTERED+=" $disk "
     fi
   fi
   for ((i = 0; i < 50; i++)); do

@@ -127,7 +127,7 @@ image_write() {
     blockdev --rereadpt "$disk" 2>/dev/null || true
     make_partitions_visible "$disk"
     partx -u "$disk" 2>/dev/null || true
-    case ${disk##*/} in loop*) on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
+    case ${disk##*/} in loop*) [[ $PARTX_REMOVAL_REGISTERED == *" $disk "* ]] || on_exit "partx -d '$disk' >/dev/null 2>&1" ;; esac
   fi
   img_find_root "$disk"
   IMG_FS=$(blkid -p -o value -s TYPE "$IMG_ROOT" 2>/dev/null || true)
