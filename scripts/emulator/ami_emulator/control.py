@@ -44,6 +44,9 @@ Control API (only under /_ami_factory/, JSON in and out):
   POST   /_ami_factory/twin/worker-agent-off       twin mode only: {"workers": N}: the next N worker
                                                    VMs boot with their agent's unit masked (a worker
                                                    whose SSM agent never registers)
+  POST   /_ami_factory/twin/worker-state-damaged   twin mode only: {"workers": N}: the next N workers
+                                                   that would resume load a truncated saved state (they
+                                                   cold-boot instead)
   GET    /_ami_factory/twin                        {"mode", "runDir"}: which mode runs (runDir null
                                                    in the recorded mode)
   POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
@@ -156,9 +159,10 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         CALL_FAILURES.clear()
         SSM_RULES.clear()
         SSM_AGENTS.clear()
-        from .twin.worker import AGENT_OFF
+        from .twin.worker import AGENT_OFF, STATE_DAMAGED
 
         AGENT_OFF.clear()
+        STATE_DAMAGED.clear()
         PROFILE_NOT_READY.set(0)
         BOOT_SCRIPTS.clear()
         TAG_LAG.set(0)
@@ -186,6 +190,16 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         if not isinstance(n, int) or n < 1:
             raise HttpError(400, "'workers' must be a positive integer")
         AGENT_OFF.add(n)
+        return 200, {"ok": True}
+    if path == "twin/worker-state-damaged" and method == "POST":
+        if twin_store() is None:
+            raise HttpError(400, "twin/worker-state-damaged needs the twin (AMI_FACTORY_EMULATOR=twin)")
+        from .twin.worker import STATE_DAMAGED
+
+        n = (body or {}).get("workers")
+        if not isinstance(n, int) or n < 1:
+            raise HttpError(400, "'workers' must be a positive integer")
+        STATE_DAMAGED.add(n)
         return 200, {"ok": True}
     if path == "twin/volume-write" and method == "POST":
         s = twin_store()
