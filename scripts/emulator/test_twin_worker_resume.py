@@ -21,7 +21,7 @@ import pytest
 
 from ami_emulator.twin.instances import WORKER_MEMORY_MIB
 from ami_emulator.twin.vm import detect_accel
-from ami_emulator.twin.worker_disk import worker_disk
+from ami_emulator.twin.worker_disk import has_vmgenid, worker_disk
 from ami_emulator.twin.worker_resume import evict_unused, saved_state
 from emulator_harness import Server, wait_for
 
@@ -123,9 +123,20 @@ def test_two_workers_from_one_state_are_independent(emu: Server) -> None:
     assert there["StandardOutputContent"] == f"{token}\n"
     absent = run(ssm, b, ["test -e /root/marker && cat /root/marker || echo absent"])
     assert absent["StandardOutputContent"] == "absent\n", "the other worker's disk is its own"
-    # The kernel's random pool was reseeded from each host hello: no shared random numbers.
+    # The kernel's random pool was reseeded from each host hello (and by the kernel on its new VM
+    # generation ID): no shared random numbers.
+    ready = emu.ok("GET", "twin")["workersReady"]
+    assert ready[a]["reseeded"] is True and ready[b]["reseeded"] is True, ready
+    if has_vmgenid("qemu-system-x86_64"):
+        for i in (a, b):
+            seen = run(ssm, i, ["dmesg | grep -c 'crng reseeded due to virtual machine fork' || true"])
+            assert seen["StandardOutputContent"] == "1\n", "the kernel saw its new VM generation ID once"
     uuids = [run(ssm, i, ["cat /proc/sys/kernel/random/uuid"])["StandardOutputContent"] for i in (a, b)]
     assert uuids[0] != uuids[1]
+    # Each has a machine id of its own, not the template boot's both resumed with.
+    ids = [run(ssm, i, ["cat /etc/machine-id"])["StandardOutputContent"].strip() for i in (a, b)]
+    assert ids[0] != ids[1] and all(len(i) == 32 for i in ids), ids
+    assert ids == [ready[a]["machineId"], ready[b]["machineId"]]
 
 
 def test_a_worker_whose_saved_state_does_not_load_cold_boots_and_registers(emu: Server) -> None:

@@ -47,7 +47,8 @@ Control API (only under /_ami_factory/, JSON in and out):
   POST   /_ami_factory/twin/worker-state-damaged   twin mode only: {"workers": N}: the next N workers
                                                    that would resume load a truncated saved state (they
                                                    cold-boot instead)
-  GET    /_ami_factory/twin                        {"mode", "runDir"}: which mode runs (runDir null
+  GET    /_ami_factory/twin                        {"mode", "runDir", "workersReady": {instance id: the
+                                                   agent's last ready message}}: which mode runs (runDir null
                                                    in the recorded mode)
   POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
                                                    failure counts above, call failures, boot rules (not moto's state: that is
@@ -105,6 +106,15 @@ def _image_of(body: dict[str, Any]) -> Any:
     if image is None:
         raise HttpError(404, f"{body.get('imageId')} not found in {backend.region_name}")
     return image
+
+
+def _workers_ready() -> dict[str, Any]:
+    """Each running worker VM's agent's last ready message (what it reported: reseeded, machineId)."""
+    from .twin import vm as vms
+
+    with vms._VMS_LOCK:
+        running = list(vms._VMS.values())
+    return {v.spec.instance_id: v.agent.ready for v in running if v.agent is not None and v.agent.ready is not None}
 
 
 def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
@@ -180,7 +190,8 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         return 200, {"ok": True}
     if path == "twin" and method == "GET":
         s = twin_store()
-        return 200, {"mode": "twin" if s else "recorded", "runDir": s.run_dir() if s else None}
+        return 200, {"mode": "twin" if s else "recorded", "runDir": s.run_dir() if s else None,
+                     "workersReady": _workers_ready()}
     if path == "twin/worker-agent-off" and method == "POST":
         if twin_store() is None:
             raise HttpError(400, "twin/worker-agent-off needs the twin (AMI_FACTORY_EMULATOR=twin)")

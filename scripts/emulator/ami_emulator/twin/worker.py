@@ -173,6 +173,7 @@ def start_agent(vm: vms.Vm) -> None:
     from .agent_channel import AgentChannel
 
     vm.agent = AgentChannel(os.path.join(vm.folder, "agent.sock"))
+    vm.agent.resumed = vm.spec.resume is not None
 
     def wait() -> None:
         try:

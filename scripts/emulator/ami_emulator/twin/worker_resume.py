@@ -21,7 +21,11 @@ paths (machine, CPU model, memory, devices: worker_disk.qemu_argv), the same ker
 key hashes those; saved_state() answers None when it differs, and the worker cold-boots (the
 emulator says so once). A worker resumes with `-incoming "exec:cat STATE"`, waits paused for the
 load to finish, then `cont`s (resume_when_loaded). Its agent then sets the guest's clock from the
-host's hello (agent.py): the saved clock is the template's.
+host's hello (agent.py): the saved clock is the template's; it reseeds the kernel's random pool
+with the hello's seed (its ready says "reseeded") and gives the worker a machine id of its own.
+The worker's qemu has a VM generation ID device (guid=auto: new per qemu) when qemu has one: the
+guest kernel reseeds its RNG as the state loads, before any hello. A state that does not load
+(qemu exits, a file gone or damaged): the worker cold-boots instead (worker.cold_boot_instead).
 
 AMI_FACTORY_TWIN_COLD_BOOT=1 makes every worker cold-boot (to debug a boot)."""
 
