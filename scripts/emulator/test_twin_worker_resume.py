@@ -11,6 +11,7 @@ Run: python3 -m pytest -q scripts/emulator/test_twin_worker_resume.py
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,13 +21,15 @@ import pytest
 
 from ami_emulator.twin.instances import WORKER_MEMORY_MIB
 from ami_emulator.twin.vm import detect_accel
-from ami_emulator.twin.worker_disk import worker_disk
-from ami_emulator.twin.worker_resume import saved_state
+from ami_emulator.twin.worker_disk import has_vmgenid, worker_disk
+from ami_emulator.twin.worker_resume import evict_unused, saved_state
 from emulator_harness import Server, wait_for
 
 PARAM = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 # A resume is well under a second of CPU; this leaves room for two loaded cores.
 REGISTER_TIMEOUT = 60
+# A cold boot under TCG on two loaded cores (worker.py's READY_TIMEOUT bounds it too).
+COLD_BOOT_TIMEOUT = 600
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +123,48 @@ def test_two_workers_from_one_state_are_independent(emu: Server) -> None:
     assert there["StandardOutputContent"] == f"{token}\n"
     absent = run(ssm, b, ["test -e /root/marker && cat /root/marker || echo absent"])
     assert absent["StandardOutputContent"] == "absent\n", "the other worker's disk is its own"
-    # The kernel's random pool was reseeded from each host hello: no shared random numbers.
+    # The kernel's random pool was reseeded from each host hello (and by the kernel on its new VM
+    # generation ID): no shared random numbers.
+    ready = emu.ok("GET", "twin")["workersReady"]
+    assert ready[a]["reseeded"] is True and ready[b]["reseeded"] is True, ready
+    if has_vmgenid("qemu-system-x86_64"):
+        for i in (a, b):
+            seen = run(ssm, i, ["dmesg | grep -c 'crng reseeded due to virtual machine fork' || true"])
+            assert seen["StandardOutputContent"] == "1\n", "the kernel saw its new VM generation ID once"
     uuids = [run(ssm, i, ["cat /proc/sys/kernel/random/uuid"])["StandardOutputContent"] for i in (a, b)]
     assert uuids[0] != uuids[1]
+    # Each has a machine id of its own, not the template boot's both resumed with.
+    ids = [run(ssm, i, ["cat /etc/machine-id"])["StandardOutputContent"].strip() for i in (a, b)]
+    assert ids[0] != ids[1] and all(len(i) == 32 for i in ids), ids
+    assert ids == [ready[a]["machineId"], ready[b]["machineId"]]
+
+
+def test_a_worker_whose_saved_state_does_not_load_cold_boots_and_registers(emu: Server) -> None:
+    ssm, ec2 = emu.client("ssm"), emu.client("ec2")
+    image_id = ssm.get_parameter(Name=PARAM)["Parameter"]["Value"]
+    run_dir = Path(emu.ok("GET", "twin")["runDir"])
+    emu.ok("POST", "twin/worker-state-damaged", {"workers": 1})
+    iid = ec2.run_instances(ImageId=image_id, MinCount=1, MaxCount=1, InstanceType="m6i.large")["Instances"][0]["InstanceId"]
+    wait_for(lambda: len(ssm.describe_instance_information(
+        Filters=[{"Key": "InstanceIds", "Values": [iid]}])["InstanceInformationList"]) == 1,
+        COLD_BOOT_TIMEOUT, "the worker whose state did not load to cold-boot and register")
+    argv = json.loads((run_dir / "vms" / iid / "argv.json").read_text())
+    assert "-incoming" not in argv, "it booted again without the state"
+    out = run(ssm, iid, ["set -e", "id -u", "test ! -e /root/marker && echo clean"])
+    assert out["Status"] == "Success" and out["StandardOutputContent"].split() == ["0", "clean"], out
+    ec2.terminate_instances(InstanceIds=[iid])
+
+
+def test_a_build_evicts_only_states_unused_for_a_day(tmp_path: Path) -> None:
+    for name, age in (("current", 0), ("used-an-hour-ago", 3600), ("unused-two-days", 2 * 86400), ("keep", 9 * 86400)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "state").write_bytes(b"x")
+        t = time.time() - age
+        os.utime(tmp_path / name, (t, t))
+    (tmp_path / "state").write_bytes(b"old layout")  # an older checkout's single state: left alone
+    os.utime(tmp_path / "state", (0, 0))
+    assert evict_unused(str(tmp_path), keep="keep") == ["unused-two-days"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "keep", "state", "used-an-hour-ago"]
 
 
 def test_terminate_removes_the_resumed_workers(emu: Server) -> None:

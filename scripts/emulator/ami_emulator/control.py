@@ -44,7 +44,11 @@ Control API (only under /_ami_factory/, JSON in and out):
   POST   /_ami_factory/twin/worker-agent-off       twin mode only: {"workers": N}: the next N worker
                                                    VMs boot with their agent's unit masked (a worker
                                                    whose SSM agent never registers)
-  GET    /_ami_factory/twin                        {"mode", "runDir"}: which mode runs (runDir null
+  POST   /_ami_factory/twin/worker-state-damaged   twin mode only: {"workers": N}: the next N workers
+                                                   that would resume load a truncated saved state (they
+                                                   cold-boot instead)
+  GET    /_ami_factory/twin                        {"mode", "runDir", "workersReady": {instance id: the
+                                                   agent's last ready message}}: which mode runs (runDir null
                                                    in the recorded mode)
   POST   /_ami_factory/reset                       clear recorder, record config, SSM rules, the
                                                    failure counts above, call failures, boot rules (not moto's state: that is
@@ -104,6 +108,15 @@ def _image_of(body: dict[str, Any]) -> Any:
     return image
 
 
+def _workers_ready() -> dict[str, Any]:
+    """Each running worker VM's agent's last ready message (what it reported: reseeded, machineId)."""
+    from .twin import vm as vms
+
+    with vms._VMS_LOCK:
+        running = list(vms._VMS.values())
+    return {v.spec.instance_id: v.agent.ready for v in running if v.agent is not None and v.agent.ready is not None}
+
+
 def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
     rules = RULE_LISTS.get(path)
     if rules is not None:
@@ -156,9 +169,10 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         CALL_FAILURES.clear()
         SSM_RULES.clear()
         SSM_AGENTS.clear()
-        from .twin.worker import AGENT_OFF
+        from .twin.worker import AGENT_OFF, STATE_DAMAGED
 
         AGENT_OFF.clear()
+        STATE_DAMAGED.clear()
         PROFILE_NOT_READY.set(0)
         BOOT_SCRIPTS.clear()
         TAG_LAG.set(0)
@@ -176,7 +190,8 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         return 200, {"ok": True}
     if path == "twin" and method == "GET":
         s = twin_store()
-        return 200, {"mode": "twin" if s else "recorded", "runDir": s.run_dir() if s else None}
+        return 200, {"mode": "twin" if s else "recorded", "runDir": s.run_dir() if s else None,
+                     "workersReady": _workers_ready()}
     if path == "twin/worker-agent-off" and method == "POST":
         if twin_store() is None:
             raise HttpError(400, "twin/worker-agent-off needs the twin (AMI_FACTORY_EMULATOR=twin)")
@@ -186,6 +201,16 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         if not isinstance(n, int) or n < 1:
             raise HttpError(400, "'workers' must be a positive integer")
         AGENT_OFF.add(n)
+        return 200, {"ok": True}
+    if path == "twin/worker-state-damaged" and method == "POST":
+        if twin_store() is None:
+            raise HttpError(400, "twin/worker-state-damaged needs the twin (AMI_FACTORY_EMULATOR=twin)")
+        from .twin.worker import STATE_DAMAGED
+
+        n = (body or {}).get("workers")
+        if not isinstance(n, int) or n < 1:
+            raise HttpError(400, "'workers' must be a positive integer")
+        STATE_DAMAGED.add(n)
         return 200, {"ok": True}
     if path == "twin/volume-write" and method == "POST":
         s = twin_store()

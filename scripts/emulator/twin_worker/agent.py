@@ -15,7 +15,13 @@ per line each way. Byte payloads are base64.
                                            saved state wakes with the saved clock). seed
                                            (optional): random bytes mixed into the kernel's pool,
                                            which then reseeds (RNDRESEEDCRNG): workers resumed
-                                           from one state must not draw the same random numbers
+                                           from one state must not draw the same random numbers.
+                                           resumed (optional): true for a worker resumed from a
+                                           saved state: its /etc/machine-id, still the template
+                                           boot's, gets a new random id (a cold-booted worker's
+                                           systemd made its own from the image's empty file;
+                                           processes that read it before, systemd and journald,
+                                           keep the template's)
     {"type": "run", "id": ID, "commands": B64, "workingDirectory": DIR or "",
      "executionTimeout": SECONDS}          runs the text as a bash script (AWS-RunShellScript's
                                            commands, joined by newlines), in DIR (default: the
@@ -26,8 +32,11 @@ per line each way. Byte payloads are base64.
     {"type": "ack", "id": ID}              the host has the result: forget the command
   agent -> host
     {"type": "ready", "protocol": 1, "hostname": ..., "uptime": SECONDS, "agentStarted": SECONDS,
-     "session": HEX}                       at start and on hello (uptimes: now, the agent's start;
-                                           session: new at each start, so a restart is seen)
+     "session": HEX, "reseeded": BOOL, "machineId": HEX}
+                                           at start and on hello (uptimes: now, the agent's start;
+                                           session: new at each start, so a restart is seen;
+                                           reseeded: the last hello's seed went into the kernel's
+                                           pool and it reseeded)
     {"type": "started", "id": ID, "pid": PID}
     {"type": "result", "id": ID, "status": "Success"|"Failed"|"TimedOut"|"Cancelled",
      "exitCode": N, "stdout": B64, "stderr": B64, "stdoutBytes": N, "stderrBytes": N, "seconds": S}
@@ -202,7 +211,7 @@ def set_clock(host_time: float) -> None:
 RNDRESEEDCRNG = 0x5207  # linux/random.h: _IO('R', 0x07)
 
 
-def reseed(seed_hex: str) -> None:
+def reseed(seed_hex: str) -> bool:
     try:
         seed = bytes.fromhex(seed_hex)
         fd = os.open("/dev/urandom", os.O_WRONLY)
@@ -213,8 +222,34 @@ def reseed(seed_hex: str) -> None:
             fcntl.ioctl(fd, RNDRESEEDCRNG)
         finally:
             os.close(fd)
+        return True
     except (OSError, ValueError) as e:
         print(f"ami-factory-agent: could not reseed the kernel's random pool: {e}", file=sys.stderr)
+        return False
+
+
+MACHINE_ID = "/etc/machine-id"
+
+
+def machine_id() -> str:
+    try:
+        with open(MACHINE_ID) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+BOOT_MACHINE_ID = machine_id()  # a resumed worker's: the template boot's, shared by all of them
+
+
+def new_machine_id() -> None:
+    """A machine id of its own for a resumed worker (written in place: /etc/machine-id may be a
+    bind mount of systemd's). Programs that read it before (systemd, journald) keep the old one."""
+    try:
+        with open(MACHINE_ID, "w") as f:
+            f.write(os.urandom(16).hex() + "\n")
+    except OSError as e:
+        print(f"ami-factory-agent: could not write a new machine id: {e}", file=sys.stderr)
 
 
 def _safe(name: str) -> str:
@@ -230,10 +265,12 @@ class Agent:
         self.lock = threading.Lock()
         self.commands: dict[str, Command] = {}
         self.forgotten: set[str] = set()  # acknowledged: never run again
+        self.reseeded = False  # the last hello's seed reseeded the kernel's pool
 
     def ready(self) -> None:
         self.port.send({"type": "ready", "protocol": PROTOCOL, "hostname": socket.gethostname(), "uptime": _uptime(),
-                        "agentStarted": STARTED, "session": SESSION})
+                        "agentStarted": STARTED, "session": SESSION, "reseeded": self.reseeded,
+                        "machineId": machine_id()})
 
     def handle(self, msg: dict) -> None:
         kind = msg.get("type")
@@ -241,7 +278,9 @@ class Agent:
             if self.owns_machine and isinstance(msg.get("time"), (int, float)):
                 set_clock(float(msg["time"]))
             if self.owns_machine and isinstance(msg.get("seed"), str):
-                reseed(msg["seed"])
+                self.reseeded = reseed(msg["seed"])
+            if self.owns_machine and msg.get("resumed") is True and machine_id() == BOOT_MACHINE_ID:
+                new_machine_id()
             self.ready()
             for cmd in list(self.commands.values()):
                 if cmd.result is not None:

@@ -108,6 +108,8 @@ class AgentChannel:
         self._closed = False
         self._lost = False
         self.ready: dict[str, Any] | None = None
+        # A worker resumed from a saved state: the hello asks its agent for a machine id of its own.
+        self.resumed = False
         self.errors: list[str] = []
         self._deadlines: dict[str, float] = {}
         self._results: dict[str, CommandResult] = {}
@@ -222,7 +224,8 @@ class AgentChannel:
             try:
                             # The host's wall clock: a worker resumed from a saved state sets its own by it.
                 # Fresh randomness: workers resumed from one saved state share its kernel's.
-                self._write({"type": "hello", "time": time.time(), "seed": os.urandom(32).hex()})
+                self._write({"type": "hello", "time": time.time(), "seed": os.urandom(32).hex(),
+                             **({"resumed": True} if self.resumed else {})})
             except OSError:
                 pass  # qemu has not made the socket yet
             with self._cond:

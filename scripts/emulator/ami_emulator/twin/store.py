@@ -286,6 +286,27 @@ class Store:
                 self._run("rebase", "-u", "-b", path, "-F", "qcow2", layer.path)
             return True
 
+    def uninterpose(self, volume_id: str, path: str) -> bool:
+        """Undo interpose(volume_id, path): the volume reads as its snapshot again, through a fresh
+        empty layer file (what a failed resume left in it is dropped: nothing the user wrote, a
+        resumed worker's volume is its root, written only once it runs). False when the volume's
+        layer no longer sits on `path`."""
+        with self._lock:
+            name = self._volumes.get(volume_id)
+            if name is None:
+                return False
+            layer = self._layers[name]
+            ext = self._layers.get(layer.backing) if layer.backing is not None else None
+            if ext is None or not ext.external or ext.path != path:
+                return False
+            del self._layers[layer.backing]  # type: ignore[arg-type]
+            layer.backing = ext.backing  # the reference to the snapshot's layer goes back to the volume's
+            if layer.made:
+                remove_file(layer.path)
+                layer.made = False
+                self._made(name)
+            return True
+
     def volume_path(self, volume_id: str) -> str | None:
         with self._lock:
             name = self._volumes.get(volume_id)

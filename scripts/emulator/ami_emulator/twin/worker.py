@@ -43,6 +43,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import signal
 import sys
 import threading
 from typing import Any
@@ -105,12 +106,11 @@ def forget_images() -> None:
     with _LOCK:
         _IMAGES.clear()
     AGENT_OFF.clear()
+    STATE_DAMAGED.clear()
 
 
-class AgentOff:
-    """POST /_ami_factory/twin/worker-agent-off {"workers": N}: the next N worker VMs boot with the
-    agent's systemd unit masked (kernel command line systemd.mask=), so their SSM agent never
-    registers, as a worker whose agent cannot start or reach SSM."""
+class NextWorkers:
+    """A count of the next worker VMs a fault applies to (control.py's twin/worker-* requests)."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -132,15 +132,29 @@ class AgentOff:
             self.left = 0
 
 
-AGENT_OFF = AgentOff()
+# POST /_ami_factory/twin/worker-agent-off {"workers": N}: the next N worker VMs boot with the
+# agent's systemd unit masked (kernel command line systemd.mask=), so their SSM agent never
+# registers, as a worker whose agent cannot start or reach SSM.
+AGENT_OFF = NextWorkers()
+# POST /_ami_factory/twin/worker-state-damaged {"workers": N}: the next N workers that would resume
+# do so from a truncated copy of the saved state: qemu cannot load it, and the worker cold-boots
+# (cold_boot_instead), as one does when a state file went missing or bad under it.
+STATE_DAMAGED = NextWorkers()
 AGENT_UNIT = "ami-factory-agent.service"
 
 
 def boot_disk(disk: WorkerDisk) -> WorkerDisk:
-    """The worker disk a new worker VM boots (its agent masked when AgentOff says so)."""
+    """The worker disk a new worker VM boots (its agent masked when AGENT_OFF says so)."""
     if AGENT_OFF.take():
         return dataclasses.replace(disk, cmdline=f"{disk.cmdline} systemd.mask={AGENT_UNIT}")
     return disk
+
+
+def _damaged_copy(s: Any, state: SavedState, volume_id: str) -> SavedState:
+    path = os.path.join(s.run_dir(), f"damaged-state-{volume_id}")
+    with open(state.state, "rb") as src, open(path, "wb") as dst:
+        dst.write(src.read(1 << 16))  # the header and the start of RAM: the stream ends early
+    return dataclasses.replace(state, state=path)
 
 
 def resumable(s: Any, volume_id: str, disk: WorkerDisk, accel: str, memory_mib: int) -> SavedState | None:
@@ -152,7 +166,7 @@ def resumable(s: Any, volume_id: str, disk: WorkerDisk, accel: str, memory_mib: 
     state = saved_state(disk, accel, memory_mib)
     if state is None or not s.interpose(volume_id, state.disk, disk.disk):
         return None
-    return state
+    return _damaged_copy(s, state, volume_id) if STATE_DAMAGED.take() else state
 
 
 def start_agent(vm: vms.Vm) -> None:
@@ -160,9 +174,8 @@ def start_agent(vm: vms.Vm) -> None:
     then waits for the agent's ready (SSM registration)."""
     from .agent_channel import AgentChannel
 
-    import os
-
     vm.agent = AgentChannel(os.path.join(vm.folder, "agent.sock"))
+    vm.agent.resumed = vm.spec.resume is not None
 
     def wait() -> None:
         try:
@@ -170,10 +183,8 @@ def start_agent(vm: vms.Vm) -> None:
                 try:
                     vm.resumed_in = resume_when_loaded(vm.qmp_path)
                 except (OSError, vms.QmpError, TimeoutError, ValueError) as e:
-                    if not vm.stopped:
-                        print(f"twin: {vm.spec.instance_id} did not resume from the saved worker state: {e}",
-                              file=sys.stderr, flush=True)
-                    return
+                    if vm.stopped or not cold_boot_instead(vm, str(e)):
+                        return
             vm.agent.wait_ready(timeout=READY_TIMEOUT)  # type: ignore[union-attr]
         except (AgentNotReady, OSError):
             pass
@@ -189,6 +200,38 @@ def start_network(vm: vms.Vm, instance: Any) -> None:
     assert disk is not None
     vm.network = network.start(vm.folder, network.moto_metadata(instance), disk.ca_dir, disk.s3_names(),
                                int(os.environ.get("MOTO_PORT") or 0))
+
+
+def cold_boot_instead(vm: vms.Vm, why: str) -> bool:
+    """A worker whose saved state did not load (a state file gone or damaged, qemu exited): start
+    it again as a cold boot, its root volume reading as the plain worker disk again (the failed
+    resume wrote nothing a user did). The emulator's log says why, once per VM. False when the VM
+    cannot boot instead (terminated meanwhile, its volume no longer on the state's disk)."""
+    from .agent_channel import AgentChannel
+
+    resume = vm.spec.resume
+    print(f"twin: {vm.spec.instance_id} did not resume from the saved worker state ({why}): it cold-boots",
+          file=sys.stderr, flush=True)
+    with vm._lock:
+        if vm.stopped or resume is None:
+            return False
+        if vm.proc is not None and vm.proc.poll() is None:
+            try:
+                os.killpg(vm.proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            vm.proc.wait(timeout=30)
+        s = store()
+        if s is None or not s.uninterpose(vm.spec.volume_id, resume.disk):
+            return False
+        if vm.agent is not None:
+            vm.agent.close()
+        vm.agent = AgentChannel(os.path.join(vm.folder, "agent.sock"))
+        vm.spec = dataclasses.replace(vm.spec, resume=None)
+        vm.start()
+    if vm.stopped:  # terminated while it started again: its stop saw the old process
+        vm.stop()
+    return vm.start_error is None
 
 
 def registered(instance_id: str) -> bool | None:

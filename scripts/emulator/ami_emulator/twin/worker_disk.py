@@ -21,6 +21,7 @@ the by-id name EC2's model gives it (twin_worker/rootfs/61-ami-factory-ebs-nvme.
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -92,6 +93,13 @@ def make_overlay(disk: WorkerDisk, path: str) -> None:
 CPU_MODEL = "qemu64"
 
 
+@functools.lru_cache(maxsize=None)
+def has_vmgenid(qemu: str) -> bool:
+    """qemu has the VM generation ID device (ACPI "Virtual Machine Generation ID")."""
+    done = subprocess.run([qemu, "-device", "help"], capture_output=True, text=True)
+    return re.search(r'^name "vmgenid"', done.stdout, re.M) is not None
+
+
 def qemu_argv(disk: WorkerDisk, overlay: str, agent_sock: str, qmp_sock: str, console_log: str,
               memory_mib: int = 1024, cpus: int = 1, accel: str = "tcg", qemu: str = "qemu-system-x86_64",
               incoming: str | None = None, imds_sock: str | None = None, s3_sock: str | None = None) -> list[str]:
@@ -112,6 +120,11 @@ def qemu_argv(disk: WorkerDisk, overlay: str, agent_sock: str, qmp_sock: str, co
             *agent_qemu_args(agent_sock)]
     for i in range(HOTPLUG_PORTS):
         argv += ["-device", f"pcie-root-port,id=hp{i},chassis={i + 1},bus=pcie.0"]
+    if has_vmgenid(qemu):
+        # A new generation ID per qemu (guid=auto), written into the guest after a state loads:
+        # the guest kernel's vmgenid driver then reseeds its RNG (workers resumed from one state
+        # draw their own random numbers even before the agent's hello reseeds it).
+        argv += ["-device", "vmgenid,guid=auto"]
     if incoming is not None:
         argv += ["-incoming", incoming]
     return argv

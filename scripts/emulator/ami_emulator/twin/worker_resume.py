@@ -1,23 +1,31 @@
 """A worker VM resumed from a saved post-boot state: seconds instead of a TCG boot (30-90 s of CPU).
 
 Made once per worker disk by `setup.sh --twin` (`python3 -m ami_emulator.twin.worker_resume build`)
-into the disk's cache folder, never at run time:
+into the disk's cache folder, never at run time, one folder per state key (below):
 
-  <disk folder>/resume/disk.qcow2    the disk as the booted worker left it: a qcow2 overlay on the
-                                     worker disk, frozen (new workers write into overlays on it)
-  <disk folder>/resume/state         the VM's state (RAM, devices) after the agent said ready,
-                                     saved by QMP stop + migrate to "exec:cat > state"
-  <disk folder>/resume/console.log   the boot's serial console (a resumed worker's console starts
-                                     with it: GetConsoleOutput still shows a boot)
-  <disk folder>/resume/manifest.json key (what the state depends on), accel, cmdline, boot seconds,
-                                     the template's command line
+  <disk folder>/resume/<key>/disk.qcow2    the disk as the booted worker left it: a qcow2 overlay on
+                                           the worker disk, frozen (new workers write into overlays on it)
+  <disk folder>/resume/<key>/state         the VM's state (RAM, devices) after the agent said ready,
+                                           saved by QMP stop + migrate to "exec:cat > state"
+  <disk folder>/resume/<key>/console.log   the boot's serial console (a resumed worker's console starts
+                                           with it: GetConsoleOutput still shows a boot)
+  <disk folder>/resume/<key>/manifest.json key, accel, cmdline, boot seconds, the template's command line
+
+Every checkout on the machine shares the cache, each with its own worker command line maybe: a state
+folder is made in a temporary folder and renamed into place, never replaced or removed while it may be
+in use. An emulator touches the folder of the state it resumes from; a build removes only other states
+unused for a day (the rule build-worker-disk.sh's keep_newest applies to worker disks).
 
 The state restores only into the same machine: the same qemu, the same command line up to its file
 paths (machine, CPU model, memory, devices: worker_disk.qemu_argv), the same kernel command line. The
 key hashes those; saved_state() answers None when it differs, and the worker cold-boots (the
 emulator says so once). A worker resumes with `-incoming "exec:cat STATE"`, waits paused for the
 load to finish, then `cont`s (resume_when_loaded). Its agent then sets the guest's clock from the
-host's hello (agent.py): the saved clock is the template's.
+host's hello (agent.py): the saved clock is the template's; it reseeds the kernel's random pool
+with the hello's seed (its ready says "reseeded") and gives the worker a machine id of its own.
+The worker's qemu has a VM generation ID device (guid=auto: new per qemu) when qemu has one: the
+guest kernel reseeds its RNG as the state loads, before any hello. A state that does not load
+(qemu exits, a file gone or damaged): the worker cold-boots instead (worker.cold_boot_instead).
 
 AMI_FACTORY_TWIN_COLD_BOOT=1 makes every worker cold-boot (to debug a boot)."""
 
@@ -43,6 +51,8 @@ RESUME_DIR = "resume"
 COLD_BOOT_ENV = "AMI_FACTORY_TWIN_COLD_BOOT"
 # The template's boot: TCG on two shared cores.
 BOOT_TIMEOUT = 900.0
+# A saved state nobody resumed from for this long is removed by the next build (keep_newest's rule).
+UNUSED_FOR = 24 * 3600
 # What saved_state() said in the emulator's log (each once).
 _SAID: set[str] = set()
 
@@ -94,6 +104,15 @@ def _say_once(what: str) -> None:
         print(f"twin: {what}", file=sys.stderr, flush=True)
 
 
+def _base_cmdline(disk: wd.WorkerDisk) -> bool:
+    """The disk's own kernel command line (not one worker-agent-off added to): its state is expected."""
+    try:
+        with open(os.path.join(disk.folder, "cmdline")) as f:
+            return f.read().strip() == disk.cmdline
+    except OSError:
+        return True
+
+
 def saved_state(disk: wd.WorkerDisk, accel: str, memory_mib: int, qemu: str = "qemu-system-x86_64",
                 quiet: bool = False) -> SavedState | None:
     """The saved worker state a worker with this disk (its kernel command line included), accel and
@@ -101,22 +120,23 @@ def saved_state(disk: wd.WorkerDisk, accel: str, memory_mib: int, qemu: str = "q
     if cold_boot_forced():
         _say_once(f"{COLD_BOOT_ENV} is set: worker VMs cold-boot")
         return None
-    folder = os.path.join(disk.folder, RESUME_DIR)
+    key = state_key(disk, accel, memory_mib, qemu)
+    folder = os.path.join(disk.folder, RESUME_DIR, key)
     try:
         with open(os.path.join(folder, "manifest.json")) as f:
             manifest = json.load(f)
     except (OSError, ValueError):
-        if not quiet:
-            _say_once(f"no saved worker state in {folder}: worker VMs cold-boot (30-90 s each under TCG); "
-                      "'bash scripts/setup.sh --twin' saves one")
+        if not quiet and _base_cmdline(disk):
+            _say_once(f"no saved worker state in {folder} (for this qemu and worker command line): worker VMs "
+                      "cold-boot (30-90 s each under TCG); 'bash scripts/setup.sh --twin' saves one")
         return None
-    if manifest.get("cmdline") != disk.cmdline:
+    if manifest.get("cmdline") != disk.cmdline or manifest.get("key") != key:
         return None  # a worker with its own kernel command line (worker-agent-off): it boots
-    if manifest.get("key") != state_key(disk, accel, memory_mib, qemu):
-        if not quiet:
-            _say_once(f"the saved worker state in {folder} is for another qemu or worker command line: worker "
-                      "VMs cold-boot; 'bash scripts/setup.sh --twin' saves it again")
-        return None
+    if not quiet:
+        try:
+            os.utime(folder)  # in use: a build elsewhere keeps it for a day
+        except OSError:
+            pass
     return SavedState(folder, os.path.join(folder, "disk.qcow2"), os.path.join(folder, "state"),
                       os.path.join(folder, "console.log"), manifest)
 
@@ -159,8 +179,11 @@ def _migrate_to(q: wd.Qmp, state: str, timeout: float) -> None:
 def make_saved_state(disk: wd.WorkerDisk, accel: str, memory_mib: int, qemu: str = "qemu-system-x86_64") -> SavedState:
     """Boot the worker disk as a worker VM, wait for its agent's ready, save its state: the folder
     described in the module docstring, made in a temporary folder and renamed into place."""
-    target = os.path.join(disk.folder, RESUME_DIR)
-    work = tempfile.mkdtemp(prefix=".resume.", dir=disk.folder)
+    key = state_key(disk, accel, memory_mib, qemu)
+    states = os.path.join(disk.folder, RESUME_DIR)
+    os.makedirs(states, exist_ok=True)
+    target = os.path.join(states, key)
+    work = tempfile.mkdtemp(prefix=".new.", dir=states)
     try:
         overlay = os.path.join(work, "disk.qcow2")
         wd.make_overlay(disk, overlay)
@@ -196,21 +219,45 @@ def make_saved_state(disk: wd.WorkerDisk, accel: str, memory_mib: int, qemu: str
                 os.remove(os.path.join(work, name))
             except FileNotFoundError:
                 pass
-        manifest = {"key": state_key(disk, accel, memory_mib, qemu), "accel": accel, "memoryMiB": memory_mib,
+        manifest = {"key": key, "accel": accel, "memoryMiB": memory_mib,
                     "cmdline": disk.cmdline, "bootSeconds": round(boot, 1), "guestUptime": ready.get("uptime"),
                     "stateBytes": os.path.getsize(os.path.join(work, "state")), "argv": argv}
         with open(os.path.join(work, "manifest.json"), "w") as f:
             json.dump(manifest, f, indent=1)
         os.chmod(overlay, 0o444)  # frozen: workers write into overlays on it
         os.chmod(work, 0o755)
-        shutil.rmtree(target, ignore_errors=True)
-        os.rename(work, target)
+        try:
+            os.rename(work, target)  # atomic; an existing state is never replaced (it may be in use)
+        except OSError:
+            if not os.path.exists(os.path.join(target, "manifest.json")):
+                raise
+            shutil.rmtree(work, ignore_errors=True)  # another checkout saved the same state meanwhile
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    evict_unused(states, keep=key)
     found = saved_state(disk, accel, memory_mib, qemu, quiet=True)
     assert found is not None, "the state just saved does not match its own key"
     return found
+
+
+def evict_unused(states: str, keep: str, unused_for: float = UNUSED_FOR) -> list[str]:
+    """Remove the saved states in `states` other than `keep` that nobody resumed from (saved_state
+    touches the folder it hands out) nor made for `unused_for` seconds; the removed names."""
+    gone = []
+    now = time.time()
+    for name in sorted(os.listdir(states)):
+        path = os.path.join(states, name)
+        if name == keep or not os.path.isdir(path) or os.path.islink(path):
+            continue  # files of the old single-state layout stay: an older checkout may resume from them
+        try:
+            if now - os.stat(path).st_mtime < unused_for:
+                continue
+        except FileNotFoundError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        gone.append(name)
+    return gone
 
 
 def main(argv: list[str]) -> int:
