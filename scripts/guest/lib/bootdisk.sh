@@ -202,9 +202,14 @@ chroot_mounts() {
   local root=$1
   local m
   [ "$BOOTDISK_DRY_RUN" = 1 ] && return 0
-  # mount follows a symbolic link: an image's /run -> /run would get the tmpfs over the worker's.
+  # mount follows a symbolic link: an image's /run -> /run would get the tmpfs over the worker's. Such
+  # a link is made a directory (a root's /proc, /sys, /dev and /run are mount points; debootstrap run
+  # in a container leaves /proc -> /proc), never mounted through.
   for m in proc sys dev run; do
-    [ ! -L "$root/$m" ] || die "the image's /$m is a symbolic link (to $(readlink "$root/$m")): refusing to mount the worker's /$m through it; make /$m a directory in the image"
+    if [ -L "$root/$m" ]; then
+      log "the image's /$m is a symbolic link (to $(readlink "$root/$m")): made a directory, so that nothing is mounted through it"
+      rm -f "$root/$m" && mkdir "$root/$m" || die "cannot replace the symbolic link /$m in $root by a directory"
+    fi
   done
   mkdir -p "$root/proc" "$root/sys" "$root/dev" "$root/run" "$root/tmp"
   mount -t proc proc "$root/proc" || die "cannot mount /proc in $root"; on_exit "! mountpoint -q '$root/proc' || umount -l '$root/proc'"
