@@ -21,9 +21,9 @@ export function diffSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs): Sh
   const missing = news.regions.filter((r) => olds.regions?.includes(r) && !olds.imageIds?.[r]);
   if (!changed.includes("regions") && news.regions.some((r) => !olds.imageIds?.[r])) changed.push("regions");
   const notes = replaces.length ? [`replaces the copies named ${olds.imageName} because ${replaces.join(", ")} changed`] : [];
-  if (replaces.length && !news.exactName && olds.copiedRegions?.length) notes.push(retirementNote(`each old copy (${olds.copiedRegions.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement, true));
+  if (replaces.length && !news.exactName && olds.copiedRegions?.length) notes.push(retirementNote(`each old copy (${olds.copiedRegions.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement));
   const droppedCopies = (olds.copiedRegions ?? []).filter((r) => !news.regions.includes(r) && olds.imageIds?.[r]);
-  if (!replaces.length && droppedCopies.length && !olds.exactName) notes.push(retirementNote(`the copies of dropped regions (${droppedCopies.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement, false));
+  if (!replaces.length && droppedCopies.length && !olds.exactName) notes.push(retirementNote(`the copies of dropped regions (${droppedCopies.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement));
   for (const region of missing) {
     const lost = olds.lostCopies?.[region];
     notes.push(`regions: the copy in ${region}${lost ? ` (${lost.imageId})` : ""} is gone (deregistered out of band): the update copies it again${lost?.snapshotIds.length ? ` and deletes its left-over snapshots ${lost.snapshotIds.join(", ")}` : ""}`);
