@@ -72,12 +72,16 @@ export const tagOf = (image: Pick<Image, "Tags"> | undefined, key: string) => im
 /**
  * Whether ami-factory retired this very image: a readable retired-at, and retired-image naming its
  * own id (a copy's tags name the image it was copied from). An image retired before retired-image
- * was written has none and is judged by retired-at alone.
+ * was written has none: it is retired only if it existed when it was retired (CreationDate not after
+ * retired-at); a CopyImage of it made later with its tags is not, and one of unknown age is not.
  */
-export function isRetired(image: Pick<Image, "Tags" | "ImageId">): boolean {
-  if (Number.isNaN(Date.parse(tagOf(image, RETIRED_AT_TAG) ?? ""))) return false;
+export function isRetired(image: Pick<Image, "Tags" | "ImageId" | "CreationDate">): boolean {
+  const retiredAt = Date.parse(tagOf(image, RETIRED_AT_TAG) ?? "");
+  if (Number.isNaN(retiredAt)) return false;
   const retired = tagOf(image, RETIRED_IMAGE_TAG);
-  return retired === undefined || retired === image.ImageId;
+  if (retired !== undefined) return retired === image.ImageId;
+  const created = Date.parse(image.CreationDate ?? "");
+  return !Number.isNaN(created) && created <= retiredAt;
 }
 
 /**

@@ -73,11 +73,14 @@ describe("what a delete does", () => {
 
   it("judges an image retired by its own id: a CopyImage of a retired image that copied its tags is not retired", async () => {
     const tags = (retiredImage?: string) => [{ Key: "ami-factory:retired-at", Value: "2027-01-01T00:00:00.000Z" }, ...(retiredImage ? [{ Key: "ami-factory:retired-image", Value: retiredImage }] : [])];
-    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags("ami-old") }), true);
-    assert.strictEqual(isRetired({ ImageId: "ami-copy", Tags: tags("ami-old") }), false, "a copy carrying the retired image's tags");
-    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags() }), true, "retired before retired-image was written");
-    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [{ Key: "ami-factory:retired-at", Value: "soon" }] }), false);
-    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [] }), false);
+    const made = "2026-12-01T00:00:00.000Z";
+    assert.strictEqual(isRetired({ ImageId: "ami-old", CreationDate: made, Tags: tags("ami-old") }), true);
+    assert.strictEqual(isRetired({ ImageId: "ami-copy", CreationDate: made, Tags: tags("ami-old") }), false, "a copy carrying the retired image's tags");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", CreationDate: made, Tags: tags() }), true, "retired before retired-image was written");
+    assert.strictEqual(isRetired({ ImageId: "ami-copy", CreationDate: "2027-01-02T00:00:00.000Z", Tags: tags() }), false, "a later copy (tags copied) of an image retired before retired-image was written");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags() }), false, "no retired-image and no CreationDate: its age unknown, not reaped");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", CreationDate: made, Tags: [{ Key: "ami-factory:retired-at", Value: "soon" }] }), false);
+    assert.strictEqual(isRetired({ ImageId: "ami-old", CreationDate: made, Tags: [] }), false);
     // Nor is it a successor: it copies one of the lineage's images (SourceImageId).
     const copy = { ImageId: "ami-copy", State: "available", CreationDate: "2027-02-01T00:00:00Z", SourceImageId: "ami-older", Tags: [...tags("ami-older"), { Key: "ami-factory:build-id", Value: "b-older" }] };
     const images = [{ ImageId: "ami-older", State: "available", CreationDate: "2026-12-01T00:00:00Z", Tags: tags("ami-older") }, { ImageId: "ami-live", State: "available", CreationDate: "2027-01-01T00:00:00Z", Tags: [] }, copy];
