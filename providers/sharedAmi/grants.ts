@@ -9,7 +9,7 @@ import { ec2Client, ec2Sdk } from "../core/clients";
 import { changeLaunchPermissions, changeSnapshotPermissions, describeImage, noPrincipals, retag, snapshotIdsOf } from "../core/images";
 import { randomBytes } from "crypto";
 import { waitFor } from "../core/wait";
-import { asPrincipals, checkKey, expiresKey, Grant, heldByOthers, HolderRecord, MAX_USER_TAGS, OUT_OF_BAND_HOLDER, principalsIn, readRecords, recordTags } from "./grantRecords";
+import { asPrincipals, checkKey, expiresKey, Grant, heldByOthers, HolderRecord, MARKER_HEADROOM, MAX_USER_TAGS, OUT_OF_BAND_HOLDER, principalsIn, readRecords, recordTags } from "./grantRecords";
 
 export type { Grant } from "./grantRecords";
 
@@ -41,7 +41,8 @@ const grantOfRecord = (r: HolderRecord): Grant => ({ launch: asPrincipals(r.laun
 /**
  * Makes holderId's record name exactly `g` (with an expiry, or none: handed over): the new tags
  * first, then the keys it no longer uses, so a crash between leaves more recorded, never less.
- * Refuses, before any change, a record that would take the image past EC2's 50 user tags.
+ * Refuses, before any change, a record that grows and would leave fewer than MARKER_HEADROOM of
+ * EC2's 50 user tags free (a revocation's marker needs one).
  */
 type Tags = { Key?: string; Value?: string }[] | undefined;
 
@@ -50,9 +51,10 @@ async function writeRecord(region: string, imageId: string, tags: Tags, holderId
   const old = readRecords(tags).get(holderId)?.keys ?? [];
   const next = principalsIn(g.launch).length || g.snapshotAccounts.length ? recordTags(holderId, g, expires) : {};
   const userTags = (tags ?? []).filter((t) => t.Key && !t.Key.startsWith("aws:") && !old.includes(t.Key)).length;
-  if (userTags + Object.keys(next).length > MAX_USER_TAGS) {
+  // A record that shrinks or keeps its size is always written (a revocation must be able to proceed).
+  if (Object.keys(next).length > old.length && userTags + Object.keys(next).length > MAX_USER_TAGS - MARKER_HEADROOM) {
     throw new Error(
-      `image ${imageId} in ${region} has ${userTags} tags besides this share's, and this share's grant record needs ${Object.keys(next).length}: EC2 allows ${MAX_USER_TAGS} per image; ` +
+      `image ${imageId} in ${region} has ${userTags} tags besides this share's, and this share's grant record needs ${Object.keys(next).length}: EC2 allows ${MAX_USER_TAGS} per image and ${MARKER_HEADROOM} are kept free for revocations' marker tags; ` +
         "remove some of the image's tags, or share copies (set encrypted, or a region other than sourceRegion) instead of the source in place",
     );
   }

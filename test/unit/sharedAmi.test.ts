@@ -55,6 +55,7 @@ describe("SharedAmi check", () => {
     ["an unknown field", { regionz: ["eu-west-1"] }, "regionz", /unknown field "regionz"/],
     ["a reserved tag key", { tags: { "aws:owner": "x" } }, "tags.aws:owner", /reserved/],
     ["a non-string tag value", { tags: { team: 7 } }, "tags.team", /string value/],
+    ["29 tags (ami-factory's own reach 22 of EC2's 50 on an image)", { tags: Object.fromEntries(Array.from({ length: 29 }, (_, i) => [`t${i}`, "v"])) }, "tags", /29 tags: EC2 allows 50 .* adds up to 22 .* give at most 28/],
     ["a bad deprecation time", { deprecateAt: "next year" }, "deprecateAt", /ISO 8601/],
     ["an image name with bad characters", { name: "a*b" }, "name", /not valid/],
     ["a negative timeout", { timeoutMinutes: -5 }, "timeoutMinutes", /whole number from 1/],
