@@ -62,13 +62,6 @@ export function newCreateStamp(now: Date = new Date()): string {
   return `${now.toISOString()}-${randomBytes(6).toString("hex")}`;
 }
 
-/**
- * The record of grants the image had before a share asked for them, made by no share (by hand, by
- * another tool): a share that finds a principal it grants already granted and named by no record
- * records it here, never expiring, so that no share's revocation takes it away.
- */
-export const OUT_OF_BAND_HOLDER = "out-of-band";
-
 const ORG_ARN = "arn:aws:organizations::";
 const encode = (p: string) => (p.startsWith(ORG_ARN) ? `@${p.slice(ORG_ARN.length)}` : p);
 const decode = (t: string) => (t.startsWith("@") ? `${ORG_ARN}${t.slice(1)}` : t);

@@ -167,7 +167,7 @@ export function shareStep(regions: string[]): Step<ShareContext> {
         const img = ctx.images[region];
         const ec2 = await ec2Client(region);
         ctx.shared.push(region);
-        if (!img.copied) return grantInPlace(region, img, ctx.holderId, grant, grant, ctx.recordExpiry);
+        if (!img.copied) return grantInPlace(region, img, ctx.holderId, grant, grant, ctx.recordExpiry, ctx.log);
         await changeLaunchPermissions(ec2, img.imageId, grant.launch, noPrincipals);
         await changeSnapshotPermissions(ec2, img.snapshotIds, grant.snapshotAccounts, []);
         if (ctx.inputs.deprecateAt) await setDeprecation(ec2, img.imageId, ctx.inputs.deprecateAt);

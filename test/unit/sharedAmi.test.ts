@@ -75,6 +75,14 @@ describe("SharedAmi diff", () => {
     assert.deepStrictEqual(diffSharedAmi(olds, news({})).changes, false);
   });
 
+  it("notes at preview that a principal added to a source shared in place and granted by hand already becomes the share's", () => {
+    const inPlace = outputsFor({ ...valid, regions: [valid.sourceRegion] });
+    const d = diffSharedAmi(inPlace, checkSharedAmi({ ...valid, regions: [valid.sourceRegion], accountIds: [...(valid.accountIds as string[]), "444455556666"] }).inputs!);
+    assert.ok(d.notes.some((n) => /^444455556666 on the source shared in place .*already grants by hand becomes this share's, and deleting the share .* revokes it/.test(n)), d.notes.join("\n"));
+    const copied = diffSharedAmi(outputsFor({ ...valid, regions: ["eu-west-1"] }), news({ regions: ["eu-west-1"], accountIds: [...(valid.accountIds as string[]), "444455556666"] }));
+    assert.ok(!copied.notes.some((n) => /shared in place/.test(n)), "copies hold their own grants");
+  });
+
   for (const [field, value] of [
     ["sourceAmiId", "ami-0aaaaaaaaaaaaaaaa"],
     ["sourceRegion", "us-west-2"],
