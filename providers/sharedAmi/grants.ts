@@ -139,7 +139,7 @@ async function readTagsAfter(region: string, imageId: string, holderId: string |
 
 /**
  * Makes holderId's record name `record` (what it still holds), then revokes of `remove` what no
- * other holder's record names. Then reads the records again: a share that granted one of those
+ * other holder's record names at a consistent read (readTagsAfter). Then reads the records again: a share that granted one of those
  * principals in between (recorded before it granted) gets it back, and what `remove` kept only for
  * other records that are gone by now (their shares deleted in parallel with this one: each read the
  * other's record before it went) is revoked too. Every revocation is followed by a re-read that
@@ -173,10 +173,12 @@ export async function revokeInPlace(region: string, img: ImageRef, holderId: str
     await changeSnapshotPermissions(ec2, img.snapshotIds, volume.filter((a) => after.volume.has(a)), []);
     return after;
   };
-  const before = heldByOthers(readRecords(image.Tags), holderId);
   const candidates = principalsIn(remove.launch).filter((p) => !own.has(p));
   const volumeCandidates = remove.snapshotAccounts.filter((a) => !ownVolume.has(a));
   if (!candidates.length && !volumeCandidates.length) return;
+  // A consistent read before revoking too: a record another share wrote before it is seen, so its
+  // principal is not revoked at all (a consumer loses no access while the re-read waits).
+  const before = heldByOthers(readRecords(await readTagsAfter(region, img.imageId, holderId)), holderId);
   const revoke = candidates.filter((p) => !before.launch.has(p));
   const revokeVolume = volumeCandidates.filter((a) => !before.volume.has(a));
   const after = await revokeThenRecheck(revoke, revokeVolume);

@@ -137,11 +137,14 @@ describe("SharedAmi grant records on a source shared in place", function () {
       await ec2().send(new CreateTagsCommand({ Resources: [imageId], Tags: tags }));
       await ec2().send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: [{ UserId: A }] } }));
       assert.ok(!(await records(imageId)).has("arriving"), "the read lags: the arriving record is not seen yet (the lag works)");
+      const removes = async () => (await emu.calls("ModifyImageAttribute")).filter((c) => Object.keys(c).some((k) => k.startsWith("LaunchPermission.Remove"))).length;
+      const removedBefore = await removes();
       await revokeInPlace("us-east-1", img, "leaving", noGrant, grantA);
+      assert.strictEqual(await removes(), removedBefore, "A never revoked: the records were read consistently before revoking (no gap in access)");
     } finally {
       await emu.control("POST", "ec2/tag-lag", { seconds: 0 });
     }
-    assert.deepStrictEqual(await launchAccounts(imageId), [A], "the arriving share's A kept (granted back after a read that shows the revocation's own marker)");
+    assert.deepStrictEqual(await launchAccounts(imageId), [A], "the arriving share's A kept (seen by a read that shows the revocation's own marker)");
     assert.deepStrictEqual([...(await records(imageId)).keys()], ["arriving"], "the leaving record and the marker are gone");
   });
 
