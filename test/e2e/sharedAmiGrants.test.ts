@@ -122,6 +122,24 @@ describe("SharedAmi grant records on a source shared in place", function () {
     assert.deepStrictEqual(await launchAccounts(imageId), [A], "granted back after the revocation re-read the records");
     assert.deepStrictEqual([...(await records(imageId)).keys()], ["arriving"]);
   });
+  it("a record write that would leave fewer than 2 of EC2's 50 tags free is refused before any change, so a revocation's marker always fits", async () => {
+    const { imageId } = await seedPvImage("us-east-1", "grants-full");
+    const snapshotIds = ((await describeImage("us-east-1", imageId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);
+    const img = { imageId, snapshotIds };
+    const grantA = { launch: { accountIds: [A], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [] };
+    const grantAB = { launch: { accountIds: [A, B], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [] };
+    await grantInPlace("us-east-1", img, "first", grantAB, grantAB);
+    // 48 user tags: the first record's 1 and the user's.
+    const have = ((await describeImage("us-east-1", imageId))?.Tags ?? []).filter((t) => !t.Key?.startsWith("aws:")).length;
+    await ec2().send(new CreateTagsCommand({ Resources: [imageId], Tags: Array.from({ length: 48 - have }, (_, i) => ({ Key: `user-${i}`, Value: "v" })) }));
+    // A second record (1 tag) would leave 1 free: refused, nothing written.
+    await assert.rejects(grantInPlace("us-east-1", img, "second", grantA, grantA), /2 are kept free for revocations' marker tags/);
+    assert.deepStrictEqual([...(await records(imageId)).keys()], ["first"], "nothing written");
+    // A revocation whose record keeps its one tag still has room for its marker.
+    await revokeInPlace("us-east-1", img, "first", grantA, { launch: { accountIds: [B], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [] });
+    assert.deepStrictEqual(await launchAccounts(imageId), [A]);
+  });
+
   it("a revocation whose reads lag EC2's writes (eventual consistency): another share's record written just before still keeps its principal", async () => {
     const { imageId } = await seedPvImage("us-east-1", "grants-lag");
     const snapshotIds = ((await describeImage("us-east-1", imageId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);
