@@ -139,10 +139,10 @@ async function readTagsAfter(region: string, imageId: string, holderId: string |
 
 /**
  * Makes holderId's record name `record` (what it still holds), then revokes of `remove` what no
- * other holder's record names at a consistent read (readTagsAfter). Then reads the records again: a share that granted one of those
- * principals in between (recorded before it granted) gets it back, and what `remove` kept only for
- * other records that are gone by now (their shares deleted in parallel with this one: each read the
- * other's record before it went) is revoked too. Every revocation is followed by a re-read that
+ * other holder's record names at a consistent read (readTagsAfter). Then reads the records again:
+ * a share that granted one of those principals in between (recorded before it granted) gets it
+ * back, and what `remove` kept only for other records that are gone by now (their shares deleted in
+ * parallel with this one: each read the other's record before it went) is revoked too. Every revocation is followed by a re-read that
  * grants back what a record names by then; granters record before they grant, so a grant made after
  * that re-read comes after the revocation; the re-read waits until it shows a marker written after
  * the revocation (readTagsAfter: EC2's reads are eventually consistent). holderId undefined: a
