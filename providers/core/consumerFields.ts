@@ -28,8 +28,7 @@ export const CONSUMER_FIELDS = {
    * launch templates and other stacks keep working) but is deprecated at once, tagged retired, and
    * reaped later by `retention` (`npm run reap`). "delete": deregistered with its snapshots at once.
    * A `pulumi destroy` of the whole stack deletes whatever this says (the StackLifetime marker,
-   * README "Destroy"); so does AMI_FACTORY_DELETE_IMAGES=1, except for an image a replacement
-   * succeeds: that one always retires unless this says "delete".
+   * README "Destroy"); nothing else does (no environment variable).
    */
   retirement: field.of<"retire" | "delete" | undefined, "delete" | undefined, "in-place">({
     change: "in-place",

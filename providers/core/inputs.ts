@@ -37,6 +37,16 @@ export const examples: Record<keyof typeof patterns, string> = {
   imageName: "my-image-2026-11-22",
 };
 
+/**
+ * The most tags a resource's `tags` may give: EC2 allows 50 user tags per image ("Tag restrictions",
+ * Amazon EC2 User Guide) and ami-factory's own on an image reach 22 at most: a SurrogateAmi's
+ * managed-by, build-id, Name, recipe, recipe-hash, suite or releasever, sources, lineage,
+ * tool-version, built-at, kind, guest-script, verification, stack, verified-on, boot-line, facts,
+ * handed-over, then at retirement retired-at, retired-image, retired-by and retention (a
+ * ConvertedHvmAmi's reach 21: source-ami, source-ami-region and conversion for the recipe's four).
+ */
+export const MAX_GIVEN_TAGS = 28;
+
 export class Checker {
   readonly failures: Failure[] = [];
 
@@ -107,7 +117,7 @@ export class Checker {
     if (value === undefined || isUnknown(value)) return;
     if (typeof value !== "object" || value === null || Array.isArray(value)) return this.fail(property, `${property} must be a map of tag keys to string values`);
     const entries = Object.entries(value);
-    if (entries.length > 40) this.fail(property, `${property} has ${entries.length} tags: EC2 allows 50 per resource and ami-factory adds up to 10, so give at most 40`);
+    if (entries.length > MAX_GIVEN_TAGS) this.fail(property, `${property} has ${entries.length} tags: EC2 allows 50 per resource and ami-factory adds up to ${50 - MAX_GIVEN_TAGS} of its own to an image (provenance, verification, hand-over and retirement tags), so give at most ${MAX_GIVEN_TAGS}`);
     for (const [k, v] of entries) {
       if (typeof v !== "string") this.fail(`${property}.${k}`, `tag ${JSON.stringify(k)} must have a string value (got ${JSON.stringify(v)})`);
       if (k.length > 128 || k.length === 0) this.fail(`${property}.${k}`, `tag keys must be 1-128 characters long`);

@@ -7,11 +7,8 @@
 // image of a replacement, a removed entry and `pulumi destroy`. So a delete retires, and a
 // `pulumi destroy` of the whole stack turns that into deleting through the stack's StackLifetime
 // marker (./stackDestroy.ts), deleted after every image. Deleting at once is asked for with the
-// resource's `retirement: "delete"`, or AMI_FACTORY_DELETE_IMAGES=1 in the environment of the
-// `pulumi up`/`destroy` (the provider process inherits the CLI's environment). The environment
-// variable is ignored while a newer image of the same lineage in the region is not retired: a
-// replacement creates before it deletes, so its old image always has one and retires even if a CI
-// job left the variable exported; a removed entry, region or destroy has none.
+// resource's `retirement: "delete"` only: nothing in the environment of an ordinary `pulumi up` can
+// make a removed entry or region delete an image a consumer may still launch.
 import type { EC2Client, Image } from "@aws-sdk/client-ec2";
 import { ec2Client, ec2Sdk } from "./clients";
 import { describeImage, liftProtection, retag } from "./images";
@@ -32,8 +29,6 @@ export const RETIRED_IMAGE_TAG = "ami-factory:retired-image";
 export const RETENTION_TAG = "ami-factory:retention";
 /** project/stack/resource: every image a resource ever made (its builds, its copies) shares it. */
 export const LINEAGE_TAG = "ami-factory:lineage";
-/** Set in the environment of a `pulumi destroy` (or up) whose deletes should delete images, not retire them. */
-export const DELETE_IMAGES_ENV = "AMI_FACTORY_DELETE_IMAGES";
 
 export interface RetentionPolicy {
   days: number;
@@ -45,20 +40,9 @@ export const RETENTION_LIMITS = { days: { min: 1, max: 3650 }, keep: { min: 0, m
 
 export type Retirement = "retire" | "delete";
 
-/**
- * What a delete does with an image: as the resource says, unless the environment asks to delete
- * and the image has no successor (`replaced`: a newer image of its lineage, not retired, exists).
- */
-export function retirementOf(stored: string | undefined, replaced: boolean, env: NodeJS.ProcessEnv = process.env): Retirement {
-  if (stored === "delete") return "delete";
-  if (!replaced && (env[DELETE_IMAGES_ENV] === "1" || env[DELETE_IMAGES_ENV] === "true")) return "delete";
-  return "retire";
-}
-
-/** What a delete does with `imageId` in `region` (retirementOf, its successor looked up when the environment asks to delete). */
-export async function retirementFor(region: string, imageId: string, lineage: string, stored: string | undefined, env: NodeJS.ProcessEnv = process.env): Promise<Retirement> {
-  if (retirementOf(stored, true, env) === retirementOf(stored, false, env)) return retirementOf(stored, false, env);
-  return retirementOf(stored, await hasNewerLive(await ec2Client(region), lineage, imageId), env);
+/** What a delete does with an image: as the resource says (a whole-stack destroy deletes through the StackLifetime marker). */
+export function retirementOf(stored: string | undefined): Retirement {
+  return stored === "delete" ? "delete" : "retire";
 }
 
 /**
@@ -69,15 +53,6 @@ export async function retirementFor(region: string, imageId: string, lineage: st
 export function builds(lineageImages: Image[]): Image[] {
   const ids = new Set(lineageImages.map((i) => i.ImageId));
   return lineageImages.filter((i) => !(i.SourceImageId && ids.has(i.SourceImageId)));
-}
-
-/** Whether an image of the lineage newer than `imageId` exists and is not retired (a replacement's). */
-export async function hasNewerLive(ec2: Pick<EC2Client, "send">, lineage: string, imageId: string): Promise<boolean> {
-  const { DescribeImagesCommand } = ec2Sdk();
-  const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
-  const images = builds(out.Images ?? []);
-  const created = images.find((i) => i.ImageId === imageId)?.CreationDate ?? "";
-  return images.some((i) => i.ImageId !== imageId && i.State !== "deregistered" && !isRetired(i) && (i.CreationDate ?? "") >= created);
 }
 
 export function retentionTag(p: RetentionPolicy | undefined): string {
@@ -97,12 +72,16 @@ export const tagOf = (image: Pick<Image, "Tags"> | undefined, key: string) => im
 /**
  * Whether ami-factory retired this very image: a readable retired-at, and retired-image naming its
  * own id (a copy's tags name the image it was copied from). An image retired before retired-image
- * was written has none and is judged by retired-at alone.
+ * was written has none: it is retired only if it existed when it was retired (CreationDate not after
+ * retired-at); a CopyImage of it made later with its tags is not, and one of unknown age is not.
  */
-export function isRetired(image: Pick<Image, "Tags" | "ImageId">): boolean {
-  if (Number.isNaN(Date.parse(tagOf(image, RETIRED_AT_TAG) ?? ""))) return false;
+export function isRetired(image: Pick<Image, "Tags" | "ImageId" | "CreationDate">): boolean {
+  const retiredAt = Date.parse(tagOf(image, RETIRED_AT_TAG) ?? "");
+  if (Number.isNaN(retiredAt)) return false;
   const retired = tagOf(image, RETIRED_IMAGE_TAG);
-  return retired === undefined || retired === image.ImageId;
+  if (retired !== undefined) return retired === image.ImageId;
+  const created = Date.parse(image.CreationDate ?? "");
+  return !Number.isNaN(created) && created <= retiredAt;
 }
 
 /**
@@ -135,7 +114,7 @@ export async function protectIfAsked(region: string, imageId: string, protection
 }
 
 /** The newest other image of the lineage not retired: the build that replaced `imageId` ("removed" when none). */
-async function successorOf(ec2: Pick<EC2Client, "send">, lineage: string, imageId: string): Promise<string> {
+export async function successorOf(ec2: Pick<EC2Client, "send">, lineage: string, imageId: string): Promise<string> {
   const { DescribeImagesCommand } = ec2Sdk();
   const out = await ec2.send(new DescribeImagesCommand({ Owners: ["self"], Filters: [{ Name: `tag:${LINEAGE_TAG}`, Values: [lineage] }] }));
   const live = builds(out.Images ?? [])
@@ -185,8 +164,8 @@ export async function retireWith(ec2: Pick<EC2Client, "send">, region: string, i
 }
 
 /** What preview says about an image a replacement (`replaced`) or removal takes out of the stack. */
-export function retirementNote(what: string, stored: string | undefined, replaced: boolean): string {
-  return retirementOf(stored, replaced) === "delete"
-    ? `${what}: then deleted (${stored === "delete" ? `retirement: "delete"` : DELETE_IMAGES_ENV})`
+export function retirementNote(what: string, stored: string | undefined): string {
+  return retirementOf(stored) === "delete"
+    ? `${what}: then deleted (retirement: "delete")`
     : `${what}: then retired, not deleted (deprecated, still launchable by id, reaped once unused past its retention; retirement: "delete" deletes it)`;
 }

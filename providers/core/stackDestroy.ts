@@ -37,7 +37,7 @@ export async function deleteRetiredByDestroy(log: (l: string) => void): Promise<
       failed.push(`${p.what}: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
-  if (failed.length) throw new Error(`stack destroyed, but these stay retired (reaping takes them: npm run reap -- --stack <stack> --all):\n  ${failed.join("\n  ")}`);
+  if (failed.length) throw new Error(`stack destroyed, but these stay retired (reaping takes them once retired 24 h: npm run reap -- --stack <stack> --all after 24 h):\n  ${failed.join("\n  ")}`);
 }
 
 /** How many deletes wait for the marker (tests). */

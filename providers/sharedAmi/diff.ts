@@ -21,13 +21,16 @@ export function diffSharedAmi(olds: SharedAmiOutputs, news: SharedAmiInputs): Sh
   const missing = news.regions.filter((r) => olds.regions?.includes(r) && !olds.imageIds?.[r]);
   if (!changed.includes("regions") && news.regions.some((r) => !olds.imageIds?.[r])) changed.push("regions");
   const notes = replaces.length ? [`replaces the copies named ${olds.imageName} because ${replaces.join(", ")} changed`] : [];
-  if (replaces.length && !news.exactName && olds.copiedRegions?.length) notes.push(retirementNote(`each old copy (${olds.copiedRegions.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement, true));
+  if (replaces.length && !news.exactName && olds.copiedRegions?.length) notes.push(retirementNote(`each old copy (${olds.copiedRegions.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement));
   const droppedCopies = (olds.copiedRegions ?? []).filter((r) => !news.regions.includes(r) && olds.imageIds?.[r]);
-  if (!replaces.length && droppedCopies.length && !olds.exactName) notes.push(retirementNote(`the copies of dropped regions (${droppedCopies.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement, false));
+  if (!replaces.length && droppedCopies.length && !olds.exactName) notes.push(retirementNote(`the copies of dropped regions (${droppedCopies.map((r) => `${olds.imageIds[r]} in ${r}`).join(", ")})`, olds.retirement));
   for (const region of missing) {
     const lost = olds.lostCopies?.[region];
     notes.push(`regions: the copy in ${region}${lost ? ` (${lost.imageId})` : ""} is gone (deregistered out of band): the update copies it again${lost?.snapshotIds.length ? ` and deletes its left-over snapshots ${lost.snapshotIds.join(", ")}` : ""}`);
   }
+  const inPlace = news.regions.filter((r) => !needsCopy(news, r));
+  const added = [...news.accountIds.filter((a) => !olds.accountIds?.includes(a)), ...news.organizationArns.filter((a) => !olds.organizationArns?.includes(a)), ...news.organizationalUnitArns.filter((a) => !olds.organizationalUnitArns?.includes(a))];
+  if (inPlace.length && added.length) notes.push(`${added.join(", ")} on the source shared in place (${inPlace.join(", ")}): a principal the source already grants by hand becomes this share's, and deleting the share (or dropping it) revokes it unless another share names it`);
   const published = publishNote(olds.publish, news.publish, news.regions);
   if (published && !replaces.length) notes.push(published);
   if (replaces.length && news.publish) notes.push(`publish: SSM parameter ${news.publish} then names the new copies in ${news.regions.join(", ")}`);

@@ -24,6 +24,12 @@ export const LEGACY_GRANT_TAG_PREFIX = "ami-factory:grant:";
 export const MAX_USER_TAGS = 50;
 export const MAX_TAG_VALUE = 256;
 /**
+ * Tags a record write leaves free on the image: a revocation writes a marker tag (checkKey) to read
+ * the tags consistently, so an image filled to 50 by a record could never have a share revoked.
+ * Two: this share's marker and one of a share revoking in parallel.
+ */
+export const MARKER_HEADROOM = 2;
+/**
  * The most tags one share's record may take, checked at preview: the rest of the image's 50 is
  * left to the image's own tags and other shares (a replacement's record sits beside the old one).
  */
@@ -55,13 +61,6 @@ export function holderIdFor(buildId: string, imageName: string, createStamp?: st
 export function newCreateStamp(now: Date = new Date()): string {
   return `${now.toISOString()}-${randomBytes(6).toString("hex")}`;
 }
-
-/**
- * The record of grants the image had before a share asked for them, made by no share (by hand, by
- * another tool): a share that finds a principal it grants already granted and named by no record
- * records it here, never expiring, so that no share's revocation takes it away.
- */
-export const OUT_OF_BAND_HOLDER = "out-of-band";
 
 const ORG_ARN = "arn:aws:organizations::";
 const encode = (p: string) => (p.startsWith(ORG_ARN) ? `@${p.slice(ORG_ARN.length)}` : p);
@@ -101,9 +100,9 @@ export function recordTags(holderId: string, g: Grant, expires?: { at: string; b
   return tags;
 }
 
-/** How many tags a share's record of `g` takes at most (with its expiry): for the preview check. */
+/** How many tags a share's record of `g` takes at most (with its expiry and its revocation's marker): for the preview check. */
 export function recordTagCount(g: Grant): number {
-  return pack(tokens(g)).length + 1;
+  return pack(tokens(g)).length + 2;
 }
 
 /** Every holder's record on an image, from its tags. */

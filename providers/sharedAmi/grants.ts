@@ -9,7 +9,7 @@ import { ec2Client, ec2Sdk } from "../core/clients";
 import { changeLaunchPermissions, changeSnapshotPermissions, describeImage, noPrincipals, retag, snapshotIdsOf } from "../core/images";
 import { randomBytes } from "crypto";
 import { waitFor } from "../core/wait";
-import { asPrincipals, checkKey, expiresKey, Grant, heldByOthers, HolderRecord, MAX_USER_TAGS, OUT_OF_BAND_HOLDER, principalsIn, readRecords, recordTags } from "./grantRecords";
+import { asPrincipals, checkKey, expiresKey, Grant, heldByOthers, HolderRecord, MARKER_HEADROOM, MAX_USER_TAGS, principalsIn, readRecords, recordTags } from "./grantRecords";
 
 export type { Grant } from "./grantRecords";
 
@@ -41,7 +41,8 @@ const grantOfRecord = (r: HolderRecord): Grant => ({ launch: asPrincipals(r.laun
 /**
  * Makes holderId's record name exactly `g` (with an expiry, or none: handed over): the new tags
  * first, then the keys it no longer uses, so a crash between leaves more recorded, never less.
- * Refuses, before any change, a record that would take the image past EC2's 50 user tags.
+ * Refuses, before any change, a record that grows and would leave fewer than MARKER_HEADROOM of
+ * EC2's 50 user tags free (a revocation's marker needs one).
  */
 type Tags = { Key?: string; Value?: string }[] | undefined;
 
@@ -50,9 +51,10 @@ async function writeRecord(region: string, imageId: string, tags: Tags, holderId
   const old = readRecords(tags).get(holderId)?.keys ?? [];
   const next = principalsIn(g.launch).length || g.snapshotAccounts.length ? recordTags(holderId, g, expires) : {};
   const userTags = (tags ?? []).filter((t) => t.Key && !t.Key.startsWith("aws:") && !old.includes(t.Key)).length;
-  if (userTags + Object.keys(next).length > MAX_USER_TAGS) {
+  // A record that shrinks or keeps its size is always written (a revocation must be able to proceed).
+  if (Object.keys(next).length > old.length && userTags + Object.keys(next).length > MAX_USER_TAGS - MARKER_HEADROOM) {
     throw new Error(
-      `image ${imageId} in ${region} has ${userTags} tags besides this share's, and this share's grant record needs ${Object.keys(next).length}: EC2 allows ${MAX_USER_TAGS} per image; ` +
+      `image ${imageId} in ${region} has ${userTags} tags besides this share's, and this share's grant record needs ${Object.keys(next).length}: EC2 allows ${MAX_USER_TAGS} per image and ${MARKER_HEADROOM} are kept free for revocations' marker tags; ` +
         "remove some of the image's tags, or share copies (set encrypted, or a region other than sourceRegion) instead of the source in place",
     );
   }
@@ -62,56 +64,44 @@ async function writeRecord(region: string, imageId: string, tags: Tags, holderId
 }
 
 /**
- * What of `add` the image (launch) and its snapshots (volumes, on any of them) grant already while
- * no record names it: granted out of band, before or beside ami-factory. The permissions are read
- * before the records (`readTags`): a share records before it grants, so a grant seen was recorded
- * before the records are read, and a parallel create's grant is not taken for an out-of-band one.
+ * What of `add` the image (launch) and its snapshots (volumes, on any of them) grant already: for a
+ * warning only. Which of them were granted by hand cannot be told safely from a share's grant in
+ * flight or one being revoked (a concurrent share), so nothing is inferred from it: the share
+ * records them as its own, and its delete revokes what no other share's record names.
  */
-async function grantedOutOfBand(region: string, img: ImageRef, add: Grant, readTags: () => Promise<Tags>): Promise<{ grant: Grant; tags: Tags }> {
+async function grantedAlready(region: string, img: ImageRef, add: Grant): Promise<string[]> {
   const { DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand } = ec2Sdk();
   const ec2 = await ec2Client(region);
   const wanted = principalsIn(add.launch);
-  const wantedVolume = add.snapshotAccounts;
-  const launch = new Set<string>();
+  const seen = new Set<string>();
   if (wanted.length) {
     const perms = (await ec2.send(new DescribeImageAttributeCommand({ ImageId: img.imageId, Attribute: "launchPermission" }))).LaunchPermissions ?? [];
-    for (const p of perms) [p.Group === "all" ? "all" : undefined, p.UserId, p.OrganizationArn, p.OrganizationalUnitArn].forEach((x) => x && launch.add(x));
+    for (const p of perms) [p.UserId, p.OrganizationArn, p.OrganizationalUnitArn].forEach((x) => x && wanted.includes(x) && seen.add(x));
   }
-  const volume = new Set<string>();
-  if (wantedVolume.length) {
+  if (add.snapshotAccounts.length) {
     for (const SnapshotId of img.snapshotIds) {
       const perms = (await ec2.send(new DescribeSnapshotAttributeCommand({ SnapshotId, Attribute: "createVolumePermission" }))).CreateVolumePermissions ?? [];
-      perms.forEach((p) => p.UserId && volume.add(p.UserId));
+      perms.forEach((p) => p.UserId && add.snapshotAccounts.includes(p.UserId) && seen.add(p.UserId));
     }
   }
-  const tags = await readTags();
-  const named = heldByOthers(readRecords(tags), undefined);
-  return {
-    grant: { launch: asPrincipals(wanted.filter((p) => launch.has(p) && !named.launch.has(p))), snapshotAccounts: wantedVolume.filter((a) => volume.has(a) && !named.volume.has(a)) },
-    tags,
-  };
+  return [...seen];
 }
 
 /**
  * Records `record` as holderId's whole grant (first: a crash leaves a grant recorded, never one
- * unrecorded), then grants `add`. What of `add` is granted already without a record (by hand,
- * before this share) is first recorded for OUT_OF_BAND_HOLDER: no share's revocation takes it.
+ * unrecorded), then grants `add`. A principal of `add` the source grants already is recorded as
+ * this share's like any other (by hand or by a share in flight cannot be told apart safely): the
+ * share's delete revokes it unless another share's record names it; `log` says so.
  */
-export async function grantInPlace(region: string, img: ImageRef, holderId: string, record: Grant, add: Grant, expires?: RecordExpiry): Promise<void> {
+export async function grantInPlace(region: string, img: ImageRef, holderId: string, record: Grant, add: Grant, expires?: RecordExpiry, log?: (l: string) => void): Promise<void> {
   const ec2 = await ec2Client(region);
-  const gone = () => new Error(`image ${img.imageId} in ${region} is gone: it cannot be shared in place`);
-  const found = await grantedOutOfBand(region, img, add, async () => {
-    const image = await describeImage(ec2, img.imageId);
-    if (!image) throw gone();
-    return image.Tags;
-  });
-  const outOfBand = found.grant;
-  let tags = found.tags;
-  if (principalsIn(outOfBand.launch).length || outOfBand.snapshotAccounts.length) {
-    const kept = readRecords(tags).get(OUT_OF_BAND_HOLDER);
-    tags = await writeRecord(region, img.imageId, tags, OUT_OF_BAND_HOLDER, mergeGrants(kept ? grantOfRecord(kept) : noGrant, outOfBand));
+  const image = await describeImage(ec2, img.imageId);
+  if (!image) throw new Error(`image ${img.imageId} in ${region} is gone: it cannot be shared in place`);
+  const already = log ? await grantedAlready(region, img, add) : [];
+  if (already.length) {
+    log!(`warning: ${img.imageId} in ${region} grants ${already.join(", ")} already (by hand, or by another share): this share records them as its own, so deleting it revokes them unless another share still names them; grant them again by hand after that if they must keep access`);
   }
-  await writeRecord(region, img.imageId, tags, holderId, record, expires);
+  await writeRecord(region, img.imageId, image.Tags, holderId, record, expires);
   await changeLaunchPermissions(ec2, img.imageId, add.launch, noPrincipals);
   await changeSnapshotPermissions(ec2, img.snapshotIds, add.snapshotAccounts, []);
 }
@@ -149,10 +139,10 @@ async function readTagsAfter(region: string, imageId: string, holderId: string |
 
 /**
  * Makes holderId's record name `record` (what it still holds), then revokes of `remove` what no
- * other holder's record names. Then reads the records again: a share that granted one of those
- * principals in between (recorded before it granted) gets it back, and what `remove` kept only for
- * other records that are gone by now (their shares deleted in parallel with this one: each read the
- * other's record before it went) is revoked too. Every revocation is followed by a re-read that
+ * other holder's record names at a consistent read (readTagsAfter). Then reads the records again:
+ * a share that granted one of those principals in between (recorded before it granted) gets it
+ * back, and what `remove` kept only for other records that are gone by now (their shares deleted in
+ * parallel with this one: each read the other's record before it went) is revoked too. Every revocation is followed by a re-read that
  * grants back what a record names by then; granters record before they grant, so a grant made after
  * that re-read comes after the revocation; the re-read waits until it shows a marker written after
  * the revocation (readTagsAfter: EC2's reads are eventually consistent). holderId undefined: a
@@ -183,10 +173,12 @@ export async function revokeInPlace(region: string, img: ImageRef, holderId: str
     await changeSnapshotPermissions(ec2, img.snapshotIds, volume.filter((a) => after.volume.has(a)), []);
     return after;
   };
-  const before = heldByOthers(readRecords(image.Tags), holderId);
   const candidates = principalsIn(remove.launch).filter((p) => !own.has(p));
   const volumeCandidates = remove.snapshotAccounts.filter((a) => !ownVolume.has(a));
   if (!candidates.length && !volumeCandidates.length) return;
+  // A consistent read before revoking too: a record another share wrote before it is seen, so its
+  // principal is not revoked at all (a consumer loses no access while the re-read waits).
+  const before = heldByOthers(readRecords(await readTagsAfter(region, img.imageId, holderId)), holderId);
   const revoke = candidates.filter((p) => !before.launch.has(p));
   const revokeVolume = volumeCandidates.filter((a) => !before.volume.has(a));
   const after = await revokeThenRecheck(revoke, revokeVolume);

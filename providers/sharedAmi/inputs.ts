@@ -87,7 +87,7 @@ function checkRecordBudget(c: Checker, i: SharedAmiInputs): void {
   const principals = { accountIds: i.accountIds, organizationArns: i.organizationArns, organizationalUnitArns: i.organizationalUnitArns };
   const needed = recordTagCount({ launch: principals, snapshotAccounts: i.shareSnapshots ? i.accountIds : [] });
   if (needed > RECORD_TAG_BUDGET) {
-    c.fail("accountIds", `sharing the source in place with ${i.accountIds.length + i.organizationArns.length + i.organizationalUnitArns.length} principals needs ${needed} grant-record tags on it, more than the ${RECORD_TAG_BUDGET} a share may take of EC2's 50 per image: share with organizationArns or organizationalUnitArns instead of many accounts, or leave sourceRegion out of regions (copies hold their own grants)`);
+    c.fail("accountIds", `sharing the source in place with ${i.accountIds.length + i.organizationArns.length + i.organizationalUnitArns.length} principals needs ${needed} grant-record tags on it, more than the ${RECORD_TAG_BUDGET} a share may take of EC2's 50 per image (its revocation's marker tag counted): share with organizationArns or organizationalUnitArns instead of many accounts, or leave sourceRegion out of regions (copies hold their own grants)`);
   }
 }
 

@@ -14,7 +14,7 @@ import { isoOrUndefined } from "../core/inputs";
 import { BUILD_ID_TAG, EXPIRES_TAG, HANDED_OVER_TAG, STACK_TAG, provenanceTags, tagSpecifications, TAG_PREFIX, Tags } from "../core/tags";
 import { Grant, grantInPlace, handOverRecord, noGrant, RecordExpiry, revokeInPlace } from "./grants";
 import { holderIdFor, newCreateStamp } from "./grantRecords";
-import { LINEAGE_TAG, protectIfAsked, protectionSeen, retirementFor, retireUnlessDestroyed } from "../core/retire";
+import { LINEAGE_TAG, protectIfAsked, protectionSeen, retirementOf, retireUnlessDestroyed } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
 import { republish, unpublishImage } from "../core/publish";
 import { needsCopy, SCHEMA_VERSION, SHARED_AMI_FIELDS, SharedAmiInputs, SharedAmiOutputs } from "./inputs";
@@ -75,7 +75,7 @@ export async function publishShare(outs: SharedAmiOutputs, regions: string[], be
 
 /** A copy leaving the stack: retired (the default), or deleted with its snapshots. An exact name is deleted (the replacement needs it). */
 export async function retireOrDeleteCopy(share: Pick<SharedAmiInputs, "scope" | "exactName" | "retirement" | "retention">, region: string, img: RegionImage, log: Log): Promise<void> {
-  if (!share.exactName && (await retirementFor(region, img.imageId, share.scope, share.retirement)) === "retire") {
+  if (!share.exactName && retirementOf(share.retirement) === "retire") {
     return retireUnlessDestroyed(region, img.imageId, { lineage: share.scope, retention: share.retention }, log, () => deleteImageAndSnapshots(region, img.imageId, img.snapshotIds));
   }
   await deleteImageAndSnapshots(region, img.imageId, img.snapshotIds);
@@ -167,7 +167,7 @@ export function shareStep(regions: string[]): Step<ShareContext> {
         const img = ctx.images[region];
         const ec2 = await ec2Client(region);
         ctx.shared.push(region);
-        if (!img.copied) return grantInPlace(region, img, ctx.holderId, grant, grant, ctx.recordExpiry);
+        if (!img.copied) return grantInPlace(region, img, ctx.holderId, grant, grant, ctx.recordExpiry, ctx.log);
         await changeLaunchPermissions(ec2, img.imageId, grant.launch, noPrincipals);
         await changeSnapshotPermissions(ec2, img.snapshotIds, grant.snapshotAccounts, []);
         if (ctx.inputs.deprecateAt) await setDeprecation(ec2, img.imageId, ctx.inputs.deprecateAt);

@@ -36,7 +36,7 @@ const isEmpty = (c: Change) => !c.launch.accountIds.length && !c.launch.organiza
  */
 async function applyChange(ctx: UpdateContext, region: string, img: RegionImage, add: Change | undefined, remove: Change | undefined, record: Change): Promise<void> {
   if (!img.copied) {
-    if (add) await grantInPlace(region, img, ctx.holderId, record, add);
+    if (add) await grantInPlace(region, img, ctx.holderId, record, add, undefined, ctx.log);
     if (remove) await revokeInPlace(region, img, ctx.holderId, record, remove);
     return;
   }

@@ -16,7 +16,7 @@ import { instanceProfileStep } from "./iam";
 import { launchWorkerStep, workerImageStep } from "./instance";
 import { networkStep, securityGroupStep } from "./network";
 import { verificationFromTags } from "./verify";
-import { protectIfAsked, protectionSeen, retirementFor, RetentionPolicy, retireUnlessDestroyed, setProtection } from "../core/retire";
+import { protectIfAsked, protectionSeen, retirementOf, RetentionPolicy, retireUnlessDestroyed, setProtection } from "../core/retire";
 import { reapOpportunistically } from "../core/reap";
 import { publishImage, republish, unpublishImage } from "../core/publish";
 
@@ -204,7 +204,7 @@ export async function builtImageTag(region: string, imageId: string, key: string
 export async function retireOrDeleteBuiltImage(region: string, image: BuiltImage & Retiring, onlyOwnSnapshot: boolean, log: (l: string) => void): Promise<void> {
   // A replacement has rewritten the parameter to its image by now (it stays); a removed entry's goes.
   if (image.publish) await unpublishImage(region, image.publish, image.imageId, image.buildId, log);
-  if (!image.exactName && (await retirementFor(region, image.imageId, image.scope, image.retirement)) === "retire") {
+  if (!image.exactName && retirementOf(image.retirement) === "retire") {
     return retireUnlessDestroyed(region, image.imageId, { lineage: image.scope, retention: image.retention }, log, () => deleteBuiltImage(region, image, onlyOwnSnapshot));
   }
   await deleteBuiltImage(region, image, onlyOwnSnapshot);

@@ -115,7 +115,7 @@ export function diffBuiltImage<T extends BuildInputs>(table: FieldTable, olds: T
   const notes: string[] = [];
   if (replaces.length) notes.push(`replaces image ${olds.imageName} because ${replaces.join(", ")} changed`);
   // The old image's fate, as the state says (exactName: deleted, warned below).
-  if (replaces.length && !news.exactName) notes.push(retirementNote(`image ${olds.imageName}`, (olds as { retirement?: string }).retirement, true));
+  if (replaces.length && !news.exactName) notes.push(retirementNote(`image ${olds.imageName}`, (olds as { retirement?: string }).retirement));
   const o = olds as { publish?: string; region?: string };
   const n = news as { publish?: string; region?: string };
   const published = publishNote(o.publish, n.publish, [n.region ?? ""]);

@@ -9,7 +9,7 @@ from __future__ import annotations
 import botocore.exceptions
 import pytest
 
-from emulator_harness import OTHER, REGION, Server, image, register, snapshot
+from emulator_harness import OTHER, REGION, Server, image, register, snapshot, tags_of
 
 
 def test_image_state_control(server: Server) -> None:
@@ -54,3 +54,24 @@ def test_call_failure_rule(server: Server) -> None:
     ec2.deregister_image(ImageId=image_id)
     status, _ = server.control("POST", "calls/fail", {"action": "CopyImage", "code": "X", "times": 0})
     assert status == 400
+
+
+def test_tag_lag_refuses_a_create_past_50_tags_at_once(server: Server) -> None:
+    """EC2 answers a CreateTags past 50 user tags with TagLimitExceeded ("Tag restrictions"); with
+    tag-lag on, it is checked against the tags once the pending writes land, not when it lands."""
+    ec2 = server.client("ec2")
+    image_id = register(ec2, snapshot(ec2))  # tagged Name and build
+    server.ok("POST", "ec2/tag-lag", {"seconds": 30})
+    try:
+        ec2.create_tags(Resources=[image_id], Tags=[{"Key": f"k{i}", "Value": "v"} for i in range(47)])
+        with pytest.raises(botocore.exceptions.ClientError) as refused:
+            ec2.create_tags(Resources=[image_id], Tags=[{"Key": "one-more", "Value": "v"}, {"Key": "two-more", "Value": "v"}])
+        assert refused.value.response["Error"]["Code"] == "TagLimitExceeded"
+        ec2.create_tags(Resources=[image_id], Tags=[{"Key": "k0", "Value": "again"}, {"Key": "fiftieth", "Value": "v"}])
+        ec2.delete_tags(Resources=[image_id], Tags=[{"Key": "k1"}])
+        ec2.create_tags(Resources=[image_id], Tags=[{"Key": "after-a-delete", "Value": "v"}])
+        assert len(tags_of(image(ec2, image_id))) == 2, "the writes have not landed yet"
+    finally:
+        server.ok("POST", "ec2/tag-lag", {"seconds": 0})
+    tags = tags_of(image(ec2, image_id))
+    assert len(tags) == 50 and tags["k0"] == "again" and "k1" not in tags and "one-more" not in tags

@@ -25,9 +25,9 @@ describe("retirement on the engine", function () {
   let emu: Emulator;
   useEmulator({ iam: true }, (e) => (emu = e));
 
-  it("deletes the old image of a replacement at once with retirement: delete, retires it by default even with AMI_FACTORY_DELETE_IMAGES=1, and deletes on a plain destroy; reap --all takes what is retired", async () => {
+  it("deletes the old image of a replacement at once with retirement: delete, retires it by default (an earlier release's AMI_FACTORY_DELETE_IMAGES=1 changes nothing), and deletes on a plain destroy; reap --all takes what is retired", async () => {
     await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
-    const t = await testStack(emu, { builds: [{ ...build, retirement: "delete" }] }, "us-east-1", { plainDestroy: true });
+    const t = await testStack(emu, { builds: [{ ...build, retirement: "delete" }] });
     const first = imageOf(await t.stack.up({ onOutput: t.onOutput }));
     const firstSnapshot = (await resourceOutputs(t.stack, "os")).snapshotId as string;
 
@@ -45,7 +45,7 @@ describe("retirement on the engine", function () {
     await t.stack.up({ onOutput: t.onOutput });
     const secondSnapshot = (await resourceOutputs(t.stack, "os")).snapshotId as string;
 
-    // AMI_FACTORY_DELETE_IMAGES=1 left exported (a CI job): a replacement still retires its old image (it has a successor).
+    // AMI_FACTORY_DELETE_IMAGES=1 (an earlier release's switch) left exported: ignored, the old image retires.
     t.configure({ builds: [{ ...build, rebuildTrigger: "2027-02" }] });
     t.stack.workspace.envVars.AMI_FACTORY_DELETE_IMAGES = "1";
     let third: string;
@@ -78,20 +78,27 @@ describe("retirement on the engine", function () {
     assert.deepStrictEqual(await imagesTagged("us-east-1", "ami-factory:kind", "SurrogateAmi"), []);
   });
 
-  it("retires on a replacement, a removed entry and destroy --target of one image; a plain destroy of the stack deletes its images and their snapshots (preview says so)", async () => {
+  it("retires on a replacement, a removed entry (even with AMI_FACTORY_DELETE_IMAGES=1) and destroy --target of one image; a plain destroy of the stack deletes its images and their snapshots (preview says so)", async () => {
     await emu.failSsmCommands({ match: "surrogate", status: "Success", output: `${JSON.stringify(FACTS)}\n` });
     const entry = (name: string, extra: Record<string, unknown> = {}) => ({ name, imageName: `${name}-base`, recipe: build.recipe, ...extra });
     const shareSource = await seedHvmImage("us-east-1", "share-source");
     const share = { name: "s", sourceAmiId: shareSource, regions: ["eu-west-1"] };
-    const t = await testStack(emu, { builds: [entry("a"), entry("b"), entry("c")], shares: [share] }, "us-east-1", { plainDestroy: true });
+    const t = await testStack(emu, { builds: [entry("a"), entry("b"), entry("c")], shares: [share] });
     const images = (up: { outputs: Record<string, { value: unknown }> }) => Object.fromEntries(Object.entries(up.outputs.images.value as Record<string, Record<string, string>>).map(([k, v]) => [k, v["us-east-1"]]));
     const snapshotOf = async (name: string) => (await resourceOutputs(t.stack, name)).snapshotId as string;
     const before = images(await t.stack.up({ onOutput: t.onOutput }));
     const snapshots = { a: await snapshotOf("a"), b: await snapshotOf("b"), c: await snapshotOf("c") };
 
-    // One up: a rebuilt, c removed.
+    // One up: a rebuilt, c removed; with an earlier release's AMI_FACTORY_DELETE_IMAGES=1 exported,
+    // which no longer deletes a removed entry's image (a consumer may still launch it).
     t.configure({ builds: [entry("a", { rebuildTrigger: "2027-01" }), entry("b")], shares: [share] });
-    const after = images(await t.stack.up({ onOutput: t.onOutput }));
+    t.stack.workspace.envVars.AMI_FACTORY_DELETE_IMAGES = "1";
+    let after: Record<string, string>;
+    try {
+      after = images(await t.stack.up({ onOutput: t.onOutput }));
+    } finally {
+      delete t.stack.workspace.envVars.AMI_FACTORY_DELETE_IMAGES;
+    }
     const newA = await describeImage("us-east-1", after.a);
     const oldA = await describeImage("us-east-1", before.a);
     assert.strictEqual(oldA?.State, "available", "the replaced image is retired, not deleted");

@@ -1,7 +1,8 @@
 // SharedAmi grant records on a source shared in place, through the real engine: a create killed
 // between recording its grants and making them leaves a record that `npm run sweep` takes away with
 // what only it granted (another share's grants stay); 40 principals fit EC2's 50 tags per image; a
-// principal granted by hand before the share keeps its grants when the share goes.
+// principal granted by hand before the share is the share's once it asks for it (warned; nothing is
+// inferred, so no concurrent share's grant is ever made permanent): the share's delete revokes it.
 import * as assert from "assert";
 import { CreateTagsCommand, DescribeImageAttributeCommand, DescribeSnapshotAttributeCommand, EC2Client, ModifyImageAttributeCommand, ModifySnapshotAttributeCommand } from "@aws-sdk/client-ec2";
 import { describeImage, ec2, seedPvImage } from "../support/aws";
@@ -11,7 +12,7 @@ import { useEmulator } from "../support/hooks";
 import { killHard, processTree } from "../support/processes";
 import { resourceOutputs, testStack } from "../support/stack";
 import { sweep } from "../../scripts/sweep";
-import { OUT_OF_BAND_HOLDER, readRecords, recordTags } from "../../providers/sharedAmi/grantRecords";
+import { readRecords, recordTags } from "../../providers/sharedAmi/grantRecords";
 import { grantInPlace, noGrant, revokeInPlace } from "../../providers/sharedAmi/grants";
 
 const A = "111122223333";
@@ -121,6 +122,24 @@ describe("SharedAmi grant records on a source shared in place", function () {
     assert.deepStrictEqual(await launchAccounts(imageId), [A], "granted back after the revocation re-read the records");
     assert.deepStrictEqual([...(await records(imageId)).keys()], ["arriving"]);
   });
+  it("a record write that would leave fewer than 2 of EC2's 50 tags free is refused before any change, so a revocation's marker always fits", async () => {
+    const { imageId } = await seedPvImage("us-east-1", "grants-full");
+    const snapshotIds = ((await describeImage("us-east-1", imageId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);
+    const img = { imageId, snapshotIds };
+    const grantA = { launch: { accountIds: [A], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [] };
+    const grantAB = { launch: { accountIds: [A, B], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [] };
+    await grantInPlace("us-east-1", img, "first", grantAB, grantAB);
+    // 48 user tags: the first record's 1 and the user's.
+    const have = ((await describeImage("us-east-1", imageId))?.Tags ?? []).filter((t) => !t.Key?.startsWith("aws:")).length;
+    await ec2().send(new CreateTagsCommand({ Resources: [imageId], Tags: Array.from({ length: 48 - have }, (_, i) => ({ Key: `user-${i}`, Value: "v" })) }));
+    // A second record (1 tag) would leave 1 free: refused, nothing written.
+    await assert.rejects(grantInPlace("us-east-1", img, "second", grantA, grantA), /2 are kept free for revocations' marker tags/);
+    assert.deepStrictEqual([...(await records(imageId)).keys()], ["first"], "nothing written");
+    // A revocation whose record keeps its one tag still has room for its marker.
+    await revokeInPlace("us-east-1", img, "first", grantA, { launch: { accountIds: [B], organizationArns: [], organizationalUnitArns: [] }, snapshotAccounts: [] });
+    assert.deepStrictEqual(await launchAccounts(imageId), [A]);
+  });
+
   it("a revocation whose reads lag EC2's writes (eventual consistency): another share's record written just before still keeps its principal", async () => {
     const { imageId } = await seedPvImage("us-east-1", "grants-lag");
     const snapshotIds = ((await describeImage("us-east-1", imageId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);
@@ -136,11 +155,14 @@ describe("SharedAmi grant records on a source shared in place", function () {
       await ec2().send(new CreateTagsCommand({ Resources: [imageId], Tags: tags }));
       await ec2().send(new ModifyImageAttributeCommand({ ImageId: imageId, LaunchPermission: { Add: [{ UserId: A }] } }));
       assert.ok(!(await records(imageId)).has("arriving"), "the read lags: the arriving record is not seen yet (the lag works)");
+      const removes = async () => (await emu.calls("ModifyImageAttribute")).filter((c) => Object.keys(c).some((k) => k.startsWith("LaunchPermission.Remove"))).length;
+      const removedBefore = await removes();
       await revokeInPlace("us-east-1", img, "leaving", noGrant, grantA);
+      assert.strictEqual(await removes(), removedBefore, "A never revoked: the records were read consistently before revoking (no gap in access)");
     } finally {
       await emu.control("POST", "ec2/tag-lag", { seconds: 0 });
     }
-    assert.deepStrictEqual(await launchAccounts(imageId), [A], "the arriving share's A kept (granted back after a read that shows the revocation's own marker)");
+    assert.deepStrictEqual(await launchAccounts(imageId), [A], "the arriving share's A kept (seen by a read that shows the revocation's own marker)");
     assert.deepStrictEqual([...(await records(imageId)).keys()], ["arriving"], "the leaving record and the marker are gone");
   });
 
@@ -183,7 +205,7 @@ describe("SharedAmi grant records on a source shared in place", function () {
     assert.deepStrictEqual(await launchAccounts(sourceAmiId), []);
   });
 
-  it("a principal granted on the source by hand before the share asked for it keeps its grants when the share goes", async () => {
+  it("a principal granted on the source by hand before the share asked for it: warned, recorded as the share's, revoked with it; no record is left", async () => {
     const { imageId: sourceAmiId } = await seedPvImage("us-east-1", "grants-out-of-band");
     const snapshots = ((await describeImage("us-east-1", sourceAmiId))?.BlockDeviceMappings ?? []).map((m) => m.Ebs?.SnapshotId).filter((s): s is string => !!s);
     // The user shared the source with A (launch and volumes) before ami-factory did.
@@ -192,12 +214,14 @@ describe("SharedAmi grant records on a source shared in place", function () {
     const t = await testStack(emu, { shares: [{ name: "over", imageName: "over", sourceAmiId, regions: ["us-east-1"], accountIds: [A, B], shareSnapshots: true }] });
     await t.stack.up({ onOutput: t.onOutput });
     assert.deepStrictEqual(await launchAccounts(sourceAmiId), [A, B]);
+    assert.match(t.output.join(""), new RegExp(`grants ${A} already \\(by hand, or by another share\\): this share records them as its own, so deleting it revokes them`));
     const held = await records(sourceAmiId);
-    assert.deepStrictEqual([...(held.get(OUT_OF_BAND_HOLDER)?.launch ?? [])], [A], `A recorded as granted out of band: ${JSON.stringify([...held.keys()])}`);
-    assert.deepStrictEqual([...(held.get(OUT_OF_BAND_HOLDER)?.volume ?? [])], [A]);
+    assert.deepStrictEqual([...held.keys()].length, 1, `one record, the share's: ${JSON.stringify([...held.keys()])}`);
+    assert.deepStrictEqual([...[...held.values()][0].launch].sort(), [A, B].sort());
     await t.stack.destroy({ onOutput: t.onOutput });
-    assert.deepStrictEqual(await launchAccounts(sourceAmiId), [A], "B (the share's) revoked, A (granted by hand before) kept");
-    for (const s of snapshots) assert.deepStrictEqual(await volumeAccounts(s), [A], `snapshot ${s}: A's volume grant kept`);
+    assert.deepStrictEqual(await launchAccounts(sourceAmiId), [], "A is the share's once it asked for it: revoked with it (README: shared in place)");
+    for (const s of snapshots) assert.deepStrictEqual(await volumeAccounts(s), [], `snapshot ${s}`);
+    assert.deepStrictEqual([...(await records(sourceAmiId)).keys()], [], "no record left to keep a grant forever");
   });
 
   it("pulumi up --replace of an exactName share in place: the replacement gets its own record, and the old share's delete leaves its grant", async () => {

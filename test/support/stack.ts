@@ -5,7 +5,6 @@ import type { Stack } from "@pulumi/pulumi/automation";
 import { localStack } from "../../scripts/local/engine";
 import { REPO_ROOT } from "../../scripts/local/toolchain";
 import type { Emulator } from "./emulator";
-import { DELETE_IMAGES_ENV } from "../../providers/core/retire";
 
 export interface TestStack {
   stack: Stack;
@@ -19,8 +18,8 @@ export interface TestStack {
 
 let counter = 0;
 
-/** `plainDestroy`: destroy as a plain `pulumi destroy` (the StackLifetime marker deletes the images), not with AMI_FACTORY_DELETE_IMAGES=1. */
-export async function testStack(emulator: Emulator, config: Record<string, unknown>, region = "us-east-1", opts: { plainDestroy?: boolean } = {}): Promise<TestStack> {
+/** A test's destroy is a plain `pulumi destroy`: the StackLifetime marker deletes the images. */
+export async function testStack(emulator: Emulator, config: Record<string, unknown>, region = "us-east-1"): Promise<TestStack> {
   const stackName = `t${process.pid}-${++counter}`;
   const workDir = path.join(REPO_ROOT, ".local", "test-stacks", stackName);
   fs.rmSync(workDir, { recursive: true, force: true });
@@ -32,8 +31,7 @@ export async function testStack(emulator: Emulator, config: Record<string, unkno
     fs.writeFileSync(configFile, JSON.stringify({ config: entries }, null, 2));
   };
   configure(config);
-  const engineStack = retryingTransportFlakes(await localStack({ stackName, workDir, env: { ...emulator.env, AWS_REGION: region } }));
-  const stack = opts.plainDestroy ? engineStack : destroyDeletesImages(engineStack);
+  const stack = retryingTransportFlakes(await localStack({ stackName, workDir, env: { ...emulator.env, AWS_REGION: region } }));
   const output: string[] = [];
   return {
     stack,
@@ -65,24 +63,6 @@ function retryingTransportFlakes(stack: Stack): Stack {
       }
     };
   }
-  return stack;
-}
-
-/**
- * A test's destroy deletes the images at once, as `pulumi destroy` does with AMI_FACTORY_DELETE_IMAGES=1
- * (the provider process inherits it), also for a `destroy --target` and a stack whose state has no
- * StackLifetime marker (made before it existed).
- */
-function destroyDeletesImages(stack: Stack): Stack {
-  const original = stack.destroy.bind(stack);
-  stack.destroy = async (...args: Parameters<Stack["destroy"]>) => {
-    stack.workspace.envVars[DELETE_IMAGES_ENV] = "1";
-    try {
-      return await original(...args);
-    } finally {
-      delete stack.workspace.envVars[DELETE_IMAGES_ENV];
-    }
-  };
   return stack;
 }
 

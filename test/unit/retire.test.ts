@@ -4,7 +4,7 @@ import type { Image } from "@aws-sdk/client-ec2";
 import { refusesEach } from "../support/table";
 import { checkSharedAmi } from "../../providers/sharedAmi/inputs";
 import { decide, referencesOf, RetiredImage } from "../../providers/core/reap";
-import { DELETE_IMAGES_ENV, hasNewerLive, isRetired, protectionSeen, parseRetention, retentionTag, retirementOf, retireWith } from "../../providers/core/retire";
+import { isRetired, protectionSeen, parseRetention, retentionTag, retirementOf, retireWith, successorOf } from "../../providers/core/retire";
 import { rootSnapshotOf } from "../../providers/worker/build";
 import { publishRefusal, unpublishes } from "../../providers/core/publish";
 import { deregisterProtected } from "../../providers/core/images";
@@ -52,35 +52,40 @@ describe("retirement fields", () => {
 });
 
 describe("what a delete does", () => {
-  it("retires by default, deletes when the resource says so, or the environment for an image without a successor", () => {
-    assert.strictEqual(retirementOf(undefined, false, {}), "retire");
-    assert.strictEqual(retirementOf("delete", false, {}), "delete");
-    assert.strictEqual(retirementOf("delete", true, {}), "delete");
-    assert.strictEqual(retirementOf(undefined, false, { [DELETE_IMAGES_ENV]: "1" }), "delete", "a destroy or removed entry");
-    assert.strictEqual(retirementOf(undefined, true, { [DELETE_IMAGES_ENV]: "1" }), "retire", "a replacement, with the variable left exported");
+  it("retires unless the resource says delete; nothing in the environment deletes", () => {
+    assert.strictEqual(retirementOf(undefined), "retire");
+    assert.strictEqual(retirementOf("delete"), "delete");
+    process.env.AMI_FACTORY_DELETE_IMAGES = "1";
+    try {
+      assert.strictEqual(retirementOf(undefined), "retire", "an earlier release's AMI_FACTORY_DELETE_IMAGES is ignored");
+    } finally {
+      delete process.env.AMI_FACTORY_DELETE_IMAGES;
+    }
   });
 
-  it("sees a replacement's successor: a newer image of the lineage, not retired", async () => {
-    const img = (id: string, created: string, retired = false) => ({ ImageId: id, State: "available", CreationDate: created, Tags: retired ? [{ Key: "ami-factory:retired-at", Value: created }] : [] });
+  it("names a replacement's successor: the newest other image of the lineage, not retired", async () => {
+    const img = (id: string, created: string, retired = false) => ({ ImageId: id, State: "available", CreationDate: created, Tags: [{ Key: "ami-factory:build-id", Value: `b-${id}` }, ...(retired ? [{ Key: "ami-factory:retired-at", Value: created }] : [])] });
     const ec2 = (images: object[]) => ({ send: async () => ({ Images: images }) }) as never;
-    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-01-01T00:00:00Z"), img("ami-new", "2027-02-01T00:00:00Z")]), "p/s/web", "ami-old"), true);
-    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-01-01T00:00:00Z")]), "p/s/web", "ami-old"), false, "removed: nothing else");
-    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-01-01T00:00:00Z"), img("ami-new", "2027-02-01T00:00:00Z", true)]), "p/s/web", "ami-old"), false, "only retired ones");
-    assert.strictEqual(await hasNewerLive(ec2([img("ami-old", "2027-03-01T00:00:00Z"), img("ami-older", "2027-02-01T00:00:00Z")]), "p/s/web", "ami-old"), false, "only older ones");
+    assert.strictEqual(await successorOf(ec2([img("ami-old", "2027-01-01T00:00:00Z"), img("ami-new", "2027-02-01T00:00:00Z")]), "p/s/web", "ami-old"), "b-ami-new");
+    assert.strictEqual(await successorOf(ec2([img("ami-old", "2027-01-01T00:00:00Z")]), "p/s/web", "ami-old"), "removed", "removed: nothing else");
+    assert.strictEqual(await successorOf(ec2([img("ami-old", "2027-01-01T00:00:00Z"), img("ami-new", "2027-02-01T00:00:00Z", true)]), "p/s/web", "ami-old"), "removed", "only retired ones");
   });
 
   it("judges an image retired by its own id: a CopyImage of a retired image that copied its tags is not retired", async () => {
     const tags = (retiredImage?: string) => [{ Key: "ami-factory:retired-at", Value: "2027-01-01T00:00:00.000Z" }, ...(retiredImage ? [{ Key: "ami-factory:retired-image", Value: retiredImage }] : [])];
-    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags("ami-old") }), true);
-    assert.strictEqual(isRetired({ ImageId: "ami-copy", Tags: tags("ami-old") }), false, "a copy carrying the retired image's tags");
-    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags() }), true, "retired before retired-image was written");
-    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [{ Key: "ami-factory:retired-at", Value: "soon" }] }), false);
-    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: [] }), false);
+    const made = "2026-12-01T00:00:00.000Z";
+    assert.strictEqual(isRetired({ ImageId: "ami-old", CreationDate: made, Tags: tags("ami-old") }), true);
+    assert.strictEqual(isRetired({ ImageId: "ami-copy", CreationDate: made, Tags: tags("ami-old") }), false, "a copy carrying the retired image's tags");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", CreationDate: made, Tags: tags() }), true, "retired before retired-image was written");
+    assert.strictEqual(isRetired({ ImageId: "ami-copy", CreationDate: "2027-01-02T00:00:00.000Z", Tags: tags() }), false, "a later copy (tags copied) of an image retired before retired-image was written");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", Tags: tags() }), false, "no retired-image and no CreationDate: its age unknown, not reaped");
+    assert.strictEqual(isRetired({ ImageId: "ami-old", CreationDate: made, Tags: [{ Key: "ami-factory:retired-at", Value: "soon" }] }), false);
+    assert.strictEqual(isRetired({ ImageId: "ami-old", CreationDate: made, Tags: [] }), false);
     // Nor is it a successor: it copies one of the lineage's images (SourceImageId).
-    const copy = { ImageId: "ami-copy", State: "available", CreationDate: "2027-02-01T00:00:00Z", SourceImageId: "ami-older", Tags: tags("ami-older") };
+    const copy = { ImageId: "ami-copy", State: "available", CreationDate: "2027-02-01T00:00:00Z", SourceImageId: "ami-older", Tags: [...tags("ami-older"), { Key: "ami-factory:build-id", Value: "b-older" }] };
     const images = [{ ImageId: "ami-older", State: "available", CreationDate: "2026-12-01T00:00:00Z", Tags: tags("ami-older") }, { ImageId: "ami-live", State: "available", CreationDate: "2027-01-01T00:00:00Z", Tags: [] }, copy];
     const ec2 = { send: async () => ({ Images: images }) } as never;
-    assert.strictEqual(await hasNewerLive(ec2, "p/s/web", "ami-live"), false, "a copy of a retired build is no successor");
+    assert.strictEqual(await successorOf(ec2, "p/s/web", "ami-live"), "removed", "a copy of a retired build is no successor");
   });
 
   it("reads deregistration protection for refresh: false when an image is unprotected, nothing when EC2 does not say", () => {

@@ -55,6 +55,7 @@ describe("SharedAmi check", () => {
     ["an unknown field", { regionz: ["eu-west-1"] }, "regionz", /unknown field "regionz"/],
     ["a reserved tag key", { tags: { "aws:owner": "x" } }, "tags.aws:owner", /reserved/],
     ["a non-string tag value", { tags: { team: 7 } }, "tags.team", /string value/],
+    ["29 tags (ami-factory's own reach 22 of EC2's 50 on an image)", { tags: Object.fromEntries(Array.from({ length: 29 }, (_, i) => [`t${i}`, "v"])) }, "tags", /29 tags: EC2 allows 50 .* adds up to 22 .* give at most 28/],
     ["a bad deprecation time", { deprecateAt: "next year" }, "deprecateAt", /ISO 8601/],
     ["an image name with bad characters", { name: "a*b" }, "name", /not valid/],
     ["a negative timeout", { timeoutMinutes: -5 }, "timeoutMinutes", /whole number from 1/],
@@ -72,6 +73,14 @@ describe("SharedAmi diff", () => {
 
   it("reports no change for the same inputs", () => {
     assert.deepStrictEqual(diffSharedAmi(olds, news({})).changes, false);
+  });
+
+  it("notes at preview that a principal added to a source shared in place and granted by hand already becomes the share's", () => {
+    const inPlace = outputsFor({ ...valid, regions: [valid.sourceRegion] });
+    const d = diffSharedAmi(inPlace, checkSharedAmi({ ...valid, regions: [valid.sourceRegion], accountIds: [...(valid.accountIds as string[]), "444455556666"] }).inputs!);
+    assert.ok(d.notes.some((n) => /^444455556666 on the source shared in place .*already grants by hand becomes this share's, and deleting the share .* revokes it/.test(n)), d.notes.join("\n"));
+    const copied = diffSharedAmi(outputsFor({ ...valid, regions: ["eu-west-1"] }), news({ regions: ["eu-west-1"], accountIds: [...(valid.accountIds as string[]), "444455556666"] }));
+    assert.ok(!copied.notes.some((n) => /shared in place/.test(n)), "copies hold their own grants");
   });
 
   for (const [field, value] of [

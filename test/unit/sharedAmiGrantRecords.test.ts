@@ -32,7 +32,7 @@ describe("SharedAmi grant records", () => {
     assert.deepStrictEqual([...r.launch].sort(), [...accounts(40), ORG, OU].sort());
     assert.deepStrictEqual([...r.volume].sort(), accounts(40));
     assert.deepStrictEqual(r.expires, { at: "2026-12-07T20:00:00.000Z", buildId: "b-1", stack: "ami-factory/dev" });
-    assert.strictEqual(recordTagCount(g), 4);
+    assert.strictEqual(recordTagCount(g), 5, "its 4 and its revocation's marker");
   });
 
   it("count a revocation's marker (checkKey) among its holder's keys, naming no grant", () => {
@@ -65,7 +65,7 @@ describe("SharedAmi grant records", () => {
     assert.deepStrictEqual(checkSharedAmi({ ...inPlace, accountIds: accounts(40) }).failures, []);
     const many = checkSharedAmi({ ...inPlace, accountIds: accounts(200) });
     assert.deepStrictEqual(many.failures.map((f) => f.property), ["accountIds"]);
-    assert.match(many.failures[0].reason, new RegExp(`200 principals needs \\d+ grant-record tags on it, more than the ${RECORD_TAG_BUDGET} .* EC2's 50 per image: share with organizationArns`));
+    assert.match(many.failures[0].reason, new RegExp(`200 principals needs \\d+ grant-record tags on it, more than the ${RECORD_TAG_BUDGET} .* EC2's 50 per image \\(its revocation's marker tag counted\\): share with organizationArns`));
     assert.deepStrictEqual(checkSharedAmi({ ...inPlace, regions: ["eu-west-1"], accountIds: accounts(200) }).failures, [], "copies hold their grants in launch permissions alone");
   });
 });

@@ -20,7 +20,7 @@ describe("deletes left for a destroy of the whole stack", () => {
     const done: string[] = [];
     deleteIfStackDestroyed("ami-1 in us-east-1", async () => Promise.reject(new Error("InvalidAMIID.Unavailable")));
     deleteIfStackDestroyed("ami-2 in us-east-1", async () => void done.push("ami-2"));
-    await assert.rejects(deleteRetiredByDestroy(() => undefined), /stay retired \(reaping takes them: npm run reap -- --stack <stack> --all\):\n  ami-1 in us-east-1: InvalidAMIID\.Unavailable$/);
+    await assert.rejects(deleteRetiredByDestroy(() => undefined), /stay retired \(reaping takes them once retired 24 h: npm run reap -- --stack <stack> --all after 24 h\):\n  ami-1 in us-east-1: InvalidAMIID\.Unavailable$/);
     assert.deepStrictEqual(done, ["ami-2"]);
   });
 });
