@@ -415,6 +415,7 @@ class Vm:
     def attach_volume(self, volume_id: str, path: str, size_bytes: int) -> None:
         """Hot-plug the volume's file as an NVMe controller (serial = the volume id without its
         dash) into a free PCIe root port. AttachmentLimit when every port is taken."""
+        self._wait_running()  # outside the lock: a failed resume's cold boot takes it
         with self._lock:
             if volume_id in self.attachments:
                 return
@@ -459,6 +460,18 @@ class Vm:
                 for node in reversed(a.nodes):
                     q.execute("blockdev-del", {"node-name": node})
             del self.attachments[volume_id]
+
+    def _wait_running(self, timeout: float = 180) -> None:
+        """Until the guest runs: a worker resumed from a saved state is paused while it loads (until
+        `cont`), and a device plugged in then is not in the state the guest resumes with, so its
+        hot-plug would never reach the guest. A VM that never runs is left to fail at the plug."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is None or self.proc.poll() is not None:
+                return
+            if self.run_state() == "running":
+                return
+            time.sleep(0.2)
 
     def _wait_qmp(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
