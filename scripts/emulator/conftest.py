@@ -17,10 +17,23 @@ def server() -> Iterator[Server]:
     s.stop()
 
 
+def _twin_server(tmp_path_factory: pytest.TempPathFactory) -> Server:
+    return Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_EMULATOR": "twin",
+                       "AMI_FACTORY_TWIN_DIR": str(tmp_path_factory.mktemp("twin-runs"))})
+
+
 @pytest.fixture(scope="session")
 def twin(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_EMULATOR": "twin",
-                    "AMI_FACTORY_TWIN_DIR": str(tmp_path_factory.mktemp("twin-runs"))})
+    s = _twin_server(tmp_path_factory)
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A twin server of the module's own, never reset between its tests: the worker VM tests carry a
+    worker from one test to the next."""
+    s = _twin_server(tmp_path_factory)
     yield s
     s.stop()
 

@@ -227,14 +227,6 @@ def test_the_qemu_network_is_restricted_with_two_forwards() -> None:
 
 # -- one worker boot ----------------------------------------------------------------------------------------
 
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_EMULATOR": "twin",
-                    "AMI_FACTORY_TWIN_DIR": str(tmp_path_factory.mktemp("twin-runs"))})
-    yield s
-    s.stop()
-
-
 def run(ssm: Any, iid: str, lines: list[str], timeout: float = 300) -> dict[str, Any]:
     cid = ssm.send_command(InstanceIds=[iid], DocumentName="AWS-RunShellScript",
                            Parameters={"commands": lines, "executionTimeout": ["600"]})["Command"]["CommandId"]

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
@@ -30,14 +30,6 @@ PARAM = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 REGISTER_TIMEOUT = 60
 # A cold boot under TCG on two loaded cores (worker.py's READY_TIMEOUT bounds it too).
 COLD_BOOT_TIMEOUT = 600
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_EMULATOR": "twin",
-                    "AMI_FACTORY_TWIN_DIR": str(tmp_path_factory.mktemp("twin-runs"))})
-    yield s
-    s.stop()
 
 
 STATE: dict[str, Any] = {}

@@ -16,7 +16,7 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
@@ -25,14 +25,6 @@ from emulator_harness import Server, wait_for
 
 PARAM = "/aws/service/ami-amazon-linux-latest/al2023-ami-kernel-default-x86_64"
 BOOT_TIMEOUT = 600
-
-
-@pytest.fixture(scope="module")
-def emu(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    s = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_EMULATOR": "twin",
-                    "AMI_FACTORY_TWIN_DIR": str(tmp_path_factory.mktemp("twin-runs"))})
-    yield s
-    s.stop()
 
 
 STATE: dict[str, Any] = {}

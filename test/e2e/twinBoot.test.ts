@@ -17,6 +17,7 @@ import { ec2 } from "../support/aws";
 import { Emulator, startEmulator } from "../support/emulator";
 import { twinDisks, TwinDisks } from "../support/twinDisks";
 import { importSnapshot, putObject } from "../../scripts/local/twinImport";
+import { filesUnder } from "../support/host";
 
 const REGION = "us-east-1";
 const BUCKET = "twin-boot-disks";
@@ -33,10 +34,6 @@ function qemuOf(instanceId: string): number[] {
   });
 }
 
-function filesUnder(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]));
-}
 
 
 /** The disk image into the emulator's S3, then ImportSnapshot (scripts/local/twinImport.ts, as npm start does). */

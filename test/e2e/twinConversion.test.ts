@@ -20,6 +20,7 @@ import { resourceOutputs, testStack } from "../support/stack";
 import { twinDisks, TwinDisks } from "../support/twinDisks";
 import { importSnapshot, putObject } from "../../scripts/local/twinImport";
 import { sweep } from "../../scripts/sweep";
+import { filesUnder } from "../support/host";
 
 const REGION = "us-east-1";
 const BUCKET = "twin-conversion-disks";
@@ -39,10 +40,6 @@ async function registerPv(name: string, snapshotId: string, sizeGiB: number): Pr
   return out.ImageId!;
 }
 
-function filesUnder(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]));
-}
 
 /** Instances not terminated (pending, running, stopping, stopped): none may outlive a build. */
 async function liveInstances(): Promise<string[]> {

@@ -15,14 +15,11 @@ import { Emulator, startEmulator } from "../support/emulator";
 import { resourceOutputs, testStack } from "../support/stack";
 import { twinImageDisk, TwinImageDisk } from "../support/twinImageDisk";
 import { putObject } from "../../scripts/local/twinImport";
+import { filesUnder } from "../support/host";
 
 const REGION = "us-east-1";
 const BUCKET = "twin-surrogate-images";
 
-function filesUnder(dir: string): string[] {
-  if (!fs.existsSync(dir)) return [];
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]));
-}
 
 describe("SurrogateAmi on the twin: the image recipe downloads its disk from S3 on a worker VM", function () {
   this.timeout(30 * 60_000);

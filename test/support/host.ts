@@ -1,10 +1,18 @@
 // Running commands and handling loop devices on this machine, for the guest-script tests.
 import { spawnSync, SpawnSyncReturns } from "child_process";
+import * as fs from "fs";
+import * as path from "path";
 
 export interface Run {
   status: number | null;
   stdout: string;
   stderr: string;
+}
+
+/** Every file under dir (none when it does not exist), depth first. */
+export function filesUnder(dir: string): string[] {
+  if (!fs.existsSync(dir)) return [];
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => (e.isDirectory() ? filesUnder(path.join(dir, e.name)) : [path.join(dir, e.name)]));
 }
 
 export function run(cmd: string, args: string[], opts: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string } = {}): Run {

@@ -10,7 +10,7 @@ import * as crypto from "crypto";
 import * as fs from "fs";
 import * as os from "os";
 import * as path from "path";
-import { leftovers, Loops, must, run, tail } from "./host";
+import { filesUnder, leftovers, Loops, must, run, tail } from "./host";
 
 const repo = path.resolve(__dirname, "../..");
 const pvImage = path.join(repo, "test/support/pv-image.sh");
@@ -27,12 +27,6 @@ export interface TwinDisks {
   built: boolean;
 }
 
-function filesUnder(dir: string): string[] {
-  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name);
-    return e.isDirectory() ? filesUnder(p) : [p];
-  });
-}
 
 function inputsKey(tarball: string): string {
   const h = crypto.createHash("sha256");

@@ -192,25 +192,16 @@ def _control(method: str, path: str, query: dict[str, str], body: Any) -> tuple[
         s = twin_store()
         return 200, {"mode": "twin" if s else "recorded", "runDir": s.run_dir() if s else None,
                      "workersReady": _workers_ready()}
-    if path == "twin/worker-agent-off" and method == "POST":
+    if path in ("twin/worker-agent-off", "twin/worker-state-damaged") and method == "POST":
+        # The next N worker VMs boot with their agent masked, or load a damaged saved state.
         if twin_store() is None:
-            raise HttpError(400, "twin/worker-agent-off needs the twin (AMI_FACTORY_EMULATOR=twin)")
-        from .twin.worker import AGENT_OFF
+            raise HttpError(400, f"{path} needs the twin (AMI_FACTORY_EMULATOR=twin)")
+        from .twin.worker import AGENT_OFF, STATE_DAMAGED
 
         n = (body or {}).get("workers")
         if not isinstance(n, int) or n < 1:
             raise HttpError(400, "'workers' must be a positive integer")
-        AGENT_OFF.add(n)
-        return 200, {"ok": True}
-    if path == "twin/worker-state-damaged" and method == "POST":
-        if twin_store() is None:
-            raise HttpError(400, "twin/worker-state-damaged needs the twin (AMI_FACTORY_EMULATOR=twin)")
-        from .twin.worker import STATE_DAMAGED
-
-        n = (body or {}).get("workers")
-        if not isinstance(n, int) or n < 1:
-            raise HttpError(400, "'workers' must be a positive integer")
-        STATE_DAMAGED.add(n)
+        (AGENT_OFF if path == "twin/worker-agent-off" else STATE_DAMAGED).add(n)
         return 200, {"ok": True}
     if path == "twin/volume-write" and method == "POST":
         s = twin_store()
