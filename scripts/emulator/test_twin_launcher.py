@@ -90,7 +90,7 @@ def test_the_recorded_mode_says_so_and_has_no_twin(tmp_path: Path) -> None:
     s = Server(env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false", "AMI_FACTORY_TWIN_DIR": str(tmp_path)})
     try:
         assert first_stderr_line(s).startswith("moto_server.py: mode recorded: SSM answers and consoles are scripted")
-        assert s.ok("GET", "twin") == {"mode": "recorded", "runDir": None}
+        assert s.ok("GET", "twin") == {"mode": "recorded", "runDir": None, "workersReady": {}}
         ec2 = s.client("ec2")
         volume = ec2.create_volume(Size=1, AvailabilityZone="us-east-1a")["VolumeId"]
         status, body = s.control("POST", "twin/volume-write", {"volumeId": volume, "offset": 0, "length": 1, "pattern": 1})
